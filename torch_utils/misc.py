@@ -1,0 +1,66 @@
+"""Small tensor and module helpers used across the project."""
+import contextlib
+import warnings
+
+import torch
+
+
+@contextlib.contextmanager
+def suppress_tracer_warnings():
+    """Silence TorchScript tracer warnings inside the block."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', category=torch.jit.TracerWarning)
+        yield
+
+
+def assert_shape(tensor, ref_shape):
+    """Raise AssertionError unless `tensor.shape` matches `ref_shape` (None = any size)."""
+    if tensor.ndim != len(ref_shape):
+        raise AssertionError(f'Wrong number of dimensions: got {tensor.ndim}, expected {len(ref_shape)} '
+                             f'(shape {list(tensor.shape)} vs {list(ref_shape)})')
+    for idx, (size, ref_size) in enumerate(zip(tensor.shape, ref_shape)):
+        if ref_size is None:
+            continue
+        if isinstance(ref_size, torch.Tensor):
+            with suppress_tracer_warnings():
+                torch._assert(torch.equal(torch.as_tensor(size), ref_size), f'Wrong size for dimension {idx}')
+        elif isinstance(size, torch.Tensor):
+            with suppress_tracer_warnings():
+                torch._assert(torch.equal(size, torch.as_tensor(ref_size)),
+                              f'Wrong size for dimension {idx}: expected {ref_size}')
+        elif size != ref_size:
+            raise AssertionError(f'Wrong size for dimension {idx}: got {size}, expected {ref_size} '
+                                 f'(shape {list(tensor.shape)} vs {list(ref_shape)})')
+
+
+def profiled_function(fn):
+    """Decorator: label the function's time in the PyTorch profiler."""
+    def decorator(*args, **kwargs):
+        with torch.autograd.profiler.record_function(fn.__name__):
+            return fn(*args, **kwargs)
+    decorator.__name__ = fn.__name__
+    decorator.__doc__ = fn.__doc__
+    return decorator
+
+
+def params_and_buffers(module):
+    """All parameters followed by all buffers of `module` (recursive)."""
+    assert isinstance(module, torch.nn.Module)
+    return list(module.parameters()) + list(module.buffers())
+
+
+def named_params_and_buffers(module):
+    """(name, tensor) for all parameters followed by all buffers of `module` (recursive)."""
+    assert isinstance(module, torch.nn.Module)
+    return list(module.named_parameters()) + list(module.named_buffers())
+
+
+@torch.no_grad()
+def copy_params_and_buffers(src_module, dst_module, require_all=False):
+    """Copy tensors by name from `src_module` into `dst_module` (in place)."""
+    src_tensors = dict(named_params_and_buffers(src_module))
+    for name, tensor in named_params_and_buffers(dst_module):
+        if name in src_tensors:
+            tensor.copy_(src_tensors[name].detach()).requires_grad_(tensor.requires_grad)
+        elif require_all:
+            raise KeyError(f'Missing tensor in source module: {name}')

@@ -56,7 +56,7 @@ def persistent_class(orig_class):
     Decorator.__qualname__ = class_name
     Decorator.__module__ = module_name
     Decorator.__doc__ = orig_class.__doc__
-    _registry[class_name] = Decorator
+    _registry.setdefault(class_name, Decorator)  # first definition wins (e.g. over re-executed copies)
     return Decorator
 
 

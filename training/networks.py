@@ -43,6 +43,7 @@ def modulated_conv2d(
     demodulate=True,            # Normalise each output channel to unit expected variance (StyleGAN2 Eq. 3)?
     flip_weight=True,           # False = true convolution (used with up > 1).
     fused_modconv=True,         # One grouped conv over the batch instead of scaling activations?
+    out_gain=None,              # Per-output-channel gain applied after demodulation, before noise: [C_out] or None.
 ):
     """Modulated (and demodulated) convolution; returns [N, C_out, H', W']."""
     batch_size = x.shape[0]
@@ -62,6 +63,13 @@ def modulated_conv2d(
         w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, C_out, C_in, kh, kw]
     if demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, C_out]
+    if out_gain is not None:
+        misc.assert_shape(out_gain, [out_channels])
+        ones = torch.ones([batch_size, out_channels], dtype=weight.dtype, device=weight.device)
+        dcoefs = out_gain.unsqueeze(0) * (dcoefs if dcoefs is not None else ones)
+        demodulate = True  # From here on, dcoefs holds the per-channel output scale.
+        if w is None:
+            w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)
     if demodulate and fused_modconv:
         w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
 
@@ -267,6 +275,7 @@ class SynthesisLayer(torch.nn.Module):
         resample_filter=[1, 3, 3, 1],   # Low-pass filter for upsampling.
         conv_clamp=None,                # Clamp the output to +-X, None = disable clamping.
         channels_last=False,            # Use channels_last format for the weights?
+        channel_gain=False,             # Learnable per-output-channel gain after demodulation (SSGAN)?
     ):
         super().__init__()
         self.resolution = resolution
@@ -286,6 +295,7 @@ class SynthesisLayer(torch.nn.Module):
             self.register_buffer('noise_const', torch.randn([resolution, resolution]))
             self.noise_strength = torch.nn.Parameter(torch.zeros([]))
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
+        self.channel_gain = torch.nn.Parameter(torch.ones([out_channels])) if channel_gain else None
 
     def forward(self, x, w, noise_mode='random', fused_modconv=True, gain=1):
         """x: [N, C_in, r/up, r/up], w: [N, w_dim] -> [N, C_out, r, r].
@@ -305,7 +315,8 @@ class SynthesisLayer(torch.nn.Module):
 
         flip_weight = (self.up == 1)  # Slightly faster this way.
         x = modulated_conv2d(x=x, weight=self.weight, styles=styles, noise=noise, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter, flip_weight=flip_weight, fused_modconv=fused_modconv)
+                             resample_filter=self.resample_filter, flip_weight=flip_weight, fused_modconv=fused_modconv,
+                             out_gain=getattr(self, 'channel_gain', None))
 
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None

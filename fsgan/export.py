@@ -1,0 +1,115 @@
+"""Artefacts of an adapted network: baked NVIDIA-format snapshots and compact adapter files.
+
+* Snapshot: a stylegan2-ada-pytorch style pickle {'G', 'D', 'G_ema', 'training_set_kwargs',
+  'augment_pipe'} of plain networks: every re-parameterised tensor is baked back into an
+  ordinary weight, so stylegan2-ada-pytorch and fsgan.load_network both read it.
+* Adapter: only the trained tensors of G, D and G_ema, the method and its options, and the
+  sha256 of the source network file. Applying it to that source reproduces the adapted
+  networks exactly; applying it to another source is refused.
+"""
+import pickle
+
+import torch
+
+from dnnlib.fileio import atomic_write_bytes
+from fsgan.methods import adapt, reparam
+
+ADAPTER_FORMAT = 'fsgan-adapter'
+ADAPTER_VERSION = 1
+
+
+class AdapterError(Exception):
+    """An adapter file that cannot be applied (the message says why and what to do)."""
+
+
+def baked_copy(net):
+    """A copy of `net` with every re-parameterisation baked into plain tensors (None stays None)."""
+    if net is None:
+        return None
+    return reparam.baked(net).eval().requires_grad_(False)
+
+
+def save_snapshot(path, G, D, G_ema, training_set_kwargs=None):
+    """Write a baked, stylegan2-ada-pytorch compatible network pickle atomically."""
+    data = dict(training_set_kwargs=training_set_kwargs, G=baked_copy(G), D=baked_copy(D),
+                G_ema=baked_copy(G_ema), augment_pipe=None)
+    atomic_write_bytes(path, pickle.dumps(data, protocol=4))
+
+
+def trained_state(net):
+    """{name: tensor} of the tensors that training changes (requires_grad) in `net`."""
+    return {name: p.detach().cpu().clone() for name, p in net.named_parameters() if p.requires_grad}
+
+
+def save_adapter(path, method, method_options, source_sha256, G, D, G_ema):
+    """Write the trained tensors of an adapted G/D (and G_ema's values of the same tensors) atomically."""
+    g_names = list(trained_state(G))
+    ema_params = dict(G_ema.named_parameters())
+    payload = dict(format=ADAPTER_FORMAT, version=ADAPTER_VERSION, method=method,
+                   method_options=dict(method_options), source_sha256=source_sha256,
+                   G=trained_state(G), D=trained_state(D) if D is not None else {},
+                   G_ema={n: ema_params[n].detach().cpu().clone() for n in g_names})
+    buf = _torch_bytes(payload)
+    atomic_write_bytes(path, buf)
+
+
+def _torch_bytes(obj):
+    import io
+    f = io.BytesIO()
+    torch.save(obj, f)
+    return f.getvalue()
+
+
+def load_adapter(path):
+    """Read an adapter file safely (tensors and plain data only)."""
+    try:
+        payload = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise AdapterError(f'{path}: no such adapter file') from None
+    except Exception as e:
+        raise AdapterError(f'{path}: not a readable adapter file ({type(e).__name__}); '
+                           f'pass an adapter-*.pt written by scripts/train.py') from None
+    if not isinstance(payload, dict) or payload.get('format') != ADAPTER_FORMAT:
+        raise AdapterError(f'{path}: not an fsgan adapter file')
+    if payload.get('version') != ADAPTER_VERSION:
+        raise AdapterError(f'{path}: adapter version {payload.get("version")} is not supported '
+                           f'(this fsgan reads version {ADAPTER_VERSION})')
+    return payload
+
+
+def _load_trained(net, tensors, what, path):
+    params = dict(net.named_parameters())
+    missing = sorted(set(tensors) - set(params))
+    if missing:
+        raise AdapterError(f'{path}: {what} has no tensor(s) {", ".join(missing[:5])}; '
+                           f'the adapter was made for a different architecture')
+    with torch.no_grad():
+        for name, value in tensors.items():
+            if params[name].shape != value.shape:
+                raise AdapterError(f'{path}: {what}.{name} has shape {list(value.shape)}, '
+                                   f'the network expects {list(params[name].shape)}')
+            params[name].copy_(value)
+
+
+def apply_adapter(network, path):
+    """Apply an adapter file to a loaded source network dict (from fsgan.load_network), in place.
+
+    Returns the same dict with G, D and G_ema adapted. Refuses a source with another sha256.
+    """
+    payload = load_adapter(path)
+    if payload['source_sha256'] != network.get('sha256'):
+        raise AdapterError(f'{path}: made for source network sha256 {payload["source_sha256"][:12]}..., '
+                           f'but the given network has {str(network.get("sha256"))[:12]}...; '
+                           f'pass the network the adapter was trained from')
+    opts = payload['method_options']
+    for key, D in (('G', network.get('D')), ('G_ema', None)):
+        if network.get(key) is None:
+            continue
+        adapt(network[key], D, method=payload['method'], **opts)
+        _load_trained(network[key], payload[key], key, path)
+        if D is not None:
+            _load_trained(D, payload['D'], 'D', path)
+        network[key].requires_grad_(False)
+        if D is not None:
+            D.requires_grad_(False)
+    return network

@@ -1,0 +1,54 @@
+"""Registry of adaptation methods."""
+from dataclasses import dataclass, field
+from typing import Callable, Dict
+
+import torch
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """An adaptation method and the paper's training defaults for it."""
+    name: str
+    apply: Callable             # apply(G, D, **options) -> list of trainable tensors
+    description: str
+    lr: float                   # Adam learning rate (paper setting)
+    update_w_avg: bool          # Let the mapping network track w_avg during training?
+    options: Dict[str, object] = field(default_factory=dict)  # option name -> default
+
+
+METHODS: Dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add a method to the registry (one line per method module)."""
+    assert spec.name not in METHODS, f'method {spec.name!r} registered twice'
+    METHODS[spec.name] = spec
+    return spec
+
+
+def get_method(name: str) -> MethodSpec:
+    """Look up a method by name; the error lists what is registered."""
+    if name not in METHODS:
+        raise ValueError(f'Unknown adaptation method {name!r}; choose one of: {", ".join(sorted(METHODS))}')
+    return METHODS[name]
+
+
+def adapt(G, D=None, method='fsgan', **options):
+    """Re-parameterise G (and D unless None) in place for `method`; return the trainable tensors.
+
+    Every other tensor ends with requires_grad=False.
+    """
+    spec = get_method(method)
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise ValueError(f'Method {method!r} has no option(s) {", ".join(unknown)}; '
+                         f'its options are: {", ".join(sorted(spec.options)) or "none"}')
+    resolved = {**spec.options, **options}
+    for net in (G, D):
+        if net is not None:
+            net.requires_grad_(False)
+    trainable = spec.apply(G, D, **resolved)
+    for t in trainable:
+        t.requires_grad_(True)
+    assert all(isinstance(t, torch.Tensor) for t in trainable)
+    return trainable

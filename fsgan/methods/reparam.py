@@ -1,0 +1,132 @@
+"""Re-parameterisations of layer tensors (torch.nn.utils.parametrize), and baking them away."""
+import torch
+from torch.nn.utils import parametrize
+
+
+def thin_svd(flat):
+    """Thin SVD of a float64 matrix [m, n] -> U [m, r], s [r] (descending), Vh [r, n], r = min(m, n).
+
+    Computed from the eigen-decomposition of the smaller Gram matrix, which is much faster than
+    LAPACK's SVD on the CPU here. U @ diag(s) @ Vh reproduces the matrix to float64 rounding
+    (for the larger side, Vh = diag(1/s) U^T W); directions with s below 1e-12 * s_max are
+    dropped (s = 0, zero vectors), which changes the product by less than that.
+    """
+    m, n = flat.shape
+    transpose = m > n
+    A = flat.t() if transpose else flat                     # [p, q] with p <= q
+    evals, evecs = torch.linalg.eigh(A @ A.t())             # ascending
+    evals, evecs = evals.flip(0), evecs.flip(1)
+    s = evals.clamp(min=0).sqrt()
+    keep = s > 1e-12 * s.max().clamp(min=1e-300)
+    inv = torch.where(keep, 1 / torch.where(keep, s, torch.ones_like(s)), torch.zeros_like(s))
+    s = torch.where(keep, s, torch.zeros_like(s))
+    other = (evecs.t() @ A) * inv[:, None]                  # [p, q], rows orthonormal where kept
+    if transpose:
+        return other.t(), s, evecs.t()                      # U [m, r] = other^T, Vh = evecs^T
+    return evecs, s, other
+
+
+class SingularValueScale(torch.nn.Module):
+    """W = U diag(lam * s0) V^T (+ row mean when centred), from the SVD of the pretrained weight.
+
+    The weight is flattened to [out, in * k * k]. U [out, r], s0 [r], Vh [r, in*k*k] (and the
+    mean [1, in*k*k]) are frozen buffers. Trainable: `lam` [r], initialised to 1, or with
+    train_sigma=True the singular values `sigma` [r] themselves, initialised to s0.
+    centered=True is the PCA variant: the SVD is of W minus its mean row, added back after.
+    """
+
+    def __init__(self, weight, train_sigma=False, centered=False):
+        super().__init__()
+        self.shape = tuple(weight.shape)
+        flat = weight.detach().reshape(weight.shape[0], -1).to(torch.float64)
+        mean = flat.mean(dim=0, keepdim=True) if centered else torch.zeros_like(flat[:1])
+        U, s0, Vh = thin_svd(flat - mean)
+        dtype = weight.dtype
+        self.register_buffer('U', U.to(dtype))
+        self.register_buffer('s0', s0.to(dtype))
+        self.register_buffer('Vh', Vh.to(dtype))
+        self.register_buffer('mean', mean.to(dtype))
+        self.train_sigma = train_sigma
+        if train_sigma:
+            self.sigma = torch.nn.Parameter(s0.to(dtype).clone())
+        else:
+            self.lam = torch.nn.Parameter(torch.ones_like(s0, dtype=dtype))
+
+    def singular_values(self):
+        """Current singular values [r]."""
+        return self.sigma if self.train_sigma else self.lam * self.s0
+
+    def trainable(self):
+        return self.sigma if self.train_sigma else self.lam
+
+    def forward(self, original):
+        flat = (self.U * self.singular_values()) @ self.Vh + self.mean
+        return flat.reshape(self.shape)
+
+
+class ChannelScale(torch.nn.Module):
+    """W * gamma per output channel (dim 0); gamma [out] initialised to 1."""
+
+    def __init__(self, num_channels, device=None):
+        super().__init__()
+        self.gamma = torch.nn.Parameter(torch.ones([num_channels], device=device))
+
+    def forward(self, weight):
+        return weight * self.gamma.reshape([-1] + [1] * (weight.ndim - 1))
+
+
+class ChannelShift(torch.nn.Module):
+    """b + beta; beta [out] initialised to 0."""
+
+    def __init__(self, num_channels, device=None):
+        super().__init__()
+        self.beta = torch.nn.Parameter(torch.zeros([num_channels], device=device))
+
+    def forward(self, bias):
+        return bias + self.beta
+
+
+def add(module, tensor_name, parametrization):
+    """Register `parametrization` on module.<tensor_name> (a parameter or buffer); returns it."""
+    parametrize.register_parametrization(module, tensor_name, parametrization, unsafe=True)
+    return parametrization
+
+
+def baked_state_dict(net):
+    """state_dict of `net` with every re-parameterised tensor replaced by its current value.
+
+    Names are those of the plain network (no `parametrizations.*` entries).
+    """
+    state = {}
+    with torch.no_grad():
+        for mod_name, module in net.named_modules():
+            if 'parametrizations' in mod_name.split('.'):
+                continue
+            prefix = mod_name + '.' if mod_name else ''
+            for name, p in module._parameters.items():
+                if p is not None:
+                    state[prefix + name] = p.detach().clone()
+            for name, b in module._buffers.items():
+                if b is not None and name not in module._non_persistent_buffers_set:
+                    state[prefix + name] = b.detach().clone()
+            if parametrize.is_parametrized(module):
+                for name in module.parametrizations.keys():
+                    state[prefix + name] = getattr(module, name).detach().clone()
+    return state
+
+
+def baked(net):
+    """A new plain network equal to `net` with its re-parameterisations baked into ordinary tensors.
+
+    Built from the network's recorded constructor arguments (so it pickles in the persistent
+    format); `net` itself is left untouched.
+    """
+    plain = type(net)(*net.init_args, **net.init_kwargs)
+    plain.load_state_dict(baked_state_dict(net), strict=True)
+    device = next(iter(net.parameters()), torch.empty(0)).device
+    return plain.to(device).train(net.training)
+
+
+def is_reparameterised(net):
+    """True when any submodule of `net` still carries a parametrization."""
+    return any(parametrize.is_parametrized(m) for m in net.modules())

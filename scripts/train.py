@@ -1,0 +1,264 @@
+"""Few-shot adaptation of a pretrained StyleGAN2 (or training from scratch without --resume).
+
+Examples:
+  python scripts/train.py --resume ffhq256 --target-dir DIR --shots 10 --method fsgan --outdir runs
+  python scripts/train.py --resume-run runs/00003-fsgan-10shot       # continue an interrupted run
+  python scripts/train.py --target-dir glyphs.zip --cfg glyph32 --kimg 500   # from scratch
+"""
+import json
+import os
+import re
+import sys
+
+import click
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dnnlib import EasyDict  # noqa: E402
+from fsgan.methods import METHODS, get_method  # noqa: E402
+
+# Small from-scratch configurations for the CPU: resolution -> G/D kwargs (channels come from the data).
+SCRATCH_CFGS = {
+    'glyph32': dict(resolution=32, z_dim=128, w_dim=128, mapping_layers=2, channel_base=4096, channel_max=128,
+                    mbstd_group=4),
+    'small64': dict(resolution=64, z_dim=256, w_dim=256, mapping_layers=4, channel_base=8192, channel_max=256,
+                    mbstd_group=4),
+}
+
+
+class SetupError(Exception):
+    """A bad combination of options (the message names the option)."""
+
+
+def parse_method_options(pairs, method):
+    """['key=value', ...] -> {key: value} with values typed like the method's defaults."""
+    spec = get_method(method)
+    out = {}
+    for pair in pairs:
+        if '=' not in pair:
+            raise SetupError(f'--method-opt {pair!r}: expected KEY=VALUE')
+        key, value = pair.split('=', 1)
+        if key not in spec.options:
+            raise SetupError(f'--method-opt {key}: method {method} has options {", ".join(spec.options) or "none"}')
+        default = spec.options[key]
+        if isinstance(default, bool):
+            if value.lower() not in ('1', '0', 'true', 'false', 'yes', 'no'):
+                raise SetupError(f'--method-opt {key}={value}: expected true or false')
+            out[key] = value.lower() in ('1', 'true', 'yes')
+        elif isinstance(default, int):
+            try:
+                out[key] = int(value)
+            except ValueError:
+                raise SetupError(f'--method-opt {key}={value}: expected an integer') from None
+        else:
+            out[key] = type(default)(value)
+    return out
+
+
+def setup_training_config(
+    target_dir,             # Folder or zip of target images.
+    outdir='runs',          # Parent of the numbered run folders.
+    resume=None,            # Source network (path, URL or short name); None = train from scratch.
+    method='fsgan',         # Adaptation method (see fsgan.methods).
+    method_options=None,    # Extra method options {name: value}.
+    freezed=None,           # FreezeD: number of D layers to freeze (method freezed only).
+    shots=None,             # Number of target images, None = all.
+    kimg=None,              # Training length in thousands of images; None = paper default (20, or 16 for <= 5 shots).
+    batch=16,               # Batch size.
+    lr=None,                # Learning rate; None = the method's paper setting.
+    gamma=10.0,             # R1 weight.
+    pl_weight=2.0,          # Path-length weight (0 = off).
+    style_mixing=0.9,       # Style mixing probability.
+    ema_kimg=None,          # G_ema half-life in kimg; None = batch * 10 / 32.
+    ema_rampup=0.05,        # G_ema ramp-up (fraction of images seen), None = off.
+    mirror=False,           # Add x-flips of the targets.
+    seed=0,                 # Random seed (shots selection, init, training).
+    snap=5,                 # Snapshot every this many ticks.
+    kimg_per_tick=1.0,      # Length of a tick in kimg.
+    cfg='glyph32',          # From-scratch configuration (only without --resume).
+    device=None,            # 'cpu', 'cuda' or None = CUDA when available.
+    grid_trunc=0.8,         # Truncation psi of the snapshot grids.
+):
+    """Pure setup: options -> resolved, JSON-able training config (no files touched)."""
+    import torch
+    spec = get_method(method)
+    method_options = dict(method_options or {})
+    if freezed is not None:
+        if method != 'freezed':
+            raise SetupError(f'--freezed is an option of --method freezed, not {method}')
+        method_options['freezed'] = freezed
+    if shots is not None and shots < 1:
+        raise SetupError(f'--shots must be >= 1, got {shots}')
+    if batch < 1:
+        raise SetupError(f'--batch must be >= 1, got {batch}')
+    if kimg is None:
+        kimg = 16 if (shots is not None and shots <= 5) else 20
+    if device is None:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise SetupError('--device cuda: CUDA is not available on this machine; use --device cpu')
+    if resume is None and cfg not in SCRATCH_CFGS:
+        raise SetupError(f'--cfg {cfg!r}: choose one of {", ".join(SCRATCH_CFGS)}')
+    c = EasyDict(
+        target_dir=target_dir, outdir=outdir, source=resume, method=method, method_options=method_options,
+        shots=shots, kimg=float(kimg), batch=batch, lr=float(lr if lr is not None else spec.lr),
+        gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
+        ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,
+        G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), seed=int(seed), snap=int(snap),
+        kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
+        grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None,
+    )
+    return c
+
+
+def scratch_kwargs(cfg, channels):
+    """G and D constructor kwargs for a from-scratch configuration."""
+    s = SCRATCH_CFGS[cfg]
+    G_kwargs = dict(z_dim=s['z_dim'], c_dim=0, w_dim=s['w_dim'], img_resolution=s['resolution'],
+                    img_channels=channels, mapping_kwargs=dict(num_layers=s['mapping_layers']),
+                    synthesis_kwargs=dict(channel_base=s['channel_base'], channel_max=s['channel_max'],
+                                          num_fp16_res=0, conv_clamp=None))
+    D_kwargs = dict(c_dim=0, img_resolution=s['resolution'], img_channels=channels,
+                    channel_base=s['channel_base'], channel_max=s['channel_max'], num_fp16_res=0,
+                    conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=s['mbstd_group']))
+    return G_kwargs, D_kwargs
+
+
+def next_run_dir(outdir, desc):
+    """Create and return outdir/<NNNNN>-<desc>, numbered after every existing run (never reused)."""
+    os.makedirs(outdir, exist_ok=True)
+    ids = [int(m.group(1)) for m in (re.match(r'^(\d+)-', n) for n in os.listdir(outdir)) if m]
+    run_id = max(ids, default=-1) + 1
+    while True:
+        path = os.path.join(outdir, f'{run_id:05d}-{desc}')
+        try:
+            os.makedirs(path)
+            return path
+        except FileExistsError:
+            run_id += 1
+
+
+def network_geometry(c):
+    """(resolution, channels) the targets must be converted to."""
+    if c.source is not None:
+        from fsgan.loading import load_network
+        net = load_network(c.source)
+        G = net['G_ema'] if net['G_ema'] is not None else net['G']
+        return G.img_resolution, G.img_channels
+    return SCRATCH_CFGS[c.cfg]['resolution'], None
+
+
+def run_training(c, resume_run=None, progress=True, dry_run=False):
+    """Prepare data and run folder, then train. Returns the run folder (None for a dry run)."""
+    from training.dataset import load_target
+    from training.training_loop import training_loop, write_run_files
+    import numpy as np
+    if resume_run is not None:
+        images = np.load(os.path.join(resume_run, 'target_shots.npy'))
+        training_loop(c, resume_run, images, resume=True, progress=progress)
+        return resume_run
+    resolution, channels = network_geometry(c)
+    if channels is None:  # from scratch: keep the data's channel count (1 for grayscale sources)
+        channels = 1 if _looks_grayscale(c.target_dir) else 3
+    target = load_target(c.target_dir, resolution, channels, shots=c.shots, seed=c.seed)
+    for note in target.notes:
+        print(f'[data] {note}')
+    if c.source is None:
+        c.G_kwargs, c.D_kwargs = scratch_kwargs(c.cfg, channels)
+    c.resolution = resolution
+    images = target.images
+    if dry_run:
+        print_dry_run(c, images)
+        return None
+    desc = f'{c.method}-{len(images)}shot' if c.source is not None else f'scratch-{c.cfg}'
+    run_dir = next_run_dir(c.outdir, desc)
+    print(f'Run folder: {run_dir}')
+    write_run_files(run_dir, c, target.record())
+    from dnnlib.fileio import atomic_write_bytes
+    import io
+    buf = io.BytesIO()
+    np.save(buf, images)
+    atomic_write_bytes(os.path.join(run_dir, 'target_shots.npy'), buf.getvalue())
+    training_loop(c, run_dir, images, progress=progress)
+    return run_dir
+
+
+def _looks_grayscale(path):
+    """True when the first image of the target folder/zip is single-channel."""
+    from training.dataset import _list_source
+    import PIL.Image
+    import io
+    names, read, _labels = _list_source(path)
+    if not names:
+        return False
+    return PIL.Image.open(io.BytesIO(read(names[0]))).mode in ('L', 'I;16', 'I', '1')
+
+
+def print_dry_run(c, images):
+    """Print the resolved options and the trainable counts of every method, then return."""
+    from training.training_loop import build_networks
+    from fsgan.methods import adapt
+    print(json.dumps(c, indent=2, sort_keys=True))
+    print(f'targets: {list(images.shape)} uint8')
+    for name in sorted(METHODS):
+        G, D, _G_ema, _src = build_networks(c, 'cpu')
+        opts = c.method_options if name == c.method else {}
+        params = adapt(G, D, method=name, **opts)
+        print(f'trainable[{name}]: {sum(p.numel() for p in params):,}')
+
+
+@click.command(context_settings=dict(help_option_names=['-h', '--help']))
+@click.option('--outdir', default='runs', show_default=True, help='Parent folder of run folders.')
+@click.option('--resume', 'resume', metavar='NETWORK', help='Source network: path, URL or short name (e.g. ffhq256).')
+@click.option('--target-dir', '--data', 'target_dir', metavar='DIR|ZIP', help='Target images (folder or zip).')
+@click.option('--shots', type=click.IntRange(min=1), help='Number of target images to use [default: all].')
+@click.option('--method', type=click.Choice(sorted(METHODS)), default='fsgan', show_default=True,
+              help='Adaptation method: ' + '; '.join(f'{n}: {s.description}' for n, s in sorted(METHODS.items())))
+@click.option('--method-opt', 'method_opts', multiple=True, metavar='KEY=VALUE',
+              help='Method option, e.g. adapt_affine=true (repeatable).')
+@click.option('--freezed', type=click.IntRange(min=0), help='FreezeD: D layers to freeze from the image side.')
+@click.option('--kimg', type=click.FloatRange(min=0, min_open=True), help='Training length [default: 20, 16 for <=5 shots].')
+@click.option('--batch', type=click.IntRange(min=1), default=16, show_default=True, help='Batch size.')
+@click.option('--lr', type=click.FloatRange(min=0, min_open=True), help='Learning rate [default: per method].')
+@click.option('--gamma', type=click.FloatRange(min=0), default=10.0, show_default=True, help='R1 weight.')
+@click.option('--pl-weight', type=click.FloatRange(min=0), default=2.0, show_default=True, help='Path-length weight.')
+@click.option('--mirror', is_flag=True, help='Add x-flips of the targets.')
+@click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True, help='Random seed.')
+@click.option('--snap', type=click.IntRange(min=0), default=5, show_default=True, help='Snapshot interval in ticks.')
+@click.option('--tick', 'kimg_per_tick', type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help='Tick length in kimg.')
+@click.option('--cfg', type=click.Choice(sorted(SCRATCH_CFGS)), default='glyph32', show_default=True,
+              help='Configuration when training from scratch (no --resume).')
+@click.option('--device', type=click.Choice(['cpu', 'cuda']), help='Device [default: cuda when available].')
+@click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')
+@click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
+@click.option('--no-progress', is_flag=True, help='No progress bar.')
+def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, gamma, pl_weight,
+         mirror, seed, snap, kimg_per_tick, cfg, device, resume_run, dry_run, no_progress):
+    """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
+    from fsgan.loading import NetworkLoadError
+    from training.dataset import DataError
+    from training.training_loop import TrainingError
+    try:
+        if resume_run is not None:
+            opts_path = os.path.join(resume_run, 'training_options.json')
+            if not os.path.isfile(opts_path):
+                raise SetupError(f'--resume-run {resume_run}: no training_options.json there; give a run folder')
+            with open(opts_path) as f:
+                c = EasyDict(json.load(f))
+            run_training(c, resume_run=resume_run, progress=not no_progress)
+            return
+        if target_dir is None:
+            raise SetupError('--target-dir is required (a folder or zip of target images)')
+        c = setup_training_config(target_dir, outdir=outdir, resume=resume, method=method,
+                                  method_options=parse_method_options(method_opts, method), freezed=freezed,
+                                  shots=shots, kimg=kimg, batch=batch, lr=lr, gamma=gamma, pl_weight=pl_weight,
+                                  mirror=mirror, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
+                                  device=device)
+        run_training(c, progress=not no_progress, dry_run=dry_run)
+    except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+if __name__ == '__main__':
+    main()

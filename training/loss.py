@@ -1,0 +1,116 @@
+"""StyleGAN2 loss (Karras et al. 2020): non-saturating logistic loss, R1, path-length regularisation.
+
+Phases follow stylegan2-ada-pytorch: 'Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth'.
+With lazy regularisation, the '*main' phases run every step and the '*reg' phases every
+G_reg_interval / D_reg_interval steps with the loss multiplied by that interval.
+"""
+import numpy as np
+import torch
+
+from torch_utils import training_stats
+
+
+class StyleGAN2Loss:
+    """Accumulates gradients of one phase into G and D."""
+
+    def __init__(self,
+        G,                          # Generator (mapping + synthesis), in training mode.
+        D,                          # Discriminator.
+        style_mixing_prob=0.9,      # Probability of mixing two latents at a random layer.
+        r1_gamma=10,                # R1 weight (gamma); 0 = disable.
+        pl_batch_shrink=2,          # Batch size divisor for the path-length penalty.
+        pl_decay=0.01,              # Decay of the path-length running mean.
+        pl_weight=2,                # Path-length penalty weight; 0 = disable.
+        update_w_avg=True,          # Let the mapping network track w_avg?
+    ):
+        self.G = G
+        self.D = D
+        self.style_mixing_prob = style_mixing_prob
+        self.r1_gamma = r1_gamma
+        self.pl_batch_shrink = pl_batch_shrink
+        self.pl_decay = pl_decay
+        self.pl_weight = pl_weight
+        self.update_w_avg = update_w_avg
+        self.pl_mean = torch.zeros([])
+
+    def run_G(self, z, c):
+        """z: [N, z_dim] -> (img [N, C, R, R], ws [N, num_ws, w_dim]); mixes styles with prob style_mixing_prob."""
+        ws = self.G.mapping(z, c, skip_w_avg_update=not self.update_w_avg)
+        if self.style_mixing_prob > 0:
+            cutoff = torch.empty([], dtype=torch.int64, device=ws.device).random_(1, ws.shape[1])
+            cutoff = torch.where(torch.rand([], device=ws.device) < self.style_mixing_prob, cutoff,
+                                 torch.full_like(cutoff, ws.shape[1]))
+            mixed = self.G.mapping(torch.randn_like(z), c, skip_w_avg_update=True)
+            ws = ws.clone()
+            ws[:, cutoff:] = mixed[:, cutoff:]
+        return self.G.synthesis(ws), ws
+
+    def run_D(self, img, c):
+        """img: [N, C, R, R] -> logits [N, 1]."""
+        return self.D(img, c)
+
+    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain):
+        """Add the gradients of `phase`'s loss (times `gain`) to the .grad of the trainable tensors."""
+        assert phase in ('Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth')
+        do_Gmain = phase in ('Gmain', 'Gboth')
+        do_Dmain = phase in ('Dmain', 'Dboth')
+        do_Gpl = phase in ('Greg', 'Gboth') and self.pl_weight != 0
+        do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
+        losses = {}
+
+        if do_Gmain:  # softplus(-D(G(z))): the non-saturating generator loss.
+            gen_img, _ws = self.run_G(gen_z, gen_c)
+            gen_logits = self.run_D(gen_img, gen_c)
+            loss_Gmain = torch.nn.functional.softplus(-gen_logits)
+            training_stats.report('Loss/scores/fake', gen_logits)
+            training_stats.report('Loss/G/loss', loss_Gmain)
+            losses['G'] = loss_Gmain.mean()
+            loss_Gmain.mean().mul(gain).backward()
+
+        if do_Gpl:  # Path-length regularisation (StyleGAN2 Sec. 3.2).
+            batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
+            gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size])
+            pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
+            pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws],
+                                           create_graph=True, only_inputs=True)[0]
+            pl_lengths = pl_grads.square().sum(2).mean(1).sqrt()
+            self.pl_mean = self.pl_mean.to(pl_lengths.device)
+            pl_mean = self.pl_mean.lerp(pl_lengths.mean().detach(), self.pl_decay)
+            self.pl_mean.copy_(pl_mean.detach())
+            pl_penalty = (pl_lengths - pl_mean).square()
+            training_stats.report('Loss/pl_penalty', pl_penalty)
+            loss_Gpl = pl_penalty * self.pl_weight
+            training_stats.report('Loss/G/reg', loss_Gpl)
+            losses['Gpl'] = loss_Gpl.mean()
+            (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
+
+        if do_Dmain:  # softplus(D(G(z))) on fakes.
+            with torch.no_grad():
+                gen_img, _ws = self.run_G(gen_z, gen_c)
+            gen_logits = self.run_D(gen_img, gen_c)
+            loss_Dgen = torch.nn.functional.softplus(gen_logits)
+            training_stats.report('Loss/scores/fake', gen_logits)
+            losses['Dgen'] = loss_Dgen.mean()
+            loss_Dgen.mean().mul(gain).backward()
+
+        if do_Dmain or do_Dr1:  # softplus(-D(x)) on reals, and R1 = gamma/2 * |grad_x D(x)|^2.
+            real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
+            real_logits = self.run_D(real_img_tmp, real_c)
+            training_stats.report('Loss/scores/real', real_logits)
+            loss = torch.zeros([], device=real_img.device)
+            if do_Dmain:
+                loss_Dreal = torch.nn.functional.softplus(-real_logits)
+                training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
+                losses['Dreal'] = loss_Dreal.mean()
+                loss = loss + loss_Dreal.mean()
+            if do_Dr1:
+                r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img_tmp],
+                                               create_graph=True, only_inputs=True)[0]
+                r1_penalty = r1_grads.square().sum([1, 2, 3])
+                loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
+                training_stats.report('Loss/r1_penalty', r1_penalty)
+                training_stats.report('Loss/D/reg', loss_Dr1)
+                losses['Dr1'] = loss_Dr1.mean()
+                loss = loss + loss_Dr1.mean()
+            (real_logits * 0).mean().add(loss).mul(gain).backward()
+        return {k: float(v.detach()) for k, v in losses.items()}

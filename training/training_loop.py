@@ -1,0 +1,318 @@
+"""Few-shot adaptation (or training from scratch) of StyleGAN2: setup, step, maintenance, checkpoints.
+
+The adaptation method only decides which tensors train (fsgan.methods); this loop is the
+same for all of them. A run folder holds:
+  training_options.json   the resolved options (seed, method, data, source sha256, ...)
+  target_shots.json       the chosen target files, their sha256 and conversion notes
+  stats.jsonl             one JSON record per tick (losses, kimg, timing)
+  fakes{kimg:06d}.png     fixed-seed sample grid at each snapshot
+  network-snapshot-{kimg:06d}.pkl   baked network pickle (stylegan2-ada-pytorch format)
+  adapter-{kimg:06d}.pt   trained tensors only (+ source sha256)
+  checkpoint.pt           everything a resume needs (written atomically, replaced at each snapshot)
+"""
+import copy
+import json
+import os
+import random
+import time
+
+import numpy as np
+import PIL.Image
+import torch
+
+from dnnlib import EasyDict
+from dnnlib.fileio import append_line, atomic_write_bytes, atomic_write_json
+from fsgan import export
+from fsgan.methods import adapt, get_method
+from torch_utils import training_stats
+from training import networks
+from training.loss import StyleGAN2Loss
+
+
+class TrainingError(Exception):
+    """Training cannot go on (NaN/Inf, bad checkpoint); the message names the step and what to do."""
+
+
+# ----------------------------------------------------------------------------- setup
+
+def build_networks(opts, device):
+    """Return (G, D, G_ema, source) before adaptation; source is the loaded network dict or None."""
+    if opts.source is not None:
+        from fsgan.loading import load_network
+        source = load_network(opts.source)
+        if source['G'] is None or source['D'] is None:
+            raise TrainingError(f'{opts.source}: needs both G and D to adapt; this file lacks one')
+        start = source['G_ema'] if source['G_ema'] is not None else source['G']
+        G = copy.deepcopy(start)
+        D = copy.deepcopy(source['D'])
+        G_ema = copy.deepcopy(start)
+    else:
+        source = None
+        G = networks.Generator(**opts.G_kwargs)
+        D = networks.Discriminator(**opts.D_kwargs)
+        G_ema = copy.deepcopy(G)
+    return G.to(device).train(), D.to(device).train(), G_ema.to(device).eval(), source
+
+
+def make_optimizer(params, lr, reg_interval):
+    """Adam (betas 0, 0.99) with the lazy-regularisation correction of lr and betas."""
+    ratio = reg_interval / (reg_interval + 1) if reg_interval else 1
+    return torch.optim.Adam(params, lr=lr * ratio, betas=(0 ** ratio, 0.99 ** ratio), eps=1e-8)
+
+
+def setup_run(opts, device):
+    """Build networks, adapt them, and make the loss and optimisers. Returns an EasyDict state."""
+    G, D, G_ema, source = build_networks(opts, device)
+    G_init_kwargs, D_init_kwargs = G.init_kwargs, D.init_kwargs
+    spec = get_method(opts.method)
+    trainable = adapt(G, D, method=opts.method, **opts.method_options)
+    adapt(G_ema, None, method=opts.method, **opts.method_options)
+    G_ema.requires_grad_(False)
+    D_params = {id(p) for p in D.parameters()}
+    G_train = [p for p in trainable if id(p) not in D_params]
+    D_train = [p for p in trainable if id(p) in D_params]
+    state = EasyDict(G=G, D=D, G_ema=G_ema, G_init_kwargs=G_init_kwargs, D_init_kwargs=D_init_kwargs,
+                     source_sha256=source['sha256'] if source else None,
+                     loss=StyleGAN2Loss(G, D, style_mixing_prob=opts.style_mixing, r1_gamma=opts.gamma,
+                                        pl_weight=opts.pl_weight, update_w_avg=spec.update_w_avg),
+                     opt_G=make_optimizer(G_train, opts.lr, opts.G_reg_interval) if G_train else None,
+                     opt_D=make_optimizer(D_train, opts.lr, opts.D_reg_interval) if D_train else None,
+                     num_trainable=dict(G=sum(p.numel() for p in G_train), D=sum(p.numel() for p in D_train)),
+                     cur_nimg=0, cur_tick=0, batch_idx=0, lr_scale=1.0)
+    return state
+
+
+def phases(state, opts):
+    """[(name, optimizer, interval)] in stylegan2-ada-pytorch order (G before D)."""
+    out = []
+    for name, opt, interval in (('G', state.opt_G, opts.G_reg_interval), ('D', state.opt_D, opts.D_reg_interval)):
+        if opt is None:
+            continue
+        if interval:
+            out += [(name + 'main', opt, 1), (name + 'reg', opt, interval)]
+        else:
+            out += [(name + 'both', opt, 1)]
+    return out
+
+
+# ----------------------------------------------------------------------------- one step
+
+def sample_reals(images, batch, mirror, device):
+    """Random batch of targets: uint8 [N, C, R, R] -> float [batch, C, R, R] in [-1, 1]."""
+    idx = torch.randint(len(images), [batch])
+    x = images[idx].to(device).to(torch.float32) / 127.5 - 1
+    if mirror:
+        flip = torch.rand([batch, 1, 1, 1], device=device) < 0.5
+        x = torch.where(flip, x.flip(3), x)
+    return x
+
+
+def check_finite(losses, state, step_name):
+    """Raise TrainingError if any loss, gradient or weight of the step is NaN/Inf."""
+    bad = [k for k, v in losses.items() if not np.isfinite(v)]
+    if not bad:
+        for net_name in ('G', 'D'):
+            for name, p in state[net_name].named_parameters():
+                if not torch.isfinite(p).all() or (p.grad is not None and not torch.isfinite(p.grad).all()):
+                    bad.append(f'{net_name}.{name}')
+                    break
+    if bad:
+        detail = ', '.join(f'{k}={losses[k]}' if k in losses else k for k in bad)
+        raise TrainingError(f'non-finite value at kimg {state.cur_nimg / 1000:.3f} (phase {step_name}): {detail}')
+
+
+def training_step(state, opts, images, device):
+    """One batch through every due phase, then the G_ema update. Returns {loss name: value}."""
+    batch = opts.batch
+    real = sample_reals(images, batch, opts.mirror, device)
+    c_dim = state.G.c_dim
+    real_c = torch.zeros([batch, c_dim], device=device)
+    gen_z = torch.randn([batch, state.G.z_dim], device=device)
+    gen_c = torch.zeros([batch, c_dim], device=device)
+    all_losses = {}
+    for name, opt, interval in phases(state, opts):
+        if state.batch_idx % interval != 0:
+            continue
+        params = [p for g in opt.param_groups for p in g['params']]
+        opt.zero_grad(set_to_none=True)
+        losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)
+        check_finite(losses, state, name)
+        opt.step()
+        for p in params:
+            p.grad = None
+        all_losses.update(losses)
+    update_ema(state, opts, batch)
+    state.cur_nimg += batch
+    state.batch_idx += 1
+    return all_losses
+
+
+@torch.no_grad()
+def update_ema(state, opts, batch):
+    """G_ema <- G_ema + (1 - beta) (G - G_ema) over trainable tensors; copy buffers."""
+    ema_nimg = opts.ema_kimg * 1000
+    if opts.ema_rampup is not None:
+        ema_nimg = min(ema_nimg, state.cur_nimg * opts.ema_rampup)
+    beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
+    ema_params = dict(state.G_ema.named_parameters())
+    for name, p in state.G.named_parameters():
+        if p.requires_grad:
+            ema_params[name].copy_(p.detach().lerp(ema_params[name], beta))
+    ema_buffers = dict(state.G_ema.named_buffers())
+    for name, b in state.G.named_buffers():
+        ema_buffers[name].copy_(b)
+
+
+# ----------------------------------------------------------------------------- maintenance
+
+def grid_latents(opts, G, device):
+    """Fixed latents for the snapshot grid: z [n, z_dim] from opts.grid_seed."""
+    gen = torch.Generator().manual_seed(opts.grid_seed)
+    return torch.randn([opts.grid_size, G.z_dim], generator=gen).to(device)
+
+
+def save_image_grid(images, path, cols):
+    """images: float [N, C, H, W] in [-1, 1] -> PNG grid (atomic)."""
+    x = (images.clamp(-1, 1) + 1) * 127.5
+    x = x.round().to(torch.uint8).cpu().numpy()
+    n, c, h, w = x.shape
+    rows = (n + cols - 1) // cols
+    grid = np.zeros([rows * h, cols * w, c], dtype=np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = x[i].transpose(1, 2, 0)
+    img = PIL.Image.fromarray(grid[:, :, 0] if c == 1 else grid, 'L' if c == 1 else 'RGB')
+    import io
+    buf = io.BytesIO()
+    img.save(buf, format='PNG')
+    atomic_write_bytes(path, buf.getvalue())
+
+
+@torch.no_grad()
+def render_grid(state, opts, device, path):
+    z = grid_latents(opts, state.G_ema, device)
+    c = torch.zeros([len(z), state.G_ema.c_dim], device=device)
+    imgs = torch.cat([state.G_ema(zz, cc, truncation_psi=opts.grid_trunc, noise_mode='const')
+                      for zz, cc in zip(z.split(8), c.split(8))])
+    save_image_grid(imgs, path, cols=int(np.ceil(np.sqrt(len(z)))))
+
+
+def rng_state():
+    """All RNG states as tensors and plain data (loadable with torch.load(weights_only=True))."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return dict(torch=torch.random.get_rng_state(), numpy=(name, torch.from_numpy(keys.astype(np.int64)), pos,
+                                                           has_gauss, cached),
+                python=random.getstate(),
+                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+
+def set_rng_state(s):
+    torch.random.set_rng_state(s['torch'])
+    name, keys, pos, has_gauss, cached = s['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(s['python'])
+    if s.get('cuda') is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s['cuda'])
+
+
+def save_checkpoint(state, opts, run_dir):
+    """Everything a resume needs, in plain tensors and data (torch.save), written atomically."""
+    import io
+    payload = dict(
+        G=state.G.state_dict(), D=state.D.state_dict(), G_ema=state.G_ema.state_dict(),
+        opt_G=state.opt_G.state_dict() if state.opt_G else None,
+        opt_D=state.opt_D.state_dict() if state.opt_D else None,
+        pl_mean=state.loss.pl_mean.cpu(), cur_nimg=state.cur_nimg, cur_tick=state.cur_tick,
+        batch_idx=state.batch_idx, lr_scale=state.lr_scale, rng=rng_state(),
+        G_init_kwargs=state.G_init_kwargs, D_init_kwargs=state.D_init_kwargs,
+        source_sha256=state.source_sha256, options=json.loads(json.dumps(opts)),
+    )
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(os.path.join(run_dir, 'checkpoint.pt'), buf.getvalue())
+
+
+def write_snapshot(state, opts, run_dir):
+    """Sample grid, baked network pickle, adapter file, then the checkpoint (last, so it marks completion)."""
+    kimg = state.cur_nimg // 1000
+    tag = f'{kimg:06d}'
+    device = next(state.G_ema.parameters()).device
+    render_grid(state, opts, device, os.path.join(run_dir, f'fakes{tag}.png'))
+    export.save_snapshot(os.path.join(run_dir, f'network-snapshot-{tag}.pkl'), state.G, state.D, state.G_ema,
+                         training_set_kwargs=dict(path=opts.target_dir, resolution=opts.resolution,
+                                                  use_labels=False, xflip=opts.mirror, max_size=opts.shots))
+    if state.source_sha256 is not None:
+        export.save_adapter(os.path.join(run_dir, f'adapter-{tag}.pt'), opts.method, opts.method_options,
+                            state.source_sha256, state.G, state.D, state.G_ema)
+    save_checkpoint(state, opts, run_dir)
+
+
+def load_checkpoint(state, run_dir):
+    """Restore networks, optimisers, counters and RNG from run_dir/checkpoint.pt."""
+    path = os.path.join(run_dir, 'checkpoint.pt')
+    try:
+        ck = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise TrainingError(f'--resume-run {run_dir}: no checkpoint.pt yet (the run stopped before its first '
+                            f'snapshot); start a new run instead') from None
+    for key in ('G', 'D', 'G_ema'):
+        state[key].load_state_dict(ck[key], strict=True)
+    for key in ('opt_G', 'opt_D'):
+        if state[key] is not None:
+            state[key].load_state_dict(ck[key])
+    state.loss.pl_mean = ck['pl_mean']
+    state.cur_nimg, state.cur_tick, state.batch_idx = ck['cur_nimg'], ck['cur_tick'], ck['batch_idx']
+    state.lr_scale = ck.get('lr_scale', 1.0)
+    set_rng_state(ck['rng'])
+
+
+# ----------------------------------------------------------------------------- main loop
+
+def training_loop(opts, run_dir, images, resume=False, progress=True):
+    """Train until opts.kimg; write ticks, snapshots and checkpoints into run_dir.
+
+    images: uint8 tensor [N, C, R, R] of targets. Returns the final state.
+    """
+    device = torch.device(opts.device)
+    torch.manual_seed(opts.seed)
+    np.random.seed(opts.seed)
+    random.seed(opts.seed)
+    state = setup_run(opts, device)
+    if resume:
+        load_checkpoint(state, run_dir)
+    images = torch.as_tensor(images)
+    total_nimg = int(opts.kimg * 1000)
+    tick_nimg = int(opts.kimg_per_tick * 1000)
+    stats_path = os.path.join(run_dir, 'stats.jsonl')
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total_nimg, initial=state.cur_nimg, unit='kimg', unit_scale=0.001,
+                   bar_format='{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}]{postfix}')
+    tick_start_nimg = state.cur_nimg
+    tick_start_time = time.time()
+    while state.cur_nimg < total_nimg:
+        losses = training_step(state, opts, images, device)
+        if bar is not None:
+            bar.update(opts.batch)
+            bar.set_postfix({k: f'{v:.3f}' for k, v in losses.items() if k in ('G', 'Dreal', 'Dgen')})
+        done = state.cur_nimg >= total_nimg
+        if state.cur_nimg < tick_start_nimg + tick_nimg and not done:
+            continue
+        state.cur_tick += 1
+        record = dict(tick=state.cur_tick, kimg=state.cur_nimg / 1000, sec_per_tick=time.time() - tick_start_time,
+                      timestamp=time.time(), stats={k: v['mean'] for k, v in training_stats.collect().items()})
+        append_line(stats_path, json.dumps(record))
+        if done or (opts.snap and state.cur_tick % opts.snap == 0):
+            write_snapshot(state, opts, run_dir)
+        tick_start_nimg = state.cur_nimg
+        tick_start_time = time.time()
+    if bar is not None:
+        bar.close()
+    return state
+
+
+def write_run_files(run_dir, opts, target_record):
+    """Options and target provenance, written once at the start of a run."""
+    atomic_write_json(os.path.join(run_dir, 'training_options.json'), opts)
+    atomic_write_json(os.path.join(run_dir, 'target_shots.json'), target_record)

@@ -7,6 +7,7 @@
   sha256 of the source network file. Applying it to that source reproduces the adapted
   networks exactly; applying it to another source is refused.
 """
+import copy
 import pickle
 
 import torch
@@ -91,9 +92,15 @@ def _load_trained(net, tensors, what, path):
             params[name].copy_(value)
 
 
+def starting_generator(network):
+    """The generator adaptation starts from: the source's G_ema when present, else its G."""
+    return network['G_ema'] if network.get('G_ema') is not None else network['G']
+
+
 def apply_adapter(network, path):
     """Apply an adapter file to a loaded source network dict (from fsgan.load_network), in place.
 
+    G and G_ema both start from `starting_generator(network)`, as in training; D from D.
     Returns the same dict with G, D and G_ema adapted. Refuses a source with another sha256.
     """
     payload = load_adapter(path)
@@ -102,14 +109,14 @@ def apply_adapter(network, path):
                            f'but the given network has {str(network.get("sha256"))[:12]}...; '
                            f'pass the network the adapter was trained from')
     opts = payload['method_options']
-    for key, D in (('G', network.get('D')), ('G_ema', None)):
-        if network.get(key) is None:
-            continue
-        adapt(network[key], D, method=payload['method'], **opts)
-        _load_trained(network[key], payload[key], key, path)
-        if D is not None:
-            _load_trained(D, payload['D'], 'D', path)
-        network[key].requires_grad_(False)
-        if D is not None:
-            D.requires_grad_(False)
+    start = starting_generator(network)
+    G, G_ema, D = copy.deepcopy(start), copy.deepcopy(start), network.get('D')
+    adapt(G, D, method=payload['method'], **opts)
+    adapt(G_ema, None, method=payload['method'], **opts)
+    _load_trained(G, payload['G'], 'G', path)
+    _load_trained(G_ema, payload['G_ema'], 'G_ema', path)
+    if D is not None:
+        _load_trained(D, payload['D'], 'D', path)
+        D.requires_grad_(False)
+    network.update(G=G.requires_grad_(False), G_ema=G_ema.requires_grad_(False), D=D)
     return network

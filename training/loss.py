@@ -33,9 +33,14 @@ class StyleGAN2Loss:
         self.update_w_avg = update_w_avg
         self.pl_mean = torch.zeros([])
 
-    def run_G(self, z, c):
-        """z: [N, z_dim] -> (img [N, C, R, R], ws [N, num_ws, w_dim]); mixes styles with prob style_mixing_prob."""
+    def run_G(self, z, c, ws_requires_grad=False):
+        """z: [N, z_dim] -> (img [N, C, R, R], ws [N, num_ws, w_dim]); mixes styles with prob style_mixing_prob.
+
+        ws_requires_grad: make ws differentiable even when the mapping network is frozen.
+        """
         ws = self.G.mapping(z, c, skip_w_avg_update=not self.update_w_avg)
+        if ws_requires_grad and not ws.requires_grad:
+            ws = ws.detach().requires_grad_(True)
         if self.style_mixing_prob > 0:
             cutoff = torch.empty([], dtype=torch.int64, device=ws.device).random_(1, ws.shape[1])
             cutoff = torch.where(torch.rand([], device=ws.device) < self.style_mixing_prob, cutoff,
@@ -69,7 +74,7 @@ class StyleGAN2Loss:
 
         if do_Gpl:  # Path-length regularisation (StyleGAN2 Sec. 3.2).
             batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
-            gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size])
+            gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size], ws_requires_grad=True)
             pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
             pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws],
                                            create_graph=True, only_inputs=True)[0]

@@ -42,7 +42,7 @@ def build_networks(opts, device):
         source = load_network(opts.source)
         if source['G'] is None or source['D'] is None:
             raise TrainingError(f'{opts.source}: needs both G and D to adapt; this file lacks one')
-        start = source['G_ema'] if source['G_ema'] is not None else source['G']
+        start = export.starting_generator(source)
         G = copy.deepcopy(start)
         D = copy.deepcopy(source['D'])
         G_ema = copy.deepcopy(start)
@@ -224,7 +224,8 @@ def save_checkpoint(state, opts, run_dir):
         opt_D=state.opt_D.state_dict() if state.opt_D else None,
         pl_mean=state.loss.pl_mean.cpu(), cur_nimg=state.cur_nimg, cur_tick=state.cur_tick,
         batch_idx=state.batch_idx, lr_scale=state.lr_scale, rng=rng_state(),
-        G_init_kwargs=state.G_init_kwargs, D_init_kwargs=state.D_init_kwargs,
+        G_init_kwargs=json.loads(json.dumps(state.G_init_kwargs)),
+        D_init_kwargs=json.loads(json.dumps(state.D_init_kwargs)),
         source_sha256=state.source_sha256, options=json.loads(json.dumps(opts)),
     )
     buf = io.BytesIO()

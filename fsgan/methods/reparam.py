@@ -121,7 +121,8 @@ def baked(net):
     Built from the network's recorded constructor arguments (so it pickles in the persistent
     format); `net` itself is left untouched.
     """
-    plain = type(net)(*net.init_args, **net.init_kwargs)
+    with torch.random.fork_rng(devices=[]):  # construction must not disturb the training RNG
+        plain = type(net)(*net.init_args, **net.init_kwargs)
     plain.load_state_dict(baked_state_dict(net), strict=True)
     device = next(iter(net.parameters()), torch.empty(0)).device
     return plain.to(device).train(net.training)

@@ -1,0 +1,36 @@
+"""Shared fixtures: paths of the bundled NVIDIA-format network pickles and small target sets."""
+import os
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, 'tests', 'fixtures')
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+@pytest.fixture(scope='session')
+def p1_path():
+    return os.path.join(FIXTURES, 'p1.pkl')
+
+
+@pytest.fixture(scope='session')
+def p2_path():
+    return os.path.join(FIXTURES, 'p2.pkl')
+
+
+@pytest.fixture(scope='session')
+def target_dir(tmp_path_factory):
+    """10 generated RGB target images of mixed sizes (smooth colour blobs)."""
+    path = tmp_path_factory.mktemp('targets')
+    rng = np.random.RandomState(123)
+    for i in range(10):
+        h, w = (40, 48) if i % 2 else (32, 32)
+        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+        base = rng.rand(3) * 255
+        img = base[None, None, :] * (0.5 + 0.5 * np.sin(6 * xx + i)[..., None] * np.cos(4 * yy)[..., None])
+        PIL.Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path / f'target{i:02d}.png')
+    return str(path)

@@ -1,0 +1,131 @@
+"""End-to-end training from the CLI on a small network: artefacts, resume, errors."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fsgan import load_network
+from fsgan.export import apply_adapter
+from scripts import train as train_cli
+from tests.conftest import ROOT
+
+TINY = ['--kimg', '0.008', '--batch', '4', '--tick', '0.004', '--snap', '1', '--no-progress']
+
+
+def _run(args):
+    result = CliRunner().invoke(train_cli.main, args, catch_exceptions=False)
+    return result
+
+
+@pytest.mark.parametrize('method', ['fsgan', 'tgan', 'freezed', 'ssgan'])
+def test_each_method_leaves_all_artefacts(p1_path, target_dir, tmp_path, method):
+    out = tmp_path / 'runs'
+    res = _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '10', '--method', method,
+                '--outdir', str(out)] + TINY)
+    assert res.exit_code == 0, res.output
+    (run_dir,) = [out / d for d in os.listdir(out)]
+    files = set(os.listdir(run_dir))
+    for name in ('training_options.json', 'target_shots.json', 'stats.jsonl', 'checkpoint.pt',
+                 'fakes000000.png', 'network-snapshot-000000.pkl', 'adapter-000000.pt'):
+        assert name in files, f'{method}: {name} missing from {sorted(files)}'
+    assert not any(f.endswith('.tmp') for f in files)
+    opts = json.loads((run_dir / 'training_options.json').read_text())
+    assert opts['method'] == method and opts['seed'] == 0 and opts['shots'] == 10
+    shots = json.loads((run_dir / 'target_shots.json').read_text())
+    assert len(shots['files']) == 10 and len(shots['sha256']) == 10
+    assert any('centre-cropped' in n for n in shots['notes'])
+    ticks = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
+    assert [t['kimg'] for t in ticks] == [0.004, 0.008]
+
+    # The baked snapshot and source + adapter give the same G_ema.
+    snap = load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    adapted = apply_adapter(load_network(p1_path), str(run_dir / 'adapter-000000.pt'))
+    z = torch.randn([2, snap['G_ema'].z_dim], generator=torch.Generator().manual_seed(0))
+    c = torch.zeros([2, 0])
+    with torch.no_grad():
+        a = snap['G_ema'](z, c, noise_mode='const')
+        b = adapted['G_ema'](z, c, noise_mode='const')
+    assert (a - b).abs().max() <= 1e-5
+
+
+def test_runs_are_numbered_and_never_overwritten(p1_path, target_dir, tmp_path):
+    out = tmp_path / 'runs'
+    for _ in range(2):
+        assert _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '4', '--outdir', str(out),
+                     '--kimg', '0.004', '--batch', '4', '--tick', '0.004', '--no-progress']).exit_code == 0
+    assert sorted(os.listdir(out)) == ['00000-fsgan-4shot', '00001-fsgan-4shot']
+
+
+def test_resume_continues_exactly(p1_path, target_dir, tmp_path):
+    """Stopping after one tick and resuming ends with the same weights as an uninterrupted run."""
+    base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4',
+            '--tick', '0.004', '--snap', '1', '--no-progress']
+    assert _run(base + ['--outdir', str(tmp_path / 'a'), '--kimg', '0.008']).exit_code == 0
+    assert _run(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.004']).exit_code == 0
+    run_a = tmp_path / 'a' / os.listdir(tmp_path / 'a')[0]
+    run_b = tmp_path / 'b' / os.listdir(tmp_path / 'b')[0]
+    opts = json.loads((run_b / 'training_options.json').read_text())
+    opts['kimg'] = 0.008  # extend the interrupted run to the full length
+    (run_b / 'training_options.json').write_text(json.dumps(opts))
+    assert _run(['--resume-run', str(run_b), '--no-progress']).exit_code == 0
+    kimgs = [json.loads(line)['kimg'] for line in (run_b / 'stats.jsonl').read_text().splitlines()]
+    assert kimgs == [0.004, 0.008]
+    ck_a = torch.load(run_a / 'checkpoint.pt', weights_only=True)
+    ck_b = torch.load(run_b / 'checkpoint.pt', weights_only=True)
+    assert ck_a['cur_nimg'] == ck_b['cur_nimg'] == 8
+    for key in ('G', 'D', 'G_ema'):
+        for name, t in ck_a[key].items():
+            assert torch.equal(t, ck_b[key][name]), f'{key}.{name} differs after resume'
+
+
+def test_dry_run_prints_counts(p1_path, target_dir, tmp_path):
+    res = _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '3', '--dry-run',
+                '--outdir', str(tmp_path / 'runs')])
+    assert res.exit_code == 0, res.output
+    for method in ('fsgan', 'tgan', 'freezed', 'ssgan'):
+        assert f'trainable[{method}]' in res.output
+    assert not (tmp_path / 'runs').exists() or not os.listdir(tmp_path / 'runs')
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--target-dir', '/nonexistent/dir'], 'no such file or folder'),
+    (['--shots', '50'], 'fewer than --shots 50'),
+    (['--method', 'bogus'], "Invalid value for '--method'"),
+    (['--method-opt', 'bogus=1'], '--method-opt bogus'),
+    (['--freezed', '2'], '--freezed is an option of --method freezed'),
+])
+def test_bad_input_one_line_error(p1_path, target_dir, tmp_path, args, message):
+    base = ['--resume', p1_path, '--target-dir', target_dir, '--outdir', str(tmp_path)]
+    merged = base + args
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train.py')] + merged,
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_unreadable_images_are_listed(p1_path, target_dir, tmp_path):
+    bad = tmp_path / 'bad'
+    bad.mkdir()
+    for name in os.listdir(target_dir):
+        (bad / name).write_bytes(open(os.path.join(target_dir, name), 'rb').read())
+    (bad / 'broken.png').write_bytes(b'\x89PNG not really')
+    res = CliRunner().invoke(train_cli.main, ['--resume', p1_path, '--target-dir', str(bad), '--outdir',
+                                              str(tmp_path / 'runs'), '--no-progress', '--kimg', '0.004'])
+    assert res.exit_code != 0
+    assert 'broken.png' in res.output and 'unreadable' in res.output
+
+
+def test_shot_selection_is_deterministic(target_dir):
+    from training.dataset import load_target
+    a = load_target(target_dir, 32, 3, shots=4, seed=7)
+    b = load_target(target_dir, 32, 3, shots=4, seed=7)
+    c = load_target(target_dir, 32, 3, shots=4, seed=8)
+    assert a.files == b.files and np.array_equal(a.images, b.images)
+    assert a.files != c.files
+    assert a.images.shape == (4, 3, 32, 32) and a.images.dtype == np.uint8

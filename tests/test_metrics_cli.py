@@ -1,0 +1,167 @@
+"""scripts/calc_metrics.py end to end: image folders (offline), a network fixture, and bad options."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, 'scripts', 'calc_metrics.py')
+ALL_OFFLINE = 'fid,kid,sharpness,fqi,memorization,intra_inception'
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location('calc_metrics_script', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """On a small shared CPU one intra-op thread is much faster than two that contend."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope='module')
+def cli():
+    return _load_script().main
+
+
+def _crop(im, y, x, s, out=64):
+    tile = PIL.Image.fromarray(np.ascontiguousarray(im[y:y + s, x:x + s]))
+    return np.asarray(tile.resize((out, out), PIL.Image.BILINEAR))
+
+
+@pytest.fixture(scope='module')
+def folders(tmp_path_factory):
+    """shots (3 astronaut crops), copies (the shots again, in a nested folder), unrelated (3), data (zip of 3)."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp('cli')
+    a = data.astronaut()
+    shots = [_crop(a, 30, 150, 200), _crop(a, 60, 170, 160), _crop(a, 0, 120, 260)]
+    noise = np.random.RandomState(0).randint(0, 256, (64, 64, 3)).astype(np.uint8)
+    unrelated = [_crop(data.coffee(), 50, 100, 300), _crop(data.rocket(), 0, 0, 400), noise]
+    test = [_crop(a, 40, 140, 220), _crop(data.chelsea(), 0, 50, 300), _crop(data.coffee(), 0, 0, 400)]
+    for name, imgs, sub in (('shots', shots, ''), ('copies', shots, 'nested'), ('unrelated', unrelated, '')):
+        folder = root / name / sub
+        folder.mkdir(parents=True)
+        for i, im in enumerate(imgs):
+            PIL.Image.fromarray(im).save(folder / f'{i}.png')
+    with zipfile.ZipFile(root / 'data.zip', 'w') as z:
+        for i, im in enumerate(test):
+            PIL.Image.fromarray(im).save(root / 'tmp.jpg', quality=95)
+            z.write(root / 'tmp.jpg', f'test/{i}.jpg')
+    (root / 'empty').mkdir()
+    return root
+
+
+def _run(cli, args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def test_end_to_end_on_image_folders(cli, folders, tmp_path):
+    out = tmp_path / 'res' / 'metrics.jsonl'
+    args = ['--gen-dir', folders / 'copies', '--data', folders / 'data.zip', '--shots-dir', folders / 'shots',
+            '--metrics', ALL_OFFLINE, '--out', out, '--cache-dir', folders / 'cache', '--kid-subsets', 5]
+    result = _run(cli, args)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    by_name = {r['metric']: r for r in records}
+    assert list(by_name) == ALL_OFFLINE.split(',')
+    for r in records:
+        assert set(r) >= {'metric', 'value', 'values', 'options', 'network_sha256', 'time'}
+        assert r['options']['num_gen'] == 3 and r['network_sha256'] is None
+        assert r['metric'] in result.output
+    assert by_name['fid']['values']['fid_shots'] == pytest.approx(0, abs=1e-3)  # the copies are the shots
+    assert by_name['fid']['values']['fid'] > 1 and by_name['fid']['values']['fid_ratio'] > 1e3
+    assert by_name['memorization']['values']['fraction_inception'] == 1.0
+    assert by_name['memorization']['values']['fraction_pixel'] == 1.0
+    assert os.path.isfile(by_name['memorization']['options']['figure'])
+    assert os.path.dirname(by_name['memorization']['options']['figure']) == str(out.parent)
+    assert 0 <= by_name['fqi']['value'] <= 1
+    assert 0 < by_name['sharpness']['value'] <= np.sqrt(2)
+    assert by_name['intra_inception']['value'] is None or by_name['intra_inception']['value'] >= 0
+    assert len(by_name['fid']['options']['detector_sha256']) == 64
+
+    # A second run appends its records.
+    assert _run(cli, args[:6] + ['--metrics', 'sharpness', '--out', out]).exit_code == 0
+    assert len(out.read_text().splitlines()) == len(records) + 1
+
+
+def test_unrelated_images_are_not_flagged(cli, folders, tmp_path):
+    result = _run(cli, ['--gen-dir', folders / 'unrelated', '--shots-dir', folders / 'shots', '--metrics',
+                        'memorization', '--out', tmp_path / 'm.jsonl', '--cache-dir', folders / 'cache'])
+    assert result.exit_code == 0, result.output
+    rec = json.loads((tmp_path / 'm.jsonl').read_text())
+    assert rec['values']['fraction_inception'] == 0.0 and rec['values']['fraction_pixel'] == 0.0
+
+
+def test_help_lists_registered_metrics(cli):
+    from metrics.registry import get_registry
+
+    result = CliRunner().invoke(cli, ['--help'])
+    assert result.exit_code == 0
+    for name in get_registry():
+        assert name in result.output
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--metrics', 'fid,nope'], 'unknown metric'),
+    (['--metrics', 'kid'], '--data'),
+    (['--metrics', 'memorization'], '--shots-dir'),
+    (['--metrics', 'intra_lpips', '--shots-dir', '{shots}'], '--lpips-weights'),
+    (['--network', 'x.pkl'], 'exactly one'),
+    (['--data', '{empty}', '--metrics', 'fid'], 'holds no image'),
+    (['--detector', '{shots}/0.png', '--metrics', 'fid', '--shots-dir', '{shots}'], 'not a TorchScript'),
+    (['--num', '0'], '--num'),
+])
+def test_bad_options_give_one_line_errors(cli, folders, args, message):
+    fill = dict(shots=folders / 'shots', empty=folders / 'empty')
+    args = ['--gen-dir', str(folders / 'shots')] + [a.format(**fill) for a in args]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert 'Traceback' not in result.output and not isinstance(result.exception, (TypeError, AttributeError))
+
+
+def test_script_runs_as_a_program_and_errors_without_traceback(folders):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, SCRIPT, '--gen-dir', str(folders / 'shots'), '--metrics', 'kid'],
+                          cwd=str(folders), capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert 'needs --data' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_end_to_end_on_a_network(cli, folders, tmp_path):
+    try:
+        from fsgan import load_network  # noqa: F401
+    except ImportError:
+        pytest.skip('fsgan.load_network does not exist yet')
+    pkl = os.path.join(ROOT, 'tests', 'fixtures', 'p1.pkl')
+    out = tmp_path / 'net.jsonl'
+    gen_out = tmp_path / 'gen'
+    result = _run(cli, ['--network', pkl, '--metrics', 'fid,sharpness', '--shots-dir', folders / 'shots',
+                        '--num', 3, '--seed', 1, '--trunc', 0.7, '--out', out, '--gen-out', gen_out,
+                        '--cache-dir', folders / 'cache'])
+    assert result.exit_code == 0, result.output
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r['metric'] for r in recs] == ['fid', 'sharpness']
+    assert len(recs[0]['network_sha256']) == 64 and recs[0]['options']['trunc'] == 0.7
+    assert recs[0]['values']['fid_shots'] > 0
+    assert sorted(os.listdir(gen_out)) == ['000000.png', '000001.png', '000002.png']
+    with PIL.Image.open(gen_out / '000000.png') as im:
+        assert im.size == (32, 32)

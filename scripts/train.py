@@ -19,7 +19,7 @@ from fsgan.methods import METHODS, get_method  # noqa: E402
 
 # Small from-scratch configurations for the CPU: resolution -> G/D kwargs (channels come from the data).
 SCRATCH_CFGS = {
-    'glyph32': dict(resolution=32, z_dim=128, w_dim=128, mapping_layers=2, channel_base=4096, channel_max=128,
+    'glyph32': dict(resolution=32, z_dim=128, w_dim=128, mapping_layers=2, channel_base=2048, channel_max=64,
                     mbstd_group=4),
     'small64': dict(resolution=64, z_dim=256, w_dim=256, mapping_layers=4, channel_base=8192, channel_max=256,
                     mbstd_group=4),
@@ -78,9 +78,12 @@ def setup_training_config(
     cfg='glyph32',          # From-scratch configuration (only without --resume).
     device=None,            # 'cpu', 'cuda' or None = CUDA when available.
     grid_trunc=0.8,         # Truncation psi of the snapshot grids.
+    nan_policy='stop',      # On NaN/Inf: 'stop', or 'rollback' to the last snapshot with the lr halved.
 ):
     """Pure setup: options -> resolved, JSON-able training config (no files touched)."""
     import torch
+    if resume is None:
+        method = 'tgan'  # from scratch, every tensor trains
     spec = get_method(method)
     method_options = dict(method_options or {})
     if freezed is not None:
@@ -106,7 +109,7 @@ def setup_training_config(
         ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,
         G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
-        grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None,
+        grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy,
     )
     return c
 
@@ -222,6 +225,9 @@ def print_dry_run(c, images):
 @click.option('--lr', type=click.FloatRange(min=0, min_open=True), help='Learning rate [default: per method].')
 @click.option('--gamma', type=click.FloatRange(min=0), default=10.0, show_default=True, help='R1 weight.')
 @click.option('--pl-weight', type=click.FloatRange(min=0), default=2.0, show_default=True, help='Path-length weight.')
+@click.option('--style-mixing', type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help='Style mixing probability.')
+@click.option('--ema', 'ema_kimg', type=click.FloatRange(min=0), help='G_ema half-life in kimg [default: batch * 10 / 32].')
 @click.option('--mirror', is_flag=True, help='Add x-flips of the targets.')
 @click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True, help='Random seed.')
 @click.option('--snap', type=click.IntRange(min=0), default=5, show_default=True, help='Snapshot interval in ticks.')
@@ -230,11 +236,14 @@ def print_dry_run(c, images):
 @click.option('--cfg', type=click.Choice(sorted(SCRATCH_CFGS)), default='glyph32', show_default=True,
               help='Configuration when training from scratch (no --resume).')
 @click.option('--device', type=click.Choice(['cpu', 'cuda']), help='Device [default: cuda when available].')
+@click.option('--nan-policy', type=click.Choice(['stop', 'rollback']), default='stop', show_default=True,
+              help='On NaN/Inf: stop with a message, or roll back to the last snapshot with the lr halved.')
 @click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, gamma, pl_weight,
-         mirror, seed, snap, kimg_per_tick, cfg, device, resume_run, dry_run, no_progress):
+         style_mixing, ema_kimg, mirror, seed, snap, kimg_per_tick, cfg, device, nan_policy, resume_run, dry_run,
+         no_progress):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
     from training.dataset import DataError
@@ -253,11 +262,15 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
         c = setup_training_config(target_dir, outdir=outdir, resume=resume, method=method,
                                   method_options=parse_method_options(method_opts, method), freezed=freezed,
                                   shots=shots, kimg=kimg, batch=batch, lr=lr, gamma=gamma, pl_weight=pl_weight,
-                                  mirror=mirror, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
-                                  device=device)
+                                  style_mixing=style_mixing, ema_kimg=ema_kimg, mirror=mirror, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
+                                  device=device, nan_policy=nan_policy)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:
         raise click.ClickException(str(e)) from None
+    except OSError as e:  # unwritable outdir, disk full, ...: earlier snapshots are intact (atomic writes)
+        where = f'{e.filename}: ' if e.filename else ''
+        raise click.ClickException(f'{where}{e.strerror or e}; check --outdir permissions and free disk space, '
+                                   f'then continue with --resume-run') from None
 
 
 if __name__ == '__main__':

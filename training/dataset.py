@@ -56,12 +56,11 @@ def _list_source(path):
             with open(os.path.join(path, name), 'rb') as fh:
                 return fh.read()
     elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            names = [n for n in z.namelist() if not n.endswith('/')]
+        archive = zipfile.ZipFile(path)  # kept open for the reads; closed when garbage-collected
+        names = [n for n in archive.namelist() if not n.endswith('/')]
 
         def read(name):
-            with zipfile.ZipFile(path) as z:
-                return z.read(name)
+            return archive.read(name)
     else:
         raise DataError(f'--target-dir {path}: not a folder or a zip file; give a folder or zip of images')
     labels = None

@@ -9,6 +9,7 @@ same for all of them. A run folder holds:
   network-snapshot-{kimg:06d}.pkl   baked network pickle (stylegan2-ada-pytorch format)
   adapter-{kimg:06d}.pt   trained tensors only (+ source sha256)
   checkpoint.pt           everything a resume needs (written atomically, replaced at each snapshot)
+  events.out.tfevents.*   TensorBoard scalars (step = images seen)
 """
 import copy
 import json
@@ -25,6 +26,7 @@ from dnnlib.fileio import append_line, atomic_write_bytes, atomic_write_json
 from fsgan import export
 from fsgan.methods import adapt, get_method
 from torch_utils import training_stats
+from torch_utils.tb_events import ScalarWriter
 from training import networks
 from training.loss import StyleGAN2Loss
 
@@ -281,7 +283,9 @@ def training_loop(opts, run_dir, images, resume=False, progress=True):
     state = setup_run(opts, device)
     if resume:
         load_checkpoint(state, run_dir)
+        drop_stats_after(os.path.join(run_dir, 'stats.jsonl'), state.cur_nimg)
     images = torch.as_tensor(images)
+    tb = ScalarWriter(run_dir)
     total_nimg = int(opts.kimg * 1000)
     tick_nimg = int(opts.kimg_per_tick * 1000)
     stats_path = os.path.join(run_dir, 'stats.jsonl')
@@ -292,8 +296,19 @@ def training_loop(opts, run_dir, images, resume=False, progress=True):
                    bar_format='{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}]{postfix}')
     tick_start_nimg = state.cur_nimg
     tick_start_time = time.time()
+    rollbacks = 0
     while state.cur_nimg < total_nimg:
-        losses = training_step(state, opts, images, device)
+        try:
+            losses = training_step(state, opts, images, device)
+        except TrainingError as e:
+            if opts.get('nan_policy', 'stop') != 'rollback' or rollbacks >= MAX_ROLLBACKS:
+                raise
+            rollbacks += 1
+            roll_back(state, run_dir, e)
+            tick_start_nimg = state.cur_nimg
+            if bar is not None:
+                bar.n = state.cur_nimg
+            continue
         if bar is not None:
             bar.update(opts.batch)
             bar.set_postfix({k: f'{v:.3f}' for k, v in losses.items() if k in ('G', 'Dreal', 'Dgen')})
@@ -304,13 +319,49 @@ def training_loop(opts, run_dir, images, resume=False, progress=True):
         record = dict(tick=state.cur_tick, kimg=state.cur_nimg / 1000, sec_per_tick=time.time() - tick_start_time,
                       timestamp=time.time(), stats={k: v['mean'] for k, v in training_stats.collect().items()})
         append_line(stats_path, json.dumps(record))
+        tb.add_scalars(dict(record['stats'], **{'Timing/sec_per_tick': record['sec_per_tick']}), step=state.cur_nimg)
         if done or (opts.snap and state.cur_tick % opts.snap == 0):
             write_snapshot(state, opts, run_dir)
         tick_start_nimg = state.cur_nimg
         tick_start_time = time.time()
     if bar is not None:
         bar.close()
+    tb.close()
     return state
+
+
+MAX_ROLLBACKS = 3
+
+
+def roll_back(state, run_dir, error):
+    """--nan-policy rollback: reload the last checkpoint and halve the learning rate."""
+    if not os.path.exists(os.path.join(run_dir, 'checkpoint.pt')):
+        raise TrainingError(f'{error}; no snapshot to roll back to yet') from None
+    load_checkpoint(state, run_dir)
+    state.lr_scale *= 0.5
+    for opt in (state.opt_G, state.opt_D):
+        if opt is not None:
+            for group in opt.param_groups:
+                group['lr'] *= 0.5
+    print(f'[nan-policy rollback] {error}; rolled back to kimg {state.cur_nimg / 1000:.3f}, '
+          f'learning rate x{state.lr_scale:g}')
+
+
+def drop_stats_after(stats_path, cur_nimg):
+    """On resume, forget tick records written after the checkpoint (they will be redone)."""
+    if not os.path.exists(stats_path):
+        return
+    with open(stats_path) as f:
+        lines = [line for line in f if line.strip()]
+    keep = []
+    for line in lines:
+        try:
+            if json.loads(line)['kimg'] * 1000 <= cur_nimg + 1e-6:
+                keep.append(line)
+        except (ValueError, KeyError):
+            pass  # a line cut by a kill
+    if len(keep) != len(lines):
+        atomic_write_bytes(stats_path, ''.join(keep).encode())
 
 
 def write_run_files(run_dir, opts, target_record):

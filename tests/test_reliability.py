@@ -1,0 +1,184 @@
+"""Faults during training: NaN/Inf detection and rollback, TensorBoard events, kill -9 and resume."""
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from scripts import train as train_cli
+from tests.conftest import ROOT
+from torch_utils import tb_events
+from training.loss import StyleGAN2Loss
+
+TINY = ['--batch', '4', '--tick', '0.004', '--snap', '1', '--no-progress']
+
+
+def _decode_varint(buf, i):
+    shift = value = 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
+def _decode_fields(buf):
+    """Minimal protobuf wire decoder: list of (field number, wire type, value)."""
+    out, i = [], 0
+    while i < len(buf):
+        key, i = _decode_varint(buf, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            val, i = _decode_varint(buf, i)
+        elif wire == 1:
+            val, i = struct.unpack('<d', buf[i:i + 8])[0], i + 8
+        elif wire == 5:
+            val, i = struct.unpack('<f', buf[i:i + 4])[0], i + 4
+        elif wire == 2:
+            n, i = _decode_varint(buf, i)
+            val, i = buf[i:i + n], i + n
+        else:
+            raise AssertionError(f'unexpected wire type {wire}')
+        out.append((num, wire, val))
+    return out
+
+
+def test_crc32c_check_value():
+    assert tb_events.crc32c(b'123456789') == 0xE3069283
+
+
+def test_event_file_round_trip(tmp_path):
+    w = tb_events.ScalarWriter(str(tmp_path))
+    w.add_scalars({'Loss/G/loss': 1.5, 'Loss/D/loss': -0.25}, step=12)
+    w.close()
+    records = list(tb_events.read_records(w.path))
+    assert len(records) == 2
+    first = dict((n, v) for n, _w, v in _decode_fields(records[0]))
+    assert first[3] == b'brain.Event:2'
+    fields = _decode_fields(records[1])
+    assert [v for n, _w, v in fields if n == 2] == [12]
+    summary = [v for n, _w, v in fields if n == 5][0]
+    values = {}
+    for _n, _w, value in _decode_fields(summary):
+        inner = dict((n, v) for n, _w2, v in _decode_fields(value))
+        values[inner[1].decode()] = inner[2]
+    assert values == {'Loss/G/loss': 1.5, 'Loss/D/loss': -0.25}
+    with open(w.path, 'r+b') as f:  # a flipped byte is detected
+        f.seek(-6, os.SEEK_END)
+        f.write(b'\xff')
+    with pytest.raises(ValueError, match='CRC'):
+        list(tb_events.read_records(w.path))
+
+
+def _poison_after(monkeypatch, calls):
+    """Make the loss report NaN from the `calls`-th accumulate_gradients call on."""
+    original = StyleGAN2Loss.accumulate_gradients
+    counter = {'n': 0}
+
+    def patched(self, phase, *args, **kwargs):
+        counter['n'] += 1
+        losses = original(self, phase, *args, **kwargs)
+        if counter['n'] >= calls and counter['n'] < calls + 2:
+            losses = {k: float('nan') for k in losses}
+        return losses
+    monkeypatch.setattr(StyleGAN2Loss, 'accumulate_gradients', patched)
+
+
+def test_nan_stops_with_clear_message(p1_path, target_dir, tmp_path, monkeypatch):
+    _poison_after(monkeypatch, 6)
+    res = CliRunner().invoke(train_cli.main, ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5',
+                                              '--outdir', str(tmp_path), '--kimg', '0.016'] + TINY)
+    assert res.exit_code != 0
+    assert 'non-finite value at kimg' in res.output and 'phase' in res.output
+    (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
+    ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
+    assert ck['cur_nimg'] == 4                     # the last complete snapshot, before the NaN step
+    assert not any(f.endswith('.tmp') for f in os.listdir(run_dir))
+
+
+def test_nan_rollback_halves_lr_and_finishes(p1_path, target_dir, tmp_path, monkeypatch):
+    _poison_after(monkeypatch, 6)
+    res = CliRunner().invoke(train_cli.main, ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5',
+                                              '--outdir', str(tmp_path), '--kimg', '0.012',
+                                              '--nan-policy', 'rollback'] + TINY)
+    assert res.exit_code == 0, res.output
+    assert 'rolled back to kimg 0.004' in res.output
+    (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
+    ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
+    assert ck['cur_nimg'] == 12 and ck['lr_scale'] == 0.5
+    opts = json.loads((run_dir / 'training_options.json').read_text())
+    assert ck['opt_G']['param_groups'][0]['lr'] == pytest.approx(opts['lr'] * 0.5 * 4 / 5)
+
+
+def test_tensorboard_events_written(p1_path, target_dir, tmp_path):
+    res = CliRunner().invoke(train_cli.main, ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5',
+                                              '--outdir', str(tmp_path), '--kimg', '0.008'] + TINY)
+    assert res.exit_code == 0, res.output
+    (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
+    (events,) = [f for f in os.listdir(run_dir) if f.startswith('events.out.tfevents.')]
+    records = list(tb_events.read_records(str(run_dir / events)))
+    assert len(records) == 3  # file version + 2 ticks
+    assert b'Loss/G/loss' in records[1] and b'Loss/D/loss' in records[2]
+
+
+def _train_cmd(p1_path, target_dir, outdir, kimg):
+    return [sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--resume', p1_path, '--target-dir',
+            target_dir, '--shots', '5', '--outdir', outdir, '--kimg', str(kimg)] + TINY
+
+
+def _kill_when(proc, run_parent, predicate, timeout=240):
+    """Poll the run folder and kill -9 the training process when predicate(run_dir) holds."""
+    start = time.time()
+    while time.time() - start < timeout:
+        runs = os.listdir(run_parent) if os.path.isdir(run_parent) else []
+        if runs and predicate(os.path.join(run_parent, runs[0])):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return os.path.join(run_parent, runs[0])
+        if proc.poll() is not None:
+            raise AssertionError(f'training ended before the kill point: {proc.stderr.read()}')
+        time.sleep(0.01)
+    proc.kill()
+    raise AssertionError('kill point not reached in time')
+
+
+@pytest.mark.parametrize('kill_point', ['during_first_snapshot', 'after_first_checkpoint', 'mid_second_tick'])
+def test_kill9_then_resume(p1_path, target_dir, tmp_path, kill_point):
+    """A real kill -9 at several moments leaves nothing corrupt; --resume-run finishes with the right kimg."""
+    parent = str(tmp_path / 'runs')
+    preds = {
+        'during_first_snapshot': lambda d: os.path.exists(os.path.join(d, 'fakes000000.png')),
+        'after_first_checkpoint': lambda d: os.path.exists(os.path.join(d, 'checkpoint.pt')),
+        'mid_second_tick': lambda d: os.path.exists(os.path.join(d, 'checkpoint.pt'))
+        and time.sleep(1.0) is None,
+    }
+    proc = subprocess.Popen(_train_cmd(p1_path, target_dir, parent, 0.012), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    run_dir = _kill_when(proc, parent, preds[kill_point])
+    # Nothing half-written under a final name: every pickle/checkpoint present loads.
+    for name in os.listdir(run_dir):
+        path = os.path.join(run_dir, name)
+        if name.endswith('.pkl'):
+            from fsgan import load_network
+            load_network(path)
+        elif name == 'checkpoint.pt':
+            torch.load(path, weights_only=True)
+    res = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--resume-run', run_dir,
+                          '--no-progress'], capture_output=True, text=True, cwd=ROOT)
+    if not os.path.exists(os.path.join(run_dir, 'checkpoint.pt')) and res.returncode != 0:
+        assert 'no checkpoint.pt yet' in res.stderr and 'Traceback' not in res.stderr
+        return
+    assert res.returncode == 0, res.stderr
+    ck = torch.load(os.path.join(run_dir, 'checkpoint.pt'), weights_only=True)
+    assert ck['cur_nimg'] == 12
+    kimgs = [json.loads(line)['kimg'] for line in open(os.path.join(run_dir, 'stats.jsonl'))]
+    assert kimgs == [0.004, 0.008, 0.012]
+    assert not any(n.endswith('.tmp') for n in os.listdir(run_dir))

@@ -18,29 +18,6 @@ DEFAULT_SOURCE = os.path.join(ROOT, 'tests', 'fixtures', 'p1.pkl')
 DEFAULT_TARGET = os.path.join(ROOT, 'data', 'glyphs', 'kannada_shots10.zip')
 
 
-def interpolation_video(G, seeds, path, frames_per_transition=16, trunc=0.8, fps=24):
-    """Looping lerp in W between the seeds' latents, written as mp4 (imageio-ffmpeg)."""
-    import imageio
-    import numpy as np
-    import torch
-    zs = torch.from_numpy(np.stack([np.random.RandomState(s).randn(G.z_dim) for s in seeds])).float()
-    c = torch.zeros([len(seeds), G.c_dim])
-    with torch.no_grad():
-        ws = G.mapping(zs, c, truncation_psi=trunc)                    # [S, num_ws, w_dim]
-        frames = []
-        for i in range(len(seeds)):
-            a, b = ws[i], ws[(i + 1) % len(seeds)]
-            t = torch.linspace(0, 1, frames_per_transition + 1)[:-1].reshape(-1, 1, 1)
-            img = G.synthesis(a.lerp(b, t), noise_mode='const')        # [F, C, H, W]
-            img = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
-            frames.extend(np.repeat(img, 3, axis=3) if img.shape[3] == 1 else img)
-    frames = [np.kron(f, np.ones([4, 4, 1], dtype=np.uint8)) for f in frames]  # 4x nearest upscale for viewing
-    tmp = path + '.tmp.mp4'
-    imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
-    os.replace(tmp, path)
-    return len(frames)
-
-
 @click.command()
 @click.option('--outdir', default=os.path.join(ROOT, 'runs', 'demo'), show_default=True, help='Parent folder.')
 @click.option('--kimg', type=click.FloatRange(min=0, min_open=True), default=0.4, show_default=True,
@@ -50,6 +27,7 @@ def interpolation_video(G, seeds, path, frames_per_transition=16, trunc=0.8, fps
 def main(outdir, kimg, source, target):
     """Adapt --source to --target with FSGAN and write samples, a video and metrics."""
     import numpy as np
+    from fsgan.tools.interp import interpolation_video
     from scripts.generate import generate_images, load_generator, make_grid, save_png
     from scripts.train import run_training, setup_training_config
     from dnnlib.fileio import atomic_write_json
@@ -63,7 +41,8 @@ def main(outdir, kimg, source, target):
 
     images = generate_images(G, list(range(64)), trunc=0.8)
     save_png(make_grid(images, cols=8), os.path.join(run_dir, 'samples_trunc0.8.png'))
-    num_frames = interpolation_video(G, [1, 5, 9, 13], os.path.join(run_dir, 'interpolation.mp4'))
+    num_frames, _size = interpolation_video(G, [[1, 5, 9, 13]], os.path.join(run_dir, 'interpolation.mp4'),
+                                            frames_per_transition=16, space='w', trunc=0.8, fps=24, factor=4)
 
     from metrics.sharpness import sharpness
     rgb = np.repeat(images, 3, axis=3) if images.shape[3] == 1 else images

@@ -1,0 +1,156 @@
+"""scripts/compare.py: train two methods, figure/table/strips, resume after a kill or a lost 'done' mark."""
+import csv
+import json
+import os
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fsgan.tools import figure
+from scripts import compare as cli
+from training import training_loop
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _args(p1_path, target_dir, outdir):
+    return ['--source', p1_path, '--target-dir', target_dir, '--shots', '10', '--methods', 'fsgan,tgan',
+            '--kimg', '0.008', '--batch', '4', '--tick', '0.004', '--snap', '1', '--seed', '3', '--num', '6',
+            '--cols', '4', '--strip-steps', '3', '--outdir', str(outdir), '--cache-dir', str(outdir) + '-cache',
+            '--device', 'cpu', '--no-progress']
+
+
+def _runs(outdir, method):
+    return sorted(os.listdir(outdir / 'runs' / method))
+
+
+def test_compare_trains_resumes_and_writes_outputs(p1_path, target_dir, tmp_path, monkeypatch, one_thread):
+    outdir = tmp_path / 'cmp'
+    args = _args(p1_path, target_dir, outdir)
+
+    # 1. Kill the comparison while tgan is half-way (after its first snapshot at 0.004 kimg).
+    real_snapshot = training_loop.write_snapshot
+
+    def killing_snapshot(state, opts, run_dir):
+        real_snapshot(state, opts, run_dir)
+        if opts.method == 'tgan' and state.cur_nimg >= 4:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(training_loop, 'write_snapshot', killing_snapshot)
+    res = CliRunner().invoke(cli.main, args)
+    assert res.exit_code != 0
+    monkeypatch.setattr(training_loop, 'write_snapshot', real_snapshot)
+    state = json.loads((outdir / cli.STATE_FILE).read_text())
+    assert state['methods']['fsgan']['done'] and 'tgan' not in state['methods']
+    fsgan_ck = outdir / 'runs' / 'fsgan' / _runs(outdir, 'fsgan')[0] / 'checkpoint.pt'
+    fsgan_mtime = fsgan_ck.stat().st_mtime_ns
+
+    # 2. Running it again continues tgan in its run folder and leaves fsgan alone.
+    res = CliRunner().invoke(cli.main, args)
+    assert res.exit_code == 0, res.output
+    assert _runs(outdir, 'fsgan') == ['00000-fsgan-10shot'] and _runs(outdir, 'tgan') == ['00000-tgan-10shot']
+    assert fsgan_ck.stat().st_mtime_ns == fsgan_mtime
+    tgan_run = outdir / 'runs' / 'tgan' / '00000-tgan-10shot'
+    assert [json.loads(x)['kimg'] for x in (tgan_run / 'stats.jsonl').read_text().splitlines()] == [0.004, 0.008]
+    opts = json.loads((tgan_run / 'training_options.json').read_text())
+    assert opts['seed'] == 3 and opts['shots'] == 10 and opts['method'] == 'tgan'
+
+    # Figure: a row of shots, then one row per method; 4 columns of 128-pixel cells (32x32 upscaled).
+    w, h = PIL.Image.open(outdir / 'comparison.png').size
+    cell = figure.default_cell(32)
+    assert h == 3 * (cell + figure.PAD) + figure.PAD
+    assert w > 4 * (cell + figure.PAD)
+    for m in ('fsgan', 'tgan'):
+        sw, sh = PIL.Image.open(outdir / f'interp_{m}.png').size
+        assert (sw, sh) == (3 * (cell + figure.PAD) + figure.PAD, cell + 2 * figure.PAD)
+        assert len(os.listdir(outdir / 'samples' / m)) == 6
+
+    with open(outdir / 'metrics.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [r['method'] for r in rows] == ['fsgan', 'tgan']
+    for r in rows:
+        assert float(r['fid_shots']) > 0 and 0 <= float(r['memorised_inception']) <= 1
+        assert float(r['sharpness_mean']) > 0 and r['fid_test'] == '' and r['fgd_shots'] == ''
+        assert int(r['trainable_params']) == int(r['trainable_G']) + int(r['trainable_D'])
+    assert int(rows[0]['trainable_params']) < int(rows[1]['trainable_params']) / 100  # fsgan << tgan
+    md = (outdir / 'metrics.md').read_text().splitlines()
+    assert md[0].startswith('| Method | Trainable params | FID shots |')
+    assert len([x for x in md if x.startswith('| ')]) == 3
+
+    # 3. Without tgan's 'done' mark it is continued (nothing to train), not retrained; metrics are reused.
+    state = json.loads((outdir / cli.STATE_FILE).read_text())
+    del state['methods']['tgan']['done']
+    (outdir / cli.STATE_FILE).write_text(json.dumps(state))
+    tgan_ck_mtime = (tgan_run / 'checkpoint.pt').stat().st_mtime_ns
+    res = CliRunner().invoke(cli.main, args)
+    assert res.exit_code == 0, res.output
+    assert 'continuing' in res.output and 'metrics on' not in res.output
+    assert _runs(outdir, 'fsgan') == ['00000-fsgan-10shot'] and _runs(outdir, 'tgan') == ['00000-tgan-10shot']
+    assert fsgan_ck.stat().st_mtime_ns == fsgan_mtime
+    assert (tgan_run / 'checkpoint.pt').stat().st_mtime_ns == tgan_ck_mtime
+    assert json.loads((outdir / cli.STATE_FILE).read_text())['methods']['tgan']['done']
+
+    # Other settings in the same folder are refused with one line.
+    res = CliRunner().invoke(cli.main, [a if a != '0.008' else '0.016' for a in args])
+    assert res.exit_code != 0 and 'other settings (kimg: 0.008 there, 0.016 now)' in res.output
+    assert 'Traceback' not in res.output
+
+
+def test_fgd_for_glyph_sized_images(tmp_path, monkeypatch):
+    """1-channel 32x32 images get FGD against shots and test set; the other metrics are stubbed out."""
+    from metrics import registry
+    values = dict(fid_shots=1.0, mean=0.5, std=0.1, fraction_inception=0.0, fraction_pixel=0.0)
+    stub = registry.MetricSpec('stub', lambda ctx: dict(value=0.0, values=values), '')
+    monkeypatch.setattr(registry, 'get_registry', lambda: dict(fid=stub, sharpness=stub, memorization=stub))
+    rng = np.random.RandomState(0)
+    gen = (rng.rand(6, 32, 32, 1) * 255).astype(np.uint8)
+    shots = (rng.rand(4, 1, 32, 32) * 255).astype(np.uint8)
+    test_dir = tmp_path / 'test'
+    test_dir.mkdir()
+    for i in range(5):
+        PIL.Image.fromarray((rng.rand(32, 32) * 255).astype(np.uint8), 'L').save(test_dir / f'{i}.png')
+    from metrics.images import ImageSet
+    for d, imgs in (('gen', gen[..., 0]), ('shots', shots[:, 0])):
+        (tmp_path / d).mkdir()
+        for i, im in enumerate(imgs):
+            PIL.Image.fromarray(im, 'L').save(tmp_path / d / f'{i}.png')
+    row = cli.method_metrics(str(tmp_path / 'gen'), gen, str(tmp_path / 'shots'), shots, ImageSet(test_dir),
+                             dict(faces=False))
+    assert row['fgd_shots'] > 0 and row['fgd_test'] > 0 and row['fid_shots'] == 1.0
+    row = cli.method_metrics(str(tmp_path / 'gen'), gen, str(tmp_path / 'shots'), shots[:1], None, dict(faces=False))
+    assert row['fgd_shots'] is None and row['fgd_test'] is None and row['memorised_inception'] is None
+    assert cli.glyph_classifier_applies(1, 32) and not cli.glyph_classifier_applies(3, 32)
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--methods', 'fsgan,bogus'], 'unknown method(s) bogus'),
+    (['--runs', 'noequals'], 'expected NAME=RUNDIR'),
+    (['--runs', 'x=/nonexistent/run'], '--runs x=/nonexistent/run: no such folder'),
+    (['--methods', 'fsgan', '--no-source'], 'needs --source and --target-dir'),
+    (['--num', '1'], 'Invalid value for --num: must be >= 2, got 1'),
+])
+def test_bad_arguments_one_line_error(p1_path, target_dir, tmp_path, args, message):
+    base = ['--source', p1_path, '--target-dir', target_dir, '--outdir', str(tmp_path / 'cmp')]
+    if '--no-source' in args:
+        base, args = ['--outdir', str(tmp_path / 'cmp')], [a for a in args if a != '--no-source']
+    res = CliRunner().invoke(cli.main, base + args)
+    assert res.exit_code != 0
+    assert message in res.output and 'Traceback' not in res.output
+    assert res.output.strip().splitlines()[-1].startswith('Error:')
+    assert not (tmp_path / 'cmp').exists()
+
+
+def test_refuses_foreign_folder(p1_path, target_dir, tmp_path):
+    (tmp_path / 'cmp').mkdir()
+    (tmp_path / 'cmp' / 'notes.txt').write_text('mine')
+    res = CliRunner().invoke(cli.main, ['--source', p1_path, '--target-dir', target_dir,
+                                        '--outdir', str(tmp_path / 'cmp')])
+    assert res.exit_code != 0 and 'is not empty and holds no compare_state.json' in res.output

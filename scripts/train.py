@@ -79,6 +79,7 @@ def setup_training_config(
     device=None,            # 'cpu', 'cuda' or None = CUDA when available.
     grid_trunc=0.8,         # Truncation psi of the snapshot grids.
     nan_policy='stop',      # On NaN/Inf: 'stop', or 'rollback' to the last snapshot with the lr halved.
+    gpus=1,                 # Number of processes (one per GPU; gloo processes on the CPU).
 ):
     """Pure setup: options -> resolved, JSON-able training config (no files touched)."""
     import torch
@@ -94,12 +95,16 @@ def setup_training_config(
         raise SetupError(f'--shots must be >= 1, got {shots}')
     if batch < 1:
         raise SetupError(f'--batch must be >= 1, got {batch}')
+    if gpus < 1 or batch % gpus != 0:
+        raise SetupError(f'--batch {batch} must be a multiple of --gpus {gpus}')
     if kimg is None:
         kimg = 16 if (shots is not None and shots <= 5) else 20
     if device is None:
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if device == 'cuda' and not torch.cuda.is_available():
         raise SetupError('--device cuda: CUDA is not available on this machine; use --device cpu')
+    if device == 'cuda' and gpus > torch.cuda.device_count():
+        raise SetupError(f'--gpus {gpus}: only {torch.cuda.device_count()} CUDA device(s) here')
     if resume is None and cfg not in SCRATCH_CFGS:
         raise SetupError(f'--cfg {cfg!r}: choose one of {", ".join(SCRATCH_CFGS)}')
     c = EasyDict(
@@ -109,7 +114,7 @@ def setup_training_config(
         ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,
         G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
-        grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy,
+        grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy, num_gpus=int(gpus),
     )
     return c
 
@@ -151,14 +156,38 @@ def network_geometry(c):
     return SCRATCH_CFGS[c.cfg]['resolution'], None
 
 
+def _worker(rank, c, run_dir, images, resume, progress, init_file):
+    """One process of a multi-process run."""
+    from torch_utils import distributed
+    from training.training_loop import training_loop
+    distributed.init(rank, c.num_gpus, init_file, 'cuda' if c.device == 'cuda' else 'cpu')
+    try:
+        training_loop(c, run_dir, images, resume=resume, progress=progress)
+    finally:
+        distributed.shutdown()
+
+
+def launch(c, run_dir, images, resume=False, progress=True):
+    """Run the training loop in this process, or in c.num_gpus processes."""
+    from training.training_loop import training_loop
+    if c.get('num_gpus', 1) == 1:
+        training_loop(c, run_dir, images, resume=resume, progress=progress)
+        return
+    import tempfile
+    import torch.multiprocessing as mp
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_worker, args=(c, run_dir, images, resume, progress, os.path.join(tmp, 'init')),
+                 nprocs=c.num_gpus, join=True)
+
+
 def run_training(c, resume_run=None, progress=True, dry_run=False):
     """Prepare data and run folder, then train. Returns the run folder (None for a dry run)."""
     from training.dataset import load_target
-    from training.training_loop import training_loop, write_run_files
+    from training.training_loop import write_run_files
     import numpy as np
     if resume_run is not None:
         images = np.load(os.path.join(resume_run, 'target_shots.npy'))
-        training_loop(c, resume_run, images, resume=True, progress=progress)
+        launch(c, resume_run, images, resume=True, progress=progress)
         return resume_run
     resolution, channels = network_geometry(c)
     if channels is None:  # from scratch: keep the data's channel count (1 for grayscale sources)
@@ -182,7 +211,7 @@ def run_training(c, resume_run=None, progress=True, dry_run=False):
     buf = io.BytesIO()
     np.save(buf, images)
     atomic_write_bytes(os.path.join(run_dir, 'target_shots.npy'), buf.getvalue())
-    training_loop(c, run_dir, images, progress=progress)
+    launch(c, run_dir, images, progress=progress)
     return run_dir
 
 
@@ -236,14 +265,16 @@ def print_dry_run(c, images):
 @click.option('--cfg', type=click.Choice(sorted(SCRATCH_CFGS)), default='glyph32', show_default=True,
               help='Configuration when training from scratch (no --resume).')
 @click.option('--device', type=click.Choice(['cpu', 'cuda']), help='Device [default: cuda when available].')
+@click.option('--gpus', type=click.IntRange(min=1), default=1, show_default=True,
+              help='Processes: one per GPU (nccl), or CPU processes (gloo) with --device cpu.')
 @click.option('--nan-policy', type=click.Choice(['stop', 'rollback']), default='stop', show_default=True,
               help='On NaN/Inf: stop with a message, or roll back to the last snapshot with the lr halved.')
 @click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, gamma, pl_weight,
-         style_mixing, ema_kimg, mirror, seed, snap, kimg_per_tick, cfg, device, nan_policy, resume_run, dry_run,
-         no_progress):
+         style_mixing, ema_kimg, mirror, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
+         dry_run, no_progress):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
     from training.dataset import DataError
@@ -263,7 +294,7 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
                                   method_options=parse_method_options(method_opts, method), freezed=freezed,
                                   shots=shots, kimg=kimg, batch=batch, lr=lr, gamma=gamma, pl_weight=pl_weight,
                                   style_mixing=style_mixing, ema_kimg=ema_kimg, mirror=mirror, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
-                                  device=device, nan_policy=nan_policy)
+                                  device=device, nan_policy=nan_policy, gpus=gpus)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:
         raise click.ClickException(str(e)) from None

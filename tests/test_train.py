@@ -129,3 +129,17 @@ def test_shot_selection_is_deterministic(target_dir):
     assert a.files == b.files and np.array_equal(a.images, b.images)
     assert a.files != c.files
     assert a.images.shape == (4, 3, 32, 32) and a.images.dtype == np.uint8
+
+
+def test_two_process_gloo_training(p1_path, target_dir, tmp_path):
+    """--gpus 2 on the CPU: two gloo processes, gradients averaged, parameters checked in sync."""
+    out = tmp_path / 'runs'
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--resume', p1_path,
+                           '--target-dir', target_dir, '--shots', '5', '--outdir', str(out), '--gpus', '2',
+                           '--device', 'cpu', '--kimg', '0.008', '--batch', '4', '--tick', '0.004', '--snap', '1',
+                           '--no-progress'], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = [out / d for d in os.listdir(out)]
+    ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
+    assert ck['cur_nimg'] == 8 and len(ck['rng']) == 2
+    assert [json.loads(line)['kimg'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()] == [0.004, 0.008]

@@ -25,7 +25,7 @@ from dnnlib import EasyDict
 from dnnlib.fileio import append_line, atomic_write_bytes, atomic_write_json
 from fsgan import export
 from fsgan.methods import adapt, get_method
-from torch_utils import training_stats
+from torch_utils import distributed, training_stats
 from torch_utils.tb_events import ScalarWriter
 from training import networks
 from training.loss import StyleGAN2Loss
@@ -124,8 +124,11 @@ def check_finite(losses, state, step_name):
 
 
 def training_step(state, opts, images, device):
-    """One batch through every due phase, then the G_ema update. Returns {loss name: value}."""
-    batch = opts.batch
+    """One batch through every due phase, then the G_ema update. Returns {loss name: value}.
+
+    With several processes each computes batch / world_size samples and gradients are averaged.
+    """
+    batch = opts.batch // distributed.world_size()
     real = sample_reals(images, batch, opts.mirror, device)
     c_dim = state.G.c_dim
     real_c = torch.zeros([batch, c_dim], device=device)
@@ -138,13 +141,14 @@ def training_step(state, opts, images, device):
         params = [p for g in opt.param_groups for p in g['params']]
         opt.zero_grad(set_to_none=True)
         losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)
+        distributed.average_gradients(params)
         check_finite(losses, state, name)
         opt.step()
         for p in params:
             p.grad = None
         all_losses.update(losses)
-    update_ema(state, opts, batch)
-    state.cur_nimg += batch
+    update_ema(state, opts, opts.batch)
+    state.cur_nimg += opts.batch
     state.batch_idx += 1
     return all_losses
 
@@ -218,14 +222,17 @@ def set_rng_state(s):
 
 
 def save_checkpoint(state, opts, run_dir):
-    """Everything a resume needs, in plain tensors and data (torch.save), written atomically."""
+    """Everything a resume needs, in plain tensors and data (torch.save), written atomically (rank 0)."""
     import io
+    rng_states = distributed.gather_objects(rng_state())  # one per rank
+    if distributed.rank() != 0:
+        return
     payload = dict(
         G=state.G.state_dict(), D=state.D.state_dict(), G_ema=state.G_ema.state_dict(),
         opt_G=state.opt_G.state_dict() if state.opt_G else None,
         opt_D=state.opt_D.state_dict() if state.opt_D else None,
         pl_mean=state.loss.pl_mean.cpu(), cur_nimg=state.cur_nimg, cur_tick=state.cur_tick,
-        batch_idx=state.batch_idx, lr_scale=state.lr_scale, rng=rng_state(),
+        batch_idx=state.batch_idx, lr_scale=state.lr_scale, rng=rng_states,
         G_init_kwargs=json.loads(json.dumps(state.G_init_kwargs)),
         D_init_kwargs=json.loads(json.dumps(state.D_init_kwargs)),
         source_sha256=state.source_sha256, options=json.loads(json.dumps(opts)),
@@ -237,6 +244,10 @@ def save_checkpoint(state, opts, run_dir):
 
 def write_snapshot(state, opts, run_dir):
     """Sample grid, baked network pickle, adapter file, then the checkpoint (last, so it marks completion)."""
+    distributed.assert_in_sync(state.G, 'G')
+    if distributed.rank() != 0:
+        save_checkpoint(state, opts, run_dir)  # takes part in gathering the RNG states
+        return
     kimg = state.cur_nimg // 1000
     tag = f'{kimg:06d}'
     device = next(state.G_ema.parameters()).device
@@ -266,7 +277,11 @@ def load_checkpoint(state, run_dir):
     state.loss.pl_mean = ck['pl_mean']
     state.cur_nimg, state.cur_tick, state.batch_idx = ck['cur_nimg'], ck['cur_tick'], ck['batch_idx']
     state.lr_scale = ck.get('lr_scale', 1.0)
-    set_rng_state(ck['rng'])
+    states = ck['rng']
+    if len(states) != distributed.world_size():
+        raise TrainingError(f'--resume-run {run_dir}: the run used {len(states)} process(es); '
+                            f'resume it with --gpus {len(states)}')
+    set_rng_state(states[distributed.rank()])
 
 
 # ----------------------------------------------------------------------------- main loop
@@ -277,15 +292,26 @@ def training_loop(opts, run_dir, images, resume=False, progress=True):
     images: uint8 tensor [N, C, R, R] of targets. Returns the final state.
     """
     device = torch.device(opts.device)
+    if device.type == 'cuda' and distributed.world_size() > 1:
+        device = torch.device('cuda', distributed.rank())
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed)
     random.seed(opts.seed)
     state = setup_run(opts, device)
+    for net in (state.G, state.D, state.G_ema):
+        distributed.broadcast_module(net)
+    rank_seed = opts.seed * 1000003 + distributed.rank()  # different data and latents per rank
+    torch.manual_seed(rank_seed)
+    np.random.seed(rank_seed % (2 ** 32))
+    random.seed(rank_seed)
     if resume:
         load_checkpoint(state, run_dir)
-        drop_stats_after(os.path.join(run_dir, 'stats.jsonl'), state.cur_nimg)
+        if distributed.rank() == 0:
+            drop_stats_after(os.path.join(run_dir, 'stats.jsonl'), state.cur_nimg)
     images = torch.as_tensor(images)
-    tb = ScalarWriter(run_dir)
+    is_main = distributed.rank() == 0
+    progress = progress and is_main
+    tb = ScalarWriter(run_dir) if is_main else None
     total_nimg = int(opts.kimg * 1000)
     tick_nimg = int(opts.kimg_per_tick * 1000)
     stats_path = os.path.join(run_dir, 'stats.jsonl')
@@ -318,15 +344,18 @@ def training_loop(opts, run_dir, images, resume=False, progress=True):
         state.cur_tick += 1
         record = dict(tick=state.cur_tick, kimg=state.cur_nimg / 1000, sec_per_tick=time.time() - tick_start_time,
                       timestamp=time.time(), stats={k: v['mean'] for k, v in training_stats.collect().items()})
-        append_line(stats_path, json.dumps(record))
-        tb.add_scalars(dict(record['stats'], **{'Timing/sec_per_tick': record['sec_per_tick']}), step=state.cur_nimg)
+        if is_main:
+            append_line(stats_path, json.dumps(record))
+            tb.add_scalars(dict(record['stats'], **{'Timing/sec_per_tick': record['sec_per_tick']}),
+                           step=state.cur_nimg)
         if done or (opts.snap and state.cur_tick % opts.snap == 0):
             write_snapshot(state, opts, run_dir)
         tick_start_nimg = state.cur_nimg
         tick_start_time = time.time()
     if bar is not None:
         bar.close()
-    tb.close()
+    if tb is not None:
+        tb.close()
     return state
 
 
@@ -343,8 +372,9 @@ def roll_back(state, run_dir, error):
         if opt is not None:
             for group in opt.param_groups:
                 group['lr'] *= 0.5
-    print(f'[nan-policy rollback] {error}; rolled back to kimg {state.cur_nimg / 1000:.3f}, '
-          f'learning rate x{state.lr_scale:g}')
+    if distributed.rank() == 0:
+        print(f'[nan-policy rollback] {error}; rolled back to kimg {state.cur_nimg / 1000:.3f}, '
+              f'learning rate x{state.lr_scale:g}')
 
 
 def drop_stats_after(stats_path, cur_nimg):

@@ -182,3 +182,37 @@ def test_kill9_then_resume(p1_path, target_dir, tmp_path, kill_point):
     kimgs = [json.loads(line)['kimg'] for line in open(os.path.join(run_dir, 'stats.jsonl'))]
     assert kimgs == [0.004, 0.008, 0.012]
     assert not any(n.endswith('.tmp') for n in os.listdir(run_dir))
+
+
+def test_disk_full_during_snapshot_keeps_previous(p1_path, target_dir, tmp_path, monkeypatch):
+    """ENOSPC while writing the second snapshot: one-line error, first snapshot and checkpoint intact."""
+    import errno
+    from dnnlib import fileio
+    from training import training_loop as loop
+    real_fsync = fileio.os.fsync
+    state = {'snapshots': 0}
+    real_write_snapshot = loop.write_snapshot
+
+    def counting_write_snapshot(*args, **kwargs):
+        state['snapshots'] += 1
+        return real_write_snapshot(*args, **kwargs)
+
+    def fsync(fd):
+        if state['snapshots'] >= 2:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real_fsync(fd)
+    monkeypatch.setattr(loop, 'write_snapshot', counting_write_snapshot)
+    monkeypatch.setattr(fileio.os, 'fsync', fsync)
+    res = CliRunner().invoke(train_cli.main, ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5',
+                                              '--outdir', str(tmp_path), '--kimg', '0.008'] + TINY)
+    monkeypatch.setattr(fileio.os, 'fsync', real_fsync)
+    assert res.exit_code != 0
+    assert 'No space left on device' in res.output and 'free disk space' in res.output
+    assert 'Traceback' not in res.output
+    (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
+    names = os.listdir(run_dir)
+    assert not any(n.endswith('.tmp') for n in names)
+    ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
+    assert ck['cur_nimg'] == 4
+    from fsgan import load_network
+    load_network(str(run_dir / 'network-snapshot-000000.pkl'))

@@ -1,0 +1,115 @@
+"""Bad input: every case ends in a one-line error (or a logged conversion), never a traceback."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from tests.conftest import ROOT
+from training.dataset import DataError, load_target
+
+
+def _save(path, array, mode=None):
+    img = PIL.Image.fromarray(array, mode) if mode else PIL.Image.fromarray(array)
+    img.save(path)
+    return path
+
+
+@pytest.fixture
+def odd_images(tmp_path):
+    """One image of each awkward kind, plus a non-image file."""
+    rng = np.random.RandomState(0)
+    d = tmp_path / 'odd'
+    d.mkdir()
+    _save(d / 'rgb.png', (rng.rand(32, 32, 3) * 255).astype(np.uint8))
+    PIL.Image.fromarray((rng.rand(40, 40) * 65535).astype(np.uint16)).save(d / 'sixteen.png')
+    PIL.Image.fromarray((rng.rand(32, 32, 3) * 255).astype(np.uint8)).convert('CMYK').save(d / 'cmyk.jpg')
+    PIL.Image.fromarray((rng.rand(32, 32, 3) * 255).astype(np.uint8)).convert('P').save(d / 'palette.png')
+    _save(d / 'alpha.png', (rng.rand(32, 32, 4) * 255).astype(np.uint8), 'RGBA')
+    _save(d / 'small.png', (rng.rand(8, 8, 3) * 255).astype(np.uint8))
+    _save(d / 'gray.bmp', (rng.rand(32, 48) * 255).astype(np.uint8), 'L')
+    (d / 'notes.txt').write_text('not an image')
+    return d
+
+
+def test_awkward_images_are_converted_with_notes(odd_images):
+    t = load_target(str(odd_images), 32, 3)
+    assert t.images.shape == (7, 3, 32, 32) and t.images.dtype == np.uint8
+    notes = ' | '.join(t.notes)
+    for expected in ('sixteen.png: 16-bit -> 8-bit', 'cmyk.jpg: CMYK -> RGB', 'palette.png: P -> RGB',
+                     'alpha.png: alpha dropped', 'small.png: WARNING upsampled 8 -> 32',
+                     'gray.bmp: grayscale -> RGB, centre-cropped 48x32 -> 32x32'):
+        assert expected in notes, (expected, notes)
+    assert 'notes.txt' not in t.files
+    gray = load_target(str(odd_images), 32, 1)
+    assert gray.images.shape == (7, 1, 32, 32)
+    assert any('rgb.png: RGB -> grayscale' in n for n in gray.notes)
+
+
+def test_sixteen_bit_scaled_not_clipped(tmp_path):
+    arr = np.full((32, 32), 65535, dtype=np.uint16)
+    arr[:16] = 32768
+    PIL.Image.fromarray(arr).save(tmp_path / 'a.png')
+    img = load_target(str(tmp_path), 32, 1).images[0, 0]
+    assert img[0, 0] == 128 and img[-1, -1] == 255
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda p: p / 'empty', 'contains no images'),
+    (lambda p: p / 'missing', 'no such file or folder'),
+    (lambda p: p / 'notzip.dat', 'not a folder or a zip'),
+    (lambda p: p / 'truncated', 'truncated.png: cannot be read'),
+])
+def test_target_errors(tmp_path, make, message):
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'notzip.dat').write_bytes(b'abc')
+    (tmp_path / 'truncated').mkdir()
+    good = tmp_path / 'truncated' / 'truncated.png'
+    _save(good, np.zeros((32, 32, 3), np.uint8))
+    good.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(DataError, match=message):
+        load_target(str(make(tmp_path)), 32, 3)
+
+
+def _cli(script, *args):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', script)] + list(args),
+                          capture_output=True, text=True, cwd=ROOT)
+    return proc.returncode, proc.stderr
+
+
+def test_cli_network_errors(tmp_path, target_dir, p1_path):
+    (tmp_path / 'text.pkl').write_text('hello')
+    (tmp_path / 'trunc.pkl').write_bytes(open(p1_path, 'rb').read()[:5000])
+    for bad in ('text.pkl', 'trunc.pkl'):
+        path = str(tmp_path / bad)
+        for script, args in (('train.py', ['--resume', path, '--target-dir', target_dir, '--outdir', str(tmp_path)]),
+                             ('generate.py', ['--network', path, '--outdir', str(tmp_path / 'g')])):
+            rc, err = _cli(script, *args)
+            assert rc != 0 and 'Traceback' not in err and bad in err, (script, err)
+            assert len(err.strip().splitlines()) == 1, err
+
+
+def test_unwritable_outdir(tmp_path, target_dir, p1_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    rc, err = _cli('train.py', '--resume', p1_path, '--target-dir', target_dir, '--shots', '3',
+                   '--outdir', str(blocker / 'runs'), '--kimg', '0.004', '--no-progress')
+    assert rc != 0 and 'Traceback' not in err and 'outdir' in err
+    rc, err = _cli('generate.py', '--network', p1_path, '--outdir', str(blocker / 'out'))
+    assert rc != 0 and 'Traceback' not in err and '--outdir' in err
+
+
+def test_adapter_for_other_source_cli(tmp_path, p1_path, p2_path):
+    import copy
+    from fsgan import load_network
+    from fsgan.export import save_adapter
+    from fsgan.methods import adapt
+    net = load_network(p1_path)
+    G, D = copy.deepcopy(net['G_ema']), copy.deepcopy(net['D'])
+    adapt(G, D, method='fsgan')
+    save_adapter(str(tmp_path / 'a.pt'), 'fsgan', {}, net['sha256'], G, D, G)
+    rc, err = _cli('generate.py', '--network', p2_path, '--adapter', str(tmp_path / 'a.pt'), '--outdir',
+                   str(tmp_path / 'g'), '--class', '0')
+    assert rc != 0 and 'made for source network' in err and 'Traceback' not in err

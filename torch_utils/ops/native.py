@@ -2,7 +2,7 @@
 
 Each extension is JIT-built with torch.utils.cpp_extension.load (ninja) on first use, never at
 import, into `$TORCH_EXTENSIONS_DIR` (default ~/.cache/fsgan/torch_extensions)/fsgan_native_<kind>_<hash>,
-where the hash covers the sources, flags and toolchain versions, so later runs reuse the build.
+where the hash covers csrc/, the flags and torch/Python versions, so later runs reuse the build.
 The CPU extension is built on the first CPU call, the CUDA one on the first CUDA call when
 torch.cuda.is_available(). A failed build warns once and the ops fall back to their PyTorch
 reference. FSGAN_NATIVE_OPS=0 disables the native path.
@@ -23,11 +23,10 @@ from typing import Optional
 import torch
 
 _CSRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'csrc')
-_HEADERS = ['native_params.h', 'ops_math.h', 'binding_util.h', 'cpu_kernels.h', 'cuda_kernels.h']
 _SOURCES = {'cpu': ['cpu_binding.cpp', 'cpu_kernels.cpp'], 'cuda': ['cuda_binding.cpp', 'cuda_kernels.cu']}
-_CFLAGS = ['-O3', '-fopenmp']
-_LDFLAGS = ['-fopenmp']
-_CUDA_CFLAGS = ['-O3', '-std=c++17']
+_CFLAGS = ('-O3', '-fopenmp', '-fno-trapping-math')
+_LDFLAGS = ('-fopenmp',)
+_CUDA_CFLAGS = ('-O3', '-std=c++17')
 _OPS_NAMESPACE = {'cpu': 'fsgan_cpu', 'cuda': 'fsgan_cuda'}
 _DTYPES = {'cpu': (torch.float32, torch.float64), 'cuda': (torch.float16, torch.float32, torch.float64)}
 _STALE_LOCK_S = 600  # a build lock older than this was left by a killed build
@@ -42,10 +41,10 @@ class _Build:
     reason: Optional[str] = None
     build_dir: Optional[str] = None
     seconds: Optional[float] = None
-    warned: bool = False
 
 
 _builds = {'cpu': _Build(), 'cuda': _Build()}
+_loaded = {}  # kind -> torch.ops namespace of a successful build
 _lock = threading.Lock()
 
 
@@ -55,11 +54,13 @@ def enabled() -> bool:
 
 
 def _source_hash(kind: str) -> str:
-    """Hash of the sources, flags and toolchain versions of one extension."""
+    """Hash of every file in csrc/, the flags and the toolchain versions of one extension."""
     h = hashlib.sha256()
-    for name in sorted(_HEADERS + _SOURCES[kind]):
-        with open(os.path.join(_CSRC, name), 'rb') as fp:
-            h.update(name.encode() + b'\0' + fp.read() + b'\0')
+    for name in sorted(os.listdir(_CSRC)):
+        path = os.path.join(_CSRC, name)
+        if os.path.isfile(path):
+            with open(path, 'rb') as fp:
+                h.update(name.encode() + b'\0' + fp.read() + b'\0')
     h.update(repr((kind, _CFLAGS, _LDFLAGS, _CUDA_CFLAGS, torch.__version__, torch.version.cuda,
                    sys.version_info[:2], sys.platform)).encode())
     return h.hexdigest()[:16]
@@ -81,9 +82,9 @@ def _compile(kind: str, build_dir: str):
     cpp_extension.load(
         name=os.path.basename(build_dir),
         sources=[os.path.join(_CSRC, s) for s in _SOURCES[kind]],
-        extra_cflags=_CFLAGS,
-        extra_cuda_cflags=_CUDA_CFLAGS,
-        extra_ldflags=_LDFLAGS,
+        extra_cflags=list(_CFLAGS),  # lists: load() extends them in place
+        extra_cuda_cflags=list(_CUDA_CFLAGS),
+        extra_ldflags=list(_LDFLAGS),
         extra_include_paths=[_CSRC],
         build_directory=build_dir,
         with_cuda=(kind == 'cuda'),
@@ -92,11 +93,8 @@ def _compile(kind: str, build_dir: str):
     return getattr(torch.ops, _OPS_NAMESPACE[kind])
 
 
-_loaded = {}  # kind -> torch.ops namespace of a successful build
-
-
 def _ensure(kind: str) -> bool:
-    """Build the extension of `kind` once per process; warn once if that fails."""
+    """Build the extension of `kind` once per process; warn (once, as it is tried once) if that fails."""
     b = _builds[kind]
     if b.state != 'not built':
         return b.state == 'ok'
@@ -111,8 +109,7 @@ def _ensure(kind: str) -> bool:
                 b.state = 'failed'
                 b.reason = f'{type(e).__name__}: {str(e).strip()[-2000:]}'
             b.seconds = time.time() - start
-            if b.state == 'failed' and not b.warned:
-                b.warned = True
+            if b.state == 'failed':
                 warnings.warn(f'fsgan native {kind} ops failed to build ({b.reason}); '
                               f'falling back to the PyTorch reference', RuntimeWarning, stacklevel=3)
     return b.state == 'ok'
@@ -287,7 +284,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     ok = (x.ndim == 4 and _supported(x) and isinstance(f, torch.Tensor) and f.ndim in (1, 2)
-          and f.dtype == torch.float32 and f.device == x.device)
+          and f.dtype == torch.float32 and f.device == x.device and not f.requires_grad)
     if ok:
         fw, fh = f.shape[-1], f.shape[0]
         ok = (x.shape[2] * upy + py0 + py1 - fh) // downy >= 0 and (x.shape[3] * upx + px0 + px1 - fw) // downx >= 0

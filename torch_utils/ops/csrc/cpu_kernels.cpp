@@ -1,11 +1,9 @@
 // CPU kernels of the fused ops, parallelised over torch's intra-op thread pool.
 // bias_act: one vectorisable loop per (activation, mode) instantiation.
-// upfirdn2d: polyphase correlation, one output row at a time, in contiguous SIMD loops.
+// upfirdn2d: groups of planes interleaved so that each filter tap is a SIMD multiply-add.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <climits>
-#include <numeric>
 #include <vector>
 
 #include "cpu_kernels.h"
@@ -16,12 +14,19 @@ namespace {
 
 constexpr int64_t kGrain = 32768;  // elements per parallel task, roughly
 
+// Hot loops get an AVX2/FMA clone next to the baseline one, picked at load time (GNU ifunc).
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#define FSGAN_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FSGAN_SIMD_CLONES
+#endif
+
 // ---------------------------------------------------------------- bias_act
 
 // out[j] = bias_act_value(x[j] + bias, y[j], g[j]) for j < n; pointers a mode does not read are null.
 template <int ACT, int MODE, typename T>
-__attribute__((noinline)) void bias_act_run(const T* __restrict x, T bias, const T* __restrict y, const T* __restrict g,
-                  T* __restrict out, int64_t n, T alpha, T gain, T clamp) {
+FSGAN_SIMD_CLONES void bias_act_run(const T* __restrict x, T bias, const T* __restrict y,
+                                    const T* __restrict g, T* __restrict out, int64_t n, T alpha, T gain, T clamp) {
 #pragma omp simd
   for (int64_t j = 0; j < n; j++) {
     T v = T(0), yv = T(0), gv = T(0);
@@ -97,126 +102,210 @@ void bias_act_typed(const BiasActParams& p) {
 
 // ---------------------------------------------------------------- upfirdn2d
 
-// Polyphase plan of one axis. Outputs o = r + period * j (phase r, j = 0, 1, ...) read source
-// samples i0 + stride * j for each tap. The source row is stored deinterleaved by `stride`
-// (sample i in phase row i mod stride at position i div stride - lo), so those reads are contiguous.
-struct AxisTap {
-  int k;       // filter index along the axis
-  int phase;   // i0 mod stride
-  int offset;  // i0 div stride - lo
+// Filter taps of one output index along an axis: input samples i .. i + n - 1 meet filter
+// indices k, k + up, ..., k + (n - 1) * up; taps outside the input are dropped.
+struct TapRun {
+  int i, k, n;
 };
 
-struct AxisPlan {
-  int period = 1, stride = 1;
-  int lo = 0, len = 0;                     // deinterleaved rows cover i div stride in [lo, lo + len)
-  std::vector<int> count;                  // outputs of each phase
-  std::vector<std::vector<AxisTap>> taps;  // taps of each phase
-};
-
-AxisPlan plan_axis(int out, int up, int down, int pad0, int fk) {
-  AxisPlan a;
-  const int g = std::gcd(up, down);
-  a.period = up / g;
-  a.stride = down / g;
-  const int phases = std::min(a.period, out);
-  a.count.resize(phases);
-  a.taps.resize(phases);
-  int lo = INT_MAX, hi = INT_MIN;
-  for (int r = 0; r < phases; r++) {
-    a.count[r] = (out - r + a.period - 1) / a.period;
-    const int t = r * down - pad0;  // position of tap 0 on the zero-inserted grid
-    for (int k = pos_mod(-t, up); k < fk; k += up) {
-      const int i0 = (t + k) / up;
-      const int m = floor_div(i0, a.stride);
-      a.taps[r].push_back({k, i0 - m * a.stride, m});
-      lo = std::min(lo, m);
-      hi = std::max(hi, m + a.count[r]);
+std::vector<TapRun> tap_runs(int out, int in, int up, int down, int pad0, int fk) {
+  std::vector<TapRun> runs(out);
+  for (int o = 0; o < out; o++) {
+    const int t = o * down - pad0;  // position of filter index 0 on the zero-inserted grid
+    int k = pos_mod(-t, up), i = (t + k) / up;
+    int n = k < fk ? (fk - k + up - 1) / up : 0;
+    if (i < 0) {
+      const int skip = std::min(n, -i);
+      i += skip;
+      k += skip * up;
+      n -= skip;
     }
+    runs[o] = {i, k, std::max(0, std::min(n, in - i))};
   }
-  if (lo <= hi) {
-    a.lo = lo;
-    a.len = hi - lo;
-    for (auto& taps : a.taps)
-      for (auto& t : taps) t.offset -= lo;
-  }
-  return a;
+  return runs;
 }
 
-// acc[j] += sum_k w[k] * src[k][j] for K taps.
-template <int K, typename T>
-inline void accumulate(T* __restrict acc, const T* const* src, const T* w, int n) {
-  const T* __restrict s[K];
-  T wk[K];
-  for (int k = 0; k < K; k++) { s[k] = src[k]; wk[k] = w[k]; }
+// Lanes: planes filtered together, interleaved so that every tap is one SIMD multiply-add.
+template <typename T> constexpr int kLanes = 64 / sizeof(T);
+
+// Output columns accumulated together (independent multiply-add chains hide their latency).
+constexpr int kBatch = 4;
+
+// Groups the output columns into batches of up to kBatch with equal TapRun k and n.
+// order: the columns sorted by (k, n); batches: (start into order, count).
+void column_batches(const std::vector<TapRun>& cols, std::vector<int>& order,
+                    std::vector<std::pair<int, int>>& batches) {
+  order.resize(cols.size());
+  for (size_t c = 0; c < cols.size(); c++) order[c] = (int)c;
+  auto key = [&](int c) { return std::make_pair(cols[c].k, cols[c].n); };
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key(a) < key(b); });
+  for (size_t j = 0; j < order.size();) {
+    size_t e = j + 1;
+    while (e < order.size() && e - j < kBatch && key(order[e]) == key(order[j])) e++;
+    batches.push_back({(int)j, (int)(e - j)});
+    j = e;
+  }
+}
+
+// P output pixels of one row: filter-row run ry, columns ox[0..P) whose runs share k and n.
+// xin: [in_h, in_w, L] interleaved input; writes L values per pixel to orow + ox * L.
+template <int P, typename T>
+__attribute__((always_inline)) inline void upfirdn2d_pixels(const Upfirdn2dParams& p, TapRun ry, const TapRun* cols,
+                                                            const int* ox, const T* __restrict xin,
+                                                            const T* __restrict w, T* __restrict orow) {
+  constexpr int L = kLanes<T>;
+  T acc[P][L] = {};
+  const TapRun rx = cols[ox[0]];
+  for (int a = 0; a < ry.n; a++) {
+    const T* wrow = w + (ry.k + a * p.upy) * p.fw + rx.k;
+    const T* xrow[P];
+    for (int q = 0; q < P; q++) xrow[q] = xin + ((int64_t)(ry.i + a) * p.in_w + cols[ox[q]].i) * L;
+    for (int b = 0; b < rx.n; b++) {
+      const T wv = wrow[b * p.upx];
+      for (int q = 0; q < P; q++) {
 #pragma omp simd
-  for (int j = 0; j < n; j++) {
-    T v = acc[j];
-    for (int k = 0; k < K; k++) v += wk[k] * s[k][j];
-    acc[j] = v;
+        for (int l = 0; l < L; l++) acc[q][l] += wv * xrow[q][b * L + l];
+      }
+    }
+  }
+  for (int q = 0; q < P; q++) {
+#pragma omp simd
+    for (int l = 0; l < L; l++) orow[ox[q] * L + l] = acc[q][l];
+  }
+}
+
+// Rows of a plane moved per block when (de)interleaving: reads and writes of one plane then
+// stay sequential, which the hardware prefetchers need.
+constexpr int64_t kBlockElems = 256;
+
+// One group of kLanes planes. xin: [in_h, in_w, L] interleaved input; obuf: [rb, out_w, L].
+// Computes rb output rows at a time into obuf, then writes the `lanes` valid planes of the
+// group to out ([lanes, out_h, out_w]).
+template <typename T>
+FSGAN_SIMD_CLONES void upfirdn2d_group(const Upfirdn2dParams& p, const TapRun* rows, const TapRun* cols,
+                                       const int* order, const std::pair<int, int>* batches, int num_batches,
+                                       const T* __restrict xin, const T* __restrict w, T* __restrict obuf, int rb,
+                                       T* __restrict out, int lanes) {
+  constexpr int L = kLanes<T>;
+  const int64_t out_plane = (int64_t)p.out_h * p.out_w;
+  for (int oy0 = 0; oy0 < p.out_h; oy0 += rb) {
+    const int oy1 = std::min(p.out_h, oy0 + rb);
+    for (int oy = oy0; oy < oy1; oy++) {
+      T* orow = obuf + (int64_t)(oy - oy0) * p.out_w * L;
+      for (int bi = 0; bi < num_batches; bi++) {
+        const auto [start, count] = batches[bi];
+        if (count == kBatch) {
+          upfirdn2d_pixels<kBatch>(p, rows[oy], cols, order + start, xin, w, orow);
+        } else {
+          for (int q = 0; q < count; q++) upfirdn2d_pixels<1>(p, rows[oy], cols, order + start + q, xin, w, orow);
+        }
+      }
+    }
+    const int64_t n = (int64_t)(oy1 - oy0) * p.out_w;
+    for (int l = 0; l < lanes; l++) {
+      T* o = out + l * out_plane + (int64_t)oy0 * p.out_w;
+      for (int64_t e = 0; e < n; e++) o[e] = obuf[e * L + l];
+    }
+  }
+}
+
+// Planes without horizontal resampling (upx == downx == 1) and rows of at least one chunk are
+// instead vectorised along the output row, with no interleaving: chunks of kRowChunk output
+// columns (four AVX registers), then of kRowTail (one register) for the rest of the row.
+template <typename T> constexpr int kRowChunk = 128 / sizeof(T);
+template <typename T> constexpr int kRowTail = 32 / sizeof(T);
+
+// Output columns [ox0, ox0 + N) of one row into dst. xpad: the plane's input rows, shifted
+// right by padx0 and zero-extended to pw columns so that every tap read is in bounds.
+template <int N, typename T>
+__attribute__((always_inline)) inline void upfirdn2d_row_chunk(const Upfirdn2dParams& p, TapRun ry,
+                                                               const T* __restrict xpad, int64_t pw,
+                                                               const T* __restrict w, T* __restrict dst, int ox0) {
+  T acc[N] = {};
+  for (int a = 0; a < ry.n; a++) {
+    const T* wrow = w + (ry.k + a * p.upy) * p.fw;
+    const T* xrow = xpad + (int64_t)(ry.i + a) * pw + ox0;
+    for (int kx = 0; kx < p.fw; kx++) {
+      const T wv = wrow[kx];
+#pragma omp simd
+      for (int j = 0; j < N; j++) acc[j] += wv * xrow[kx + j];
+    }
+  }
+#pragma omp simd
+  for (int j = 0; j < N; j++) dst[j] = acc[j];
+}
+
+// One plane: out [out_h, out_w]; tail: kRowTail scratch for the last partial chunk of a row.
+template <typename T>
+FSGAN_SIMD_CLONES void upfirdn2d_plane_rows(const Upfirdn2dParams& p, const TapRun* rows, const T* __restrict xpad,
+                                            int64_t pw, const T* __restrict w, T* __restrict out,
+                                            T* __restrict tail) {
+  constexpr int N = kRowChunk<T>, M = kRowTail<T>;
+  for (int oy = 0; oy < p.out_h; oy++) {
+    T* orow = out + (int64_t)oy * p.out_w;
+    int ox0 = 0;
+    for (; ox0 + N <= p.out_w; ox0 += N) upfirdn2d_row_chunk<N>(p, rows[oy], xpad, pw, w, orow + ox0, ox0);
+    for (; ox0 + M <= p.out_w; ox0 += M) upfirdn2d_row_chunk<M>(p, rows[oy], xpad, pw, w, orow + ox0, ox0);
+    if (ox0 < p.out_w) {
+      upfirdn2d_row_chunk<M>(p, rows[oy], xpad, pw, w, tail, ox0);
+      std::copy(tail, tail + (p.out_w - ox0), orow + ox0);
+    }
   }
 }
 
 template <typename T>
+void upfirdn2d_rows(const Upfirdn2dParams& p, const std::vector<TapRun>& rows) {
+  constexpr int N = kRowChunk<T>;
+  const T* x = static_cast<const T*>(p.x);
+  T* out = static_cast<T*>(p.out);
+  const int64_t pw = (p.out_w + N - 1) / N * N + p.fw - 1;
+  // xpad columns [c0, c1) hold input data.
+  const int64_t c0 = std::max(0, p.padx0), c1 = std::min<int64_t>(pw, (int64_t)p.padx0 + p.in_w);
+  const int64_t in_plane = (int64_t)p.in_h * p.in_w, out_plane = (int64_t)p.out_h * p.out_w;
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(out_plane, 1));
+  at::parallel_for(0, p.planes, grain, [&](int64_t b, int64_t e) {
+    std::vector<T> xpad(p.in_h * pw, T(0)), tail(kRowTail<T>);  // zero margins stay zero across planes
+    for (int64_t c = b; c < e; c++) {
+      for (int iy = 0; iy < p.in_h && c1 > c0; iy++) {
+        const T* src = x + c * in_plane + (int64_t)iy * p.in_w + (c0 - p.padx0);
+        std::copy(src, src + (c1 - c0), xpad.data() + iy * pw + c0);
+      }
+      upfirdn2d_plane_rows<T>(p, rows.data(), xpad.data(), pw, static_cast<const T*>(p.w), out + c * out_plane,
+                              tail.data());
+    }
+  });
+}
+
+template <typename T>
 void upfirdn2d_typed(const Upfirdn2dParams& p) {
+  constexpr int L = kLanes<T>;
   const T* x = static_cast<const T*>(p.x);
   const T* w = static_cast<const T*>(p.w);
   T* out = static_cast<T*>(p.out);
-  const AxisPlan ax = plan_axis(p.out_w, p.upx, p.downx, p.padx0, p.fw);
-
-  // Vertical taps (ky, iy) of each output row, skipping rows outside the input.
-  std::vector<int> row_begin(p.out_h + 1, 0);
-  std::vector<std::pair<int, int>> row_taps;
-  for (int oy = 0; oy < p.out_h; oy++) {
-    const int t = oy * p.downy - p.pady0;
-    for (int ky = pos_mod(-t, p.upy); ky < p.fh; ky += p.upy) {
-      const int iy = (t + ky) / p.upy;
-      if (iy >= 0 && iy < p.in_h) row_taps.push_back({ky, iy});
-    }
-    row_begin[oy + 1] = (int)row_taps.size();
-  }
-
+  const std::vector<TapRun> rows = tap_runs(p.out_h, p.in_h, p.upy, p.downy, p.pady0, p.fh);
+  if (p.upx == 1 && p.downx == 1 && p.out_w >= kRowChunk<T>) return upfirdn2d_rows<T>(p, rows);
+  const std::vector<TapRun> cols = tap_runs(p.out_w, p.in_w, p.upx, p.downx, p.padx0, p.fw);
+  std::vector<int> order;
+  std::vector<std::pair<int, int>> batches;
+  column_batches(cols, order, batches);
   const int64_t in_plane = (int64_t)p.in_h * p.in_w, out_plane = (int64_t)p.out_h * p.out_w;
-  const int64_t buf_row = (int64_t)ax.stride * ax.len;  // one input row, deinterleaved and padded
-  at::parallel_for(0, p.planes, std::max<int64_t>(1, kGrain / std::max<int64_t>(out_plane, 1)), [&](int64_t c0, int64_t c1) {
-    std::vector<T> buf(p.in_h * buf_row, T(0));  // zero margins stay zero across planes
-    std::vector<T> acc_buf(ax.period > 1 ? ax.count[0] : 0);
-    std::vector<const T*> src;
-    std::vector<T> wts;
-    for (int64_t c = c0; c < c1; c++) {
-      const T* xp = x + c * in_plane;
-      T* op = out + c * out_plane;
-      for (int iy = 0; iy < p.in_h; iy++) {
-        for (int i = 0; i < p.in_w; i++) {
-          const int q = i % ax.stride, m = i / ax.stride - ax.lo;
-          if (m >= 0 && m < ax.len) buf[iy * buf_row + (int64_t)q * ax.len + m] = xp[(int64_t)iy * p.in_w + i];
-        }
+  const int64_t groups = (p.planes + L - 1) / L;
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(out_plane * L, 1));
+  const int rb = (int)std::max<int64_t>(1, kBlockElems / p.out_w);
+  const int64_t in_block = std::max<int64_t>(1, kBlockElems / p.in_w) * p.in_w;
+  at::parallel_for(0, groups, grain, [&](int64_t g0, int64_t g1) {
+    std::vector<T> xin(in_plane * L), obuf((int64_t)rb * p.out_w * L);
+    for (int64_t g = g0; g < g1; g++) {
+      const int lanes = (int)std::min<int64_t>(L, p.planes - g * L);
+      if (lanes < L) std::fill(xin.begin(), xin.end(), T(0));
+      const T* src = x + g * L * in_plane;
+      for (int64_t e0 = 0; e0 < in_plane; e0 += in_block) {
+        const int64_t e1 = std::min(in_plane, e0 + in_block);
+        for (int l = 0; l < lanes; l++)
+          for (int64_t e = e0; e < e1; e++) xin[e * L + l] = src[l * in_plane + e];
       }
-      for (int oy = 0; oy < p.out_h; oy++) {
-        T* orow = op + (int64_t)oy * p.out_w;
-        for (int r = 0; r < (int)ax.count.size(); r++) {
-          const int n = ax.count[r];
-          T* acc = ax.period > 1 ? acc_buf.data() : orow;
-          std::fill(acc, acc + n, T(0));
-          src.clear();
-          wts.clear();
-          for (int e = row_begin[oy]; e < row_begin[oy + 1]; e++) {
-            const auto [ky, iy] = row_taps[e];
-            for (const AxisTap& t : ax.taps[r]) {
-              src.push_back(buf.data() + iy * buf_row + (int64_t)t.phase * ax.len + t.offset);
-              wts.push_back(w[ky * p.fw + t.k]);
-            }
-          }
-          size_t k = 0;
-          for (; k + 4 <= src.size(); k += 4) accumulate<4>(acc, &src[k], &wts[k], n);
-          switch (src.size() - k) {
-            case 3: accumulate<3>(acc, &src[k], &wts[k], n); break;
-            case 2: accumulate<2>(acc, &src[k], &wts[k], n); break;
-            case 1: accumulate<1>(acc, &src[k], &wts[k], n); break;
-          }
-          if (ax.period > 1)
-            for (int j = 0; j < n; j++) orow[r + ax.period * j] = acc[j];
-        }
-      }
+      upfirdn2d_group<T>(p, rows.data(), cols.data(), order.data(), batches.data(), (int)batches.size(),
+                         xin.data(), w, obuf.data(), rb, out + g * L * out_plane, lanes);
     }
   });
 }

@@ -3,10 +3,19 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+
 #include "cuda_kernels.h"
 #include "ops_math.h"
 
 namespace fsgan {
+
+template <>
+struct Convert<float, __half> {
+  static FSGAN_HD float load(__half v) { return __half2float(v); }
+  static FSGAN_HD __half store(float v) { return __float2half_rn(v); }
+};
+
 namespace {
 
 constexpr int kThreads = 256;
@@ -23,7 +32,7 @@ __global__ void bias_act_kernel(BiasActParams p) {
   using A = typename Acc<T>::type;
   T* out = static_cast<T*>(p.out);
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.size; i += (int64_t)gridDim.x * blockDim.x)
-    out[i] = T(bias_act_element<T, A>(p, i));
+    out[i] = Convert<A, T>::store(bias_act_element<T, A>(p, i));
 }
 
 // One thread per output pixel (grid-stride); w holds the [fh, fw] weights in the compute type.
@@ -38,7 +47,7 @@ __global__ void upfirdn2d_kernel(Upfirdn2dParams p) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t c = i / out_plane;
     const int rem = (int)(i - c * out_plane);
-    out[i] = T(upfirdn2d_pixel<T, A>(p, x + c * in_plane, w, rem / p.out_w, rem % p.out_w));
+    out[i] = Convert<A, T>::store(upfirdn2d_pixel<T, A>(p, x + c * in_plane, w, rem / p.out_w, rem % p.out_w));
   }
 }
 

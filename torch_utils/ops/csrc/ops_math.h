@@ -9,6 +9,14 @@
 
 namespace fsgan {
 
+// Storage type T <-> compute type A; cuda_kernels.cu specialises it for __half (torch builds
+// CUDA code with __CUDA_NO_HALF_CONVERSIONS__, so no implicit half conversions exist there).
+template <typename A, typename T>
+struct Convert {
+  static FSGAN_HD A load(T v) { return A(v); }
+  static FSGAN_HD T store(A v) { return T(v); }
+};
+
 // Overloads so templates pick the float or double libm function on host and device.
 FSGAN_HD float m_abs(float v) { return fabsf(v); }
 FSGAN_HD double m_abs(double v) { return fabs(v); }
@@ -79,7 +87,11 @@ FSGAN_HD T act_grad2(T v, T alpha) {
   if constexpr (ACT == kSigmoid) { T s = sigmoid(v); return s * (T(1) - s) * (T(1) - T(2) * s); }
   if constexpr (ACT == kElu) return v > T(0) ? T(0) : m_exp(v);
   if constexpr (ACT == kSelu) return v > T(0) ? T(0) : T(kSeluScale * kSeluAlpha) * m_exp(v);
-  if constexpr (ACT == kSoftplus) { if (v > T(kSoftplusThreshold)) return T(0); T s = sigmoid(v); return s * (T(1) - s); }
+  if constexpr (ACT == kSoftplus) {
+    if (v > T(kSoftplusThreshold)) return T(0);
+    T s = sigmoid(v);
+    return s * (T(1) - s);
+  }
   if constexpr (ACT == kSwish) { T s = sigmoid(v); return s * (T(1) - s) * (T(2) + v * (T(1) - T(2) * s)); }
 }
 
@@ -88,9 +100,8 @@ FSGAN_HD T act_grad2(T v, T alpha) {
 template <int ACT, int MODE, typename T>
 FSGAN_HD T bias_act_value(T v, T y, T g, T alpha, T gain, T clamp) {
   if constexpr (MODE == kForward) {
-    T r = act_value<ACT>(v, alpha) * gain;
-    if (clamp >= T(0)) r = r < -clamp ? -clamp : (r > clamp ? clamp : r);
-    return r;
+    const T r = act_value<ACT>(v, alpha) * gain;
+    return clamp >= T(0) ? (r < -clamp ? -clamp : (r > clamp ? clamp : r)) : r;
   } else if constexpr (MODE == kGradY) {
     const bool pass = (clamp < T(0) || m_abs(y) < clamp) && gain != T(0);
     return pass ? g * gain * act_grad_from_output<ACT>(y / gain, alpha) : T(0);
@@ -121,14 +132,15 @@ FSGAN_HD T bias_act_value_mode(int mode, T v, T y, T g, T alpha, T gain, T clamp
 // T: storage type, A: compute type.
 template <typename T, typename A>
 FSGAN_HD A bias_act_element(const BiasActParams& p, int64_t i) {
+  using C = Convert<A, T>;
   A v = A(0), y = A(0), g = A(0);
   if (p.mode != kGradY) {
-    v = A(static_cast<const T*>(p.x)[i]);
-    if (p.b) v += A(static_cast<const T*>(p.b)[(i / p.inner) % p.channels]);
+    v = C::load(static_cast<const T*>(p.x)[i]);
+    if (p.b) v += C::load(static_cast<const T*>(p.b)[(i / p.inner) % p.channels]);
   } else {
-    y = A(static_cast<const T*>(p.y)[i]);
+    y = C::load(static_cast<const T*>(p.y)[i]);
   }
-  if (p.mode != kForward) g = A(static_cast<const T*>(p.g)[i]);
+  if (p.mode != kForward) g = C::load(static_cast<const T*>(p.g)[i]);
   const A alpha = A(p.alpha), gain = A(p.gain), clamp = A(p.clamp);
   switch (p.act) {
     case kLinear: return bias_act_value_mode<kLinear>(p.mode, v, y, g, alpha, gain, clamp);
@@ -143,8 +155,7 @@ FSGAN_HD A bias_act_element(const BiasActParams& p, int64_t i) {
   }
 }
 
-// Floor division and non-negative remainder for b > 0.
-FSGAN_HD int floor_div(int a, int b) { return (a >= 0 ? a : a - b + 1) / b; }
+// Non-negative remainder for b > 0.
 FSGAN_HD int pos_mod(int a, int b) { const int r = a % b; return r < 0 ? r + b : r; }
 
 // One output pixel of upfirdn2d (see Upfirdn2dParams), gathering only the taps that land on
@@ -159,7 +170,7 @@ FSGAN_HD A upfirdn2d_pixel(const Upfirdn2dParams& p, const T* x, const A* w, int
     if (iy < 0 || iy >= p.in_h) continue;
     for (int kx = pos_mod(-tx, p.upx); kx < p.fw; kx += p.upx) {
       const int ix = (tx + kx) / p.upx;
-      if (ix >= 0 && ix < p.in_w) acc += A(x[(int64_t)iy * p.in_w + ix]) * w[ky * p.fw + kx];
+      if (ix >= 0 && ix < p.in_w) acc += Convert<A, T>::load(x[(int64_t)iy * p.in_w + ix]) * w[ky * p.fw + kx];
     }
   }
   return acc;

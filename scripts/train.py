@@ -220,7 +220,7 @@ def _looks_grayscale(path):
     from training.dataset import _list_source
     import PIL.Image
     import io
-    names, read, _labels = _list_source(path)
+    names, read, _labels, _skipped = _list_source(path)
     if not names:
         return False
     return PIL.Image.open(io.BytesIO(read(names[0]))).mode in ('L', 'I;16', 'I', '1')

@@ -113,3 +113,21 @@ def test_adapter_for_other_source_cli(tmp_path, p1_path, p2_path):
     rc, err = _cli('generate.py', '--network', p2_path, '--adapter', str(tmp_path / 'a.pt'), '--outdir',
                    str(tmp_path / 'g'), '--class', '0')
     assert rc != 0 and 'made for source network' in err and 'Traceback' not in err
+
+
+def test_non_image_files_are_reported(odd_images):
+    t = load_target(str(odd_images), 32, 3)
+    assert any('skipped 1 file(s)' in n and 'notes.txt' in n for n in t.notes)
+
+
+def test_unreadable_file_is_listed(odd_images, monkeypatch):
+    import builtins
+    real_open = builtins.open
+
+    def guarded(path, *args, **kwargs):
+        if str(path).endswith('rgb.png'):
+            raise PermissionError(13, 'Permission denied', str(path))
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(builtins, 'open', guarded)
+    with pytest.raises(DataError, match='rgb.png: cannot be opened .Permission denied'):
+        load_target(str(odd_images), 32, 3)

@@ -19,6 +19,7 @@ import numpy as np
 import PIL.Image
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')
+META_FILES = ('dataset.json', 'meta.json')   # dataset metadata, not images
 
 
 class DataError(Exception):
@@ -72,7 +73,8 @@ def _list_source(path):
         except (ValueError, TypeError) as e:
             raise DataError(f'{path}: dataset.json is not valid ({e}); fix or remove it') from None
     images = sorted(n for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
-    return images, read, labels
+    skipped = sorted(n for n in names if not n.lower().endswith(IMAGE_EXTENSIONS) and n not in META_FILES)
+    return images, read, labels, skipped
 
 
 def _to_array(data, name, resolution, channels, notes):
@@ -126,9 +128,13 @@ def load_target(path, resolution, channels, shots=None, seed=0):
     """
     if channels not in (1, 3):
         raise DataError(f'network has {channels} image channels; only 1 and 3 are supported')
-    names, read, labels = _list_source(path)
+    names, read, labels, skipped = _list_source(path)
     if not names:
         raise DataError(f'--target-dir {path}: contains no images ({", ".join(IMAGE_EXTENSIONS)})')
+    notes = []
+    if skipped:
+        shown = ', '.join(skipped[:10]) + (f' and {len(skipped) - 10} more' if len(skipped) > 10 else '')
+        notes.append(f'skipped {len(skipped)} file(s) that are not images by extension: {shown}')
     if shots is not None:
         if shots < 1:
             raise DataError(f'--shots must be >= 1, got {shots}')
@@ -137,9 +143,13 @@ def load_target(path, resolution, channels, shots=None, seed=0):
                             f'add images or lower --shots')
         order = np.random.RandomState(seed).permutation(len(names))[:shots]
         names = [names[i] for i in sorted(order)]
-    notes, arrays, hashes, bad = [], [], [], []
+    arrays, hashes, bad = [], [], []
     for name in names:
-        data = read(name)
+        try:
+            data = read(name)
+        except OSError as e:
+            bad.append(f'{name}: cannot be opened ({e.strerror or e})')
+            continue
         try:
             arrays.append(_to_array(data, name, resolution, channels, notes))
             hashes.append(hashlib.sha256(data).hexdigest())

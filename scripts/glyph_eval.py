@@ -1,0 +1,71 @@
+"""Glyph-domain report for a generator: script shares, character coverage and FGD against a test set.
+
+  python scripts/glyph_eval.py --network out/pretrain/00000-scratch-glyph32/network-snapshot-000100.pkl \
+      --test data/glyphs/source_test.zip --num 1000
+
+Prints (and with --out, writes as JSON): the share of samples the glyph classifier assigns to each
+script, how many distinct characters of the expected script are predicted (mode-collapse check),
+and FGD (Fréchet distance in the classifier's feature space) between samples and the test set.
+"""
+import json
+import os
+import sys
+
+import click
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+DEFAULT_CLASSIFIER = os.path.join(ROOT, 'data', 'glyphs', 'glyph_classifier.pt')
+
+
+def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=DEFAULT_CLASSIFIER, expect='latin'):
+    """Samples of G (seeds seed..seed+num-1) vs the test zip -> dict of script shares, coverage and FGD."""
+    import torch
+    from metrics.glyph_classifier import fgd_between, load_dataset_zip, load_glyph_classifier
+    from scripts.generate import generate_images
+    clf = load_glyph_classifier(classifier_path)
+    images = generate_images(G, list(range(seed, seed + num)), trunc=trunc)           # [N, H, W, C] uint8
+    fake = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    real, _labels = load_dataset_zip(test_zip)
+    script_idx, char = clf.predict(fake)
+    names = clf.script_names
+    shares = {name: float((script_idx == i).float().mean()) for i, name in enumerate(names)}
+    char_script = clf.char_script()
+    if expect not in names:
+        raise click.BadParameter(f'unknown script {expect!r}; the classifier knows {", ".join(names)}',
+                                 param_hint='--expect')
+    in_script = char[char_script[char] == names.index(expect)]
+    total = int((char_script == names.index(expect)).sum())
+    return dict(num=num, trunc=trunc, script_shares=shares, expected_script=expect,
+                classes_covered=int(torch.unique(in_script).numel()), classes_total=total,
+                fgd=fgd_between(clf, fake, real), test_set=os.path.relpath(test_zip, ROOT), test_size=len(real))
+
+
+@click.command()
+@click.option('--network', required=True, help='Network pickle, URL or short name.')
+@click.option('--adapter', type=click.Path(dir_okay=False), help='Adapter file to apply to --network.')
+@click.option('--test', 'test_zip', default=os.path.join(ROOT, 'data', 'glyphs', 'source_test.zip'), show_default=True,
+              type=click.Path(exists=True, dir_okay=False), help='Real glyphs (dataset zip).')
+@click.option('--num', type=click.IntRange(min=2), default=1000, show_default=True, help='Number of samples.')
+@click.option('--trunc', type=float, default=1.0, show_default=True, help='Truncation psi.')
+@click.option('--expect', default='latin', show_default=True, help='Script the samples should be in.')
+@click.option('--out', type=click.Path(dir_okay=False), help='Also write the report as JSON.')
+def main(network, adapter, test_zip, num, trunc, expect, out):
+    """Print the glyph report of a network."""
+    from dnnlib.fileio import atomic_write_json
+    from fsgan.export import AdapterError
+    from fsgan.loading import NetworkLoadError
+    from scripts.generate import load_generator
+    try:
+        G, sha = load_generator(network, adapter)
+    except (NetworkLoadError, AdapterError) as e:
+        raise click.ClickException(str(e)) from None
+    report = dict(glyph_report(G, test_zip, num=num, trunc=trunc, expect=expect), network=network, sha256=sha)
+    print(json.dumps(report, indent=2))
+    if out:
+        atomic_write_json(out, report)
+
+
+if __name__ == '__main__':
+    main()

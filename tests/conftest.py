@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, 'tests', 'fixtures')
@@ -34,3 +35,12 @@ def target_dir(tmp_path_factory):
         img = base[None, None, :] * (0.5 + 0.5 * np.sin(6 * xx + i)[..., None] * np.cos(4 * yy)[..., None])
         PIL.Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path / f'target{i:02d}.png')
     return str(path)
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One intra-op thread for a module: on a small shared CPU two threads mostly wait on each other."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -49,14 +49,9 @@ def _table(fixture):
     return meta.get('tensors') or meta['converted_pytorch_tensors']
 
 
-def _networks_or_skip():
-    """training.networks, or skip when training/networks.py is not in the tree (any other import error fails)."""
-    try:
-        return importlib.import_module('training.networks')
-    except ModuleNotFoundError as exc:
-        if exc.name == 'training.networks':
-            pytest.skip('training/networks.py is not in the tree yet')
-        raise
+def _networks_module():
+    """The training.networks module (imported here so a broken import fails the test that needs it)."""
+    return importlib.import_module('training.networks')
 
 
 # ----------------------------------------------------------------------------
@@ -132,7 +127,7 @@ def _check_outputs(out, ref, what):
 
 @pytest.mark.parametrize('fixture', FIXTURES)
 def test_load_network_forward_matches_npz(fixture):
-    _networks_or_skip()
+    _networks_module()
     rng = torch.random.get_rng_state()
     res = load_network(str(FIX / f'{fixture}.pkl'))
     assert torch.equal(torch.random.get_rng_state(), rng)  # building the networks leaves the RNG alone
@@ -627,7 +622,7 @@ def test_tf_round_trip(tf_module, tmp_path, case):
 
 @pytest.mark.parametrize('case', list(TF_CASES))
 def test_tf_round_trip_networks(tf_module, tmp_path, case):
-    networks = _networks_or_skip()
+    networks = _networks_module()
     data, expected = _tf_case(case)
     # The test-side layout agrees with training.networks ...
     for key, (kwargs, layout, sd) in expected.items():
@@ -788,7 +783,7 @@ def test_record_to_state_direct():
 
 
 def test_load_old_style_with_augment_pipe_and_freeze_d(persistence_module, tmp_path):
-    _networks_or_skip()
+    _networks_module()
     data = _p1_snapshot({'D': _move_to_buffers('b32.fromrgb')})
     res = load_network(str(_write(tmp_path, 'old.pkl', data)))
     assert set(res) == {'G', 'D', 'G_ema', 'training_set_kwargs', 'sha256'}
@@ -837,7 +832,7 @@ def _reshape(layer, name):
     ('G', _set_attr('synthesis.b16', 'architecture', 'resnet'), r"synthesis\.b16\.architecture = 'skip', stored"),
 ])
 def test_strict_mismatches(persistence_module, tmp_path, key, edit, match):
-    _networks_or_skip()
+    _networks_module()
     path = _write(tmp_path, 'edited.pkl', _p1_snapshot({key: edit}))
     with pytest.raises(NetworkLoadError, match=match) as info:
         load_network(str(path))
@@ -845,7 +840,7 @@ def test_strict_mismatches(persistence_module, tmp_path, key, edit, match):
 
 
 def test_own_snapshot_round_trip(tmp_path):
-    networks = _networks_or_skip()
+    networks = _networks_module()
     meta = _meta('p2')
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -863,7 +858,7 @@ def test_own_snapshot_round_trip(tmp_path):
 
 
 def test_load_network_from_url_and_short_name(tmp_path, monkeypatch):
-    _networks_or_skip()
+    _networks_module()
     monkeypatch.setenv('FSGAN_CACHE_DIR', str(tmp_path / 'cache'))
     res = load_network((FIX / 't1.pkl').as_uri())
     assert res['sha256'] == FILE_SHA256['t1'] and res['G_ema'] is not None

@@ -10,7 +10,6 @@ import zipfile
 import numpy as np
 import PIL.Image
 import pytest
-import torch
 from click.testing import CliRunner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,13 +24,7 @@ def _load_script():
     return module
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """On a small shared CPU one intra-op thread is much faster than two that contend."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')
@@ -147,10 +140,6 @@ def test_script_runs_as_a_program_and_errors_without_traceback(folders):
 
 
 def test_end_to_end_on_a_network(cli, folders, tmp_path):
-    try:
-        from fsgan import load_network  # noqa: F401
-    except ImportError:
-        pytest.skip('fsgan.load_network does not exist yet')
     pkl = os.path.join(ROOT, 'tests', 'fixtures', 'p1.pkl')
     out = tmp_path / 'net.jsonl'
     gen_out = tmp_path / 'gen'

@@ -12,13 +12,7 @@ from metrics.images import ImageSet
 from metrics.inception import FEATURE_DIM, InceptionDetector, cached_features, nv_resize
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """On a small shared CPU one intra-op thread is much faster than two that contend."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')

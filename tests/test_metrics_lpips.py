@@ -13,13 +13,7 @@ from metrics.images import ImageSet
 from metrics.lpips import LPIPS, VGG16_CONVS, load_lpips_vgg, squared_distances
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """On a small shared CPU one intra-op thread is much faster than two that contend."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 class TinyNet(nn.Module):

@@ -29,14 +29,8 @@ def _cxx():
     return shutil.which('c++') or shutil.which('g++')
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Small tensors: intra-op threads only cost barrier waits on a busy machine.
-    test_native_threads_agree covers the kernels' parallel split."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# One thread: small tensors only pay barrier waits; test_native_threads_agree covers the parallel split.
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module', autouse=True)

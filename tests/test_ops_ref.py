@@ -13,13 +13,7 @@ import torch
 from torch_utils.ops import bias_act, conv2d_resample, fma, upfirdn2d
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Small tensors: intra-op threads only cost barrier waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(params=['ref', 'native'], autouse=True)

@@ -11,11 +11,8 @@ from scripts.generate import generate_images, load_generator
 
 
 @pytest.fixture(scope='module')
-def G(p1_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield load_generator(p1_path)[0]
-    torch.set_num_threads(threads)
+def G(p1_path, one_thread):
+    return load_generator(p1_path)[0]
 
 
 def _run(args):

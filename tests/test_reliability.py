@@ -216,3 +216,21 @@ def test_disk_full_during_snapshot_keeps_previous(p1_path, target_dir, tmp_path,
     assert ck['cur_nimg'] == 4
     from fsgan import load_network
     load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+
+
+def test_check_finite_names_gradient_and_weight():
+    from dnnlib import EasyDict
+    from training.training_loop import TrainingError, check_finite
+    G, D = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    state = EasyDict(G=G, D=D, cur_nimg=2000)
+    params = list(G.parameters()) + list(D.parameters())
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    check_finite({'G': 0.5}, params, state, 'Gmain')
+    D.bias.grad[0] = float('inf')
+    with pytest.raises(TrainingError, match=r'kimg 2.000 \(phase Dmain\): gradient of bias'):
+        check_finite({'Dreal': 0.1}, params, state, 'Dmain')
+    with torch.no_grad():
+        G.weight[0, 0] = float('nan')
+    with pytest.raises(TrainingError, match='weight of weight'):
+        check_finite({}, list(G.parameters()), state, 'Gmain', what='weight')

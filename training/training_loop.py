@@ -109,18 +109,31 @@ def sample_reals(images, batch, mirror, device):
     return x
 
 
-def check_finite(losses, state, step_name):
-    """Raise TrainingError if any loss, gradient or weight of the step is NaN/Inf."""
-    bad = [k for k, v in losses.items() if not np.isfinite(v)]
+def _first_nonfinite(tensors, names):
+    """Name of the first tensor with a NaN/Inf element, or None (one reduction for all of them)."""
+    tensors = [t for t in tensors if t is not None]
+    if not tensors:
+        return None
+    norms = torch.stack(torch._foreach_norm([t.detach().float() for t in tensors]))
+    if bool(torch.isfinite(norms).all()):
+        return None
+    return names[int((~torch.isfinite(norms)).nonzero()[0])]
+
+
+def check_finite(losses, params, state, step_name, what='gradient'):
+    """Raise TrainingError if a loss, or the gradient (what='gradient') or value (what='weight')
+    of any of `params`, is NaN/Inf."""
+    bad = [f'{k}={v}' for k, v in losses.items() if not np.isfinite(v)]
     if not bad:
-        for net_name in ('G', 'D'):
-            for name, p in state[net_name].named_parameters():
-                if not torch.isfinite(p).all() or (p.grad is not None and not torch.isfinite(p.grad).all()):
-                    bad.append(f'{net_name}.{name}')
-                    break
+        names = {id(p): n for net in ('G', 'D') for n, p in state[net].named_parameters()}
+        tensors = [p.grad if what == 'gradient' else p for p in params]
+        labels = [f'{what} of {names.get(id(p), "?")}' for p in params]
+        name = _first_nonfinite(tensors, labels)
+        if name is not None:
+            bad.append(name)
     if bad:
-        detail = ', '.join(f'{k}={losses[k]}' if k in losses else k for k in bad)
-        raise TrainingError(f'non-finite value at kimg {state.cur_nimg / 1000:.3f} (phase {step_name}): {detail}')
+        raise TrainingError(f'non-finite value at kimg {state.cur_nimg / 1000:.3f} (phase {step_name}): '
+                            + ', '.join(bad))
 
 
 def training_step(state, opts, images, device):
@@ -142,8 +155,9 @@ def training_step(state, opts, images, device):
         opt.zero_grad(set_to_none=True)
         losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)
         distributed.average_gradients(params)
-        check_finite(losses, state, name)
+        check_finite(losses, params, state, name)
         opt.step()
+        check_finite({}, params, state, name, what='weight')
         for p in params:
             p.grad = None
         all_losses.update(losses)

@@ -20,7 +20,7 @@ from fsgan.methods import METHODS, get_method  # noqa: E402
 # Small from-scratch configurations for the CPU: resolution -> G/D kwargs (channels come from the data).
 SCRATCH_CFGS = {
     'glyph32': dict(resolution=32, z_dim=128, w_dim=128, mapping_layers=2, channel_base=2048, channel_max=64,
-                    mbstd_group=8),
+                    mbstd_group=32),
     'small64': dict(resolution=64, z_dim=256, w_dim=256, mapping_layers=4, channel_base=8192, channel_max=256,
                     mbstd_group=4),
 }

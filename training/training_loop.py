@@ -145,12 +145,12 @@ def training_step(state, opts, images, device):
     real = sample_reals(images, batch, opts.mirror, device)
     c_dim = state.G.c_dim
     real_c = torch.zeros([batch, c_dim], device=device)
-    gen_z = torch.randn([batch, state.G.z_dim], device=device)
     gen_c = torch.zeros([batch, c_dim], device=device)
     all_losses = {}
     for name, opt, interval in phases(state, opts):
         if state.batch_idx % interval != 0:
             continue
+        gen_z = torch.randn([batch, state.G.z_dim], device=device)  # fresh latents for every phase
         params = [p for g in opt.param_groups for p in g['params']]
         opt.zero_grad(set_to_none=True)
         losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)

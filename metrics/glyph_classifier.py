@@ -18,11 +18,9 @@ Typical use::
     fgd = fgd_between(clf, imgs_a, imgs_b)
 """
 
-import hashlib
 import io
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 
@@ -31,6 +29,9 @@ import scipy.linalg
 import torch
 from PIL import Image
 from torch import nn
+
+from dnnlib.fileio import atomic_open
+from dnnlib.util import file_sha256 as sha256_file
 
 ARCH = 'glyphnet-v1'
 
@@ -147,27 +148,6 @@ def _paths(path):
     return stem + '.pt', stem + '.json'
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_write(path, write):
-    """Call write(file object) on a temp file beside path, then os.replace it onto path."""
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=os.path.dirname(path) or '.')
-    os.chmod(tmp, 0o644)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_manifest(folder, skip=('MANIFEST.json', 'README.md')):
     """Write folder/MANIFEST.json: {"files": {relpath: {sha256, bytes}}} of every file but skip/hidden ones."""
     files = {}
@@ -179,7 +159,8 @@ def write_manifest(folder, skip=('MANIFEST.json', 'README.md')):
                 continue
             files[rel] = {'sha256': sha256_file(os.path.join(root, name)), 'bytes': os.path.getsize(os.path.join(root, name))}
     manifest = {'files': files}
-    _atomic_write(os.path.join(folder, 'MANIFEST.json'), lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+    with atomic_open(os.path.join(folder, 'MANIFEST.json')) as f:
+        f.write(json.dumps(manifest, indent=1).encode())
     return manifest
 
 
@@ -190,9 +171,11 @@ def save_glyph_classifier(model, path):
     """
     wpath, cpath = _paths(path)
     state = {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
-    _atomic_write(wpath, lambda f: torch.save(state, f))
+    with atomic_open(wpath) as f:
+        torch.save(state, f)
     config = dict(model.config, arch=ARCH, weights_file=os.path.basename(wpath), weights_sha256=sha256_file(wpath))
-    _atomic_write(cpath, lambda f: f.write(json.dumps(config, indent=1, ensure_ascii=False).encode()))
+    with atomic_open(cpath) as f:
+        f.write(json.dumps(config, indent=1, ensure_ascii=False).encode())
     return config
 
 

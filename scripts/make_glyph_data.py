@@ -41,6 +41,10 @@ import numpy as np
 import PIL
 from PIL import Image, ImageDraw, ImageFont, features
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dnnlib.util import file_sha256  # noqa: E402
+
 # ----------------------------------------------------------------------------
 # Character sets.
 
@@ -90,14 +94,6 @@ def class_labels(script):
 
 # ----------------------------------------------------------------------------
 # Font discovery.
-
-
-def _sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _load_font(path, size):
@@ -442,7 +438,7 @@ def main(outdir, seed, resolution, channels, fonts_root, datasets, heldout_regex
         for i, f in enumerate(fonts):
             pkg = dpkg.get(f['file']) or {}
             font_meta.append({'id': i, 'file': os.path.relpath(f['file'], fonts_root), 'family': f['family'],
-                              'style': f['style'], 'sha256': _sha256_file(f['file']),
+                              'style': f['style'], 'sha256': file_sha256(f['file']),
                               'package': pkg.get('package'), 'package_version': pkg.get('version'),
                               'weight': round(float(weights[i]), 6)})
         seen = set()
@@ -468,7 +464,6 @@ def main(outdir, seed, resolution, channels, fonts_root, datasets, heldout_regex
 
 def ship(outdir, ship_dir, names):
     """Copy zips ``names`` and their previews from outdir to ship_dir; rewrite ship_dir/MANIFEST.json."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
     from metrics.glyph_classifier import write_manifest  # pylint: disable=import-outside-toplevel
     os.makedirs(os.path.join(ship_dir, 'previews'), exist_ok=True)
     for name in names:

@@ -12,7 +12,7 @@ import pickle
 
 import torch
 
-from dnnlib.fileio import atomic_write_bytes
+from dnnlib.fileio import atomic_open
 from fsgan.methods import adapt, reparam
 
 ADAPTER_FORMAT = 'fsgan-adapter'
@@ -34,7 +34,8 @@ def save_snapshot(path, G, D, G_ema, training_set_kwargs=None):
     """Write a baked, stylegan2-ada-pytorch compatible network pickle atomically."""
     data = dict(training_set_kwargs=training_set_kwargs, G=baked_copy(G), D=baked_copy(D),
                 G_ema=baked_copy(G_ema), augment_pipe=None)
-    atomic_write_bytes(path, pickle.dumps(data, protocol=4))
+    with atomic_open(path) as f:
+        pickle.dump(data, f, protocol=4)
 
 
 def trained_state(net):
@@ -44,21 +45,14 @@ def trained_state(net):
 
 def save_adapter(path, method, method_options, source_sha256, G, D, G_ema):
     """Write the trained tensors of an adapted G/D (and G_ema's values of the same tensors) atomically."""
-    g_names = list(trained_state(G))
+    G_state = trained_state(G)
     ema_params = dict(G_ema.named_parameters())
     payload = dict(format=ADAPTER_FORMAT, version=ADAPTER_VERSION, method=method,
                    method_options=dict(method_options), source_sha256=source_sha256,
-                   G=trained_state(G), D=trained_state(D) if D is not None else {},
-                   G_ema={n: ema_params[n].detach().cpu().clone() for n in g_names})
-    buf = _torch_bytes(payload)
-    atomic_write_bytes(path, buf)
-
-
-def _torch_bytes(obj):
-    import io
-    f = io.BytesIO()
-    torch.save(obj, f)
-    return f.getvalue()
+                   G=G_state, D=trained_state(D) if D is not None else {},
+                   G_ema={n: ema_params[n].detach().cpu().clone() for n in G_state})
+    with atomic_open(path) as f:
+        torch.save(payload, f)
 
 
 def load_adapter(path):

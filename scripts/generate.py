@@ -64,13 +64,11 @@ def generate_images(G, seeds, trunc=0.8, noise_mode='const', class_idx=None, dev
 
 def save_png(array, path):
     """uint8 [H, W, C] (C = 1 or 3) -> PNG, atomically."""
-    import io
     import PIL.Image
-    from dnnlib.fileio import atomic_write_bytes
+    from dnnlib.fileio import atomic_open
     img = PIL.Image.fromarray(array[:, :, 0], 'L') if array.shape[2] == 1 else PIL.Image.fromarray(array, 'RGB')
-    buf = io.BytesIO()
-    img.save(buf, format='PNG')
-    atomic_write_bytes(path, buf.getvalue())
+    with atomic_open(path) as f:
+        img.save(f, format='PNG')
 
 
 def make_grid(images, cols=None):

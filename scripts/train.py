@@ -206,11 +206,9 @@ def run_training(c, resume_run=None, progress=True, dry_run=False):
     run_dir = next_run_dir(c.outdir, desc)
     print(f'Run folder: {run_dir}')
     write_run_files(run_dir, c, target.record())
-    from dnnlib.fileio import atomic_write_bytes
-    import io
-    buf = io.BytesIO()
-    np.save(buf, images)
-    atomic_write_bytes(os.path.join(run_dir, 'target_shots.npy'), buf.getvalue())
+    from dnnlib.fileio import atomic_open
+    with atomic_open(os.path.join(run_dir, 'target_shots.npy')) as f:
+        np.save(f, images)
     launch(c, run_dir, images, progress=progress)
     return run_dir
 

@@ -22,7 +22,7 @@ import PIL.Image
 import torch
 
 from dnnlib import EasyDict
-from dnnlib.fileio import append_line, atomic_write_bytes, atomic_write_json
+from dnnlib.fileio import append_line, atomic_open, atomic_write_json
 from fsgan import export
 from fsgan.methods import adapt, get_method
 from torch_utils import distributed, training_stats
@@ -202,10 +202,8 @@ def save_image_grid(images, path, cols):
         r, k = divmod(i, cols)
         grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = x[i].transpose(1, 2, 0)
     img = PIL.Image.fromarray(grid[:, :, 0] if c == 1 else grid, 'L' if c == 1 else 'RGB')
-    import io
-    buf = io.BytesIO()
-    img.save(buf, format='PNG')
-    atomic_write_bytes(path, buf.getvalue())
+    with atomic_open(path) as f:
+        img.save(f, format='PNG')
 
 
 @torch.no_grad()
@@ -237,7 +235,6 @@ def set_rng_state(s):
 
 def save_checkpoint(state, opts, run_dir):
     """Everything a resume needs, in plain tensors and data (torch.save), written atomically (rank 0)."""
-    import io
     rng_states = distributed.gather_objects(rng_state())  # one per rank
     if distributed.rank() != 0:
         return
@@ -251,9 +248,8 @@ def save_checkpoint(state, opts, run_dir):
         D_init_kwargs=json.loads(json.dumps(state.D_init_kwargs)),
         source_sha256=state.source_sha256, options=json.loads(json.dumps(opts)),
     )
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write_bytes(os.path.join(run_dir, 'checkpoint.pt'), buf.getvalue())
+    with atomic_open(os.path.join(run_dir, 'checkpoint.pt')) as f:
+        torch.save(payload, f)
 
 
 def write_snapshot(state, opts, run_dir):
@@ -405,7 +401,8 @@ def drop_stats_after(stats_path, cur_nimg):
         except (ValueError, KeyError):
             pass  # a line cut by a kill
     if len(keep) != len(lines):
-        atomic_write_bytes(stats_path, ''.join(keep).encode())
+        with atomic_open(stats_path) as f:
+            f.write(''.join(keep).encode())
 
 
 def write_run_files(run_dir, opts, target_record):

@@ -109,15 +109,15 @@ def sample_reals(images, batch, mirror, device):
     return x
 
 
-def _first_nonfinite(tensors, names):
-    """Name of the first tensor with a NaN/Inf element, or None (one reduction for all of them)."""
-    tensors = [t for t in tensors if t is not None]
-    if not tensors:
+def _first_nonfinite(tensors):
+    """Index of the first tensor (None entries skipped) with a NaN/Inf element, or None; one reduction."""
+    present = [i for i, t in enumerate(tensors) if t is not None]
+    if not present:
         return None
-    norms = torch.stack(torch._foreach_norm([t.detach().float() for t in tensors]))
+    norms = torch.stack(torch._foreach_norm([tensors[i].detach().float() for i in present]))
     if bool(torch.isfinite(norms).all()):
         return None
-    return names[int((~torch.isfinite(norms)).nonzero()[0])]
+    return present[int((~torch.isfinite(norms)).nonzero()[0])]
 
 
 def check_finite(losses, params, state, step_name, what='gradient'):
@@ -125,12 +125,10 @@ def check_finite(losses, params, state, step_name, what='gradient'):
     of any of `params`, is NaN/Inf."""
     bad = [f'{k}={v}' for k, v in losses.items() if not np.isfinite(v)]
     if not bad:
-        names = {id(p): n for net in ('G', 'D') for n, p in state[net].named_parameters()}
-        tensors = [p.grad if what == 'gradient' else p for p in params]
-        labels = [f'{what} of {names.get(id(p), "?")}' for p in params]
-        name = _first_nonfinite(tensors, labels)
-        if name is not None:
-            bad.append(name)
+        idx = _first_nonfinite([p.grad if what == 'gradient' else p for p in params])
+        if idx is not None:  # name the tensor only on failure: the lookup walks both networks
+            names = {id(p): n for net in ('G', 'D') for n, p in state[net].named_parameters()}
+            bad.append(f'{what} of {names.get(id(params[idx]), "?")}')
     if bad:
         raise TrainingError(f'non-finite value at kimg {state.cur_nimg / 1000:.3f} (phase {step_name}): '
                             + ', '.join(bad))

@@ -40,7 +40,8 @@ DEFAULT_METHODS = ('fsgan', 'tgan', 'freezed', 'ssgan')
 GLYPH_CLASSIFIER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 'data', 'glyphs', 'glyph_classifier.pt')
 METRIC_COLUMNS = ('num_gen', 'fid_test', 'fid_shots', 'sharpness_mean', 'sharpness_std', 'fqi_mean', 'fqi_std',
-                  'memorised_inception', 'memorised_pixel', 'fgd_test', 'fgd_shots')
+                  'memorised_inception', 'memorised_pixel', 'fgd_test', 'fgd_shots', 'memorised_glyph',
+                  'diversity_glyph', 'script_share', 'classes_covered')
 CSV_COLUMNS = ('method', 'run_dir', 'network', 'trainable_params', 'trainable_G', 'trainable_D') + METRIC_COLUMNS
 
 
@@ -62,9 +63,24 @@ def parse_runs(pairs):
     return out
 
 
+def parse_method(spec):
+    """'fsgan' -> ('fsgan', None); 'fsgan@lr=0.03' -> ('fsgan', 0.03): a method with its learning rate changed."""
+    name, sep, override = spec.partition('@')
+    if not sep:
+        return name, None
+    key, _, value = override.partition('=')
+    try:
+        lr = float(value)
+    except ValueError:
+        lr = None
+    if key != 'lr' or lr is None or lr <= 0:
+        raise click.BadParameter(f'{spec!r}: expected METHOD or METHOD@lr=VALUE (VALUE > 0)', param_hint='--methods')
+    return name, lr
+
+
 def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=16,
                   seed=0, tick=1.0, snap=5, test_dir=None, num=64, num_test=256, faces=False, trunc=0.8,
-                  metrics_trunc=1.0, cols=10, strip_steps=10, device=None, cache_dir=None):
+                  metrics_trunc=1.0, cols=10, strip_steps=10, device=None, cache_dir=None, inception=True, expect=None):
     """Pure setup: options -> EasyDict(entries=[(name, run_dir or None)], settings, metric_settings, ...).
 
     settings are what the training runs depend on (a resumed comparison must match them);
@@ -75,7 +91,7 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
         names = [] if run_map else list(DEFAULT_METHODS)
     else:
         names = [m.strip() for m in methods.split(',') if m.strip()]
-    unknown = [m for m in names if m not in METHODS and m not in run_map]
+    unknown = [m for m in names if parse_method(m)[0] not in METHODS and m not in run_map]
     if unknown:
         raise click.BadParameter(f'unknown method(s) {", ".join(unknown)}; choose from {", ".join(sorted(METHODS))} '
                                  f'or name a --runs entry', param_hint='--methods')
@@ -102,7 +118,7 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
     settings = dict(source=absolute(source), target_dir=absolute(target_dir), shots=int(shots), kimg=float(kimg),
                     batch=int(batch), seed=int(seed), tick=float(tick), snap=int(snap))
     metric_settings = dict(num=int(num), metrics_trunc=float(metrics_trunc), test_dir=absolute(test_dir),
-                           num_test=int(num_test), faces=bool(faces))
+                           num_test=int(num_test), faces=bool(faces), inception=bool(inception), expect=expect)
     return EasyDict(outdir=outdir, entries=[(n, run_map.get(n)) for n in names], settings=settings,
                     metric_settings=metric_settings, trunc=float(trunc), cols=int(cols),
                     strip_steps=int(strip_steps), device=device, cache_dir=cache_dir)
@@ -160,8 +176,9 @@ def train_method(cfg, name, progress=True):
         print(f'[{name}] continuing {partial}')
         return run_training(c, resume_run=partial, progress=progress)
     s = cfg.settings
-    c = setup_training_config(s['target_dir'], outdir=parent, resume=s['source'], method=name, shots=s['shots'],
-                              kimg=s['kimg'], batch=s['batch'], seed=s['seed'], snap=s['snap'],
+    method, lr = parse_method(name)
+    c = setup_training_config(s['target_dir'], outdir=parent, resume=s['source'], method=method, shots=s['shots'],
+                              kimg=s['kimg'], batch=s['batch'], lr=lr, seed=s['seed'], snap=s['snap'],
                               kimg_per_tick=s['tick'], device=cfg.device)
     print(f'[{name}] training')
     return run_training(c, progress=progress)
@@ -222,23 +239,17 @@ def trainable_counts(run_dir):
     return (sum(t.numel() for t in payload['G'].values()), sum(t.numel() for t in payload['D'].values()))
 
 
-def glyph_fgd(gen, shots, test_set):
-    """FGD of gen uint8 [N, 1, R, R] against shots [K, 1, R, R] (K >= 2) and the test ImageSet (same size).
-
-    Returns dict(fgd_shots, fgd_test); None where it does not apply.
-    """
+def glyph_numbers(gen, shots, test_set, expect=None):
+    """Glyph-classifier numbers (metrics.glyph_metrics) of gen uint8 [N, 1, R, R] against shots [K, 1, R, R]
+    and the test ImageSet (used when its images have gen's size); expect: script name or None."""
     import numpy as np
-    import torch
-    from metrics.glyph_classifier import fgd_between, load_glyph_classifier
-    clf = load_glyph_classifier(GLYPH_CLASSIFIER)
-    out = dict(fgd_shots=None, fgd_test=None)
-    if len(shots) >= 2:
-        out['fgd_shots'] = fgd_between(clf, torch.from_numpy(gen), torch.from_numpy(shots))
+    from metrics.glyph_classifier import load_glyph_classifier
+    from metrics.glyph_metrics import glyph_metrics
+    test = None
     if test_set is not None:
         test = np.stack([im[:, :, :1] for im in test_set]).transpose(0, 3, 1, 2)
-        if test.shape[2:] == gen.shape[2:]:
-            out['fgd_test'] = fgd_between(clf, torch.from_numpy(gen), torch.from_numpy(np.ascontiguousarray(test)))
-    return out
+        test = np.ascontiguousarray(test) if test.shape[2:] == gen.shape[2:] else None
+    return glyph_metrics(load_glyph_classifier(GLYPH_CLASSIFIER), gen, shots, test, expect)
 
 
 def glyph_classifier_applies(channels, resolution):
@@ -265,18 +276,20 @@ def method_metrics(gen_dir, gen, shots_dir, shots, test_set, ms, device='cpu', c
                         memo=dict(shared))
     row = dict.fromkeys(METRIC_COLUMNS)
     row['num_gen'] = len(gen)
-    fid = reg['fid'].fn(ctx)['values']
-    row['fid_test'], row['fid_shots'] = fid.get('fid'), fid.get('fid_shots')
+    if ms.get('inception', True):
+        fid = reg['fid'].fn(ctx)['values']
+        row['fid_test'], row['fid_shots'] = fid.get('fid'), fid.get('fid_shots')
+        if len(shots) >= 2:
+            mem = reg['memorization'].fn(ctx)['values']
+            row['memorised_inception'], row['memorised_pixel'] = mem['fraction_inception'], mem['fraction_pixel']
     sharp = reg['sharpness'].fn(ctx)['values']
     row['sharpness_mean'], row['sharpness_std'] = sharp['mean'], sharp['std']
     if ms['faces']:
         fqi = reg['fqi'].fn(ctx)['values']
         row['fqi_mean'], row['fqi_std'] = fqi['mean'], fqi['std']
-    if len(shots) >= 2:
-        mem = reg['memorization'].fn(ctx)['values']
-        row['memorised_inception'], row['memorised_pixel'] = mem['fraction_inception'], mem['fraction_pixel']
     if glyph_classifier_applies(gen.shape[3], gen.shape[1]):
-        row.update(glyph_fgd(gen.transpose(0, 3, 1, 2).copy(), shots, test_set))
+        glyph = glyph_numbers(gen.transpose(0, 3, 1, 2).copy(), shots, test_set, ms.get('expect'))
+        row.update({k: v for k, v in glyph.items() if k in METRIC_COLUMNS and row[k] is None})
     if 'detector' in ctx.memo:
         shared['detector'] = ctx.memo['detector']
     return row
@@ -310,7 +323,11 @@ def write_tables(outdir, rows, ms, trunc_note):
                ('FQI ↑', lambda r: pm(r['fqi_mean'], r['fqi_std'])),
                ('Memorised ↓', lambda r: pct(r['memorised_inception'])),
                ('FGD test ↓', lambda r: _fmt(r['fgd_test'])),
-               ('FGD shots', lambda r: _fmt(r['fgd_shots']))]
+               ('FGD shots', lambda r: _fmt(r['fgd_shots'])),
+               ('Memorised (glyph) ↓', lambda r: pct(r.get('memorised_glyph'))),
+               ('Diversity (glyph) ↑', lambda r: _fmt(r.get('diversity_glyph'))),
+               ('Target script', lambda r: pct(r.get('script_share'))),
+               ('Characters', lambda r: _fmt(r.get('classes_covered'), '{:d}'))]
     cells = [[f(r) for _, f in columns] for r in rows]
     keep = [k for k in range(len(columns)) if k == 0 or any(c[k] for c in cells)]
     lines = ['| ' + ' | '.join(columns[k][0] for k in keep) + ' |',
@@ -318,8 +335,11 @@ def write_tables(outdir, rows, ms, trunc_note):
     lines += ['| ' + ' | '.join(c[k] for k in keep) + ' |' for c in cells]
     lines += ['', f'{ms["num"]} generated images per method (seeds 0..{ms["num"] - 1}, {trunc_note}). FID and FGD '
               'are biased upward for small sets: compare values within this table only.',
-              'Memorised: share of samples closer (Inception features) to a training shot than any two shots '
-              'are to each other. Trainable params: numbers in the run\'s adapter file (G + D).']
+              'Memorised: share of samples closer (Inception features; glyph: glyph-classifier features) to a '
+              'training shot than any two shots are to each other. Diversity: intra-cluster mean pairwise '
+              'glyph-feature distance. Target script / Characters: share of samples the glyph classifier puts in '
+              'the target script, and how many of its characters they cover. Trainable params: numbers in the '
+              'run\'s adapter file (G + D).']
     atomic_write_bytes(os.path.join(outdir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
 
 
@@ -387,6 +407,27 @@ def run_compare(cfg, progress=True):
                 markdown=os.path.join(cfg.outdir, 'metrics.md'), strips=strips, rows=table)
 
 
+def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device, progress, given):
+    """--preset glyphs: run scripts/glyph_preset.py's grid and print its report."""
+    from scripts import glyph_preset
+    from scripts.train import SetupError
+    from training.dataset import DataError
+    from training.training_loop import TrainingError
+    if given:
+        raise click.UsageError(f'--preset glyphs sets the source and data itself; drop {", ".join(given)}')
+    try:
+        rows = glyph_preset.run_preset(
+            outdir, methods=methods, targets=glyph_preset.parse_list(targets, str, '--preset-targets'),
+            shots=glyph_preset.parse_list(shots, int, '--preset-shots'),
+            seeds=glyph_preset.parse_list(seeds, int, '--preset-seeds'),
+            kimg=glyph_preset.KIMG if kimg is None else kimg, split=split, device=device, progress=progress)
+    except (CompareError, SetupError, DataError, TrainingError, ValueError) as e:
+        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    with open(os.path.join(outdir, 'benchmark.md')) as f:
+        click.echo(f.read())
+    click.echo(f'{len(rows)} rows: {os.path.join(outdir, "benchmark.csv")}, figures {outdir}/figure-*.png')
+
+
 @click.command(context_settings=dict(help_option_names=['-h', '--help']))
 @click.option('--outdir', required=True, type=click.Path(file_okay=False),
               help='Comparison folder: new, or one of an earlier comparison with the same settings to continue it.')
@@ -418,8 +459,17 @@ def run_compare(cfg, progress=True):
               help='Inception feature cache [default: as calc_metrics.py].')
 @click.option('--device', type=click.Choice(['cpu', 'cuda']), help='Device [default: cuda when available].')
 @click.option('--no-progress', is_flag=True, help='No training progress bars.')
+@click.option('--preset', type=click.Choice(['glyphs']),
+              help='Run a whole benchmark: glyphs = the shipped glyph source adapted to the near and far targets '
+                   '(scripts/glyph_preset.py); --methods, --kimg and --device apply, the other training options do not.')
+@click.option('--preset-targets', default='near,far', show_default=True, help='Preset targets.')
+@click.option('--preset-shots', default='5,10,25', show_default=True, help='Preset shot counts.')
+@click.option('--preset-seeds', default='0,1,2', show_default=True, help='Preset seeds.')
+@click.option('--split', type=click.Choice(['test', 'val']), default='test', show_default=True,
+              help='Preset evaluation split: val for choosing settings, test for the report.')
 def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, seed, tick, snap, test_dir, num, num_test,
-         faces, trunc, metrics_trunc, cols, strip_steps, cache_dir, device, no_progress):
+         faces, trunc, metrics_trunc, cols, strip_steps, cache_dir, device, no_progress, preset, preset_targets,
+         preset_shots, preset_seeds, split):
     """Train (or take) several adaptations of one source on the same shots and compare them side by side.
 
     Writes comparison.png, metrics.csv/.md and interp_<method>.png into --outdir; metrics use --num
@@ -430,6 +480,11 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, seed, ti
     from scripts.train import SetupError
     from training.dataset import DataError
     from training.training_loop import TrainingError
+    if preset is not None:
+        run_glyph_preset(outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split, device,
+                         not no_progress, given=[o for o, v in (('--source', source), ('--target-dir', target_dir),
+                                                                ('--runs', runs), ('--test-dir', test_dir)) if v])
+        return
     cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,
                         kimg=kimg, batch=batch, seed=seed, tick=tick, snap=snap, test_dir=test_dir, num=num,
                         num_test=num_test, faces=faces, trunc=trunc, metrics_trunc=metrics_trunc, cols=cols,

@@ -1,0 +1,52 @@
+"""Glyph-domain numbers for generated 32x32 glyphs, all from the glyph classifier (metrics.glyph_classifier).
+
+Inception knows nothing about glyphs, so for the glyph benchmark the classifier's penultimate features
+(128-d) stand in for Inception features:
+
+* fgd_test / fgd_shots: Fréchet distance (FGD) of the samples to the test set / to the shots;
+* script_share: share of samples the classifier assigns to the expected script;
+* classes_covered: distinct characters of that script among the predicted characters (of classes_total);
+* memorised_glyph / memorised_pixel: share of samples closer to a shot than any two shots are to each
+  other (metrics.memorization) in glyph-feature space / in pixel space ([0, 1] grey levels);
+* diversity_glyph: CDC intra-cluster mean pairwise feature distance (metrics.diversity); samples join
+  the cluster of their nearest shot.
+"""
+import numpy as np
+import torch
+
+from metrics.diversity import intra_cluster_from_features
+from metrics.glyph_classifier import feature_stats, frechet_distance
+from metrics.memorization import memorization
+
+
+def glyph_metrics(clf, gen, shots=None, test=None, expect=None):
+    """gen uint8 [N, C, R, R]; shots [K, C, R, R] or None; test [M, C, R, R] or None; expect: script name.
+
+    Returns a dict of the numbers in the module docstring (None where an input is missing or K < 2).
+    """
+    gen = torch.as_tensor(gen)
+    feats, script_logits, char_logits = clf.infer(gen)
+    mu, sigma = feature_stats(feats)
+    out = dict(num=len(gen), fgd_test=None, fgd_shots=None, script_share=None, classes_covered=None,
+               classes_total=None, memorised_glyph=None, memorised_pixel=None, diversity_glyph=None)
+    if test is not None:
+        out['fgd_test'] = frechet_distance(mu, sigma, *feature_stats(clf.features(torch.as_tensor(test))))
+    if expect is not None:
+        names = clf.script_names
+        if expect not in names:
+            raise ValueError(f'unknown script {expect!r}; the glyph classifier knows {", ".join(names)}')
+        script = names.index(expect)
+        char_script = clf.char_script()
+        chars = char_logits.argmax(1)
+        out['script_share'] = float((script_logits.argmax(1) == script).float().mean())
+        out['classes_covered'] = int(torch.unique(chars[char_script[chars] == script]).numel())
+        out['classes_total'] = int((char_script == script).sum())
+    if shots is not None and len(shots) >= 2:
+        shots = torch.as_tensor(shots)
+        shot_feats = clf.features(shots)
+        out['fgd_shots'] = frechet_distance(mu, sigma, *feature_stats(shot_feats))
+        out['memorised_glyph'] = memorization(feats.numpy(), shot_feats.numpy())['fraction']
+        pix = gen.reshape(len(gen), -1).numpy().astype(np.float64) / 255
+        out['memorised_pixel'] = memorization(pix, shots.reshape(len(shots), -1).numpy() / 255.0)['fraction']
+        out['diversity_glyph'] = intra_cluster_from_features(feats.numpy(), shot_feats.numpy())['value']
+    return out

@@ -1,0 +1,140 @@
+"""`compare.py --preset glyphs`: every method on the shipped glyph benchmark, over targets x shots x seeds.
+
+Each (target, shots, seed) cell is an ordinary comparison folder, outdir/<target>-<shots>shot-seed<seed>/
+(resumable like any compare.py run); the preset then writes outdir/benchmark.csv and benchmark.md with
+mean ± std over seeds per (target, shots, method), and outdir/figure-<target>-<shots>shot.png, the
+comparison figure of the first seed (target shots, then a row per method).
+"""
+import csv
+import io
+import os
+import shutil
+
+import numpy as np
+
+from dnnlib.fileio import atomic_write_bytes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
+SOURCE = os.path.join(GLYPHS, 'source_glyph32.pkl')
+TARGETS = {  # name -> (file prefix in data/glyphs, script the adapted samples should be in)
+    'near': ('near', 'latin'),
+    'far': ('kannada', 'kannada'),
+}
+SHOTS = (5, 10, 25)
+SEEDS = (0, 1, 2)
+KIMG = 2.0          # per run; the paper's 20 kimg is ~20 min per run on 2 CPU cores at this size
+BATCH = 16
+NUM = 500           # samples per method for the metrics
+NUM_TEST = 1000     # real images of the split used
+# (column in compare's rows, table header, format); mean ± std over seeds
+COLUMNS = (('fgd_test', 'FGD test ↓', '{:.1f}'), ('fgd_shots', 'FGD shots', '{:.1f}'),
+           ('memorised_glyph', 'Memorised ↓', '{:.3f}'), ('memorised_pixel', 'Memorised (pixel) ↓', '{:.3f}'),
+           ('diversity_glyph', 'Diversity ↑', '{:.2f}'), ('script_share', 'Target script', '{:.3f}'),
+           ('classes_covered', 'Characters', '{:.1f}'), ('sharpness_mean', 'Sharpness ↑', '{:.3f}'))
+
+
+def cell_name(target, shots, seed):
+    return f'{target}-{shots}shot-seed{seed}'
+
+
+def parse_list(text, cast, option):
+    """'5,10,25' -> (5, 10, 25); raises ValueError naming the option."""
+    try:
+        out = tuple(cast(v.strip()) for v in text.split(',') if v.strip())
+    except ValueError:
+        raise ValueError(f'{option} {text!r}: expected a comma-separated list') from None
+    if not out:
+        raise ValueError(f'{option}: empty list')
+    return out
+
+
+def cells(targets=tuple(TARGETS), shots=SHOTS, seeds=SEEDS):
+    """[(target, shots, seed)] in run order: seeds innermost, so every setting gets its first seed early."""
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise ValueError(f'--preset-targets: unknown {", ".join(unknown)}; choose from {", ".join(TARGETS)}')
+    return [(t, k, s) for t in targets for k in shots for s in seeds]
+
+
+def cell_config(outdir, target, shots, seed, methods, kimg=KIMG, split='test', source=None, device=None,
+                num=NUM, num_test=NUM_TEST):
+    """compare.setup_compare(...) of one cell; split 'val' measures against the validation split (tuning)."""
+    from scripts.compare import setup_compare
+    prefix, script = TARGETS[target]
+    source = source or SOURCE
+    shots_zip = os.path.join(GLYPHS, f'{prefix}_shots{shots}.zip')
+    eval_zip = os.path.join(GLYPHS, f'{prefix}_{split}.zip')
+    for path in (source, shots_zip, eval_zip):
+        if not os.path.isfile(path):
+            raise ValueError(f'{path}: missing; the glyph preset needs the files shipped in data/glyphs')
+    return setup_compare(os.path.join(outdir, cell_name(target, shots, seed)), source=source, target_dir=shots_zip,
+                         shots=shots, methods=methods, kimg=kimg, batch=BATCH, seed=seed, tick=kimg / 2, snap=1,
+                         test_dir=eval_zip, num=num, num_test=num_test, device=device, inception=False, expect=script)
+
+
+def aggregate(results):
+    """results {(target, shots, seed): rows of compare.run_compare} -> rows of mean/std per (target, shots, method)."""
+    groups = {}
+    for (target, shots, seed), rows in results.items():
+        for r in rows:
+            groups.setdefault((target, shots, r['method']), []).append(r)
+    out = []
+    for (target, shots, method), rows in groups.items():
+        row = dict(target=target, shots=shots, method=method, seeds=len(rows),
+                   trainable_params=rows[0].get('trainable_params'))
+        for key, _, _ in COLUMNS:
+            values = [r[key] for r in rows if r.get(key) is not None]
+            row[key + '_mean'] = float(np.mean(values)) if values else None
+            row[key + '_std'] = float(np.std(values)) if values else None
+        out.append(row)
+    return out
+
+
+def write_report(outdir, rows, header):
+    """benchmark.csv (every number) and benchmark.md (a table per target and shots), atomically."""
+    fields = ['target', 'shots', 'method', 'seeds', 'trainable_params']
+    fields += [k + s for k, _, _ in COLUMNS for s in ('_mean', '_std')]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ('' if r.get(k) is None else r[k]) for k in fields})
+    atomic_write_bytes(os.path.join(outdir, 'benchmark.csv'), buf.getvalue().encode())
+    lines = [header, '']
+    for target, shots in sorted({(r['target'], r['shots']) for r in rows}):
+        block = [r for r in rows if r['target'] == target and r['shots'] == shots]
+        lines += [f'### {target}, {shots} shots ({block[0]["seeds"]} seeds)', '',
+                  '| Method | Trainable | ' + ' | '.join(h for _, h, _ in COLUMNS) + ' |',
+                  '|:---|---:|' + '---:|' * len(COLUMNS)]
+        for r in block:
+            cells_ = [('' if r[k + '_mean'] is None else f'{fmt.format(r[k + "_mean"])} ± {fmt.format(r[k + "_std"])}')
+                      for k, _, fmt in COLUMNS]
+            count = '' if r['trainable_params'] is None else f'{r["trainable_params"]:,}'
+            lines.append(f'| {r["method"]} | {count} | ' + ' | '.join(cells_) + ' |')
+        lines.append('')
+    atomic_write_bytes(os.path.join(outdir, 'benchmark.md'), '\n'.join(lines).encode())
+
+
+def run_preset(outdir, methods=None, targets=tuple(TARGETS), shots=SHOTS, seeds=SEEDS, kimg=KIMG, split='test',
+               device=None, progress=True, num=NUM, num_test=NUM_TEST, source=None):
+    """Run (or continue) every cell, then write the aggregate report. Returns its rows."""
+    from scripts.compare import run_compare
+    todo = cells(targets, shots, seeds)
+    configs = {c: cell_config(outdir, *c, methods=methods, kimg=kimg, split=split, device=device, num=num,
+                              num_test=num_test, source=source) for c in todo}
+    results = {}
+    for i, cell in enumerate(todo):
+        print(f'[preset glyphs] cell {i + 1}/{len(todo)}: {cell_name(*cell)}')
+        result = run_compare(configs[cell], progress=progress)
+        results[cell] = result['rows']
+        target, k, seed = cell
+        if seed == seeds[0]:
+            shutil.copyfile(result['figure'], os.path.join(outdir, f'figure-{target}-{k}shot.png'))
+    rows = aggregate(results)
+    source = source or SOURCE
+    header = (f'Glyph benchmark: source {os.path.relpath(source, ROOT)}, {kimg:g} kimg per run, batch {BATCH}, '
+              f'{num} samples per run (psi 1) against {num_test} images of the {split} split; '
+              f'mean ± std over seeds {",".join(map(str, seeds))}.')
+    write_report(outdir, rows, header)
+    return rows

@@ -1,0 +1,113 @@
+"""Glyph-classifier metrics and `compare.py --preset glyphs` (on a tiny stand-in source network)."""
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fsgan.export import save_snapshot
+from metrics.glyph_classifier import load_dataset_zip, load_glyph_classifier
+from metrics.glyph_metrics import glyph_metrics
+from scripts import compare, glyph_preset
+from training import networks
+
+GLYPHS = glyph_preset.GLYPHS
+
+
+@pytest.fixture(scope='module')
+def clf():
+    return load_glyph_classifier(os.path.join(GLYPHS, 'glyph_classifier.pt'))
+
+
+def test_glyph_metrics_on_real_glyphs(clf):
+    test, _ = load_dataset_zip(os.path.join(GLYPHS, 'kannada_test.zip'), limit=400)
+    shots, _ = load_dataset_zip(os.path.join(GLYPHS, 'kannada_shots10.zip'))
+    latin, _ = load_dataset_zip(os.path.join(GLYPHS, 'near_test.zip'), limit=200)
+    real = glyph_metrics(clf, test[:200], shots, test[200:], expect='kannada')
+    assert real['script_share'] > 0.95 and real['classes_covered'] > 40 and real['classes_total'] > 60
+    assert real['memorised_glyph'] < 0.2 and real['diversity_glyph'] > 0
+    other = glyph_metrics(clf, latin, shots, test[200:], expect='kannada')
+    assert other['script_share'] < 0.05 and other['fgd_test'] > 3 * real['fgd_test']
+    # Copies of the shots are memorised in both spaces and have no diversity beyond the shots.
+    copies = glyph_metrics(clf, shots.repeat(5, 1, 1, 1), shots, None, expect='kannada')
+    assert copies['memorised_glyph'] == 1.0 and copies['memorised_pixel'] == 1.0
+    assert copies['diversity_glyph'] == pytest.approx(0, abs=1e-3) and copies['fgd_test'] is None
+    assert glyph_metrics(clf, test[:50], shots[:1])['memorised_glyph'] is None
+    with pytest.raises(ValueError, match='unknown script'):
+        glyph_metrics(clf, test[:10], expect='klingon')
+
+
+@pytest.fixture(scope='module')
+def tiny_source(tmp_path_factory):
+    """A 1-channel 32x32 StyleGAN2 with few channels, saved like a pretrained source."""
+    torch.manual_seed(0)
+    kw = dict(z_dim=16, w_dim=16, c_dim=0, img_resolution=32, img_channels=1,
+              mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=256, channel_max=8))
+    G = networks.Generator(**kw)
+    D = networks.Discriminator(c_dim=0, img_resolution=32, img_channels=1, channel_base=256, channel_max=8,
+                               epilogue_kwargs=dict(mbstd_group_size=4))
+    path = tmp_path_factory.mktemp('source') / 'tiny.pkl'
+    save_snapshot(str(path), G, D, G)
+    return str(path)
+
+
+def test_preset_runs_aggregates_and_resumes(tiny_source, tmp_path, one_thread):
+    outdir = str(tmp_path / 'bench')
+    kw = dict(methods='fsgan,tgan@lr=0.01', targets=('far',), shots=(5,), seeds=(0, 1), kimg=0.008, num=24,
+              num_test=40, source=tiny_source, progress=False)
+    rows = glyph_preset.run_preset(outdir, **kw)
+    assert sorted(r['method'] for r in rows) == ['fsgan', 'tgan@lr=0.01']
+    for r in rows:
+        assert r['seeds'] == 2 and r['target'] == 'far' and r['shots'] == 5
+        assert r['fgd_test_mean'] > 0 and r['fgd_test_std'] >= 0 and 0 <= r['memorised_glyph_mean'] <= 1
+        assert r['diversity_glyph_mean'] > 0 and r['trainable_params'] > 0
+    by = {r['method']: r for r in rows}
+    assert by['fsgan']['trainable_params'] < by['tgan@lr=0.01']['trainable_params']
+    lr = [f for f in os.listdir(os.path.join(outdir, 'far-5shot-seed1', 'runs', 'tgan@lr=0.01'))]
+    opts = os.path.join(outdir, 'far-5shot-seed1', 'runs', 'tgan@lr=0.01', lr[0], 'training_options.json')
+    assert '"lr": 0.01' in open(opts).read()
+    with open(os.path.join(outdir, 'benchmark.csv')) as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 2 and float(table[0]['fgd_test_mean']) > 0
+    md = open(os.path.join(outdir, 'benchmark.md')).read()
+    assert '### far, 5 shots (2 seeds)' in md and md.count('±') >= 2 * len(glyph_preset.COLUMNS)
+    assert os.path.isfile(os.path.join(outdir, 'figure-far-5shot.png'))
+    # Running again trains nothing: every cell is done and its metrics are cached.
+    ck = os.path.join(outdir, 'far-5shot-seed0', 'runs', 'fsgan')
+    ck = os.path.join(ck, os.listdir(ck)[0], 'checkpoint.pt')
+    mtime = os.stat(ck).st_mtime_ns
+    again = glyph_preset.run_preset(outdir, **kw)
+    assert os.stat(ck).st_mtime_ns == mtime
+    assert [r['fgd_test_mean'] for r in again] == [r['fgd_test_mean'] for r in rows]
+
+
+def test_preset_aggregate_mean_std():
+    rows = {('near', 10, s): [dict(method='fsgan', trainable_params=7, fgd_test=v, classes_covered=None)]
+            for s, v in enumerate((1.0, 3.0))}
+    (r,) = glyph_preset.aggregate(rows)
+    assert r['fgd_test_mean'] == 2.0 and r['fgd_test_std'] == 1.0 and r['classes_covered_mean'] is None
+    assert [c[:2] for c in glyph_preset.cells(('near', 'far'), (5, 10), (0,))] == [('near', 5), ('near', 10),
+                                                                                     ('far', 5), ('far', 10)]
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--preset', 'glyphs', '--source', 'x.pkl'], 'sets the source and data itself; drop --source'),
+    (['--preset', 'glyphs', '--preset-targets', 'mars'], '--preset-targets: unknown mars'),
+    (['--preset', 'glyphs', '--preset-shots', '5,x'], "--preset-shots '5,x': expected a comma-separated list"),
+    (['--preset', 'glyphs', '--methods', 'fsgan@lr=abc'], "expected METHOD or METHOD@lr=VALUE"),
+])
+def test_preset_bad_arguments(tmp_path, args, message, monkeypatch):
+    monkeypatch.setattr(glyph_preset, 'SOURCE', __file__)      # the check must not depend on the shipped source
+    res = CliRunner().invoke(compare.main, ['--outdir', str(tmp_path / 'x')] + args)
+    assert res.exit_code != 0 and message in res.output, res.output
+    assert 'Traceback' not in res.output
+
+
+def test_parse_method():
+    assert compare.parse_method('fsgan') == ('fsgan', None)
+    assert compare.parse_method('ssgan@lr=0.002') == ('ssgan', 0.002)
+    for bad in ('fsgan@lr=-1', 'fsgan@kimg=3', 'fsgan@lr='):
+        with pytest.raises(Exception, match='METHOD@lr=VALUE'):
+            compare.parse_method(bad)

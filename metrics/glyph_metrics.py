@@ -4,7 +4,7 @@ Inception knows nothing about glyphs, so for the glyph benchmark the classifier'
 (128-d) stand in for Inception features:
 
 * fgd_test / fgd_shots: Fréchet distance (FGD) of the samples to the test set / to the shots;
-* script_share: share of samples the classifier assigns to the expected script;
+* script_shares: {script: share of samples the classifier assigns to it}; script_share: the expected one's;
 * classes_covered: distinct characters of that script among the predicted characters (of classes_total);
 * memorised_glyph / memorised_pixel: share of samples closer to a shot than any two shots are to each
   other (metrics.memorization) in glyph-feature space / in pixel space ([0, 1] grey levels);
@@ -27,8 +27,10 @@ def glyph_metrics(clf, gen, shots=None, test=None, expect=None):
     gen = torch.as_tensor(gen)
     feats, script_logits, char_logits = clf.infer(gen)
     mu, sigma = feature_stats(feats)
+    scripts = script_logits.argmax(1)
     out = dict(num=len(gen), fgd_test=None, fgd_shots=None, script_share=None, classes_covered=None,
-               classes_total=None, memorised_glyph=None, memorised_pixel=None, diversity_glyph=None)
+               classes_total=None, memorised_glyph=None, memorised_pixel=None, diversity_glyph=None,
+               script_shares={name: float((scripts == i).float().mean()) for i, name in enumerate(clf.script_names)})
     if test is not None:
         out['fgd_test'] = frechet_distance(mu, sigma, *feature_stats(clf.features(torch.as_tensor(test))))
     if expect is not None:
@@ -38,7 +40,7 @@ def glyph_metrics(clf, gen, shots=None, test=None, expect=None):
         script = names.index(expect)
         char_script = clf.char_script()
         chars = char_logits.argmax(1)
-        out['script_share'] = float((script_logits.argmax(1) == script).float().mean())
+        out['script_share'] = out['script_shares'][expect]
         out['classes_covered'] = int(torch.unique(chars[char_script[chars] == script]).numel())
         out['classes_total'] = int((char_script == script).sum())
     if shots is not None and len(shots) >= 2:

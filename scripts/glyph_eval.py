@@ -22,24 +22,20 @@ DEFAULT_CLASSIFIER = os.path.join(ROOT, 'data', 'glyphs', 'glyph_classifier.pt')
 def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=DEFAULT_CLASSIFIER, expect='latin'):
     """Samples of G (seeds seed..seed+num-1) vs the test zip -> dict of script shares, coverage and FGD."""
     import torch
-    from metrics.glyph_classifier import fgd_between, load_dataset_zip, load_glyph_classifier
+    from metrics.glyph_classifier import load_dataset_zip, load_glyph_classifier
+    from metrics.glyph_metrics import glyph_metrics
     from scripts.generate import generate_images
     clf = load_glyph_classifier(classifier_path)
+    if expect not in clf.script_names:
+        raise click.BadParameter(f'unknown script {expect!r}; the classifier knows {", ".join(clf.script_names)}',
+                                 param_hint='--expect')
     images = generate_images(G, list(range(seed, seed + num)), trunc=trunc)           # [N, H, W, C] uint8
     fake = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     real, _labels = load_dataset_zip(test_zip)
-    script_idx, char = clf.predict(fake)
-    names = clf.script_names
-    shares = {name: float((script_idx == i).float().mean()) for i, name in enumerate(names)}
-    char_script = clf.char_script()
-    if expect not in names:
-        raise click.BadParameter(f'unknown script {expect!r}; the classifier knows {", ".join(names)}',
-                                 param_hint='--expect')
-    in_script = char[char_script[char] == names.index(expect)]
-    total = int((char_script == names.index(expect)).sum())
-    return dict(num=num, trunc=trunc, script_shares=shares, expected_script=expect,
-                classes_covered=int(torch.unique(in_script).numel()), classes_total=total,
-                fgd=fgd_between(clf, fake, real), test_set=os.path.relpath(test_zip, ROOT), test_size=len(real))
+    m = glyph_metrics(clf, fake, test=real, expect=expect)
+    return dict(num=num, trunc=trunc, script_shares=m['script_shares'], expected_script=expect,
+                classes_covered=m['classes_covered'], classes_total=m['classes_total'], fgd=m['fgd_test'],
+                test_set=os.path.relpath(test_zip, ROOT), test_size=len(real))
 
 
 @click.command()

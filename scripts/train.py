@@ -18,11 +18,15 @@ from dnnlib import EasyDict  # noqa: E402
 from fsgan.methods import METHODS, get_method  # noqa: E402
 
 # Small from-scratch configurations for the CPU: resolution -> G/D kwargs (channels come from the data).
+# Glyphs have no stochastic texture: without per-pixel noise inputs G cannot satisfy D's minibatch-stddev
+# features with pixel noise (pretraining trials with noise drifted into salt-and-pepper images).
 SCRATCH_CFGS = {
     'glyph32': dict(resolution=32, z_dim=128, w_dim=128, mapping_layers=2, channel_base=2048, channel_max=64,
-                    mbstd_group=32),
+                    D_channel_base=2048, D_channel_max=64, mbstd_group=4, mbstd_channels=8, use_noise=False),
+    'glyph32-wide': dict(resolution=32, z_dim=128, w_dim=128, mapping_layers=2, channel_base=2048, channel_max=128,
+                         D_channel_base=4096, D_channel_max=128, mbstd_group=4, mbstd_channels=1, use_noise=False),
     'small64': dict(resolution=64, z_dim=256, w_dim=256, mapping_layers=4, channel_base=8192, channel_max=256,
-                    mbstd_group=4),
+                    D_channel_base=8192, D_channel_max=256, mbstd_group=4, mbstd_channels=1, use_noise=True),
 }
 
 
@@ -125,10 +129,11 @@ def scratch_kwargs(cfg, channels):
     G_kwargs = dict(z_dim=s['z_dim'], c_dim=0, w_dim=s['w_dim'], img_resolution=s['resolution'],
                     img_channels=channels, mapping_kwargs=dict(num_layers=s['mapping_layers']),
                     synthesis_kwargs=dict(channel_base=s['channel_base'], channel_max=s['channel_max'],
-                                          num_fp16_res=0, conv_clamp=None))
+                                          num_fp16_res=0, conv_clamp=None, use_noise=s['use_noise']))
     D_kwargs = dict(c_dim=0, img_resolution=s['resolution'], img_channels=channels,
-                    channel_base=s['channel_base'], channel_max=s['channel_max'], num_fp16_res=0,
-                    conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=s['mbstd_group']))
+                    channel_base=s['D_channel_base'], channel_max=s['D_channel_max'], num_fp16_res=0,
+                    conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=s['mbstd_group'],
+                                                          mbstd_num_channels=s['mbstd_channels']))
     return G_kwargs, D_kwargs
 
 

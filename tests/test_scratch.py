@@ -1,0 +1,35 @@
+"""Training from random init (no --resume) with the small CPU configurations."""
+import json
+import os
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fsgan.loading import load_network
+from scripts import train
+
+SHOTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'glyphs',
+                     'near_shots25.zip')
+
+
+@pytest.mark.parametrize('cfg', ['glyph32', 'glyph32-wide'])
+def test_train_from_scratch(tmp_path, cfg, one_thread):
+    args = ['--target-dir', SHOTS, '--cfg', cfg, '--kimg', '0.016', '--batch', '8', '--tick', '0.008', '--snap', '1',
+            '--pl-weight', '0', '--style-mixing', '0', '--outdir', str(tmp_path), '--no-progress']
+    res = CliRunner().invoke(train.main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
+    assert run_dir.name == f'00000-scratch-{cfg}'
+    opts = json.loads((run_dir / 'training_options.json').read_text())
+    assert opts['source'] is None and opts['method'] == 'tgan' and opts['cfg'] == cfg
+    spec = train.SCRATCH_CFGS[cfg]
+    net = load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    G, D = net['G_ema'], net['D']
+    assert (G.img_channels, G.img_resolution, G.z_dim) == (1, 32, spec['z_dim'])
+    assert G.init_kwargs['synthesis_kwargs']['use_noise'] == spec['use_noise']
+    assert D.b4.mbstd.group_size == spec['mbstd_group'] and D.b4.mbstd.num_channels == spec['mbstd_channels']
+    assert max(b.conv1.weight.shape[0] for b in G.synthesis.children()) == spec['channel_max']
+    with torch.no_grad():
+        img = G(torch.randn([4, G.z_dim]), None, noise_mode='const')
+    assert img.shape == (4, 1, 32, 32) and torch.isfinite(img).all()

@@ -41,7 +41,7 @@ GLYPH_CLASSIFIER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 'data', 'glyphs', 'glyph_classifier.pt')
 METRIC_COLUMNS = ('num_gen', 'fid_test', 'fid_shots', 'sharpness_mean', 'sharpness_std', 'fqi_mean', 'fqi_std',
                   'memorised_inception', 'memorised_pixel', 'fgd_test', 'fgd_shots', 'memorised_glyph',
-                  'diversity_glyph', 'script_share', 'classes_covered')
+                  'diversity_glyph', 'script_share', 'classes_covered', 'classes_total')
 CSV_COLUMNS = ('method', 'run_dir', 'network', 'trainable_params', 'trainable_G', 'trainable_D') + METRIC_COLUMNS
 
 

@@ -1,9 +1,16 @@
-"""README command one: a few-shot FSGAN adaptation on the CPU, then samples, a video and metrics.
+"""README command one: FSGAN few-shot adaptation of the shipped glyph source on the CPU, then samples,
+an interpolation video and a metrics report.
 
-Until the pretrained glyph source network ships, the source is the small bundled
-stylegan2-ada-pytorch network tests/fixtures/p1.pkl (32x32 RGB) and the targets are the
-10 bundled Kannada glyph shots (data/glyphs/kannada_shots10.zip). Everything lands in a new
-numbered folder under --outdir.
+The source is the 32x32 grayscale StyleGAN2 pretrained on Latin glyphs (data/glyphs/source_glyph32.pkl);
+the targets are the 10 bundled Kannada shots (data/glyphs/kannada_shots10.zip), measured against the
+held-out Kannada test set (data/glyphs/kannada_test.zip). Everything lands in a new numbered folder
+under --outdir:
+
+  network-snapshot-*.pkl, adapter-*.pt, ...   the training run (see README, "A run folder")
+  samples_trunc0.8.png                        64 samples at psi 0.8
+  interpolation.mp4                           looping interpolation in w
+  metrics.json, metrics.md                    FGD and FID vs the test set and the shots, sharpness,
+                                              memorisation, diversity, script share (--num samples, psi 1)
 """
 import json
 import os
@@ -14,58 +21,115 @@ import click
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-DEFAULT_SOURCE = os.path.join(ROOT, 'tests', 'fixtures', 'p1.pkl')
-DEFAULT_TARGET = os.path.join(ROOT, 'data', 'glyphs', 'kannada_shots10.zip')
+GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
+DEFAULT_SOURCE = os.path.join(GLYPHS, 'source_glyph32.pkl')
+DEFAULT_TARGET = os.path.join(GLYPHS, 'kannada_shots10.zip')
+DEFAULT_TEST = os.path.join(GLYPHS, 'kannada_test.zip')
+DEFAULT_LR = 0.01       # FSGAN lr for this source, chosen on the Kannada validation split (docs/benchmark-glyphs.md)
+DEFAULT_KIMG = 1.0
+
+
+def write_report(run_dir, row, extra):
+    """metrics.json (every number) and metrics.md (one readable table), atomically. Returns the json path."""
+    from dnnlib.fileio import atomic_write_bytes, atomic_write_json
+    report = dict(extra, **row)
+    atomic_write_json(os.path.join(run_dir, 'metrics.json'), report)
+
+    def f(key, pattern):
+        return 'n/a' if row.get(key) is None else pattern.format(row[key])
+    lines = ['| Metric | Value |', '|:---|---:|',
+             f'| FGD vs test set ↓ | {f("fgd_test", "{:.1f}")} |',
+             f'| FGD vs shots | {f("fgd_shots", "{:.1f}")} |',
+             f'| FID vs test set ↓ | {f("fid_test", "{:.1f}")} |',
+             f'| FID vs shots | {f("fid_shots", "{:.1f}")} |',
+             f'| Sharpness ↑ | {f("sharpness_mean", "{:.3f}")} ± {f("sharpness_std", "{:.3f}")} |',
+             f'| Memorised (glyph features) ↓ | {f("memorised_glyph", "{:.1%}")} |',
+             f'| Memorised (Inception) ↓ | {f("memorised_inception", "{:.1%}")} |',
+             f'| Memorised (pixels, see below) | {f("memorised_pixel", "{:.1%}")} |',
+             f'| Diversity (intra-cluster glyph distance) ↑ | {f("diversity_glyph", "{:.2f}")} |',
+             f'| Samples in the target script | {f("script_share", "{:.1%}")} |',
+             f'| Target characters covered | {f("classes_covered", "{:d}")} of {f("classes_total", "{:d}")} |',
+             '', f'{row["num_gen"]} samples (psi 1) against {extra["num_test"]} test images. Memorised: share of '
+             'samples closer to a shot than any two shots are to each other. In pixels this check is unreliable for '
+             'thin strokes: a faint or blurry glyph lies closer to every shot than two distinct glyphs do.']
+    atomic_write_bytes(os.path.join(run_dir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
+    return os.path.join(run_dir, 'metrics.json')
+
+
+def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=True):
+    """Adapt, render and measure. Returns (run_dir, paths dict, metrics row)."""
+    import tqdm
+    from fsgan.tools.interp import interpolation_video
+    from metrics.images import ImageSet
+    from scripts.compare import method_metrics, write_shots
+    from scripts.generate import generate_images, load_generator, make_grid, save_png
+    from scripts.train import run_training, setup_training_config
+    import numpy as np
+
+    c = setup_training_config(target, outdir=outdir, resume=source, method='fsgan', shots=10, kimg=kimg, lr=lr,
+                              batch=8, seed=0, snap=0, kimg_per_tick=kimg / 4, device='cpu')
+    run_dir = run_training(c, progress=progress)
+    stages = tqdm.tqdm(total=4, desc='samples, video, metrics', unit='stage', disable=not progress)
+    snapshots = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-'))
+    network = os.path.join(run_dir, snapshots[-1])
+    G, sha = load_generator(network)
+    paths = dict(samples=os.path.join(run_dir, 'samples_trunc0.8.png'),
+                 video=os.path.join(run_dir, 'interpolation.mp4'))
+    save_png(make_grid(generate_images(G, list(range(64)), trunc=0.8), cols=8), paths['samples'])
+    stages.update()
+    interpolation_video(G, [[1, 5, 9, 13]], paths['video'], frames_per_transition=16, space='w', trunc=0.8,
+                        fps=24, factor=4)
+    stages.update()
+    gen = generate_images(G, list(range(num)), trunc=1.0)
+    gen_dir = os.path.join(run_dir, 'metric_samples')
+    os.makedirs(gen_dir, exist_ok=True)
+    for seed, img in enumerate(gen):
+        save_png(img, os.path.join(gen_dir, f'seed{seed:04d}.png'))
+    shots = np.load(os.path.join(run_dir, 'target_shots.npy'))
+    shots_dir = write_shots(run_dir, shots)
+    stages.update()
+    ms = dict(num=num, faces=False, inception=True, expect='kannada')
+    row = method_metrics(gen_dir, gen, shots_dir, shots, ImageSet(test, limit=num_test), ms,
+                         fig_dir=run_dir, tag='demo')
+    stages.update()
+    stages.close()
+    extra = dict(network=os.path.relpath(network, ROOT) if network.startswith(ROOT) else network,
+                 network_sha256=sha, source=source, test_set=test, num_test=min(num_test, len(ImageSet(test))),
+                 lr=c.lr, kimg=c.kimg)
+    paths['metrics'] = write_report(run_dir, row, extra)
+    return run_dir, paths, row
 
 
 @click.command()
 @click.option('--outdir', default=os.path.join(ROOT, 'runs', 'demo'), show_default=True, help='Parent folder.')
-@click.option('--kimg', type=click.FloatRange(min=0, min_open=True), default=0.4, show_default=True,
+@click.option('--kimg', type=click.FloatRange(min=0, min_open=True), default=DEFAULT_KIMG, show_default=True,
               help='Adaptation length in thousands of images.')
+@click.option('--lr', type=click.FloatRange(min=0, min_open=True), default=DEFAULT_LR, show_default=True,
+              help='FSGAN learning rate (the paper uses 0.003 for 256 px faces and 20 kimg).')
 @click.option('--source', default=DEFAULT_SOURCE, show_default=True, help='Source network.')
 @click.option('--target', default=DEFAULT_TARGET, show_default=True, help='Target shots (folder or zip).')
-def main(outdir, kimg, source, target):
+@click.option('--test', default=DEFAULT_TEST, show_default=True, type=click.Path(exists=True),
+              help='Held-out target images for FGD/FID.')
+@click.option('--num', type=click.IntRange(min=2), default=500, show_default=True, help='Samples for the metrics.')
+@click.option('--num-test', type=click.IntRange(min=2), default=1000, show_default=True,
+              help='Test images for the metrics.')
+def main(outdir, kimg, lr, source, target, test, num, num_test):
     """Adapt --source to --target with FSGAN and write samples, a video and metrics."""
-    import numpy as np
-    from fsgan.tools.interp import interpolation_video
-    from scripts.generate import generate_images, load_generator, make_grid, save_png
-    from scripts.train import run_training, setup_training_config
-    from dnnlib.fileio import atomic_write_json
-
-    c = setup_training_config(target, outdir=outdir, resume=source, method='fsgan', shots=10, kimg=kimg,
-                              batch=8, seed=0, snap=0, kimg_per_tick=kimg / 4, device='cpu')
-    run_dir = run_training(c)
-    snapshots = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-'))
-    network = os.path.join(run_dir, snapshots[-1])
-    G, sha = load_generator(network)
-
-    images = generate_images(G, list(range(64)), trunc=0.8)
-    save_png(make_grid(images, cols=8), os.path.join(run_dir, 'samples_trunc0.8.png'))
-    num_frames, _size = interpolation_video(G, [[1, 5, 9, 13]], os.path.join(run_dir, 'interpolation.mp4'),
-                                            frames_per_transition=16, space='w', trunc=0.8, fps=24, factor=4)
-
-    from metrics.sharpness import sharpness
-    rgb = np.repeat(images, 3, axis=3) if images.shape[3] == 1 else images
-    sharp = np.array([sharpness(img) for img in rgb])
-    shots = np.load(os.path.join(run_dir, 'target_shots.npy'))                    # [N, C, R, R]
-    gen = images.transpose(0, 3, 1, 2).reshape(len(images), -1).astype(np.float64)
-    ref = shots.reshape(len(shots), -1).astype(np.float64)
-    if gen.shape[1] != ref.shape[1]:
-        ref = np.repeat(shots, gen.shape[1] // ref.shape[1], axis=1).reshape(len(shots), -1).astype(np.float64)
-    nearest = np.sqrt(((gen[:, None] - ref[None]) ** 2).mean(-1)).min(1)
-    pair = np.sqrt(((ref[:, None] - ref[None]) ** 2).mean(-1))
-    shot_gap = pair[~np.eye(len(ref), dtype=bool)].min()
-    report = dict(network=network, network_sha256=sha, num_samples=len(images), trunc=0.8,
-                  sharpness_mean=float(sharp.mean()), sharpness_std=float(sharp.std()),
-                  pixel_nn_distance_mean=float(nearest.mean()),
-                  memorised_fraction=float((nearest < shot_gap).mean()),
-                  note='memorised_fraction: share of samples closer (pixel RMS) to a shot than any two shots are')
-    atomic_write_json(os.path.join(run_dir, 'metrics.json'), report)
-    print(json.dumps(report, indent=2))
-    print(f'\nDone. Run folder: {run_dir}')
-    print(f'  samples:  {os.path.join(run_dir, "samples_trunc0.8.png")}')
-    print(f'  video:    {os.path.join(run_dir, "interpolation.mp4")} ({num_frames} frames)')
-    print(f'  metrics:  {os.path.join(run_dir, "metrics.json")}')
+    from fsgan.loading import NetworkLoadError
+    from scripts.train import SetupError
+    from training.dataset import DataError
+    from training.training_loop import TrainingError
+    try:
+        run_dir, paths, row = run_demo(outdir, source, target, test, kimg, lr, num, num_test)
+    except (NetworkLoadError, SetupError, DataError, TrainingError) as e:
+        raise click.ClickException(str(e).splitlines()[0]) from None
+    with open(os.path.join(run_dir, 'metrics.md')) as f:
+        print('\n' + f.read())
+    print(f'Done. Run folder: {run_dir}')
+    print(f'  samples:  {paths["samples"]}')
+    print(f'  video:    {paths["video"]}')
+    print(f'  metrics:  {paths["metrics"]} (and metrics.md)')
+    print(json.dumps({k: row[k] for k in ('fgd_test', 'fid_test', 'script_share', 'memorised_glyph')}))
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"""The README's command one, end to end on a few images (the real job, shortened)."""
+"""The README's command one, end to end on a few hundred images (the real job, shortened)."""
 import json
 import os
 
@@ -9,17 +9,30 @@ from click.testing import CliRunner
 from scripts import demo
 
 
-def test_demo_writes_samples_video_metrics(tmp_path):
-    res = CliRunner().invoke(demo.main, ['--outdir', str(tmp_path), '--kimg', '0.016'], catch_exceptions=False)
+def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
+    assert os.path.isfile(demo.DEFAULT_SOURCE) and os.path.isfile(demo.DEFAULT_TEST)
+    args = ['--outdir', str(tmp_path), '--kimg', '0.2', '--num', '64', '--num-test', '100']
+    res = CliRunner().invoke(demo.main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
-    assert str(run_dir) in res.output
+    assert f'Done. Run folder: {run_dir}' in res.output
     grid = PIL.Image.open(run_dir / 'samples_trunc0.8.png')
     assert grid.size == (8 * 32, 8 * 32)
     frames = imageio.mimread(str(run_dir / 'interpolation.mp4'), memtest=False)
     assert len(frames) == 64 and frames[0].shape[:2] == (128, 128)
     metrics = json.loads((run_dir / 'metrics.json').read_text())
-    assert metrics['num_samples'] == 64 and metrics['sharpness_mean'] > 0
-    assert 0 <= metrics['memorised_fraction'] <= 1
+    assert metrics['num_gen'] == 64 and metrics['num_test'] == 100 and metrics['kimg'] == 0.2
+    assert metrics['fgd_test'] > 0 and metrics['fid_test'] > 0 and metrics['sharpness_mean'] > 0
+    for key in ('memorised_glyph', 'memorised_inception', 'memorised_pixel', 'script_share'):
+        assert 0 <= metrics[key] <= 1, key
+    assert metrics['classes_total'] > 60 and metrics['diversity_glyph'] > 0
+    assert 'FGD vs test set' in (run_dir / 'metrics.md').read_text()
     shots = json.loads((run_dir / 'target_shots.json').read_text())
     assert len(shots['files']) == 10
+    snapshots = [f for f in os.listdir(run_dir) if f.startswith('network-snapshot-')]
+    assert snapshots == ['network-snapshot-000000.pkl']
+
+
+def test_demo_bad_source_is_one_line(tmp_path):
+    res = CliRunner().invoke(demo.main, ['--outdir', str(tmp_path), '--source', str(tmp_path / 'none.pkl')])
+    assert res.exit_code != 0 and 'none.pkl' in res.output and 'Traceback' not in res.output

@@ -33,3 +33,30 @@ def test_train_from_scratch(tmp_path, cfg, one_thread):
     with torch.no_grad():
         img = G(torch.randn([4, G.z_dim]), None, noise_mode='const')
     assert img.shape == (4, 1, 32, 32) and torch.isfinite(img).all()
+
+
+def _tiny_nets():
+    from training import networks
+    G = networks.Generator(z_dim=8, w_dim=8, c_dim=0, img_resolution=32, img_channels=1,
+                           mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=128, channel_max=4))
+    D = networks.Discriminator(c_dim=0, img_resolution=32, img_channels=1, channel_base=128, channel_max=4)
+    return G, D
+
+
+def test_source_with_only_G_ema_and_D_adapts(tmp_path, one_thread):
+    """A shipped source may leave out G (adaptation starts from G_ema); without D it is refused in one line."""
+    from fsgan.export import save_snapshot
+    G, D = _tiny_nets()
+    save_snapshot(str(tmp_path / 'no_G.pkl'), None, D, G)
+    save_snapshot(str(tmp_path / 'no_D.pkl'), G, None, G)
+    common = ['--target-dir', SHOTS, '--shots', '5', '--kimg', '0.008', '--batch', '4', '--tick', '0.004',
+              '--method', 'fsgan', '--no-progress']
+    res = CliRunner().invoke(train.main, common + ['--resume', str(tmp_path / 'no_G.pkl'), '--outdir',
+                                                   str(tmp_path / 'a')], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (run_dir,) = os.listdir(tmp_path / 'a')
+    assert 'network-snapshot-000000.pkl' in os.listdir(tmp_path / 'a' / run_dir)
+    res = CliRunner().invoke(train.main, common + ['--resume', str(tmp_path / 'no_D.pkl'), '--outdir',
+                                                   str(tmp_path / 'b')])
+    assert res.exit_code != 0 and 'no_D.pkl: needs a generator (G or G_ema) and D to adapt' in res.output
+    assert 'Traceback' not in res.output

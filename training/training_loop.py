@@ -42,8 +42,8 @@ def build_networks(opts, device):
     if opts.source is not None:
         from fsgan.loading import load_network
         source = load_network(opts.source)
-        if source['G'] is None or source['D'] is None:
-            raise TrainingError(f'{opts.source}: needs both G and D to adapt; this file lacks one')
+        if (source['G'] is None and source['G_ema'] is None) or source['D'] is None:
+            raise TrainingError(f'{opts.source}: needs a generator (G or G_ema) and D to adapt; this file lacks one')
         start = export.starting_generator(source)
         G = copy.deepcopy(start)
         D = copy.deepcopy(source['D'])

@@ -73,6 +73,7 @@ def setup_training_config(
     gamma=10.0,             # R1 weight.
     pl_weight=2.0,          # Path-length weight (0 = off).
     style_mixing=0.9,       # Style mixing probability.
+    mode_seeking=0.0,       # Mode-seeking weight (Mao et al. 2019), 0 = off; for small from-scratch nets.
     ema_kimg=None,          # G_ema half-life in kimg; None = batch * 10 / 32.
     ema_rampup=0.05,        # G_ema ramp-up (fraction of images seen), None = off.
     mirror=False,           # Add x-flips of the targets.
@@ -115,6 +116,7 @@ def setup_training_config(
         target_dir=target_dir, outdir=outdir, source=resume, method=method, method_options=method_options,
         shots=shots, kimg=float(kimg), batch=batch, lr=float(lr if lr is not None else spec.lr),
         gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
+        mode_seeking=float(mode_seeking),
         ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,
         G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
@@ -259,6 +261,8 @@ def print_dry_run(c, images):
 @click.option('--pl-weight', type=click.FloatRange(min=0), default=2.0, show_default=True, help='Path-length weight.')
 @click.option('--style-mixing', type=click.FloatRange(0, 1), default=0.9, show_default=True,
               help='Style mixing probability.')
+@click.option('--mode-seeking', type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help='Mode-seeking weight (Mao et al. 2019) against collapse of small from-scratch nets; 0 = off.')
 @click.option('--ema', 'ema_kimg', type=click.FloatRange(min=0), help='G_ema half-life in kimg [default: batch * 10 / 32].')
 @click.option('--mirror', is_flag=True, help='Add x-flips of the targets.')
 @click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True, help='Random seed.')
@@ -276,7 +280,7 @@ def print_dry_run(c, images):
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, gamma, pl_weight,
-         style_mixing, ema_kimg, mirror, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
+         style_mixing, mode_seeking, ema_kimg, mirror, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
          dry_run, no_progress):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
@@ -296,7 +300,7 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
         c = setup_training_config(target_dir, outdir=outdir, resume=resume, method=method,
                                   method_options=parse_method_options(method_opts, method), freezed=freezed,
                                   shots=shots, kimg=kimg, batch=batch, lr=lr, gamma=gamma, pl_weight=pl_weight,
-                                  style_mixing=style_mixing, ema_kimg=ema_kimg, mirror=mirror, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
+                                  style_mixing=style_mixing, mode_seeking=mode_seeking, ema_kimg=ema_kimg, mirror=mirror, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
                                   device=device, nan_policy=nan_policy, gpus=gpus)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:

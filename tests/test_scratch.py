@@ -60,3 +60,20 @@ def test_source_with_only_G_ema_and_D_adapts(tmp_path, one_thread):
                                                    str(tmp_path / 'b')])
     assert res.exit_code != 0 and 'no_D.pkl: needs a generator (G or G_ema) and D to adapt' in res.output
     assert 'Traceback' not in res.output
+
+
+def test_mode_seeking_loss_grows_as_samples_collapse():
+    from training.loss import mode_seeking_loss
+    torch.manual_seed(0)
+    z = torch.randn(8, 16)
+    diverse = torch.randn(8, 1, 32, 32)
+    collapsed = diverse[:1].repeat(8, 1, 1, 1) + 0.01 * torch.randn(8, 1, 32, 32)
+    assert mode_seeking_loss(collapsed, z) > 20 * mode_seeking_loss(diverse, z)
+    # Manual value for one pair: mean |z1 - z2| / mean |img1 - img2|.
+    img = torch.stack([torch.zeros(1, 2, 2), torch.full((1, 2, 2), 0.5)])
+    zz = torch.tensor([[0.0, 0.0], [1.0, 3.0]])
+    assert float(mode_seeking_loss(img, zz)) == pytest.approx(2.0 / 0.5, rel=1e-4)
+    # Its gradient pushes the two images of a pair apart.
+    img = img.clone().requires_grad_(True)
+    mode_seeking_loss(img, zz).backward()
+    assert (img.grad[0] > 0).all() and (img.grad[1] < 0).all()

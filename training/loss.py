@@ -1,4 +1,5 @@
-"""StyleGAN2 loss (Karras et al. 2020): non-saturating logistic loss, R1, path-length regularisation.
+"""StyleGAN2 loss (Karras et al. 2020): non-saturating logistic loss, R1, path-length regularisation,
+and an optional mode-seeking term (Mao et al. 2019) against generators that ignore their latents.
 
 Phases follow stylegan2-ada-pytorch: 'Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth'.
 With lazy regularisation, the '*main' phases run every step and the '*reg' phases every
@@ -8,6 +9,18 @@ import numpy as np
 import torch
 
 from torch_utils import training_stats
+
+
+def mode_seeking_loss(img, z, eps=1e-5):
+    """Mode-seeking term of Mao et al. 2019: pairs (first half, second half) of img [N, C, H, W] and
+    their latents z [N, z_dim]; 1 / (mean |img1 - img2| / mean |z1 - z2|), averaged over pairs.
+
+    Small when different latents give different images; grows as the generator collapses.
+    """
+    half = img.shape[0] // 2
+    d_img = (img[:half] - img[half:2 * half]).abs().flatten(1).mean(1)
+    d_z = (z[:half] - z[half:2 * half]).abs().mean(1)
+    return (1 / (d_img / d_z + eps)).mean()
 
 
 class StyleGAN2Loss:
@@ -22,6 +35,7 @@ class StyleGAN2Loss:
         pl_decay=0.01,              # Decay of the path-length running mean.
         pl_weight=2,                # Path-length penalty weight; 0 = disable.
         update_w_avg=True,          # Let the mapping network track w_avg?
+        ms_weight=0,                # Mode-seeking weight (Mao et al. 2019); 0 = off.
     ):
         self.G = G
         self.D = D
@@ -31,6 +45,7 @@ class StyleGAN2Loss:
         self.pl_decay = pl_decay
         self.pl_weight = pl_weight
         self.update_w_avg = update_w_avg
+        self.ms_weight = ms_weight
         self.pl_mean = torch.zeros([])
 
     def run_G(self, z, c, ws_requires_grad=False):
@@ -70,7 +85,13 @@ class StyleGAN2Loss:
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/G/loss', loss_Gmain)
             losses['G'] = loss_Gmain.mean()
-            loss_Gmain.mean().mul(gain).backward()
+            loss = loss_Gmain.mean()
+            if self.ms_weight > 0 and gen_z.shape[0] >= 2:
+                loss_ms = mode_seeking_loss(gen_img, gen_z)
+                training_stats.report('Loss/G/ms', loss_ms)
+                losses['Gms'] = loss_ms
+                loss = loss + loss_ms * self.ms_weight
+            loss.mul(gain).backward()
 
         if do_Gpl:  # Path-length regularisation (StyleGAN2 Sec. 3.2).
             batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)

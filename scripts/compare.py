@@ -335,8 +335,9 @@ def write_tables(outdir, rows, ms, trunc_note):
     lines += ['| ' + ' | '.join(c[k] for k in keep) + ' |' for c in cells]
     lines += ['', f'{ms["num"]} generated images per method (seeds 0..{ms["num"] - 1}, {trunc_note}). FID and FGD '
               'are biased upward for small sets: compare values within this table only.',
-              'Memorised: share of samples closer (Inception features; glyph: glyph-classifier features) to a '
-              'training shot than any two shots are to each other. Diversity: intra-cluster mean pairwise '
+              'Memorised: share of samples closer (Inception features) to a training shot than any two shots '
+              'are to each other. Memorised (glyph): share of samples closer, in glyph-classifier features, to a '
+              'shot than to any test image (about 1% for held-out real glyphs). Diversity: intra-cluster mean pairwise '
               'glyph-feature distance. Target script / Characters: share of samples the glyph classifier puts in '
               'the target script, and how many of its characters they cover. Trainable params: numbers in the '
               'run\'s adapter file (G + D).']

@@ -64,18 +64,31 @@ def parse_runs(pairs):
 
 
 def parse_method(spec):
-    """'fsgan' -> ('fsgan', None); 'fsgan@lr=0.03' -> ('fsgan', 0.03): a method with its learning rate changed."""
-    name, sep, override = spec.partition('@')
-    if not sep:
-        return name, None
-    key, _, value = override.partition('=')
+    """'fsgan' -> ('fsgan', None, {}); 'fsgan@lr=0.01@adapt_torgb=true' -> ('fsgan', 0.01, {'adapt_torgb': True}):
+    a method with its learning rate and/or method options (scripts/train.py --method-opt) changed."""
+    from scripts.train import SetupError, parse_method_options
+    name, *overrides = spec.split('@')
+    lr, pairs = None, []
+    for item in overrides:
+        key, sep, value = item.partition('=')
+        if key == 'lr':
+            try:
+                lr = float(value)
+            except ValueError:
+                lr = None
+            if lr is None or lr <= 0:
+                raise click.BadParameter(f'{spec!r}: lr must be a number > 0', param_hint='--methods')
+        elif not sep or not key:
+            raise click.BadParameter(f'{spec!r}: expected METHOD[@lr=VALUE][@OPTION=VALUE...]', param_hint='--methods')
+        else:
+            pairs.append(item)
+    if name not in METHODS:
+        return name, lr, {}
     try:
-        lr = float(value)
-    except ValueError:
-        lr = None
-    if key != 'lr' or lr is None or lr <= 0:
-        raise click.BadParameter(f'{spec!r}: expected METHOD or METHOD@lr=VALUE (VALUE > 0)', param_hint='--methods')
-    return name, lr
+        options = parse_method_options(pairs, name)
+    except SetupError as e:
+        raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
+    return name, lr, options
 
 
 def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=16,
@@ -91,7 +104,7 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
         names = [] if run_map else list(DEFAULT_METHODS)
     else:
         names = [m.strip() for m in methods.split(',') if m.strip()]
-    unknown = [m for m in names if parse_method(m)[0] not in METHODS and m not in run_map]
+    unknown = [m for m in names if m not in run_map and parse_method(m)[0] not in METHODS]
     if unknown:
         raise click.BadParameter(f'unknown method(s) {", ".join(unknown)}; choose from {", ".join(sorted(METHODS))} '
                                  f'or name a --runs entry', param_hint='--methods')
@@ -176,8 +189,9 @@ def train_method(cfg, name, progress=True):
         print(f'[{name}] continuing {partial}')
         return run_training(c, resume_run=partial, progress=progress)
     s = cfg.settings
-    method, lr = parse_method(name)
-    c = setup_training_config(s['target_dir'], outdir=parent, resume=s['source'], method=method, shots=s['shots'],
+    method, lr, options = parse_method(name)
+    c = setup_training_config(s['target_dir'], outdir=parent, resume=s['source'], method=method,
+                              method_options=options, shots=s['shots'],
                               kimg=s['kimg'], batch=s['batch'], lr=lr, seed=s['seed'], snap=s['snap'],
                               kimg_per_tick=s['tick'], device=cfg.device)
     print(f'[{name}] training')

@@ -98,7 +98,8 @@ def test_preset_aggregate_mean_std():
     (['--preset', 'glyphs', '--source', 'x.pkl'], 'sets the source and data itself; drop --source'),
     (['--preset', 'glyphs', '--preset-targets', 'mars'], '--preset-targets: unknown mars'),
     (['--preset', 'glyphs', '--preset-shots', '5,x'], "--preset-shots '5,x': expected a comma-separated list"),
-    (['--preset', 'glyphs', '--methods', 'fsgan@lr=abc'], "expected METHOD or METHOD@lr=VALUE"),
+    (['--preset', 'glyphs', '--methods', 'fsgan@lr=abc'], "lr must be a number > 0"),
+    (['--preset', 'glyphs', '--methods', 'fsgan@bogus=1'], "--method-opt bogus: method fsgan has options"),
 ])
 def test_preset_bad_arguments(tmp_path, args, message, monkeypatch):
     monkeypatch.setattr(glyph_preset, 'SOURCE', __file__)      # the check must not depend on the shipped source
@@ -108,8 +109,10 @@ def test_preset_bad_arguments(tmp_path, args, message, monkeypatch):
 
 
 def test_parse_method():
-    assert compare.parse_method('fsgan') == ('fsgan', None)
-    assert compare.parse_method('ssgan@lr=0.002') == ('ssgan', 0.002)
-    for bad in ('fsgan@lr=-1', 'fsgan@kimg=3', 'fsgan@lr='):
-        with pytest.raises(Exception, match='METHOD@lr=VALUE'):
+    assert compare.parse_method('fsgan') == ('fsgan', None, {})
+    assert compare.parse_method('ssgan@lr=0.002') == ('ssgan', 0.002, {})
+    assert compare.parse_method('fsgan@adapt_torgb=true@lr=0.01') == ('fsgan', 0.01, {'adapt_torgb': True})
+    for bad, message in (('fsgan@lr=-1', 'lr must be'), ('fsgan@kimg=3', 'method fsgan has options'),
+                         ('fsgan@lr=', 'lr must be'), ('fsgan@torgb', 'expected METHOD')):
+        with pytest.raises(Exception, match=message):
             compare.parse_method(bad)

@@ -315,14 +315,19 @@ def _fmt(v, pattern='{:.2f}'):
     return '' if v is None else pattern.format(v)
 
 
-def write_tables(outdir, rows, ms, trunc_note):
-    """metrics.csv (every column) and metrics.md (the columns that have values), atomically."""
+def write_csv(path, rows, fields):
+    """rows (dicts) -> CSV with columns `fields` (None -> empty cell), atomically."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator='\n')
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: ('' if r.get(k) is None else r[k]) for k in CSV_COLUMNS})
-    atomic_write_bytes(os.path.join(outdir, 'metrics.csv'), buf.getvalue().encode())
+        writer.writerow({k: ('' if r.get(k) is None else r[k]) for k in fields})
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def write_tables(outdir, rows, ms, trunc_note):
+    """metrics.csv (every column) and metrics.md (the columns that have values), atomically."""
+    write_csv(os.path.join(outdir, 'metrics.csv'), rows, CSV_COLUMNS)
 
     def pm(mean, std):
         return '' if mean is None else f'{mean:.3f} ± {std:.3f}'

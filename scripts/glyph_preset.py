@@ -5,8 +5,6 @@ Each (target, shots, seed) cell is an ordinary comparison folder, outdir/<target
 mean ± std over seeds per (target, shots, method), and outdir/figure-<target>-<shots>shot.png, the
 comparison figure of the first seed (target shots, then a row per method).
 """
-import csv
-import io
 import os
 import shutil
 
@@ -93,14 +91,10 @@ def aggregate(results):
 
 def write_report(outdir, rows, header):
     """benchmark.csv (every number) and benchmark.md (a table per target and shots), atomically."""
+    from scripts.compare import write_csv
     fields = ['target', 'shots', 'method', 'seeds', 'trainable_params']
     fields += [k + s for k, _, _ in COLUMNS for s in ('_mean', '_std')]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: ('' if r.get(k) is None else r[k]) for k in fields})
-    atomic_write_bytes(os.path.join(outdir, 'benchmark.csv'), buf.getvalue().encode())
+    write_csv(os.path.join(outdir, 'benchmark.csv'), rows, fields)
     lines = [header, '']
     for target, shots in sorted({(r['target'], r['shots']) for r in rows}):
         block = [r for r in rows if r['target'] == target and r['shots'] == shots]

@@ -2,7 +2,6 @@
 import csv
 import os
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner

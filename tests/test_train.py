@@ -143,3 +143,12 @@ def test_two_process_gloo_training(p1_path, target_dir, tmp_path):
     ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
     assert ck['cur_nimg'] == 8 and len(ck['rng']) == 2
     assert [json.loads(line)['kimg'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()] == [0.004, 0.008]
+
+
+def test_progress_bar_when_kimg_is_not_a_multiple_of_batch(tmp_path, p1_path, target_dir, one_thread):
+    """The last batch overshoots --kimg (200 images at batch 16 ends at 208); the bar must not break."""
+    from scripts.train import run_training, setup_training_config
+    c = setup_training_config(target_dir, outdir=str(tmp_path), resume=p1_path, method='fsgan', shots=10,
+                              kimg=0.04, batch=16, snap=0, kimg_per_tick=0.04, device='cpu')
+    run_dir = run_training(c, progress=True)
+    assert os.path.isfile(os.path.join(run_dir, 'network-snapshot-000000.pkl'))

@@ -345,7 +345,7 @@ def training_loop(opts, run_dir, images, resume=False, progress=True):
                 bar.n = state.cur_nimg
             continue
         if bar is not None:
-            bar.update(opts.batch)
+            bar.update(min(opts.batch, total_nimg - bar.n))  # tqdm drops its total once n passes it
             bar.set_postfix({k: f'{v:.3f}' for k, v in losses.items() if k in ('G', 'Dreal', 'Dgen')})
         done = state.cur_nimg >= total_nimg
         if state.cur_nimg < tick_start_nimg + tick_nimg and not done:

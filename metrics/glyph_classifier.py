@@ -36,6 +36,11 @@ from dnnlib.util import file_sha256 as sha256_file
 ARCH = 'glyphnet-v1'
 
 
+
+# The classifier shipped with the glyph benchmark (weights .pt + config .json).
+DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'glyphs',
+                            'glyph_classifier.pt')
+
 class GlyphNet(nn.Module):
     """CNN: [N, C, R, R] in [-1, 1] -> features [N, feature_dim], script / char / font-family logits.
 

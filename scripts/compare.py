@@ -37,8 +37,6 @@ from fsgan.methods import METHODS  # noqa: E402
 STATE_FILE = 'compare_state.json'
 STATE_VERSION = 1
 DEFAULT_METHODS = ('fsgan', 'tgan', 'freezed', 'ssgan')
-GLYPH_CLASSIFIER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                'data', 'glyphs', 'glyph_classifier.pt')
 METRIC_COLUMNS = ('num_gen', 'fid_test', 'fid_shots', 'sharpness_mean', 'sharpness_std', 'fqi_mean', 'fqi_std',
                   'memorised_inception', 'memorised_pixel', 'fgd_test', 'fgd_shots', 'memorised_glyph',
                   'diversity_glyph', 'script_share', 'classes_covered', 'classes_total')
@@ -253,24 +251,37 @@ def trainable_counts(run_dir):
     return (sum(t.numel() for t in payload['G'].values()), sum(t.numel() for t in payload['D'].values()))
 
 
-def glyph_numbers(gen, shots, test_set, expect=None):
+def glyph_numbers(gen, shots, test_set, expect=None, shared=None):
     """Glyph-classifier numbers (metrics.glyph_metrics) of gen uint8 [N, 1, R, R] against shots [K, 1, R, R]
-    and the test ImageSet (used when its images have gen's size); expect: script name or None."""
+    and the test ImageSet (used when its images have gen's size); expect: script name or None.
+
+    shared: dict that keeps the classifier and the decoded test images between calls.
+    """
     import numpy as np
-    from metrics.glyph_classifier import load_glyph_classifier
     from metrics.glyph_metrics import glyph_metrics
+    shared = {} if shared is None else shared
+    clf = glyph_classifier(shared)
     test = None
     if test_set is not None:
-        test = np.stack([im[:, :, :1] for im in test_set]).transpose(0, 3, 1, 2)
-        test = np.ascontiguousarray(test) if test.shape[2:] == gen.shape[2:] else None
-    return glyph_metrics(load_glyph_classifier(GLYPH_CLASSIFIER), gen, shots, test, expect)
+        key = ('glyph_test', test_set.path, len(test_set))
+        if key not in shared:
+            shared[key] = np.ascontiguousarray(np.stack([im[:, :, :1] for im in test_set]).transpose(0, 3, 1, 2))
+        test = shared[key] if shared[key].shape[2:] == gen.shape[2:] else None
+    return glyph_metrics(clf, gen, shots, test, expect)
 
 
-def glyph_classifier_applies(channels, resolution):
-    """True for 1-channel images at the glyph classifier's resolution."""
-    with open(os.path.splitext(GLYPH_CLASSIFIER)[0] + '.json') as f:
-        config = json.load(f)
-    return channels == int(config['channels']) and resolution == int(config['resolution'])
+def glyph_classifier(shared):
+    """The shipped glyph classifier, loaded once per `shared` dict."""
+    from metrics.glyph_classifier import DEFAULT_PATH, load_glyph_classifier
+    if 'glyph_classifier' not in shared:
+        shared['glyph_classifier'] = load_glyph_classifier(DEFAULT_PATH)
+    return shared['glyph_classifier']
+
+
+def glyph_classifier_applies(channels, resolution, shared=None):
+    """True for images with the glyph classifier's channel count and resolution."""
+    clf = glyph_classifier({} if shared is None else shared)
+    return channels == clf.channels and resolution == clf.resolution
 
 
 def method_metrics(gen_dir, gen, shots_dir, shots, test_set, ms, device='cpu', cache_dir=None, fig_dir='.', tag='run',
@@ -301,8 +312,8 @@ def method_metrics(gen_dir, gen, shots_dir, shots, test_set, ms, device='cpu', c
     if ms['faces']:
         fqi = reg['fqi'].fn(ctx)['values']
         row['fqi_mean'], row['fqi_std'] = fqi['mean'], fqi['std']
-    if glyph_classifier_applies(gen.shape[3], gen.shape[1]):
-        glyph = glyph_numbers(gen.transpose(0, 3, 1, 2).copy(), shots, test_set, ms.get('expect'))
+    if glyph_classifier_applies(gen.shape[3], gen.shape[1], shared):
+        glyph = glyph_numbers(gen.transpose(0, 3, 1, 2).copy(), shots, test_set, ms.get('expect'), shared)
         row.update({k: v for k, v in glyph.items() if k in METRIC_COLUMNS and row[k] is None})
     if 'detector' in ctx.memo:
         shared['detector'] = ctx.memo['detector']
@@ -370,7 +381,6 @@ def run_compare(cfg, progress=True):
     from fsgan.tools import interp
     from fsgan.tools.figure import labeled_grid
     from metrics.images import ImageSet
-    from metrics.util import sha256_file
     from scripts.generate import generate_images, load_generator, save_png
     device = cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     for name, run_dir in cfg.entries:
@@ -394,8 +404,8 @@ def run_compare(cfg, progress=True):
         elif not np.array_equal(first_shots, shots):
             print(f'[{name}] warning: its target shots differ from those of {cfg.entries[0][0]}')
         shots_dir = write_shots(cfg.outdir, shots)
-        G, _sha = load_generator(network, None, device)
-        key = dict(ms, network_sha256=sha256_file(network), shots_dir=os.path.relpath(shots_dir, cfg.outdir))
+        G, sha = load_generator(network, None, device)
+        key = dict(ms, network_sha256=sha, shots_dir=os.path.relpath(shots_dir, cfg.outdir))
         if entry.get('metrics_key') != key:
             print(f'[{name}] metrics on {ms["num"]} images')
             gen = generate_images(G, list(range(ms['num'])), trunc=ms['metrics_trunc'], device=device)

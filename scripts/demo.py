@@ -62,7 +62,7 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     import tqdm
     from fsgan.tools.interp import interpolation_video
     from metrics.images import ImageSet
-    from scripts.compare import method_metrics, write_shots
+    from scripts.compare import latest, method_metrics, write_shots
     from scripts.generate import generate_images, load_generator, make_grid, save_png
     from scripts.train import run_training, setup_training_config
     import numpy as np
@@ -71,8 +71,7 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
                               batch=16, seed=0, snap=0, kimg_per_tick=kimg / 4, device='cpu')
     run_dir = run_training(c, progress=progress)
     stages = tqdm.tqdm(total=4, desc='samples, video, metrics', unit='stage', disable=not progress)
-    snapshots = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-'))
-    network = os.path.join(run_dir, snapshots[-1])
+    network = latest(run_dir, 'network-snapshot-', '.pkl')
     G, sha = load_generator(network)
     paths = dict(samples=os.path.join(run_dir, 'samples_trunc0.8.png'),
                  video=os.path.join(run_dir, 'interpolation.mp4'))
@@ -90,12 +89,12 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     shots_dir = write_shots(run_dir, shots)
     stages.update()
     ms = dict(num=num, faces=False, inception=True, expect='kannada')
-    row = method_metrics(gen_dir, gen, shots_dir, shots, ImageSet(test, limit=num_test), ms,
-                         fig_dir=run_dir, tag='demo')
+    test_set = ImageSet(test, limit=num_test)
+    row = method_metrics(gen_dir, gen, shots_dir, shots, test_set, ms, fig_dir=run_dir, tag='demo')
     stages.update()
     stages.close()
     extra = dict(network=os.path.relpath(network, ROOT) if network.startswith(ROOT) else network,
-                 network_sha256=sha, source=source, test_set=test, num_test=min(num_test, len(ImageSet(test))),
+                 network_sha256=sha, source=source, test_set=test, num_test=len(test_set),
                  lr=c.lr, kimg=c.kimg)
     paths['metrics'] = write_report(run_dir, row, extra)
     return run_dir, paths, row

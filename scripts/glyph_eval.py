@@ -16,17 +16,15 @@ import click
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-DEFAULT_CLASSIFIER = os.path.join(ROOT, 'data', 'glyphs', 'glyph_classifier.pt')
 
-
-def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=DEFAULT_CLASSIFIER, expect='latin'):
+def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None, expect='latin'):
     """Samples of G (seeds seed..seed+num-1) vs the test zip -> dict of script shares, coverage and FGD."""
     import torch
-    from metrics.glyph_classifier import load_dataset_zip, load_glyph_classifier
+    from metrics.glyph_classifier import DEFAULT_PATH, load_dataset_zip, load_glyph_classifier
     from metrics.glyph_metrics import glyph_metrics
     from scripts.generate import generate_images
-    clf = load_glyph_classifier(classifier_path)
-    if expect not in clf.script_names:
+    clf = load_glyph_classifier(classifier_path or DEFAULT_PATH)
+    if expect not in clf.script_names:  # checked before generating
         raise click.BadParameter(f'unknown script {expect!r}; the classifier knows {", ".join(clf.script_names)}',
                                  param_hint='--expect')
     images = generate_images(G, list(range(seed, seed + num)), trunc=trunc)           # [N, H, W, C] uint8

@@ -27,7 +27,6 @@ GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
 def main(snapshot, num):
     """Copy the snapshot into data/glyphs and record its options and glyph report."""
     from dnnlib.fileio import atomic_write_json
-    from dnnlib.util import file_sha256
     from fsgan.export import save_snapshot
     from fsgan.loading import load_network
     from metrics.glyph_classifier import write_manifest
@@ -45,7 +44,7 @@ def main(snapshot, num):
     G, sha = load_generator(out)
     report = glyph_report(G, os.path.join(GLYPHS, 'source_test.zip'), num=num)
     atomic_write_json(os.path.join(GLYPHS, 'source_glyph32.json'),
-                      dict(sha256=sha, snapshot=os.path.relpath(snapshot, ROOT), snapshot_sha256=file_sha256(snapshot),
+                      dict(sha256=sha, snapshot=os.path.relpath(snapshot, ROOT), snapshot_sha256=net['sha256'],
                            kimg=int(match.group(1)) if match else None, training_options=options,
                            glyph_report=report))
     write_manifest(GLYPHS)

@@ -84,8 +84,7 @@ class StyleGAN2Loss:
             loss_Gmain = torch.nn.functional.softplus(-gen_logits)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/G/loss', loss_Gmain)
-            losses['G'] = loss_Gmain.mean()
-            loss = loss_Gmain.mean()
+            losses['G'] = loss = loss_Gmain.mean()
             if self.ms_weight > 0 and gen_z.shape[0] >= 2:
                 loss_ms = mode_seeking_loss(gen_img, gen_z)
                 training_stats.report('Loss/G/ms', loss_ms)

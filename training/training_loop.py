@@ -115,7 +115,9 @@ def _first_nonfinite(tensors):
     present = [i for i, t in enumerate(tensors) if t is not None]
     if not present:
         return None
-    norms = torch.stack(torch._foreach_norm([tensors[i].detach().float() for i in present]))
+    # max |x| per tensor: NaN-propagating like the 2-norm, but cannot overflow on large finite values
+    maxabs = torch._foreach_norm([tensors[i].detach() for i in present], ord=float('inf'))
+    norms = torch.stack([n.float() for n in maxabs])
     if bool(torch.isfinite(norms).all()):
         return None
     return present[int((~torch.isfinite(norms)).nonzero()[0])]

@@ -6,29 +6,37 @@ import tempfile
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+NEW_FILE_MODE = 0o666 & ~_UMASK  # what open() would give a new file; mkstemp gives 0600
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode='wb'):
-    """Open a temp file beside `path` (creating its folder); on success it is fsynced and renamed onto `path`.
-
-    On an exception the temp file is removed and `path` is left untouched.
-    """
+def atomic_path(path, suffix='.tmp'):
+    """Yield the name of a new temp file beside `path` (creating its folder), for writers that need a
+    name rather than a file object (ffmpeg, zipfile). On success the file is fsynced and renamed onto
+    `path`; on an exception it is removed and `path` is left untouched."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix=suffix, dir=folder)
+    os.close(fd)
+    os.chmod(tmp, NEW_FILE_MODE)
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
+        yield tmp
+        with open(tmp, 'rb+') as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode='wb'):
+    """Open a temp file beside `path`; on success it is fsynced and renamed onto `path` (see atomic_path)."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
+        f.flush()
 
 
 def atomic_write_bytes(path, data):

@@ -9,6 +9,8 @@ import time
 import urllib.parse
 import urllib.request
 
+from dnnlib.fileio import NEW_FILE_MODE
+
 
 class EasyDict(dict):
     """A dict whose keys can also be read and written as attributes."""
@@ -83,6 +85,7 @@ def _download_once(url, dest_dir, final_name, sha256, timeout, verbose):
     import requests  # imported here: only downloads need it
 
     fd, tmp_path = tempfile.mkstemp(dir=dest_dir, prefix='.tmp-', suffix='.part')
+    os.chmod(tmp_path, NEW_FILE_MODE)
     try:
         h = hashlib.sha256()
         received = 0

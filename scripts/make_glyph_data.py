@@ -33,7 +33,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 
 import click
@@ -43,6 +42,7 @@ from PIL import Image, ImageDraw, ImageFont, features
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from dnnlib.fileio import atomic_path  # noqa: E402
 from dnnlib.util import file_sha256  # noqa: E402
 
 # ----------------------------------------------------------------------------
@@ -276,19 +276,10 @@ def _png_bytes(arr, channels):
     return buf.getvalue()
 
 
-def _atomic_target(path):
-    """Temp file in the destination folder; caller os.replace()s it onto path."""
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=os.path.dirname(path) or '.')
-    os.close(fd)
-    os.chmod(tmp, 0o644)
-    return tmp
-
-
 def write_zip(path, images, items, channels, meta):
     """Write images [N, R, R] + dataset.json + meta.json atomically as a dataset zip."""
-    tmp = _atomic_target(path)
     labels, records = [], []
-    try:
+    with atomic_path(path, suffix='.tmp.zip') as tmp:
         with zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_STORED) as zf:
             def put(name, data):
                 zf.writestr(zipfile.ZipInfo(name, date_time=ZIP_DATE), data)
@@ -304,10 +295,6 @@ def write_zip(path, images, items, channels, meta):
                         items_columns=['fname', 'label', 'font_id', 'scale', 'dx', 'dy', 'angle'], items=records)
             zf.writestr(zipfile.ZipInfo('meta.json', date_time=ZIP_DATE),
                         json.dumps(meta, ensure_ascii=False, separators=(',', ':')), compress_type=zipfile.ZIP_DEFLATED)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_grid(path, images, cols=16, rows=8, zoom=2):
@@ -322,13 +309,8 @@ def save_grid(path, images, cols=16, rows=8, zoom=2):
         y, x = divmod(i, cols)
         grid[1 + y * (r + 1):1 + y * (r + 1) + r, 1 + x * (r + 1):1 + x * (r + 1) + r] = images[i]
     img = Image.fromarray(grid).resize((grid.shape[1] * zoom, grid.shape[0] * zoom), Image.Resampling.NEAREST)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path, suffix='.tmp.png') as tmp:
         img.save(tmp, format='PNG')
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _parse_int_list(ctx, param, value):
@@ -468,9 +450,8 @@ def ship(outdir, ship_dir, names):
     os.makedirs(os.path.join(ship_dir, 'previews'), exist_ok=True)
     for name in names:
         for rel in (name, os.path.join('previews', name[:-4] + '.png')):
-            tmp = _atomic_target(os.path.join(ship_dir, rel))
-            shutil.copyfile(os.path.join(outdir, rel), tmp)
-            os.replace(tmp, os.path.join(ship_dir, rel))
+            with atomic_path(os.path.join(ship_dir, rel)) as tmp:
+                shutil.copyfile(os.path.join(outdir, rel), tmp)
     write_manifest(ship_dir)
     click.echo(f'shipped {len(names)} zips to {ship_dir}')
 

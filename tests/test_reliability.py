@@ -234,3 +234,19 @@ def test_check_finite_names_gradient_and_weight():
         G.weight[0, 0] = float('nan')
     with pytest.raises(TrainingError, match='weight of weight'):
         check_finite({}, list(G.parameters()), state, 'Gmain', what='weight')
+
+
+def test_atomic_path_mode_and_cleanup(tmp_path):
+    from dnnlib.fileio import NEW_FILE_MODE, atomic_path
+    target = tmp_path / 'sub' / 'x.bin'
+    with atomic_path(target) as tmp:
+        assert os.path.dirname(tmp) == str(target.parent) and not target.exists()
+        with open(tmp, 'wb') as f:
+            f.write(b'new')
+    assert target.read_bytes() == b'new' and os.stat(target).st_mode & 0o777 == NEW_FILE_MODE
+    with pytest.raises(ValueError):
+        with atomic_path(target) as tmp:
+            with open(tmp, 'wb') as f:
+                f.write(b'half')
+            raise ValueError('writer failed')
+    assert target.read_bytes() == b'new' and os.listdir(target.parent) == ['x.bin']

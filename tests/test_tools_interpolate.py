@@ -74,6 +74,21 @@ def test_cli_mp4_roundtrip(p1_path, tmp_path):
     first = generate_images(G, [1], trunc=0.8)[0].repeat(2, 0).repeat(2, 1)
     assert np.abs(video[0].astype(float) - first).mean() < 12  # lossy codec, same picture
     assert [n for n in os.listdir(tmp_path) if n != 'video.mp4'] == []  # no temp files left
+    from dnnlib.fileio import NEW_FILE_MODE
+    assert os.stat(out).st_mode & 0o777 == NEW_FILE_MODE  # not the temp file's 0600
+
+
+def test_failed_video_leaves_earlier_file_and_no_temp(tmp_path):
+    from fsgan.tools.interp import write_video
+    out = tmp_path / 'v.mp4'
+    out.write_bytes(b'earlier')
+
+    def frames():
+        yield np.zeros([16, 16, 3], np.uint8)
+        raise RuntimeError('generator failed')
+    with pytest.raises(RuntimeError, match='generator failed'):
+        write_video(frames(), str(out))
+    assert out.read_bytes() == b'earlier' and os.listdir(tmp_path) == ['v.mp4']
 
 
 def test_cli_grid_and_gif(p1_path, tmp_path):

@@ -48,6 +48,20 @@ def average_gradients(params):
 
 
 @torch.no_grad()
+def average_scalars(values):
+    """{name: float} averaged over all ranks, so every rank sees the same losses (a NaN on one rank
+    reaches all of them, and they stop or roll back together)."""
+    if world_size() == 1 or not values:
+        return values
+    keys = sorted(values)
+    flat = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    if dist.get_backend() == 'nccl':
+        flat = flat.cuda()
+    dist.all_reduce(flat)
+    return dict(zip(keys, (flat / world_size()).tolist()))
+
+
+@torch.no_grad()
 def broadcast_module(module):
     """Copy rank 0's parameters and buffers to every rank."""
     if world_size() == 1:

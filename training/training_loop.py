@@ -156,6 +156,7 @@ def training_step(state, opts, images, device):
         opt.zero_grad(set_to_none=True)
         losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)
         distributed.average_gradients(params)
+        losses = distributed.average_scalars(losses)
         check_finite(losses, params, state, name)
         opt.step()
         check_finite({}, params, state, name, what='weight')

@@ -10,8 +10,7 @@ A loop over seeds [s0, ..., s(S-1)] with F frames per transition has S * F frame
 lies k / F of the way from seed i to seed (i + 1) mod S, so frame 0 is seed s0 and the frame after
 the last one would be frame 0 again (the loop closes).
 """
-import os
-import tempfile
+import contextlib
 
 import numpy as np
 import torch
@@ -153,37 +152,30 @@ def write_video(frames, path, fps=30, total=None, gif_path=None, progress=False)
     next to `path` that replaces it only when complete. Returns the number of frames.
     """
     import imageio
-    from dnnlib.fileio import atomic_write_bytes
+    from dnnlib.fileio import atomic_path, atomic_write_bytes
     as_gif = path.lower().endswith('.gif')
     keep = [] if (as_gif or gif_path) else None
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=total, unit='frame')
-    writer, tmp = None, None
     count = 0
     try:
-        if not as_gif:
-            fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp.mp4',
-                                       dir=os.path.dirname(os.path.abspath(path)))
-            os.close(fd)
-            writer = imageio.get_writer(tmp, format='FFMPEG', mode='I', fps=fps, codec='libx264', quality=8,
-                                        macro_block_size=1, ffmpeg_log_level='error')
-        for frame in frames:
-            if writer is not None:
-                writer.append_data(_rgb(frame))
-            if keep is not None:
-                keep.append(frame)
-            count += 1
-            if bar is not None:
-                bar.update(1)
-        if writer is not None:
-            writer.close()
+        with contextlib.ExitStack() as stack:
             writer = None
-            with open(tmp, 'rb') as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            tmp = None
+            if not as_gif:
+                tmp = stack.enter_context(atomic_path(path, suffix='.tmp.mp4'))
+                writer = imageio.get_writer(tmp, format='FFMPEG', mode='I', fps=fps, codec='libx264', quality=8,
+                                            macro_block_size=1, ffmpeg_log_level='error')
+                stack.callback(writer.close)  # runs before the rename: closing finishes the file
+            for frame in frames:
+                if writer is not None:
+                    writer.append_data(_rgb(frame))
+                if keep is not None:
+                    keep.append(frame)
+                count += 1
+                if bar is not None:
+                    bar.update(1)
         if as_gif:
             atomic_write_bytes(path, _gif_bytes(keep, fps))
         elif gif_path:
@@ -191,10 +183,6 @@ def write_video(frames, path, fps=30, total=None, gif_path=None, progress=False)
     finally:
         if bar is not None:
             bar.close()
-        if writer is not None:
-            writer.close()
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
     return count
 
 

@@ -1,0 +1,29 @@
+"""Loss averaging across processes: a NaN on one rank must reach every rank."""
+import math
+import os
+
+import torch.multiprocessing as mp
+
+from torch_utils import distributed
+
+
+def _worker(rank, init_file, result_dir):
+    distributed.init(rank, 2, init_file, 'cpu')
+    values = {'G': float('nan') if rank == 1 else 1.0, 'D': 2.0 + rank}
+    out = distributed.average_scalars(values)
+    with open(os.path.join(result_dir, f'{rank}.txt'), 'w') as f:
+        f.write(f"{out['G']} {out['D']}")
+    distributed.shutdown()
+
+
+def test_average_scalars_spreads_nan_and_means(tmp_path):
+    mp.spawn(_worker, args=(str(tmp_path / 'init'), str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        g, d = map(float, (tmp_path / f'{rank}.txt').read_text().split())
+        assert math.isnan(g)      # rank 1's NaN reached rank 0 too: both stop or roll back together
+        assert d == 2.5
+
+
+def test_average_scalars_single_process_is_identity():
+    values = {'G': 1.5}
+    assert distributed.average_scalars(values) == values

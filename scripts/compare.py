@@ -230,7 +230,7 @@ def ensure_runs(cfg, state, progress=True):
 
 def write_shots(outdir, shots):
     """Shots uint8 [N, C, R, R] -> outdir/shots/<content hash>/shotNN.png (once). Returns that folder."""
-    from scripts.generate import save_png
+    from torch_utils.image_grid import save_png
     key = hashlib.sha256(repr(shots.shape).encode() + shots.tobytes()).hexdigest()[:12]
     folder = os.path.join(outdir, 'shots', key)
     os.makedirs(folder, exist_ok=True)
@@ -381,7 +381,8 @@ def run_compare(cfg, progress=True):
     from fsgan.tools import interp
     from fsgan.tools.figure import labeled_grid
     from metrics.images import ImageSet
-    from scripts.generate import generate_images, load_generator, save_png
+    from scripts.generate import generate_images, load_generator
+    from torch_utils.image_grid import save_png
     device = cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     for name, run_dir in cfg.entries:
         if run_dir is not None:

@@ -63,8 +63,9 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     from fsgan.tools.interp import interpolation_video
     from metrics.images import ImageSet
     from scripts.compare import latest, method_metrics, write_shots
-    from scripts.generate import generate_images, load_generator, make_grid, save_png
+    from scripts.generate import generate_images, load_generator
     from scripts.train import run_training, setup_training_config
+    from torch_utils.image_grid import save_png, tile
     import numpy as np
 
     c = setup_training_config(target, outdir=outdir, resume=source, method='fsgan', shots=10, kimg=kimg, lr=lr,
@@ -75,7 +76,7 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     G, sha = load_generator(network)
     paths = dict(samples=os.path.join(run_dir, 'samples_trunc0.8.png'),
                  video=os.path.join(run_dir, 'interpolation.mp4'))
-    save_png(make_grid(generate_images(G, list(range(64)), trunc=0.8), cols=8), paths['samples'])
+    save_png(tile(generate_images(G, list(range(64)), trunc=0.8), cols=8), paths['samples'])
     stages.update()
     interpolation_video(G, [[1, 5, 9, 13]], paths['video'], frames_per_transition=16, space='w', trunc=0.8,
                         fps=24, factor=4)

@@ -45,6 +45,7 @@ def generate_images(G, seeds, trunc=0.8, noise_mode='const', class_idx=None, dev
     """One image per seed: uint8 [N, H, W, C]. z for seed s is randn from numpy RandomState(s), as in stylegan2-ada."""
     import numpy as np
     import torch
+    from torch_utils.image_grid import seed_z, to_uint8
     c = torch.zeros([1, G.c_dim], device=device)
     if G.c_dim > 0:
         if class_idx is None:
@@ -55,33 +56,9 @@ def generate_images(G, seeds, trunc=0.8, noise_mode='const', class_idx=None, dev
     out = []
     with torch.no_grad():
         for seed in seeds:
-            z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(device=device, dtype=torch.float32)
-            img = G(z, c, truncation_psi=trunc, noise_mode=noise_mode)
-            img = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-            out.append(img[0].cpu().numpy())
+            z = seed_z([seed], G.z_dim).to(device)
+            out.append(to_uint8(G(z, c, truncation_psi=trunc, noise_mode=noise_mode))[0])
     return np.stack(out)
-
-
-def save_png(array, path):
-    """uint8 [H, W, C] (C = 1 or 3) -> PNG, atomically."""
-    import PIL.Image
-    from dnnlib.fileio import atomic_open
-    img = PIL.Image.fromarray(array[:, :, 0], 'L') if array.shape[2] == 1 else PIL.Image.fromarray(array, 'RGB')
-    with atomic_open(path) as f:
-        img.save(f, format='PNG')
-
-
-def make_grid(images, cols=None):
-    """uint8 [N, H, W, C] -> one uint8 [rows * H, cols * W, C] grid."""
-    import numpy as np
-    n, h, w, c = images.shape
-    cols = cols or int(np.ceil(np.sqrt(n)))
-    rows = (n + cols - 1) // cols
-    grid = np.zeros([rows * h, cols * w, c], dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, k = divmod(i, cols)
-        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = img
-    return grid
 
 
 @click.command(context_settings=dict(help_option_names=['-h', '--help']))
@@ -99,6 +76,7 @@ def main(network, adapter, seeds, trunc, noise_mode, class_idx, outdir, grid, de
     import torch
     from fsgan.export import AdapterError
     from fsgan.loading import NetworkLoadError
+    from torch_utils.image_grid import save_png, tile
     seed_list = parse_seeds(seeds)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cuda' and not torch.cuda.is_available():
@@ -117,7 +95,7 @@ def main(network, adapter, seeds, trunc, noise_mode, class_idx, outdir, grid, de
     for seed, img in zip(seed_list, images):
         save_png(img, os.path.join(outdir, f'seed{seed:04d}.png'))
     if grid:
-        save_png(make_grid(images), os.path.join(outdir, 'grid.png'))
+        save_png(tile(images), os.path.join(outdir, 'grid.png'))
     print(f'Wrote {len(images)} image(s) to {outdir}')
 
 

@@ -140,7 +140,7 @@ def _device(name):
 def run_svd_explore(cfg):
     """Render and write the figure. Returns dict(path, rows, cols)."""
     from fsgan.tools.figure import labeled_grid
-    from scripts.generate import save_png
+    from torch_utils.image_grid import save_png
     device = _device(cfg.device)
     G, _sha = load_generator(cfg.network, cfg.adapter, device)
     names = generator_layers(G)

@@ -18,7 +18,6 @@ import random
 import time
 
 import numpy as np
-import PIL.Image
 import torch
 
 from dnnlib import EasyDict
@@ -26,6 +25,7 @@ from dnnlib.fileio import append_line, atomic_open, atomic_write_json
 from fsgan import export
 from fsgan.methods import adapt, get_method
 from torch_utils import distributed, training_stats
+from torch_utils.image_grid import save_png, tile, to_uint8
 from torch_utils.tb_events import ScalarWriter
 from training import networks
 from training.loss import StyleGAN2Loss
@@ -193,28 +193,13 @@ def grid_latents(opts, G, device):
     return torch.randn([opts.grid_size, G.z_dim], generator=gen).to(device)
 
 
-def save_image_grid(images, path, cols):
-    """images: float [N, C, H, W] in [-1, 1] -> PNG grid (atomic)."""
-    x = (images.clamp(-1, 1) + 1) * 127.5
-    x = x.round().to(torch.uint8).cpu().numpy()
-    n, c, h, w = x.shape
-    rows = (n + cols - 1) // cols
-    grid = np.zeros([rows * h, cols * w, c], dtype=np.uint8)
-    for i in range(n):
-        r, k = divmod(i, cols)
-        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = x[i].transpose(1, 2, 0)
-    img = PIL.Image.fromarray(grid[:, :, 0] if c == 1 else grid, 'L' if c == 1 else 'RGB')
-    with atomic_open(path) as f:
-        img.save(f, format='PNG')
-
-
 @torch.no_grad()
 def render_grid(state, opts, device, path):
     z = grid_latents(opts, state.G_ema, device)
     c = torch.zeros([len(z), state.G_ema.c_dim], device=device)
     imgs = torch.cat([state.G_ema(zz, cc, truncation_psi=opts.grid_trunc, noise_mode='const')
                       for zz, cc in zip(z.split(8), c.split(8))])
-    save_image_grid(imgs, path, cols=int(np.ceil(np.sqrt(len(z)))))
+    save_png(tile(to_uint8(imgs)), path)
 
 
 def rng_state():

@@ -15,10 +15,7 @@ import contextlib
 import numpy as np
 import torch
 
-
-def seed_z(seeds, z_dim):
-    """z of each seed (generate.py convention): float32 [S, z_dim]."""
-    return torch.from_numpy(np.stack([np.random.RandomState(s).randn(z_dim) for s in seeds])).to(torch.float32)
+from torch_utils.image_grid import seed_z, tile, to_uint8
 
 
 def slerp(a, b, t):
@@ -95,21 +92,7 @@ def strip_ws(G, seed_a, seed_b, steps, space='z', trunc=0.8, c=None):
 @torch.no_grad()
 def render(G, ws, noise_mode='const', batch=8):
     """ws [F, num_ws, w_dim] -> uint8 [F, H, W, C] (the conversion of generate.py)."""
-    out = []
-    for wb in ws.split(batch):
-        img = G.synthesis(wb, noise_mode=noise_mode)
-        out.append((img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy())
-    return np.concatenate(out)
-
-
-def tile(cells, rows, cols):
-    """cells uint8 [K, H, W, C] (K <= rows * cols, row-major) -> uint8 [rows * H, cols * W, C]; empty cells black."""
-    k, h, w, c = cells.shape
-    out = np.zeros([rows * h, cols * w, c], dtype=np.uint8)
-    for i in range(k):
-        r, q = divmod(i, cols)
-        out[r * h:(r + 1) * h, q * w:(q + 1) * w] = cells[i]
-    return out
+    return np.concatenate([to_uint8(G.synthesis(wb, noise_mode=noise_mode)) for wb in ws.split(batch)])
 
 
 def upscale(frame, factor):

@@ -21,13 +21,13 @@ Typical use::
 import io
 import json
 import os
-import warnings
 import zipfile
 
 import numpy as np
-import scipy.linalg
 import torch
 from PIL import Image
+
+from metrics.frechet import fid_from_features
 from torch import nn
 
 from dnnlib.fileio import atomic_open
@@ -221,56 +221,7 @@ def load_dataset_zip(path, limit=None):
     return images, labels
 
 
-def feature_stats(feats):
-    """Features [N, D] -> (mean float64 [D], covariance float64 [D, D])."""
-    f = np.asarray(torch.as_tensor(feats, dtype=torch.float64))
-    if f.ndim != 2 or len(f) < 2:
-        raise ValueError(f'expected features [N>=2, D], got shape {f.shape}')
-    return f.mean(axis=0), np.cov(f, rowvar=False)
-
-
-def _sqrtm(m):
-    """Matrix square root of m [D, D], or None if not finite or X @ X misses m by > 1e-4 (relative).
-
-    Covariances of fewer than D + 1 samples (few-shot sets) are singular; scipy's
-    singular-matrix warning is silenced because the residual check covers it.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
-        root = scipy.linalg.sqrtm(m)
-    if not np.isfinite(root).all():
-        return None
-    scale = max(np.linalg.norm(m), np.finfo(np.float64).tiny)
-    return root if np.linalg.norm(root @ root - m) / scale <= 1e-4 else None
-
-
-def frechet_distance(mu1, s1, mu2, s2, eps=1e-6):
-    """Fréchet distance between N(mu1, s1) and N(mu2, s2): means [D], covariances [D, D].
-
-    ||mu1 - mu2||^2 + tr(s1 + s2 - 2 sqrt(s1 s2)); retries with eps*I added to
-    both covariances if the square root fails (not finite or inaccurate), and
-    drops a negligible imaginary part of the square root.  Like FID, the value
-    is biased upward for small sets: compare FGDs computed at equal set sizes.
-    """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    s1, s2 = np.atleast_2d(np.asarray(s1, np.float64)), np.atleast_2d(np.asarray(s2, np.float64))
-    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != mu1.shape * 2:
-        raise ValueError(f'shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}')
-    diff = mu1 - mu2
-    covmean = _sqrtm(s1 @ s2)
-    if covmean is None:
-        offset = np.eye(len(mu1)) * eps
-        covmean = _sqrtm((s1 + offset) @ (s2 + offset))
-        if covmean is None:
-            raise ValueError('matrix square root of the covariance product failed')
-    if np.iscomplexobj(covmean):
-        imag = np.max(np.abs(np.diagonal(covmean).imag))
-        if imag > 1e-3:
-            raise ValueError(f'matrix square root has a large imaginary component ({imag:.3g})')
-        covmean = covmean.real
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
-
-
 def fgd_between(model, images_a, images_b):
-    """FGD between two image sets [N, C, R, R] (uint8 or [-1, 1] float) under model."""
-    return frechet_distance(*feature_stats(model.features(images_a)), *feature_stats(model.features(images_b)))
+    """FGD between two image sets [N, C, R, R] (uint8 or [-1, 1] float) under model: the FID formula
+    (metrics.frechet) on the classifier's features."""
+    return fid_from_features(model.features(images_a).numpy(), model.features(images_b).numpy())

@@ -3,7 +3,8 @@
 Inception knows nothing about glyphs, so for the glyph benchmark the classifier's penultimate features
 (128-d) stand in for Inception features:
 
-* fgd_test / fgd_shots: Fréchet distance (FGD) of the samples to the test set / to the shots;
+* fgd_test / fgd_shots: Fréchet distance (FGD; the FID formula of metrics.frechet) of the samples to
+  the test set / to the shots;
 * script_shares: {script: share of samples the classifier assigns to it}; script_share: the expected one's;
 * classes_covered: distinct characters of that script among the predicted characters (of classes_total);
 * memorised_glyph: share of samples whose nearest shot is closer, in glyph-feature space, than their
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from metrics.diversity import intra_cluster_from_features
-from metrics.glyph_classifier import feature_stats, frechet_distance
+from metrics.frechet import fid_from_features
 from metrics.memorization import memorization, pairwise_distances
 
 
@@ -31,7 +32,6 @@ def glyph_metrics(clf, gen, shots=None, test=None, expect=None):
     """
     gen = torch.as_tensor(gen)
     feats, script_logits, char_logits = clf.infer(gen)
-    mu, sigma = feature_stats(feats)
     scripts = script_logits.argmax(1)
     out = dict(num=len(gen), fgd_test=None, fgd_shots=None, script_share=None, classes_covered=None,
                classes_total=None, memorised_glyph=None, memorised_pixel=None, diversity_glyph=None,
@@ -39,7 +39,7 @@ def glyph_metrics(clf, gen, shots=None, test=None, expect=None):
     test_feats = None
     if test is not None:
         test_feats = clf.features(torch.as_tensor(test))
-        out['fgd_test'] = frechet_distance(mu, sigma, *feature_stats(test_feats))
+        out['fgd_test'] = fid_from_features(feats.numpy(), test_feats.numpy())
     if expect is not None:
         names = clf.script_names
         if expect not in names:
@@ -53,7 +53,7 @@ def glyph_metrics(clf, gen, shots=None, test=None, expect=None):
     if shots is not None and len(shots) >= 2:
         shots = torch.as_tensor(shots)
         shot_feats = clf.features(shots)
-        out['fgd_shots'] = frechet_distance(mu, sigma, *feature_stats(shot_feats))
+        out['fgd_shots'] = fid_from_features(feats.numpy(), shot_feats.numpy())
         if test_feats is not None:
             to_shot = pairwise_distances(feats.numpy(), shot_feats.numpy()).min(1)
             to_test = pairwise_distances(feats.numpy(), test_feats.numpy()).min(1)

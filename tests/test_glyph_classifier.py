@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.glyph_classifier import (feature_stats, fgd_between, frechet_distance, load_dataset_zip,
-                                      load_glyph_classifier, save_glyph_classifier, sha256_file)
+from metrics.frechet import feature_stats, fid_from_features, fid_from_stats
+from metrics.glyph_classifier import (fgd_between, load_dataset_zip, load_glyph_classifier, save_glyph_classifier,
+                                      sha256_file)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 DATA = os.path.join(ROOT, 'data', 'glyphs')
@@ -87,10 +88,10 @@ def test_input_conventions(clf, test_sets):
 
 
 def test_fgd_orders_domains(outputs):
-    stats = {name: feature_stats(out[0]) for name, out in outputs.items()}
+    stats = {name: feature_stats(out[0].numpy()) for name, out in outputs.items()}
 
     def fgd(a, b):
-        return frechet_distance(*stats[a], *stats[b])
+        return fid_from_stats(*stats[a], *stats[b])
     near_far = fgd('near_test.zip', 'kannada_test.zip')
     assert abs(fgd('near_test.zip', 'near_test.zip')) < 1e-6 * near_far
     assert near_far > 2 * fgd('near_test.zip', 'near_shots100.zip')
@@ -102,20 +103,9 @@ def test_fgd_orders_domains(outputs):
 
 def test_fgd_between_uses_features(clf, test_sets):
     a, b = test_sets['near_val.zip'][0], test_sets['kannada_shots100.zip'][0]
-    expected = frechet_distance(*feature_stats(clf.features(a)), *feature_stats(clf.features(b)))
-    assert fgd_between(clf, a, b) == pytest.approx(expected, rel=1e-9)
-
-
-def test_frechet_distance_closed_form():
-    rng = np.random.default_rng(0)
-    a, b = rng.uniform(0.5, 2, 4), rng.uniform(0.5, 2, 4)
-    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
-    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
-    assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-9)
-    singular = np.diag([1.0, 0.0, 0.0, 2.0])     # rank-deficient covariances still give a finite value
-    assert np.isfinite(frechet_distance(mu1, singular, mu1, singular))
-    with pytest.raises(ValueError, match='shape mismatch'):
-        frechet_distance(mu1, np.diag(a), mu2[:3], np.diag(b[:3]))
+    expected = fid_from_stats(*feature_stats(clf.features(a).numpy()), *feature_stats(clf.features(b).numpy()))
+    assert fgd_between(clf, a, b) == pytest.approx(expected, rel=1e-6)
+    assert fgd_between(clf, a, b) == fid_from_features(clf.features(a).numpy(), clf.features(b).numpy())
 
 
 def test_save_load_roundtrip_and_tamper_check(clf, tmp_path, test_sets):

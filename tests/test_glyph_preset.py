@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 
 from fsgan.export import save_snapshot
-from metrics.glyph_classifier import load_dataset_zip, load_glyph_classifier
+from metrics.glyph_classifier import fgd_between, load_dataset_zip, load_glyph_classifier
 from metrics.glyph_metrics import glyph_metrics
 from scripts import compare, glyph_preset
 from training import networks
@@ -20,6 +20,11 @@ def clf():
     return load_glyph_classifier(os.path.join(GLYPHS, 'glyph_classifier.pt'))
 
 
+def copies_fgd_is_zero(clf, shots):
+    """10 shots against themselves: FGD 0 even though their 128-d covariance is singular."""
+    return abs(glyph_metrics(clf, shots, shots)['fgd_shots']) < 1e-6
+
+
 def test_glyph_metrics_on_real_glyphs(clf):
     test, _ = load_dataset_zip(os.path.join(GLYPHS, 'kannada_test.zip'), limit=400)
     shots, _ = load_dataset_zip(os.path.join(GLYPHS, 'kannada_shots10.zip'))
@@ -29,6 +34,9 @@ def test_glyph_metrics_on_real_glyphs(clf):
     assert real['memorised_glyph'] < 0.1 and real['diversity_glyph'] > 0
     other = glyph_metrics(clf, latin, shots, test[200:], expect='kannada')
     assert other['script_share'] < 0.05 and other['fgd_test'] > 3 * real['fgd_test']
+    assert real['fgd_test'] == pytest.approx(fgd_between(clf, test[:200], test[200:]), rel=1e-9)
+    assert real['fgd_shots'] == pytest.approx(fgd_between(clf, test[:200], shots), rel=1e-9)
+    assert copies_fgd_is_zero(clf, shots)
     # Copies of the shots are memorised in both spaces and have no diversity beyond the shots.
     copies = glyph_metrics(clf, shots.repeat(5, 1, 1, 1), shots, test[200:], expect='kannada')
     assert copies['memorised_glyph'] == 1.0 and copies['memorised_pixel'] == 1.0

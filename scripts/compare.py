@@ -61,39 +61,49 @@ def parse_runs(pairs):
     return out
 
 
+TRAIN_KEYS = ('lr', 'gamma', 'pl_weight', 'style_mixing', 'mode_seeking')  # training options a row may set
+
+
 def parse_method(spec):
-    """'fsgan' -> ('fsgan', None, {}); 'fsgan@lr=0.01@adapt_torgb=true' -> ('fsgan', 0.01, {'adapt_torgb': True}):
-    a method with its learning rate and/or method options (scripts/train.py --method-opt) changed."""
+    """'fsgan' -> ('fsgan', {}, {}); 'fsgan@lr=0.01@gamma=5@adapt_torgb=true' -> ('fsgan', {'lr': 0.01, 'gamma': 5.0},
+    {'adapt_torgb': True}): a method with training options (TRAIN_KEYS, as scripts/train.py names them) and/or
+    method options (scripts/train.py --method-opt) changed."""
     from scripts.train import SetupError, parse_method_options
     name, *overrides = spec.split('@')
-    lr, pairs = None, []
+    train, pairs = {}, []
     for item in overrides:
         key, sep, value = item.partition('=')
-        if key == 'lr':
+        if key in TRAIN_KEYS:
             try:
-                lr = float(value)
+                number = float(value)
             except ValueError:
-                lr = None
-            if lr is None or lr <= 0:
-                raise click.BadParameter(f'{spec!r}: lr must be a number > 0', param_hint='--methods')
+                number = None
+            low, high = (0, None) if key != 'style_mixing' else (0, 1)
+            if number is None or number < low or (key == 'lr' and number == 0) or (high is not None and number > high):
+                bound = '> 0' if key == 'lr' else ('in [0, 1]' if high else '>= 0')
+                raise click.BadParameter(f'{spec!r}: {key} must be a number {bound}', param_hint='--methods')
+            train[key] = number
         elif not sep or not key:
-            raise click.BadParameter(f'{spec!r}: expected METHOD[@lr=VALUE][@OPTION=VALUE...]', param_hint='--methods')
+            raise click.BadParameter(f'{spec!r}: expected METHOD[@KEY=VALUE...] with KEY one of '
+                                     f'{", ".join(TRAIN_KEYS)} or a method option', param_hint='--methods')
         else:
             pairs.append(item)
     if name not in METHODS:
-        return name, lr, {}
+        return name, train, {}
     try:
         options = parse_method_options(pairs, name)
     except SetupError as e:
         raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
-    return name, lr, options
+    return name, train, options
 
 
 def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=16,
                   seed=0, tick=1.0, snap=5, test_dir=None, num=64, num_test=256, faces=False, trunc=0.8,
-                  metrics_trunc=1.0, cols=10, strip_steps=10, device=None, cache_dir=None, inception=True, expect=None):
+                  metrics_trunc=1.0, cols=10, strip_steps=10, device=None, cache_dir=None, inception=True, expect=None,
+                  train_options=None):
     """Pure setup: options -> EasyDict(entries=[(name, run_dir or None)], settings, metric_settings, ...).
 
+    train_options: training options (TRAIN_KEYS) for every trained row; a row's own @KEY=VALUE wins.
     settings are what the training runs depend on (a resumed comparison must match them);
     metric_settings decide whether cached metrics still hold.
     """
@@ -128,6 +138,11 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
         return os.path.abspath(path) if path is not None and os.path.exists(path) else path
     settings = dict(source=absolute(source), target_dir=absolute(target_dir), shots=int(shots), kimg=float(kimg),
                     batch=int(batch), seed=int(seed), tick=float(tick), snap=int(snap))
+    if train_options:
+        unknown = sorted(set(train_options) - set(TRAIN_KEYS))
+        if unknown:
+            raise ValueError(f'train_options: unknown {", ".join(unknown)}; allowed {", ".join(TRAIN_KEYS)}')
+        settings['train'] = {k: float(v) for k, v in sorted(train_options.items())}
     metric_settings = dict(num=int(num), metrics_trunc=float(metrics_trunc), test_dir=absolute(test_dir),
                            num_test=int(num_test), faces=bool(faces), inception=bool(inception), expect=expect)
     return EasyDict(outdir=outdir, entries=[(n, run_map.get(n)) for n in names], settings=settings,
@@ -187,11 +202,11 @@ def train_method(cfg, name, progress=True):
         print(f'[{name}] continuing {partial}')
         return run_training(c, resume_run=partial, progress=progress)
     s = cfg.settings
-    method, lr, options = parse_method(name)
+    method, row_train, options = parse_method(name)
+    train = dict(s.get('train', {}), **row_train)
     c = setup_training_config(s['target_dir'], outdir=parent, resume=s['source'], method=method,
-                              method_options=options, shots=s['shots'],
-                              kimg=s['kimg'], batch=s['batch'], lr=lr, seed=s['seed'], snap=s['snap'],
-                              kimg_per_tick=s['tick'], device=cfg.device)
+                              method_options=options, shots=s['shots'], kimg=s['kimg'], batch=s['batch'],
+                              seed=s['seed'], snap=s['snap'], kimg_per_tick=s['tick'], device=cfg.device, **train)
     print(f'[{name}] training')
     return run_training(c, progress=progress)
 

@@ -116,10 +116,31 @@ def test_preset_bad_arguments(tmp_path, args, message, monkeypatch):
 
 
 def test_parse_method():
-    assert compare.parse_method('fsgan') == ('fsgan', None, {})
-    assert compare.parse_method('ssgan@lr=0.002') == ('ssgan', 0.002, {})
-    assert compare.parse_method('fsgan@adapt_torgb=true@lr=0.01') == ('fsgan', 0.01, {'adapt_torgb': True})
+    assert compare.parse_method('fsgan') == ('fsgan', {}, {})
+    assert compare.parse_method('ssgan@lr=0.002') == ('ssgan', {'lr': 0.002}, {})
+    assert compare.parse_method('fsgan@adapt_torgb=true@lr=0.01') == ('fsgan', {'lr': 0.01}, {'adapt_torgb': True})
+    assert compare.parse_method('tgan@gamma=5@pl_weight=0@style_mixing=0@mode_seeking=1') == (
+        'tgan', {'gamma': 5.0, 'pl_weight': 0.0, 'style_mixing': 0.0, 'mode_seeking': 1.0}, {})
     for bad, message in (('fsgan@lr=-1', 'lr must be'), ('fsgan@kimg=3', 'method fsgan has options'),
-                         ('fsgan@lr=', 'lr must be'), ('fsgan@torgb', 'expected METHOD')):
+                         ('fsgan@lr=', 'lr must be'), ('fsgan@torgb', 'expected METHOD'),
+                         ('fsgan@style_mixing=2', 'style_mixing must be'), ('fsgan@gamma=-1', 'gamma must be')):
         with pytest.raises(Exception, match=message):
             compare.parse_method(bad)
+
+
+def test_train_options_reach_the_training_config(p1_path, target_dir, tmp_path, monkeypatch):
+    """Comparison-wide training options apply to every row; a row's own @KEY=VALUE wins."""
+    import scripts.train
+    seen = {}
+    monkeypatch.setattr(scripts.train, 'run_training', lambda c, progress=True: seen.setdefault(c.method, c))
+    cfg = compare.setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir,
+                                methods='fsgan,tgan@gamma=3@mode_seeking=1', kimg=0.004,
+                                train_options={'gamma': 5, 'pl_weight': 0, 'style_mixing': 0})
+    assert cfg.settings['train'] == {'gamma': 5.0, 'pl_weight': 0.0, 'style_mixing': 0.0}
+    for name, _ in cfg.entries:
+        compare.train_method(cfg, name, progress=False)
+    assert (seen['fsgan'].gamma, seen['fsgan'].pl_weight, seen['fsgan'].style_mixing) == (5, 0, 0)
+    assert seen['fsgan'].mode_seeking == 0 and seen['fsgan'].lr == 0.003
+    assert (seen['tgan'].gamma, seen['tgan'].pl_weight, seen['tgan'].mode_seeking) == (3, 0, 1)
+    with pytest.raises(ValueError, match='unknown kimg'):
+        compare.setup_compare(str(tmp_path / 'x'), source=p1_path, target_dir=target_dir, train_options={'kimg': 1})

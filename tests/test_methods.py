@@ -105,15 +105,19 @@ def test_unknown_method_and_option(source):
 
 
 @pytest.mark.parametrize('options', [dict(), dict(train_sigma=True), dict(centered=True),
-                                     dict(adapt_affine=True, adapt_torgb=True)])
+                                     dict(adapt_affine=True, adapt_torgb=True), dict(adapt_mapping=False)])
 def test_fsgan_variants_exact_at_init(source, options):
     G = copy.deepcopy(source['G_ema'])
     ref, _ = _outputs(G, None)
     params = adapt(G, None, method='fsgan', **options)
     img, _ = _outputs(G, None)
     assert (img - ref).abs().max() <= 1e-4
+    default_count = len(adapt(copy.deepcopy(source['G_ema']), None, method='fsgan'))
     if options.get('adapt_affine'):
-        assert len(params) > len(adapt(copy.deepcopy(source['G_ema']), None, method='fsgan'))
+        assert len(params) > default_count
+    if options.get('adapt_mapping') is False:
+        assert len(params) == default_count - source['G_ema'].mapping.num_layers
+        assert all(not p.requires_grad for p in G.mapping.parameters())
 
 
 def test_svd_reparam_formula():

@@ -2,14 +2,15 @@
 
 Layers: every mapping FC layer, every synthesis conv (the 4x4 one included), every D block
 conv, and D's epilogue conv, fc and out. On a config-f 1024 G+D that is 16,225 trainable
-numbers (G 9,664, D 6,561).
+numbers (G 9,664, D 6,561). Options add the style affines and toRGB layers, or leave the mapping
+network out (adapt_mapping=False).
 """
 from . import layers, reparam
 from .registry import MethodSpec, register
 
 
-def apply(G, D, adapt_affine=False, adapt_torgb=False, train_sigma=False, centered=False):
-    targets = layers.mapping_fcs(G) + layers.synthesis_convs(G)
+def apply(G, D, adapt_affine=False, adapt_torgb=False, adapt_mapping=True, train_sigma=False, centered=False):
+    targets = (layers.mapping_fcs(G) if adapt_mapping else []) + layers.synthesis_convs(G)
     if adapt_affine:
         targets += layers.affines(G)
     if adapt_torgb:
@@ -30,5 +31,5 @@ register(MethodSpec(
     description='scale each singular value of every conv/FC weight (Robb et al. 2020); ~16K numbers',
     lr=0.003,
     update_w_avg=False,
-    options=dict(adapt_affine=False, adapt_torgb=False, train_sigma=False, centered=False),
+    options=dict(adapt_affine=False, adapt_torgb=False, adapt_mapping=True, train_sigma=False, centered=False),
 ))

@@ -5,6 +5,7 @@ Each (target, shots, seed) cell is an ordinary comparison folder, outdir/<target
 mean ± std over seeds per (target, shots, method), and outdir/figure-<target>-<shots>shot.png, the
 comparison figure of the first seed (target shots, then a row per method).
 """
+import json
 import os
 import shutil
 
@@ -47,6 +48,21 @@ def parse_list(text, cast, option):
     return out
 
 
+def source_regularisation(source=None):
+    """{gamma, pl_weight, style_mixing, mode_seeking} the source was pretrained with (its .json beside the .pkl), or
+    {} (scripts/train.py's defaults) for a source without one.
+
+    Every adaptation run uses them: on the validation splits this beat train.py's defaults (R1 gamma 10, path
+    length 2, style mixing 0.9, which the glyph source never saw) for FSGAN, TransferGAN and FreezeD on both
+    targets (docs/benchmark-glyphs.md)."""
+    meta = os.path.splitext(source or SOURCE)[0] + '.json'
+    if not os.path.isfile(meta):
+        return {}
+    with open(meta) as f:
+        options = json.load(f)['training_options']
+    return {k: float(options[k]) for k in ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking')}
+
+
 def cells(targets=tuple(TARGETS), shots=SHOTS, seeds=SEEDS):
     """[(target, shots, seed)] in run order: seeds innermost, so every setting gets its first seed early."""
     unknown = [t for t in targets if t not in TARGETS]
@@ -68,7 +84,8 @@ def cell_config(outdir, target, shots, seed, methods, kimg=KIMG, split='test', s
             raise ValueError(f'{path}: missing; the glyph preset needs the files shipped in data/glyphs')
     return setup_compare(os.path.join(outdir, cell_name(target, shots, seed)), source=source, target_dir=shots_zip,
                          shots=shots, methods=methods, kimg=kimg, batch=BATCH, seed=seed, tick=kimg / 2, snap=1,
-                         test_dir=eval_zip, num=num, num_test=num_test, device=device, inception=False, expect=script)
+                         test_dir=eval_zip, num=num, num_test=num_test, device=device, inception=False, expect=script,
+                         train_options=source_regularisation(source))
 
 
 def aggregate(results):
@@ -127,8 +144,9 @@ def run_preset(outdir, methods=None, targets=tuple(TARGETS), shots=SHOTS, seeds=
             shutil.copyfile(result['figure'], os.path.join(outdir, f'figure-{target}-{k}shot.png'))
     rows = aggregate(results)
     source = source or SOURCE
+    reg = ', '.join(f'{k} {v:g}' for k, v in source_regularisation(source).items()) or "scripts/train.py's defaults"
     header = (f'Glyph benchmark: source {os.path.relpath(source, ROOT)}, {kimg:g} kimg per run, batch {BATCH}, '
-              f'{num} samples per run (psi 1) against {num_test} images of the {split} split; '
+              f'regularisation {reg}; {num} samples per run (psi 1) against {num_test} images of the {split} split; '
               f'mean ± std over seeds {",".join(map(str, seeds))}.')
     write_report(outdir, rows, header)
     return rows

@@ -1,5 +1,6 @@
 """Glyph-classifier metrics and `compare.py --preset glyphs` (on a tiny stand-in source network)."""
 import csv
+import json
 import os
 
 import pytest
@@ -144,3 +145,13 @@ def test_train_options_reach_the_training_config(p1_path, target_dir, tmp_path, 
     assert (seen['tgan'].gamma, seen['tgan'].pl_weight, seen['tgan'].mode_seeking) == (3, 0, 1)
     with pytest.raises(ValueError, match='unknown kimg'):
         compare.setup_compare(str(tmp_path / 'x'), source=p1_path, target_dir=target_dir, train_options={'kimg': 1})
+
+
+def test_preset_uses_the_source_regularisation(tmp_path):
+    reg = glyph_preset.source_regularisation()
+    with open(os.path.join(GLYPHS, 'source_glyph32.json')) as f:
+        options = json.load(f)['training_options']
+    assert reg == {k: options[k] for k in ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking')}
+    cfg = glyph_preset.cell_config(str(tmp_path), 'far', 10, 0, methods='fsgan')
+    assert cfg.settings['train'] == reg
+    assert glyph_preset.source_regularisation(str(tmp_path / 'custom.pkl')) == {}

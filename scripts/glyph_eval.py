@@ -17,8 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None, expect='latin'):
-    """Samples of G (seeds seed..seed+num-1) vs the test zip -> dict of script shares, coverage and FGD."""
+def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None, expect='latin', num_test=0,
+                 shots_zip=None):
+    """Samples of G (seeds seed..seed+num-1) vs the test zip (its first num_test images; 0 = all) -> dict of script
+    shares, coverage and FGD; with shots_zip also FGD to the shots, memorisation and intra-cluster diversity."""
     import torch
     from metrics.glyph_classifier import DEFAULT_PATH, load_dataset_zip, load_glyph_classifier
     from metrics.glyph_metrics import glyph_metrics
@@ -29,11 +31,16 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
                                  param_hint='--expect')
     images = generate_images(G, list(range(seed, seed + num)), trunc=trunc)           # [N, H, W, C] uint8
     fake = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-    real, _labels = load_dataset_zip(test_zip)
-    m = glyph_metrics(clf, fake, test=real, expect=expect)
-    return dict(num=num, trunc=trunc, script_shares=m['script_shares'], expected_script=expect,
-                classes_covered=m['classes_covered'], classes_total=m['classes_total'], fgd=m['fgd_test'],
-                test_set=os.path.relpath(test_zip, ROOT), test_size=len(real))
+    real, _labels = load_dataset_zip(test_zip, limit=num_test or None)
+    shots = load_dataset_zip(shots_zip)[0] if shots_zip else None
+    m = glyph_metrics(clf, fake, shots=shots, test=real, expect=expect)
+    out = dict(num=num, trunc=trunc, script_shares=m['script_shares'], expected_script=expect,
+               classes_covered=m['classes_covered'], classes_total=m['classes_total'], fgd=m['fgd_test'],
+               test_set=os.path.relpath(test_zip, ROOT), test_size=len(real))
+    if shots_zip:
+        out.update(shots=os.path.relpath(shots_zip, ROOT), fgd_shots=m['fgd_shots'],
+                   memorised_glyph=m['memorised_glyph'], diversity_glyph=m['diversity_glyph'])
+    return out
 
 
 @click.command()
@@ -41,11 +48,15 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
 @click.option('--adapter', type=click.Path(dir_okay=False), help='Adapter file to apply to --network.')
 @click.option('--test', 'test_zip', default=os.path.join(ROOT, 'data', 'glyphs', 'source_test.zip'), show_default=True,
               type=click.Path(exists=True, dir_okay=False), help='Real glyphs (dataset zip).')
+@click.option('--num-test', type=click.IntRange(min=0), default=0, show_default=True,
+              help='Use the first N test images (0 = all).')
+@click.option('--shots', 'shots_zip', type=click.Path(exists=True, dir_okay=False),
+              help='Target shots (dataset zip): adds FGD to the shots, memorisation and diversity.')
 @click.option('--num', type=click.IntRange(min=2), default=1000, show_default=True, help='Number of samples.')
 @click.option('--trunc', type=float, default=1.0, show_default=True, help='Truncation psi.')
 @click.option('--expect', default='latin', show_default=True, help='Script the samples should be in.')
 @click.option('--out', type=click.Path(dir_okay=False), help='Also write the report as JSON.')
-def main(network, adapter, test_zip, num, trunc, expect, out):
+def main(network, adapter, test_zip, num_test, shots_zip, num, trunc, expect, out):
     """Print the glyph report of a network."""
     from dnnlib.fileio import atomic_write_json
     from fsgan.export import AdapterError
@@ -55,7 +66,8 @@ def main(network, adapter, test_zip, num, trunc, expect, out):
         G, sha = load_generator(network, adapter)
     except (NetworkLoadError, AdapterError) as e:
         raise click.ClickException(str(e)) from None
-    report = dict(glyph_report(G, test_zip, num=num, trunc=trunc, expect=expect), network=network, sha256=sha)
+    report = dict(glyph_report(G, test_zip, num=num, trunc=trunc, expect=expect, num_test=num_test,
+                                       shots_zip=shots_zip), network=network, sha256=sha)
     print(json.dumps(report, indent=2))
     if out:
         atomic_write_json(out, report)

@@ -14,16 +14,19 @@ def atomic_path(path, suffix='.tmp'):
     """Yield the name of a new temp file beside `path` (creating its folder), for writers that need a
     name rather than a file object (ffmpeg, zipfile). On success the file is fsynced and renamed onto
     `path`; on an exception it is removed and `path` is left untouched."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix=suffix, dir=folder)
     os.close(fd)
-    os.chmod(tmp, NEW_FILE_MODE)
     try:
         yield tmp
-        with open(tmp, 'rb+') as f:
-            os.fsync(f.fileno())
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, NEW_FILE_MODE)  # after writing: the mode may not allow writing
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -26,12 +26,11 @@ import zipfile
 import numpy as np
 import torch
 from PIL import Image
-
-from metrics.frechet import fid_from_features
 from torch import nn
 
 from dnnlib.fileio import atomic_open
 from dnnlib.util import file_sha256 as sha256_file
+from metrics.frechet import fid_from_features
 
 ARCH = 'glyphnet-v1'
 

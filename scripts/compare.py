@@ -22,6 +22,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -64,6 +65,19 @@ def parse_runs(pairs):
 TRAIN_KEYS = ('lr', 'gamma', 'pl_weight', 'style_mixing', 'mode_seeking')  # training options a row may set
 
 
+def check_train_option(key, value):
+    """float(value) if it is a valid setting of training option `key` (TRAIN_KEYS), else ValueError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    ok = math.isfinite(number) and number >= 0 and (key != 'lr' or number > 0) and (key != 'style_mixing' or number <= 1)
+    if not ok:
+        bound = {'lr': '> 0', 'style_mixing': 'in [0, 1]'}.get(key, '>= 0')
+        raise ValueError(f'{key} must be a finite number {bound}, got {value!r}')
+    return number
+
+
 def parse_method(spec):
     """'fsgan' -> ('fsgan', {}, {}); 'fsgan@lr=0.01@gamma=5@adapt_torgb=true' -> ('fsgan', {'lr': 0.01, 'gamma': 5.0},
     {'adapt_torgb': True}): a method with training options (TRAIN_KEYS, as scripts/train.py names them) and/or
@@ -75,14 +89,9 @@ def parse_method(spec):
         key, sep, value = item.partition('=')
         if key in TRAIN_KEYS:
             try:
-                number = float(value)
-            except ValueError:
-                number = None
-            low, high = (0, None) if key != 'style_mixing' else (0, 1)
-            if number is None or number < low or (key == 'lr' and number == 0) or (high is not None and number > high):
-                bound = '> 0' if key == 'lr' else ('in [0, 1]' if high else '>= 0')
-                raise click.BadParameter(f'{spec!r}: {key} must be a number {bound}', param_hint='--methods')
-            train[key] = number
+                train[key] = check_train_option(key, value)
+            except ValueError as e:
+                raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
         elif not sep or not key:
             raise click.BadParameter(f'{spec!r}: expected METHOD[@KEY=VALUE...] with KEY one of '
                                      f'{", ".join(TRAIN_KEYS)} or a method option', param_hint='--methods')
@@ -142,7 +151,7 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
         unknown = sorted(set(train_options) - set(TRAIN_KEYS))
         if unknown:
             raise ValueError(f'train_options: unknown {", ".join(unknown)}; allowed {", ".join(TRAIN_KEYS)}')
-        settings['train'] = {k: float(v) for k, v in sorted(train_options.items())}
+        settings['train'] = {k: check_train_option(k, v) for k, v in sorted(train_options.items())}
     metric_settings = dict(num=int(num), metrics_trunc=float(metrics_trunc), test_dir=absolute(test_dir),
                            num_test=int(num_test), faces=bool(faces), inception=bool(inception), expect=expect)
     return EasyDict(outdir=outdir, entries=[(n, run_map.get(n)) for n in names], settings=settings,
@@ -158,8 +167,9 @@ def load_state(cfg):
     if os.path.isfile(path):
         with open(path) as f:
             state = json.load(f)
-        diff = [f'{k}: {state["settings"].get(k)!r} there, {v!r} now' for k, v in cfg.settings.items()
-                if state['settings'].get(k) != v]
+        old, new = state['settings'], cfg.settings
+        diff = [f'{k}: {old.get(k)!r} there, {new.get(k)!r} now' for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)]
         if diff:
             raise CompareError(f'--outdir {cfg.outdir} holds a comparison with other settings ({"; ".join(diff)}); '
                                f'use the same settings to continue it or a new --outdir')

@@ -53,7 +53,8 @@ def write_report(run_dir, row, extra):
              'glyph; held-out real glyphs score about 1%, copies of the shots 100%. Inception and pixel rows: share '
              'closer to a shot than any two shots are to each other. In pixels this check is unreliable for '
              'thin strokes: a faint or blurry glyph lies closer to every shot than two distinct glyphs do.', '',
-             f'FSGAN, lr {extra["lr"]:g}, {extra["kimg"]:g} kimg, batch 16, seed 0; the source\'s own regularisation: '
+             f'FSGAN, lr {extra["lr"]:g}, {extra["kimg"]:g} kimg, batch 16, seed 0; '
+             f'regularisation {extra["regularisation"]}: '
              f'R1 gamma {extra["gamma"]:g}, path length {extra["pl_weight"]:g}, style mixing {extra["style_mixing"]:g}, '
              f'mode seeking {extra["mode_seeking"]:g}.']
     atomic_write_bytes(os.path.join(run_dir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
@@ -68,13 +69,16 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     from scripts.compare import latest, method_metrics, write_shots
     from scripts.generate import generate_images, load_generator
     from scripts.glyph_preset import source_regularisation
-    from scripts.train import run_training, setup_training_config
+    from scripts.train import SetupError, run_training, setup_training_config
     from torch_utils.image_grid import save_png, tile
     import numpy as np
 
+    try:
+        reg = source_regularisation(source)
+    except ValueError as e:
+        raise SetupError(f'--source: {e}') from None
     c = setup_training_config(target, outdir=outdir, resume=source, method='fsgan', shots=10, kimg=kimg, lr=lr,
-                              batch=16, seed=0, snap=0, kimg_per_tick=kimg / 4, device='cpu',
-                              **source_regularisation(source))
+                              batch=16, seed=0, snap=0, kimg_per_tick=kimg / 4, device='cpu', **reg)
     run_dir = run_training(c, progress=progress)
     stages = tqdm.tqdm(total=4, desc='samples, video, metrics', unit='stage', disable=not progress)
     network = latest(run_dir, 'network-snapshot-', '.pkl')
@@ -102,7 +106,8 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     extra = dict(network=os.path.relpath(network, ROOT) if network.startswith(ROOT) else network,
                  network_sha256=sha, source=source, test_set=test, num_test=len(test_set),
                  lr=c.lr, kimg=c.kimg, gamma=c.gamma, pl_weight=c.pl_weight, style_mixing=c.style_mixing,
-                 mode_seeking=c.mode_seeking)
+                 mode_seeking=c.mode_seeking,
+                 regularisation="the source's own" if reg else "scripts/train.py's defaults (no source .json)")
     paths['metrics'] = write_report(run_dir, row, extra)
     return run_dir, paths, row
 

@@ -48,19 +48,26 @@ def parse_list(text, cast, option):
     return out
 
 
-def source_regularisation(source=None):
-    """{gamma, pl_weight, style_mixing, mode_seeking} the source was pretrained with (its .json beside the .pkl), or
-    {} (scripts/train.py's defaults) for a source without one.
+REGULARISATION_KEYS = ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking')
 
-    Every adaptation run uses them: on the validation splits this beat train.py's defaults (R1 gamma 10, path
-    length 2, style mixing 0.9, which the glyph source never saw) for FSGAN, TransferGAN and FreezeD on both
-    targets (docs/benchmark-glyphs.md)."""
+
+def source_regularisation(source=None):
+    """The regularisation the source was pretrained with, {key: value} for the REGULARISATION_KEYS its .json
+    (beside the .pkl, as ship_glyph_source.py writes it) records under training_options; {} (scripts/train.py's
+    defaults) for a source without one.
+
+    Every adaptation run of the preset and the demo uses them: on the validation splits they beat train.py's
+    defaults (R1 gamma 10, path length 2, style mixing 0.9, which the glyph source never saw) for FSGAN,
+    TransferGAN and FreezeD on both targets (docs/benchmark-glyphs.md, "Choosing the settings")."""
     meta = os.path.splitext(source or SOURCE)[0] + '.json'
     if not os.path.isfile(meta):
         return {}
-    with open(meta) as f:
-        options = json.load(f)['training_options']
-    return {k: float(options[k]) for k in ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking')}
+    try:
+        with open(meta) as f:
+            options = json.load(f).get('training_options', {})
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f'{meta}: not a source description ({e}); remove it or re-ship the source') from None
+    return {k: float(options[k]) for k in REGULARISATION_KEYS if k in options}
 
 
 def cells(targets=tuple(TARGETS), shots=SHOTS, seeds=SEEDS):

@@ -27,10 +27,22 @@ def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
         assert 0 <= metrics[key] <= 1, key
     assert metrics['classes_total'] > 60 and metrics['diversity_glyph'] > 0
     assert 'FGD vs test set' in (run_dir / 'metrics.md').read_text()
+    # the shipped source's own regularisation (source_glyph32.json), not train.py's defaults
+    opts = json.loads((run_dir / 'training_options.json').read_text())
+    assert (opts['gamma'], opts['pl_weight'], opts['style_mixing'], opts['mode_seeking']) == (5, 0, 0, 1)
+    assert "regularisation the source's own: R1 gamma 5" in (run_dir / 'metrics.md').read_text()
     shots = json.loads((run_dir / 'target_shots.json').read_text())
     assert len(shots['files']) == 10
     snapshots = [f for f in os.listdir(run_dir) if f.startswith('network-snapshot-')]
     assert snapshots == ['network-snapshot-000000.pkl']
+
+
+def test_demo_broken_source_json_is_one_line(tmp_path):
+    (tmp_path / 'src.pkl').write_bytes(b'')
+    (tmp_path / 'src.json').write_text('[1, 2')
+    res = CliRunner().invoke(demo.main, ['--outdir', str(tmp_path / 'out'), '--source', str(tmp_path / 'src.pkl')])
+    assert res.exit_code != 0 and 'src.json' in res.output and 'Traceback' not in res.output
+    assert not (tmp_path / 'out').exists()
 
 
 def test_demo_bad_source_is_one_line(tmp_path):

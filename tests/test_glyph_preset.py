@@ -106,7 +106,7 @@ def test_preset_aggregate_mean_std():
     (['--preset', 'glyphs', '--source', 'x.pkl'], 'sets the source and data itself; drop --source'),
     (['--preset', 'glyphs', '--preset-targets', 'mars'], '--preset-targets: unknown mars'),
     (['--preset', 'glyphs', '--preset-shots', '5,x'], "--preset-shots '5,x': expected a comma-separated list"),
-    (['--preset', 'glyphs', '--methods', 'fsgan@lr=abc'], "lr must be a number > 0"),
+    (['--preset', 'glyphs', '--methods', 'fsgan@lr=abc'], "lr must be a finite number > 0"),
     (['--preset', 'glyphs', '--methods', 'fsgan@bogus=1'], "--method-opt bogus: method fsgan has options"),
 ])
 def test_preset_bad_arguments(tmp_path, args, message, monkeypatch):
@@ -124,7 +124,9 @@ def test_parse_method():
         'tgan', {'gamma': 5.0, 'pl_weight': 0.0, 'style_mixing': 0.0, 'mode_seeking': 1.0}, {})
     for bad, message in (('fsgan@lr=-1', 'lr must be'), ('fsgan@kimg=3', 'method fsgan has options'),
                          ('fsgan@lr=', 'lr must be'), ('fsgan@torgb', 'expected METHOD'),
-                         ('fsgan@style_mixing=2', 'style_mixing must be'), ('fsgan@gamma=-1', 'gamma must be')):
+                         ('fsgan@style_mixing=2', 'style_mixing must be'), ('fsgan@gamma=-1', 'gamma must be'),
+                         ('fsgan@lr=nan', 'lr must be'), ('fsgan@gamma=inf', 'gamma must be'),
+                         ('fsgan@style_mixing=nan', 'style_mixing must be'), ('fsgan@lr=1e400', 'lr must be')):
         with pytest.raises(Exception, match=message):
             compare.parse_method(bad)
 
@@ -145,6 +147,20 @@ def test_train_options_reach_the_training_config(p1_path, target_dir, tmp_path, 
     assert (seen['tgan'].gamma, seen['tgan'].pl_weight, seen['tgan'].mode_seeking) == (3, 0, 1)
     with pytest.raises(ValueError, match='unknown kimg'):
         compare.setup_compare(str(tmp_path / 'x'), source=p1_path, target_dir=target_dir, train_options={'kimg': 1})
+    with pytest.raises(ValueError, match='gamma must be'):
+        compare.setup_compare(str(tmp_path / 'x'), source=p1_path, target_dir=target_dir,
+                              train_options={'gamma': float('nan')})
+
+
+def test_resume_refuses_dropped_train_options(p1_path, target_dir, tmp_path):
+    """A comparison made with training options is not continued without them (nor the other way round)."""
+    with_opts = compare.setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir, methods='fsgan',
+                                      kimg=0.004, train_options={'gamma': 5})
+    compare.load_state(with_opts)
+    without = compare.setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir, methods='fsgan',
+                                    kimg=0.004)
+    with pytest.raises(compare.CompareError, match="train: {'gamma': 5.0} there, None now"):
+        compare.load_state(without)
 
 
 def test_preset_uses_the_source_regularisation(tmp_path):
@@ -155,3 +171,8 @@ def test_preset_uses_the_source_regularisation(tmp_path):
     cfg = glyph_preset.cell_config(str(tmp_path), 'far', 10, 0, methods='fsgan')
     assert cfg.settings['train'] == reg
     assert glyph_preset.source_regularisation(str(tmp_path / 'custom.pkl')) == {}
+    (tmp_path / 'old.json').write_text(json.dumps({'training_options': {'gamma': 2, 'pl_weight': 0}}))
+    assert glyph_preset.source_regularisation(str(tmp_path / 'old.pkl')) == {'gamma': 2.0, 'pl_weight': 0.0}
+    (tmp_path / 'bad.json').write_text('{"training_options": ')
+    with pytest.raises(ValueError, match='bad.json'):
+        glyph_preset.source_regularisation(str(tmp_path / 'bad.pkl'))

@@ -89,6 +89,9 @@ def test_failed_video_leaves_earlier_file_and_no_temp(tmp_path):
     with pytest.raises(RuntimeError, match='generator failed'):
         write_video(frames(), str(out))
     assert out.read_bytes() == b'earlier' and os.listdir(tmp_path) == ['v.mp4']
+    with pytest.raises(ValueError, match='no frames'):
+        write_video(iter([]), str(out))
+    assert out.read_bytes() == b'earlier' and os.listdir(tmp_path) == ['v.mp4']
 
 
 def test_cli_grid_and_gif(p1_path, tmp_path):

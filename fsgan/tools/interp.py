@@ -159,6 +159,8 @@ def write_video(frames, path, fps=30, total=None, gif_path=None, progress=False)
                 count += 1
                 if bar is not None:
                     bar.update(1)
+            if count == 0:
+                raise ValueError(f'{path}: no frames to write')
         if as_gif:
             atomic_write_bytes(path, _gif_bytes(keep, fps))
         elif gif_path:

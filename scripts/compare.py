@@ -490,7 +490,8 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
 @click.option('--source', metavar='NETWORK', help='Source network: path, URL or short name.')
 @click.option('--target-dir', metavar='DIR|ZIP', help='Target images (folder or zip).')
 @click.option('--shots', type=int, default=10, show_default=True, help='Number of target images.')
-@click.option('--methods', help=f'Methods to train, comma-separated [default: {",".join(DEFAULT_METHODS)}; '
+@click.option('--methods', help=f'Methods to train, comma-separated; METHOD@KEY=VALUE changes a training option '
+              f'({", ".join(TRAIN_KEYS)}) or a method option [default: {",".join(DEFAULT_METHODS)}; '
               'only the --runs entries when --runs is given].')
 @click.option('--runs', multiple=True, metavar='NAME=RUNDIR',
               help='Use an existing run folder as row NAME (repeatable).')

@@ -22,7 +22,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import os
 import re
 import sys
@@ -34,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dnnlib import EasyDict  # noqa: E402
 from dnnlib.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fsgan.methods import METHODS  # noqa: E402
+from scripts.train import TRAIN_OPTION_BOUNDS, SetupError, check_train_option, parse_method_options  # noqa: E402
 
 STATE_FILE = 'compare_state.json'
 STATE_VERSION = 1
@@ -62,27 +62,13 @@ def parse_runs(pairs):
     return out
 
 
-TRAIN_KEYS = ('lr', 'gamma', 'pl_weight', 'style_mixing', 'mode_seeking')  # training options a row may set
-
-
-def check_train_option(key, value):
-    """float(value) if it is a valid setting of training option `key` (TRAIN_KEYS), else ValueError."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    ok = math.isfinite(number) and number >= 0 and (key != 'lr' or number > 0) and (key != 'style_mixing' or number <= 1)
-    if not ok:
-        bound = {'lr': '> 0', 'style_mixing': 'in [0, 1]'}.get(key, '>= 0')
-        raise ValueError(f'{key} must be a finite number {bound}, got {value!r}')
-    return number
+TRAIN_KEYS = tuple(TRAIN_OPTION_BOUNDS)  # training options a row may set
 
 
 def parse_method(spec):
     """'fsgan' -> ('fsgan', {}, {}); 'fsgan@lr=0.01@gamma=5@adapt_torgb=true' -> ('fsgan', {'lr': 0.01, 'gamma': 5.0},
     {'adapt_torgb': True}): a method with training options (TRAIN_KEYS, as scripts/train.py names them) and/or
     method options (scripts/train.py --method-opt) changed."""
-    from scripts.train import SetupError, parse_method_options
     name, *overrides = spec.split('@')
     train, pairs = {}, []
     for item in overrides:
@@ -90,7 +76,7 @@ def parse_method(spec):
         if key in TRAIN_KEYS:
             try:
                 train[key] = check_train_option(key, value)
-            except ValueError as e:
+            except SetupError as e:
                 raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
         elif not sep or not key:
             raise click.BadParameter(f'{spec!r}: expected METHOD[@KEY=VALUE...] with KEY one of '
@@ -151,7 +137,10 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
         unknown = sorted(set(train_options) - set(TRAIN_KEYS))
         if unknown:
             raise ValueError(f'train_options: unknown {", ".join(unknown)}; allowed {", ".join(TRAIN_KEYS)}')
-        settings['train'] = {k: check_train_option(k, v) for k, v in sorted(train_options.items())}
+        try:
+            settings['train'] = {k: check_train_option(k, v) for k, v in sorted(train_options.items())}
+        except SetupError as e:
+            raise ValueError(f'train_options: {e}') from None
     metric_settings = dict(num=int(num), metrics_trunc=float(metrics_trunc), test_dir=absolute(test_dir),
                            num_test=int(num_test), faces=bool(faces), inception=bool(inception), expect=expect)
     return EasyDict(outdir=outdir, entries=[(n, run_map.get(n)) for n in names], settings=settings,
@@ -466,7 +455,6 @@ def run_compare(cfg, progress=True):
 def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device, progress, given):
     """--preset glyphs: run scripts/glyph_preset.py's grid and print its report."""
     from scripts import glyph_preset
-    from scripts.train import SetupError
     from training.dataset import DataError
     from training.training_loop import TrainingError
     if given:
@@ -534,7 +522,6 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, seed, ti
     """
     from fsgan.export import AdapterError
     from fsgan.loading import NetworkLoadError
-    from scripts.train import SetupError
     from training.dataset import DataError
     from training.training_loop import TrainingError
     if preset is not None:

@@ -66,8 +66,8 @@ def main(network, adapter, test_zip, num_test, shots_zip, num, trunc, expect, ou
         G, sha = load_generator(network, adapter)
     except (NetworkLoadError, AdapterError) as e:
         raise click.ClickException(str(e)) from None
-    report = dict(glyph_report(G, test_zip, num=num, trunc=trunc, expect=expect, num_test=num_test,
-                                       shots_zip=shots_zip), network=network, sha256=sha)
+    report = glyph_report(G, test_zip, num=num, trunc=trunc, expect=expect, num_test=num_test, shots_zip=shots_zip)
+    report.update(network=network, sha256=sha)
     print(json.dumps(report, indent=2))
     if out:
         atomic_write_json(out, report)

@@ -6,6 +6,7 @@ Examples:
   python scripts/train.py --target-dir glyphs.zip --cfg glyph32 --kimg 500   # from scratch
 """
 import json
+import math
 import os
 import re
 import sys
@@ -32,6 +33,23 @@ SCRATCH_CFGS = {
 
 class SetupError(Exception):
     """A bad combination of options (the message names the option)."""
+
+
+TRAIN_OPTION_BOUNDS = {'lr': '> 0', 'gamma': '>= 0', 'pl_weight': '>= 0', 'style_mixing': 'in [0, 1]',
+                       'mode_seeking': '>= 0'}
+
+
+def check_train_option(key, value):
+    """float(value) if it is a valid setting of training option `key` (TRAIN_OPTION_BOUNDS), else SetupError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    bound = TRAIN_OPTION_BOUNDS[key]
+    ok = math.isfinite(number) and (number > 0 if bound == '> 0' else number >= 0)
+    if not ok or (bound == 'in [0, 1]' and number > 1):
+        raise SetupError(f'{key} must be a finite number {bound}, got {value!r}')
+    return number
 
 
 def parse_method_options(pairs, method):
@@ -100,6 +118,13 @@ def setup_training_config(
         raise SetupError(f'--shots must be >= 1, got {shots}')
     if batch < 1:
         raise SetupError(f'--batch must be >= 1, got {batch}')
+    given = dict(lr=lr, gamma=gamma, pl_weight=pl_weight, style_mixing=style_mixing, mode_seeking=mode_seeking)
+    for key, value in given.items():
+        if value is not None:
+            try:
+                check_train_option(key, value)
+            except SetupError as e:
+                raise SetupError(f'--{key.replace("_", "-")}: {e}') from None
     if gpus < 1 or batch % gpus != 0:
         raise SetupError(f'--batch {batch} must be a multiple of --gpus {gpus}')
     if kimg is None:

@@ -131,3 +131,12 @@ def test_unreadable_file_is_listed(odd_images, monkeypatch):
     monkeypatch.setattr(builtins, 'open', guarded)
     with pytest.raises(DataError, match='rgb.png: cannot be opened .Permission denied'):
         load_target(str(odd_images), 32, 3)
+
+
+@pytest.mark.parametrize('option,value', [('--gamma', 'nan'), ('--pl-weight', 'inf'), ('--lr', 'nan'),
+                                          ('--style-mixing', 'nan')])
+def test_non_finite_training_options(tmp_path, target_dir, p1_path, option, value):
+    rc, err = _cli('train.py', '--resume', p1_path, '--target-dir', target_dir, '--outdir', str(tmp_path / 'runs'),
+                   '--kimg', '0.004', '--no-progress', option, value)
+    assert rc != 0 and 'Traceback' not in err and option in err and 'finite' in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / 'runs').exists()

@@ -2,6 +2,7 @@
 import math
 import os
 
+import torch
 import torch.multiprocessing as mp
 
 from torch_utils import distributed
@@ -10,20 +11,26 @@ from torch_utils import distributed
 def _worker(rank, init_file, result_dir):
     distributed.init(rank, 2, init_file, 'cpu')
     values = {'G': float('nan') if rank == 1 else 1.0, 'D': 2.0 + rank}
-    out = distributed.average_scalars(values)
+    out = distributed.average_gradients([], values)
+    param = torch.nn.Parameter(torch.zeros(3))
+    param.grad = torch.full([3], float(rank))
+    both = distributed.average_gradients([param], {'D': 2.0 + rank})   # gradients and losses in one all_reduce
     with open(os.path.join(result_dir, f'{rank}.txt'), 'w') as f:
-        f.write(f"{out['G']} {out['D']}")
+        f.write(f"{out['G']} {out['D']} {both['D']} {param.grad.tolist()}".replace(', ', ','))
     distributed.shutdown()
 
 
-def test_average_scalars_spreads_nan_and_means(tmp_path):
+def test_average_gradients_scalars_spreads_nan_and_means(tmp_path):
     mp.spawn(_worker, args=(str(tmp_path / 'init'), str(tmp_path)), nprocs=2, join=True)
     for rank in (0, 1):
-        g, d = map(float, (tmp_path / f'{rank}.txt').read_text().split())
+        g, d, d_both, grad = (tmp_path / f'{rank}.txt').read_text().split()
+        g, d = float(g), float(d)
         assert math.isnan(g)      # rank 1's NaN reached rank 0 too: both stop or roll back together
         assert d == 2.5
+        assert float(d_both) == 2.5 and grad == '[0.5,0.5,0.5]'
 
 
-def test_average_scalars_single_process_is_identity():
+
+def test_average_gradients_scalars_single_process_is_identity():
     values = {'G': 1.5}
-    assert distributed.average_scalars(values) == values
+    assert distributed.average_gradients([], values) == values

@@ -33,11 +33,18 @@ def shutdown():
 
 
 @torch.no_grad()
-def average_gradients(params):
-    """Average .grad of `params` over all ranks (missing grads count as zeros)."""
-    if world_size() == 1 or not params:
-        return
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
+def average_gradients(params, scalars=None):
+    """Average .grad of `params` (missing grads count as zeros) and the floats in `scalars` {name: value} over
+    all ranks, in one all_reduce. Returns the averaged scalars: every rank sees the same losses, so a NaN on
+    one rank reaches all of them and they stop or roll back together."""
+    scalars = dict(scalars or {})
+    if world_size() == 1 or not (params or scalars):
+        return scalars
+    keys = sorted(scalars)
+    device = params[0].device if params else torch.device('cuda' if dist.get_backend() == 'nccl' else 'cpu')
+    dtype = params[0].dtype if params else torch.float32
+    values = torch.tensor([float(scalars[k]) for k in keys], dtype=dtype, device=device)
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params] + [values])
     dist.all_reduce(flat)
     flat /= world_size()
     offset = 0
@@ -45,20 +52,7 @@ def average_gradients(params):
         n = p.numel()
         p.grad = flat[offset:offset + n].reshape(p.shape).clone()
         offset += n
-
-
-@torch.no_grad()
-def average_scalars(values):
-    """{name: float} averaged over all ranks, so every rank sees the same losses (a NaN on one rank
-    reaches all of them, and they stop or roll back together)."""
-    if world_size() == 1 or not values:
-        return values
-    keys = sorted(values)
-    flat = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
-    if dist.get_backend() == 'nccl':
-        flat = flat.cuda()
-    dist.all_reduce(flat)
-    return dict(zip(keys, (flat / world_size()).tolist()))
+    return dict(zip(keys, flat[offset:].tolist()))
 
 
 @torch.no_grad()

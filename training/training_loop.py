@@ -155,8 +155,7 @@ def training_step(state, opts, images, device):
         params = [p for g in opt.param_groups for p in g['params']]
         opt.zero_grad(set_to_none=True)
         losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)
-        distributed.average_gradients(params)
-        losses = distributed.average_scalars(losses)
+        losses = distributed.average_gradients(params, losses)
         check_finite(losses, params, state, name)
         opt.step()
         check_finite({}, params, state, name, what='weight')

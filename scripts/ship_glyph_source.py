@@ -4,8 +4,9 @@
 
 Writes (atomically) data/glyphs/source_glyph32.pkl (the snapshot's G_ema and D; G is left out, since
 adaptation starts from G_ema, which keeps the file a third smaller), source_glyph32.json (the run's
-training_options.json, the snapshot's kimg and sha256, and the glyph report of --num samples against
-data/glyphs/source_test.zip) and rewrites data/glyphs/MANIFEST.json.
+training_options.json, the snapshot's kimg and sha256, the glyph report of --num samples against
+data/glyphs/source_test.zip, and the stages: when the run resumed from a snapshot of another run folder,
+that run's options too, back to the run from scratch) and rewrites data/glyphs/MANIFEST.json.
 """
 import json
 import os
@@ -18,6 +19,30 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
+
+
+def snapshot_kimg(snapshot):
+    """The kimg a network-snapshot-NNNNNN.pkl name gives, or None."""
+    match = re.search(r'network-snapshot-(\d+)\.pkl$', snapshot)
+    return int(match.group(1)) if match else None
+
+
+def training_stages(snapshot, max_stages=16):
+    """[{snapshot, kimg, training_options}] from the run trained from scratch to the run of `snapshot`, following
+    each run's `source` (the snapshot it resumed from) while that lies in a run folder with training_options.json."""
+    stages = []
+    while snapshot and len(stages) < max_stages:
+        if not os.path.isabs(snapshot) and not os.path.exists(snapshot):
+            snapshot = os.path.join(ROOT, snapshot)  # runs record paths relative to where they ran
+        opts_path = os.path.join(os.path.dirname(snapshot), 'training_options.json')
+        if not os.path.isfile(snapshot) or not os.path.isfile(opts_path):
+            break
+        with open(opts_path) as f:
+            options = json.load(f)
+        stages.insert(0, dict(snapshot=os.path.relpath(snapshot, ROOT), kimg=snapshot_kimg(snapshot),
+                              training_options=options))
+        snapshot = options.get('source')
+    return stages
 
 
 @click.command()
@@ -35,9 +60,7 @@ def main(snapshot, num):
     opts_path = os.path.join(os.path.dirname(snapshot), 'training_options.json')
     if not os.path.isfile(opts_path):
         raise click.ClickException(f'{snapshot}: no training_options.json next to it; give a snapshot in a run folder')
-    with open(opts_path) as f:
-        options = json.load(f)
-    match = re.search(r'network-snapshot-(\d+)\.pkl$', snapshot)
+    stages = training_stages(snapshot)
     net = load_network(snapshot)
     out = os.path.join(GLYPHS, 'source_glyph32.pkl')
     save_snapshot(out, None, net['D'], net['G_ema'], net.get('training_set_kwargs'))
@@ -45,8 +68,8 @@ def main(snapshot, num):
     report = glyph_report(G, os.path.join(GLYPHS, 'source_test.zip'), num=num)
     atomic_write_json(os.path.join(GLYPHS, 'source_glyph32.json'),
                       dict(sha256=sha, snapshot=os.path.relpath(snapshot, ROOT), snapshot_sha256=net['sha256'],
-                           kimg=int(match.group(1)) if match else None, training_options=options,
-                           glyph_report=report))
+                           kimg=sum(stage['kimg'] or 0 for stage in stages),
+                           training_options=stages[-1]['training_options'], stages=stages, glyph_report=report))
     write_manifest(GLYPHS)
     print(json.dumps(report, indent=2))
     print(f'Shipped {out} (sha256 {sha})')

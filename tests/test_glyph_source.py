@@ -23,7 +23,12 @@ def test_shipped_source_loads_and_matches_its_record():
     assert net["G_ema"] is not None and net["D"] is not None
     G = net['G_ema']
     assert G.img_channels == 1 and G.img_resolution == 32
-    assert dict(G.init_kwargs['synthesis_kwargs']) == record['training_options']['G_kwargs']['synthesis_kwargs']
+    stages = record['stages']
+    assert stages[-1]['training_options'] == record['training_options'] and stages[-1]['snapshot'] == record['snapshot']
+    assert record['kimg'] == sum(stage['kimg'] for stage in stages)
+    scratch = stages[0]['training_options']
+    assert scratch['source'] is None, 'the first stage trains from scratch'
+    assert dict(G.init_kwargs['synthesis_kwargs']) == scratch['G_kwargs']['synthesis_kwargs']
     with torch.no_grad():
         img = G(torch.randn([16, G.z_dim]), None, truncation_psi=0.8, noise_mode='const')
         logits = net['D'](img, None)
@@ -32,3 +37,25 @@ def test_shipped_source_loads_and_matches_its_record():
     report = record['glyph_report']
     assert report['num'] == 1000 and report['test_set'] == 'data/glyphs/source_test.zip'
     assert set(report['script_shares']) == {'latin', 'kannada', 'devanagari'} and report['fgd'] > 0
+
+
+def test_training_stages_follow_resumed_runs(tmp_path):
+    from scripts.ship_glyph_source import training_stages
+
+    def run(name, kimg, source):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / 'training_options.json').write_text(json.dumps({'source': source, 'gamma': kimg}))
+        snapshot = folder / f'network-snapshot-{kimg:06d}.pkl'
+        snapshot.write_bytes(b'')
+        return str(snapshot)
+
+    first = run('00000-scratch', 26, None)
+    second = run('00001-continue', 64, first)
+    third = run('00002-again', 4, second)
+    stages = training_stages(third)
+    assert [s['kimg'] for s in stages] == [26, 64, 4]
+    assert [s['training_options']['gamma'] for s in stages] == [26, 64, 4]
+    assert stages[0]['training_options']['source'] is None
+    outside = run('00003-from-url', 2, 'https://example.com/net.pkl')
+    assert [s['kimg'] for s in training_stages(outside)] == [2]

@@ -56,9 +56,11 @@ def source_regularisation(source=None):
     (beside the .pkl, as ship_glyph_source.py writes it) records under training_options; {} (scripts/train.py's
     defaults) for a source without one.
 
-    Every adaptation run of the preset and the demo uses them: on the validation splits they beat train.py's
-    defaults (R1 gamma 10, path length 2, style mixing 0.9, which the glyph source never saw) for FSGAN,
-    TransferGAN and FreezeD on both targets (docs/benchmark-glyphs.md, "Choosing the settings")."""
+    Every adaptation run of the preset and the demo uses them: on the validation splits of the earlier source
+    (its first training stage), its own settings beat train.py's defaults (R1 gamma 10, path length 2, style
+    mixing 0.9, which the glyph source never saw) for FSGAN, TransferGAN and FreezeD on both targets; the
+    shipped source's last-stage settings (mode seeking 2) were not re-validated (docs/benchmark-glyphs.md,
+    "Choosing the settings")."""
     meta = os.path.splitext(source or SOURCE)[0] + '.json'
     if not os.path.isfile(meta):
         return {}

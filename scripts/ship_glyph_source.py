@@ -27,21 +27,37 @@ def snapshot_kimg(snapshot):
     return int(match.group(1)) if match else None
 
 
-def training_stages(snapshot, max_stages=16):
-    """[{snapshot, kimg, training_options}] from the run trained from scratch to the run of `snapshot`, following
-    each run's `source` (the snapshot it resumed from) while that lies in a run folder with training_options.json."""
-    stages = []
-    while snapshot and len(stages) < max_stages:
-        if not os.path.isabs(snapshot) and not os.path.exists(snapshot):
-            snapshot = os.path.join(ROOT, snapshot)  # runs record paths relative to where they ran
-        opts_path = os.path.join(os.path.dirname(snapshot), 'training_options.json')
-        if not os.path.isfile(snapshot) or not os.path.isfile(opts_path):
+def recorded_path(path):
+    """`path` relative to the repository when inside it, else absolute (for the shipped json)."""
+    rel = os.path.relpath(path, ROOT)
+    return path if rel.startswith('..') else rel
+
+
+def training_stages(snapshot):
+    """[{snapshot, kimg, training_options}] from the first run to the run of `snapshot`, following each run's
+    `source` (the snapshot it resumed from) back through run folders with a training_options.json. A source
+    given as a URL or short name, or a pickle outside a run folder, ends the chain; a recorded snapshot that
+    no longer exists, or runs that resume from each other in a loop, raise ValueError."""
+    stages, seen = [], set()
+    path = os.path.abspath(snapshot)
+    while path is not None:
+        if '://' in path or not path.endswith('.pkl'):
+            break
+        if not os.path.isabs(path):  # runs record the path they were given, normally from the repository root
+            path = os.path.join(ROOT, path) if os.path.exists(os.path.join(ROOT, path)) else os.path.abspath(path)
+        if not os.path.isfile(path):
+            raise ValueError(f'{path}: a run resumed from this snapshot, but it is gone; restore it to ship the '
+                             'full training record')
+        if os.path.realpath(path) in seen:
+            raise ValueError(f'{path}: the runs resume from each other in a loop')
+        seen.add(os.path.realpath(path))
+        opts_path = os.path.join(os.path.dirname(path), 'training_options.json')
+        if not os.path.isfile(opts_path):
             break
         with open(opts_path) as f:
             options = json.load(f)
-        stages.insert(0, dict(snapshot=os.path.relpath(snapshot, ROOT), kimg=snapshot_kimg(snapshot),
-                              training_options=options))
-        snapshot = options.get('source')
+        stages.insert(0, dict(snapshot=recorded_path(path), kimg=snapshot_kimg(path), training_options=options))
+        path = options.get('source')
     return stages
 
 
@@ -60,15 +76,19 @@ def main(snapshot, num):
     opts_path = os.path.join(os.path.dirname(snapshot), 'training_options.json')
     if not os.path.isfile(opts_path):
         raise click.ClickException(f'{snapshot}: no training_options.json next to it; give a snapshot in a run folder')
-    stages = training_stages(snapshot)
+    try:
+        stages = training_stages(snapshot)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    kimgs = [stage['kimg'] for stage in stages]
     net = load_network(snapshot)
     out = os.path.join(GLYPHS, 'source_glyph32.pkl')
     save_snapshot(out, None, net['D'], net['G_ema'], net.get('training_set_kwargs'))
     G, sha = load_generator(out)
     report = glyph_report(G, os.path.join(GLYPHS, 'source_test.zip'), num=num)
     atomic_write_json(os.path.join(GLYPHS, 'source_glyph32.json'),
-                      dict(sha256=sha, snapshot=os.path.relpath(snapshot, ROOT), snapshot_sha256=net['sha256'],
-                           kimg=sum(stage['kimg'] or 0 for stage in stages),
+                      dict(sha256=sha, snapshot=stages[-1]['snapshot'], snapshot_sha256=net['sha256'],
+                           kimg=None if None in kimgs else sum(kimgs),
                            training_options=stages[-1]['training_options'], stages=stages, glyph_report=report))
     write_manifest(GLYPHS)
     print(json.dumps(report, indent=2))

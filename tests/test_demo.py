@@ -34,6 +34,10 @@ def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
     for key in ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking'):
         assert opts[key] == pretraining[key], key
     assert opts['lr'] == metrics['lr'] == demo.DEFAULT_LR
+    with open(os.path.join(demo.ROOT, 'README.md'), encoding='utf-8') as f:
+        readme = ' '.join(f.read().split())
+    assert f'with FSGAN (lr {demo.DEFAULT_LR:g},' in readme, 'README must state the demo learning rate'
+    assert f'mode seeking {pretraining["mode_seeking"]:g}) to the 10 bundled Kannada' in readme
     assert "regularisation the source's own: R1 gamma 5" in (run_dir / 'metrics.md').read_text()
     shots = json.loads((run_dir / 'target_shots.json').read_text())
     assert len(shots['files']) == 10

@@ -2,6 +2,7 @@
 import json
 import os
 
+import pytest
 import torch
 
 from dnnlib.util import file_sha256
@@ -39,23 +40,43 @@ def test_shipped_source_loads_and_matches_its_record():
     assert set(report['script_shares']) == {'latin', 'kannada', 'devanagari'} and report['fgd'] > 0
 
 
-def test_training_stages_follow_resumed_runs(tmp_path):
+def test_training_stages_follow_resumed_runs(tmp_path, monkeypatch):
+    from scripts import ship_glyph_source
     from scripts.ship_glyph_source import training_stages
+    repo = tmp_path / 'repo'
+    monkeypatch.setattr(ship_glyph_source, 'ROOT', str(repo))
 
     def run(name, kimg, source):
-        folder = tmp_path / name
-        folder.mkdir()
+        folder = repo / 'out' / name
+        folder.mkdir(parents=True)
         (folder / 'training_options.json').write_text(json.dumps({'source': source, 'gamma': kimg}))
         snapshot = folder / f'network-snapshot-{kimg:06d}.pkl'
         snapshot.write_bytes(b'')
         return str(snapshot)
 
     first = run('00000-scratch', 26, None)
-    second = run('00001-continue', 64, first)
+    second = run('00001-continue', 64, 'out/00000-scratch/network-snapshot-000026.pkl')  # relative to the repo
     third = run('00002-again', 4, second)
+    monkeypatch.chdir(tmp_path)  # not the repository: relative sources must still resolve against it
     stages = training_stages(third)
     assert [s['kimg'] for s in stages] == [26, 64, 4]
     assert [s['training_options']['gamma'] for s in stages] == [26, 64, 4]
+    assert stages[0]['snapshot'] == 'out/00000-scratch/network-snapshot-000026.pkl'
     assert stages[0]['training_options']['source'] is None
-    outside = run('00003-from-url', 2, 'https://example.com/net.pkl')
-    assert [s['kimg'] for s in training_stages(outside)] == [2]
+    assert [s['kimg'] for s in training_stages(first)] == [26]
+    for source in ('https://example.com/net.pkl', 'ffhq256'):  # downloaded or named sources end the chain
+        assert [s['kimg'] for s in training_stages(run(f'from-{len(source)}', 2, source))] == [2]
+    outside = tmp_path / 'elsewhere.pkl'
+    outside.write_bytes(b'')
+    stages = training_stages(run('from-outside', 3, str(outside)))
+    assert [s['kimg'] for s in stages] == [3]
+
+    gone = run('parent-gone', 5, 'out/deleted/network-snapshot-000010.pkl')
+    with pytest.raises(ValueError, match='deleted.*gone'):
+        training_stages(gone)
+    looped = repo / 'out' / 'loop'
+    looped.mkdir()
+    (looped / 'network-snapshot-000001.pkl').write_bytes(b'')
+    (looped / 'training_options.json').write_text(json.dumps({'source': str(looped / 'network-snapshot-000001.pkl')}))
+    with pytest.raises(ValueError, match='loop'):
+        training_stages(str(looped / 'network-snapshot-000001.pkl'))

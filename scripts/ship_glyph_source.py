@@ -73,13 +73,12 @@ def main(snapshot, num):
     from metrics.glyph_classifier import write_manifest
     from scripts.generate import load_generator
     from scripts.glyph_eval import glyph_report
-    opts_path = os.path.join(os.path.dirname(snapshot), 'training_options.json')
-    if not os.path.isfile(opts_path):
-        raise click.ClickException(f'{snapshot}: no training_options.json next to it; give a snapshot in a run folder')
     try:
         stages = training_stages(snapshot)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    if not stages:
+        raise click.ClickException(f'{snapshot}: no training_options.json next to it; give a snapshot in a run folder')
     kimgs = [stage['kimg'] for stage in stages]
     net = load_network(snapshot)
     out = os.path.join(GLYPHS, 'source_glyph32.pkl')

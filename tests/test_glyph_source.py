@@ -80,3 +80,13 @@ def test_training_stages_follow_resumed_runs(tmp_path, monkeypatch):
     (looped / 'training_options.json').write_text(json.dumps({'source': str(looped / 'network-snapshot-000001.pkl')}))
     with pytest.raises(ValueError, match='loop'):
         training_stages(str(looped / 'network-snapshot-000001.pkl'))
+
+
+def test_ship_refuses_a_snapshot_outside_a_run_folder(tmp_path):
+    from click.testing import CliRunner
+    from scripts.ship_glyph_source import main
+    loose = tmp_path / 'network-snapshot-000010.pkl'
+    loose.write_bytes(b'')
+    res = CliRunner().invoke(main, ['--snapshot', str(loose)])
+    assert res.exit_code != 0 and 'no training_options.json next to it' in res.output
+    assert 'Traceback' not in res.output

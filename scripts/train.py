@@ -35,7 +35,7 @@ class SetupError(Exception):
     """A bad combination of options (the message names the option)."""
 
 
-TRAIN_OPTION_BOUNDS = {'lr': '> 0', 'gamma': '>= 0', 'pl_weight': '>= 0', 'style_mixing': 'in [0, 1]',
+TRAIN_OPTION_BOUNDS = {'lr': '> 0', 'dlr': '> 0', 'gamma': '>= 0', 'pl_weight': '>= 0', 'style_mixing': 'in [0, 1]',
                        'mode_seeking': '>= 0'}
 
 
@@ -88,6 +88,7 @@ def setup_training_config(
     kimg=None,              # Training length in thousands of images; None = paper default (20, or 16 for <= 5 shots).
     batch=16,               # Batch size.
     lr=None,                # Learning rate; None = the method's paper setting.
+    dlr=None,               # D learning rate; None = lr.
     gamma=10.0,             # R1 weight.
     pl_weight=2.0,          # Path-length weight (0 = off).
     style_mixing=0.9,       # Style mixing probability.
@@ -118,7 +119,7 @@ def setup_training_config(
         raise SetupError(f'--shots must be >= 1, got {shots}')
     if batch < 1:
         raise SetupError(f'--batch must be >= 1, got {batch}')
-    given = dict(lr=lr, gamma=gamma, pl_weight=pl_weight, style_mixing=style_mixing, mode_seeking=mode_seeking)
+    given = dict(lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight, style_mixing=style_mixing, mode_seeking=mode_seeking)
     for key, value in given.items():
         if value is not None:
             try:
@@ -140,6 +141,7 @@ def setup_training_config(
     c = EasyDict(
         target_dir=target_dir, outdir=outdir, source=resume, method=method, method_options=method_options,
         shots=shots, kimg=float(kimg), batch=batch, lr=float(lr if lr is not None else spec.lr),
+        dlr=float(dlr if dlr is not None else (lr if lr is not None else spec.lr)),
         gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
         mode_seeking=float(mode_seeking),
         ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,
@@ -282,6 +284,7 @@ def print_dry_run(c, images):
 @click.option('--kimg', type=click.FloatRange(min=0, min_open=True), help='Training length [default: 20, 16 for <=5 shots].')
 @click.option('--batch', type=click.IntRange(min=1), default=16, show_default=True, help='Batch size.')
 @click.option('--lr', type=click.FloatRange(min=0, min_open=True), help='Learning rate [default: per method].')
+@click.option('--dlr', type=click.FloatRange(min=0, min_open=True), help='D learning rate [default: --lr].')
 @click.option('--gamma', type=click.FloatRange(min=0), default=10.0, show_default=True, help='R1 weight.')
 @click.option('--pl-weight', type=click.FloatRange(min=0), default=2.0, show_default=True, help='Path-length weight.')
 @click.option('--style-mixing', type=click.FloatRange(0, 1), default=0.9, show_default=True,
@@ -304,7 +307,7 @@ def print_dry_run(c, images):
 @click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
-def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, gamma, pl_weight,
+def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, dlr, gamma, pl_weight,
          style_mixing, mode_seeking, ema_kimg, mirror, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
          dry_run, no_progress):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
@@ -324,7 +327,7 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
             raise SetupError('--target-dir is required (a folder or zip of target images)')
         c = setup_training_config(target_dir, outdir=outdir, resume=resume, method=method,
                                   method_options=parse_method_options(method_opts, method), freezed=freezed,
-                                  shots=shots, kimg=kimg, batch=batch, lr=lr, gamma=gamma, pl_weight=pl_weight,
+                                  shots=shots, kimg=kimg, batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
                                   style_mixing=style_mixing, mode_seeking=mode_seeking, ema_kimg=ema_kimg, mirror=mirror, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
                                   device=device, nan_policy=nan_policy, gpus=gpus)
         run_training(c, progress=not no_progress, dry_run=dry_run)

@@ -181,3 +181,14 @@ def test_adapter_refuses_other_source(source, p2_path, tmp_path):
     (tmp_path / 'junk.pt').write_bytes(b'not an adapter')
     with pytest.raises(AdapterError, match='not a readable adapter'):
         apply_adapter(load_network(p2_path), str(tmp_path / 'junk.pt'))
+
+
+def test_fsgan_full_d_trains_every_d_tensor(source):
+    """full_d=True: G keeps only singular-value scales; D has no re-parameterisation and every tensor trains."""
+    G, D = copy.deepcopy(source['G_ema']), copy.deepcopy(source['D'])
+    params = adapt(G, D, method='fsgan', full_d=True)
+    ids = {id(p) for p in params}
+    assert all(id(p) in ids for p in D.parameters())
+    assert not any('parametrizations' in n for n, _ in D.named_parameters())
+    g_only = adapt(copy.deepcopy(source['G_ema']), None, method='fsgan')
+    assert sum(p.numel() for p in params) == sum(p.numel() for p in g_only) + sum(p.numel() for p in D.parameters())

@@ -152,3 +152,17 @@ def test_progress_bar_when_kimg_is_not_a_multiple_of_batch(tmp_path, p1_path, ta
                               kimg=0.04, batch=16, snap=0, kimg_per_tick=0.04, device='cpu')
     run_dir = run_training(c, progress=True)
     assert os.path.isfile(os.path.join(run_dir, 'network-snapshot-000000.pkl'))
+
+
+def test_dlr_sets_only_the_discriminator_rate(p1_path, target_dir):
+    """--dlr defaults to --lr; given, it is D's Adam rate (G keeps --lr), both times the lazy-reg ratio."""
+    from training.training_loop import setup_run
+    same = train_cli.setup_training_config(target_dir, resume=p1_path, method='fsgan', lr=0.03, device='cpu')
+    assert same.dlr == same.lr == 0.03
+    c = train_cli.setup_training_config(target_dir, resume=p1_path, method='fsgan', lr=0.03, dlr=0.002,
+                                        method_options=dict(full_d=True), device='cpu')
+    state = setup_run(c, torch.device('cpu'))
+    assert state.opt_G.param_groups[0]['lr'] == pytest.approx(0.03 * 4 / 5)
+    assert state.opt_D.param_groups[0]['lr'] == pytest.approx(0.002 * 16 / 17)
+    with pytest.raises(train_cli.SetupError, match='--dlr'):
+        train_cli.setup_training_config(target_dir, resume=p1_path, dlr=-1, device='cpu')

@@ -79,7 +79,7 @@ def setup_run(opts, device):
                                         pl_weight=opts.pl_weight, update_w_avg=spec.update_w_avg,
                                         ms_weight=opts.get('mode_seeking', 0.0)),
                      opt_G=make_optimizer(G_train, opts.lr, opts.G_reg_interval) if G_train else None,
-                     opt_D=make_optimizer(D_train, opts.lr, opts.D_reg_interval) if D_train else None,
+                     opt_D=make_optimizer(D_train, opts.get('dlr', opts.lr), opts.D_reg_interval) if D_train else None,
                      num_trainable=dict(G=sum(p.numel() for p in G_train), D=sum(p.numel() for p in D_train)),
                      cur_nimg=0, cur_tick=0, batch_idx=0, lr_scale=1.0)
     return state

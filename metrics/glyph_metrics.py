@@ -16,6 +16,9 @@ Inception knows nothing about glyphs, so for the glyph benchmark the classifier'
   two shots are to each other;
 * diversity_glyph: CDC intra-cluster mean pairwise feature distance (metrics.diversity); samples join
   the cluster of their nearest shot.
+
+ink_stats gives two pixel statistics to set beside real glyphs: the ink share, and the mean L1 distance
+between image pairs that the mode-seeking term of training.loss rewards.
 """
 import numpy as np
 import torch
@@ -23,6 +26,16 @@ import torch
 from metrics.diversity import intra_cluster_from_features
 from metrics.frechet import fid_from_features
 from metrics.memorization import memorization, pairwise_distances
+
+
+def ink_stats(images):
+    """images uint8 [N, C, H, W], N >= 2 -> dict(ink=share of pixels brighter than mid-grey,
+    pair_l1=mean |x_i - x_(i + N//2)| over pixels and the N//2 pairs, in [-1, 1] units as the generator
+    outputs them: the image distance of training.loss.mode_seeking_loss)."""
+    x = images.float() / 127.5 - 1
+    half = x.shape[0] // 2
+    return dict(ink=float((x > 0).float().mean()),
+                pair_l1=float((x[:half] - x[half:2 * half]).abs().mean()))
 
 
 def glyph_metrics(clf, gen, shots=None, test=None, expect=None):

@@ -5,7 +5,8 @@
 
 Prints (and with --out, writes as JSON): the share of samples the glyph classifier assigns to each
 script, how many distinct characters of the expected script are predicted (mode-collapse check),
-and FGD (Fréchet distance in the classifier's feature space) between samples and the test set.
+and FGD (Fréchet distance in the classifier's feature space) between samples and the test set; also
+the ink share and mean pair distance of samples and test images (metrics.glyph_metrics.ink_stats).
 """
 import json
 import os
@@ -23,7 +24,7 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
     shares, coverage and FGD; with shots_zip also FGD to the shots, memorisation and intra-cluster diversity."""
     import torch
     from metrics.glyph_classifier import DEFAULT_PATH, load_dataset_zip, load_glyph_classifier
-    from metrics.glyph_metrics import glyph_metrics
+    from metrics.glyph_metrics import glyph_metrics, ink_stats
     from scripts.generate import generate_images
     clf = load_glyph_classifier(classifier_path or DEFAULT_PATH)
     if expect not in clf.script_names:  # checked before generating
@@ -37,6 +38,8 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
     out = dict(num=num, trunc=trunc, script_shares=m['script_shares'], expected_script=expect,
                classes_covered=m['classes_covered'], classes_total=m['classes_total'], fgd=m['fgd_test'],
                test_set=os.path.relpath(test_zip, ROOT), test_size=len(real))
+    for name, images in (('samples', fake), ('test', real)):
+        out.update({f'{key}_{name}': value for key, value in ink_stats(images).items()})
     if shots_zip:
         out.update(shots=os.path.relpath(shots_zip, ROOT), fgd_shots=m['fgd_shots'],
                    memorised_glyph=m['memorised_glyph'], diversity_glyph=m['diversity_glyph'])

@@ -32,3 +32,27 @@ def test_glyph_report_first_test_images_and_shots():
     assert report['test_size'] == 12 and report['fgd_shots'] > 0
     assert 0 <= report['memorised_glyph'] <= 1 and report['diversity_glyph'] > 0
     assert 'fgd_shots' not in glyph_report(G, os.path.join(glyphs, 'near_shots25.zip'), num=20)
+
+
+def test_ink_stats_on_known_images():
+    """Black/white halves: ink share and pair distance in the generator's [-1, 1] units."""
+    import torch
+    from metrics.glyph_metrics import ink_stats
+    black = torch.zeros([2, 1, 4, 4], dtype=torch.uint8)
+    white = torch.full([2, 1, 4, 4], 255, dtype=torch.uint8)
+    stats = ink_stats(torch.cat([black, white]))        # pairs (black, white): distance 2 everywhere
+    assert stats['ink'] == pytest.approx(0.5) and stats['pair_l1'] == pytest.approx(2.0)
+    same = ink_stats(torch.cat([white, white]))
+    assert same['ink'] == pytest.approx(1.0) and same['pair_l1'] == pytest.approx(0.0)
+    half = black.clone()
+    half[..., :2] = 255                                  # left half inked
+    mixed = ink_stats(torch.cat([black, half]))
+    assert mixed['ink'] == pytest.approx(0.25) and mixed['pair_l1'] == pytest.approx(1.0)
+
+
+def test_glyph_report_has_ink_stats():
+    glyphs = os.path.join(ROOT, 'data', 'glyphs')
+    G, _ = load_generator(os.path.join(glyphs, 'source_glyph32.pkl'))
+    report = glyph_report(G, os.path.join(glyphs, 'near_shots25.zip'), num=20)
+    for key in ('ink_samples', 'ink_test', 'pair_l1_samples', 'pair_l1_test'):
+        assert 0 < report[key] < 2, key

@@ -57,7 +57,7 @@ def write_report(run_dir, row, extra):
              f'FSGAN, lr {extra["lr"]:g}, {extra["kimg"]:g} kimg, batch 16, seed 0; '
              f'regularisation {extra["regularisation"]}: '
              f'R1 gamma {extra["gamma"]:g}, path length {extra["pl_weight"]:g}, style mixing {extra["style_mixing"]:g}, '
-             f'mode seeking {extra["mode_seeking"]:g}.']
+             f'mode seeking {extra["mode_seeking"]:g}{" (hinged)" if extra.get("mode_seeking_hinge") else ""}.']
     atomic_write_bytes(os.path.join(run_dir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
     return os.path.join(run_dir, 'metrics.json')
 
@@ -107,7 +107,7 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     extra = dict(network=os.path.relpath(network, ROOT) if network.startswith(ROOT) else network,
                  network_sha256=sha, source=source, test_set=test, num_test=len(test_set),
                  lr=c.lr, kimg=c.kimg, gamma=c.gamma, pl_weight=c.pl_weight, style_mixing=c.style_mixing,
-                 mode_seeking=c.mode_seeking,
+                 mode_seeking=c.mode_seeking, mode_seeking_hinge=c.mode_seeking_hinge,
                  regularisation="the source's own" if reg else "scripts/train.py's defaults (no source .json)")
     paths['metrics'] = write_report(run_dir, row, extra)
     return run_dir, paths, row

@@ -48,7 +48,7 @@ def parse_list(text, cast, option):
     return out
 
 
-REGULARISATION_KEYS = ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking')
+REGULARISATION_KEYS = ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking', 'mode_seeking_hinge')
 
 
 def source_regularisation(source=None):

@@ -36,7 +36,7 @@ class SetupError(Exception):
 
 
 TRAIN_OPTION_BOUNDS = {'lr': '> 0', 'dlr': '> 0', 'gamma': '>= 0', 'pl_weight': '>= 0', 'style_mixing': 'in [0, 1]',
-                       'mode_seeking': '>= 0'}
+                       'mode_seeking': '>= 0', 'mode_seeking_hinge': '0 or 1'}
 
 
 def check_train_option(key, value):
@@ -47,7 +47,7 @@ def check_train_option(key, value):
         number = math.nan
     bound = TRAIN_OPTION_BOUNDS[key]
     ok = math.isfinite(number) and (number > 0 if bound == '> 0' else number >= 0)
-    if not ok or (bound == 'in [0, 1]' and number > 1):
+    if not ok or (bound == 'in [0, 1]' and number > 1) or (bound == '0 or 1' and number not in (0, 1)):
         raise SetupError(f'{key} must be a finite number {bound}, got {value!r}')
     return number
 
@@ -93,6 +93,7 @@ def setup_training_config(
     pl_weight=2.0,          # Path-length weight (0 = off).
     style_mixing=0.9,       # Style mixing probability.
     mode_seeking=0.0,       # Mode-seeking weight (Mao et al. 2019), 0 = off; for small from-scratch nets.
+    mode_seeking_hinge=False,  # Hinge that term at the real batch's pair distance (training.loss).
     ema_kimg=None,          # G_ema half-life in kimg; None = batch * 10 / 32.
     ema_rampup=0.05,        # G_ema ramp-up (fraction of images seen), None = off.
     mirror=False,           # Add x-flips of the targets.
@@ -119,7 +120,8 @@ def setup_training_config(
         raise SetupError(f'--shots must be >= 1, got {shots}')
     if batch < 1:
         raise SetupError(f'--batch must be >= 1, got {batch}')
-    given = dict(lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight, style_mixing=style_mixing, mode_seeking=mode_seeking)
+    given = dict(lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight, style_mixing=style_mixing, mode_seeking=mode_seeking,
+                 mode_seeking_hinge=None if mode_seeking_hinge is None else float(mode_seeking_hinge))
     for key, value in given.items():
         if value is not None:
             try:
@@ -143,7 +145,7 @@ def setup_training_config(
         shots=shots, kimg=float(kimg), batch=batch, lr=float(lr if lr is not None else spec.lr),
         dlr=float(dlr if dlr is not None else (lr if lr is not None else spec.lr)),
         gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
-        mode_seeking=float(mode_seeking),
+        mode_seeking=float(mode_seeking), mode_seeking_hinge=bool(mode_seeking_hinge),
         ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,
         G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
@@ -291,6 +293,8 @@ def print_dry_run(c, images):
               help='Style mixing probability.')
 @click.option('--mode-seeking', type=click.FloatRange(min=0), default=0.0, show_default=True,
               help='Mode-seeking weight (Mao et al. 2019) against collapse of small from-scratch nets; 0 = off.')
+@click.option('--mode-seeking-hinge', is_flag=True,
+              help='Mode seeking only penalises sample pairs closer than the real batch\'s pairs.')
 @click.option('--ema', 'ema_kimg', type=click.FloatRange(min=0), help='G_ema half-life in kimg [default: batch * 10 / 32].')
 @click.option('--mirror', is_flag=True, help='Add x-flips of the targets.')
 @click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True, help='Random seed.')
@@ -308,7 +312,7 @@ def print_dry_run(c, images):
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, dlr, gamma, pl_weight,
-         style_mixing, mode_seeking, ema_kimg, mirror, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
+         style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, mirror, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
          dry_run, no_progress):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
@@ -328,7 +332,8 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
         c = setup_training_config(target_dir, outdir=outdir, resume=resume, method=method,
                                   method_options=parse_method_options(method_opts, method), freezed=freezed,
                                   shots=shots, kimg=kimg, batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
-                                  style_mixing=style_mixing, mode_seeking=mode_seeking, ema_kimg=ema_kimg, mirror=mirror, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
+                                  style_mixing=style_mixing, mode_seeking=mode_seeking,
+                                  mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, mirror=mirror, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
                                   device=device, nan_policy=nan_policy, gpus=gpus)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:

@@ -2,6 +2,7 @@
 import json
 import os
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
@@ -77,3 +78,29 @@ def test_mode_seeking_loss_grows_as_samples_collapse():
     img = img.clone().requires_grad_(True)
     mode_seeking_loss(img, zz).backward()
     assert (img.grad[0] > 0).all() and (img.grad[1] < 0).all()
+
+
+def test_hinged_mode_seeking_only_penalises_pairs_closer_than_real_ones():
+    from training.loss import mode_seeking_loss
+    zz = torch.tensor([[0.0, 0.0], [1.0, 3.0]])                       # mean |z1 - z2| = 2
+    img = torch.stack([torch.zeros(1, 2, 2), torch.full((1, 2, 2), 0.5)])  # pair distance 0.5
+    # Real pairs further apart (1.0): 2 / 0.5 - 2 / 1.0 = 2, with the plain term's gradient.
+    assert float(mode_seeking_loss(img, zz, ref=torch.tensor(1.0))) == pytest.approx(2.0, rel=1e-4)
+    img = img.clone().requires_grad_(True)
+    mode_seeking_loss(img, zz, ref=torch.tensor(1.0)).backward()
+    assert (img.grad[0] > 0).all() and (img.grad[1] < 0).all()
+    # Real pairs closer (0.25) than the samples: no cost, no gradient.
+    img.grad = None
+    loss = mode_seeking_loss(img, zz, ref=torch.tensor(0.25))
+    loss.backward()
+    assert float(loss.detach()) == 0 and float(img.grad.abs().sum()) == 0
+
+
+def test_mode_seeking_hinge_option(tmp_path):
+    from scripts.compare import parse_method
+    c = train.setup_training_config(str(tmp_path), mode_seeking=2, mode_seeking_hinge=True, device='cpu')
+    assert c.mode_seeking_hinge is True and c.mode_seeking == 2
+    assert train.setup_training_config(str(tmp_path), device='cpu').mode_seeking_hinge is False
+    assert parse_method('tgan@mode_seeking_hinge=1')[1] == {'mode_seeking_hinge': 1.0}
+    with pytest.raises(click.BadParameter, match='0 or 1'):
+        parse_method('tgan@mode_seeking_hinge=0.5')

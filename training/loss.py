@@ -11,16 +11,28 @@ import torch
 from torch_utils import training_stats
 
 
-def mode_seeking_loss(img, z, eps=1e-5):
+def pair_distance(img):
+    """img [N, C, H, W] -> [N // 2] mean |img1 - img2| of the pairs (first half, second half)."""
+    half = img.shape[0] // 2
+    return (img[:half] - img[half:2 * half]).abs().flatten(1).mean(1)
+
+
+def mode_seeking_loss(img, z, eps=1e-5, ref=None):
     """Mode-seeking term of Mao et al. 2019: pairs (first half, second half) of img [N, C, H, W] and
     their latents z [N, z_dim]; 1 / (mean |img1 - img2| / mean |z1 - z2|), averaged over pairs.
 
-    Small when different latents give different images; grows as the generator collapses.
+    Small when different latents give different images; grows as the generator collapses. It never
+    stops rewarding larger image distances, so it also pushes samples to differ more than real images
+    do. With ref (the mean pair distance of a real batch, a scalar) each pair's term is reduced by its
+    value at that distance and clamped at 0: pairs at least as far apart as real pairs cost nothing.
     """
-    half = img.shape[0] // 2
-    d_img = (img[:half] - img[half:2 * half]).abs().flatten(1).mean(1)
+    d_img = pair_distance(img)
+    half = d_img.shape[0]
     d_z = (z[:half] - z[half:2 * half]).abs().mean(1)
-    return (1 / (d_img / d_z + eps)).mean()
+    term = 1 / (d_img / d_z + eps)
+    if ref is not None:
+        term = (term - 1 / (ref / d_z + eps)).clamp(min=0)
+    return term.mean()
 
 
 class StyleGAN2Loss:
@@ -36,6 +48,7 @@ class StyleGAN2Loss:
         pl_weight=2,                # Path-length penalty weight; 0 = disable.
         update_w_avg=True,          # Let the mapping network track w_avg?
         ms_weight=0,                # Mode-seeking weight (Mao et al. 2019); 0 = off.
+        ms_hinge=False,             # Hinge the mode-seeking term at the real batch's pair distance?
     ):
         self.G = G
         self.D = D
@@ -46,6 +59,7 @@ class StyleGAN2Loss:
         self.pl_weight = pl_weight
         self.update_w_avg = update_w_avg
         self.ms_weight = ms_weight
+        self.ms_hinge = ms_hinge
         self.pl_mean = torch.zeros([])
 
     def run_G(self, z, c, ws_requires_grad=False):
@@ -86,7 +100,8 @@ class StyleGAN2Loss:
             training_stats.report('Loss/G/loss', loss_Gmain)
             losses['G'] = loss = loss_Gmain.mean()
             if self.ms_weight > 0 and gen_z.shape[0] >= 2:
-                loss_ms = mode_seeking_loss(gen_img, gen_z)
+                ref = pair_distance(real_img.detach()).mean() if self.ms_hinge and real_img.shape[0] >= 2 else None
+                loss_ms = mode_seeking_loss(gen_img, gen_z, ref=ref)
                 training_stats.report('Loss/G/ms', loss_ms)
                 losses['Gms'] = loss_ms
                 loss = loss + loss_ms * self.ms_weight

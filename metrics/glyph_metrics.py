@@ -29,13 +29,13 @@ from metrics.memorization import memorization, pairwise_distances
 
 
 def ink_stats(images):
-    """images uint8 [N, C, H, W], N >= 2 -> dict(ink=share of pixels brighter than mid-grey,
+    """images uint8 [N, C, H, W] -> dict(ink=share of pixels brighter than mid-grey,
     pair_l1=mean |x_i - x_(i + N//2)| over pixels and the N//2 pairs, in [-1, 1] units as the generator
-    outputs them: the image distance of training.loss.mode_seeking_loss)."""
+    outputs them: the image distance of training.loss.mode_seeking_loss; None for N < 2)."""
     x = images.float() / 127.5 - 1
     half = x.shape[0] // 2
     return dict(ink=float((x > 0).float().mean()),
-                pair_l1=float((x[:half] - x[half:2 * half]).abs().mean()))
+                pair_l1=float((x[:half] - x[half:2 * half]).abs().mean()) if half else None)
 
 
 def glyph_metrics(clf, gen, shots=None, test=None, expect=None):

@@ -38,8 +38,8 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
     out = dict(num=num, trunc=trunc, script_shares=m['script_shares'], expected_script=expect,
                classes_covered=m['classes_covered'], classes_total=m['classes_total'], fgd=m['fgd_test'],
                test_set=os.path.relpath(test_zip, ROOT), test_size=len(real))
-    for name, images in (('samples', fake), ('test', real)):
-        out.update({f'{key}_{name}': value for key, value in ink_stats(images).items()})
+    for name, batch in (('samples', fake), ('test', real)):
+        out.update({f'{key}_{name}': value for key, value in ink_stats(batch).items()})
     if shots_zip:
         out.update(shots=os.path.relpath(shots_zip, ROOT), fgd_shots=m['fgd_shots'],
                    memorised_glyph=m['memorised_glyph'], diversity_glyph=m['diversity_glyph'])

@@ -40,12 +40,18 @@ TRAIN_OPTION_BOUNDS = {'lr': '> 0', 'dlr': '> 0', 'gamma': '>= 0', 'pl_weight': 
 
 
 def check_train_option(key, value):
-    """float(value) if it is a valid setting of training option `key` (TRAIN_OPTION_BOUNDS), else SetupError."""
+    """float(value) if it is a valid setting of training option `key` (TRAIN_OPTION_BOUNDS), else SetupError.
+
+    A '0 or 1' option (a switch) also takes true/false/yes/no/on/off, as method options do.
+    """
+    bound = TRAIN_OPTION_BOUNDS[key]
+    words = {'true': 1.0, 'yes': 1.0, 'on': 1.0, 'false': 0.0, 'no': 0.0, 'off': 0.0}
+    if bound == '0 or 1' and isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
-    bound = TRAIN_OPTION_BOUNDS[key]
     ok = math.isfinite(number) and (number > 0 if bound == '> 0' else number >= 0)
     if not ok or (bound == 'in [0, 1]' and number > 1) or (bound == '0 or 1' and number not in (0, 1)):
         raise SetupError(f'{key} must be a finite number {bound}, got {value!r}')
@@ -93,7 +99,8 @@ def setup_training_config(
     pl_weight=2.0,          # Path-length weight (0 = off).
     style_mixing=0.9,       # Style mixing probability.
     mode_seeking=0.0,       # Mode-seeking weight (Mao et al. 2019), 0 = off; for small from-scratch nets.
-    mode_seeking_hinge=False,  # Hinge that term at the real batch's pair distance (training.loss).
+    mode_seeking_hinge=False,  # Hinge that term at the real batch's pair distance (training.loss); needs
+                               # mode_seeking > 0 and distinct real images (shots >= 2).
     ema_kimg=None,          # G_ema half-life in kimg; None = batch * 10 / 32.
     ema_rampup=0.05,        # G_ema ramp-up (fraction of images seen), None = off.
     mirror=False,           # Add x-flips of the targets.
@@ -121,13 +128,15 @@ def setup_training_config(
     if batch < 1:
         raise SetupError(f'--batch must be >= 1, got {batch}')
     given = dict(lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight, style_mixing=style_mixing, mode_seeking=mode_seeking,
-                 mode_seeking_hinge=None if mode_seeking_hinge is None else float(mode_seeking_hinge))
+                 mode_seeking_hinge=mode_seeking_hinge)
     for key, value in given.items():
         if value is not None:
             try:
-                check_train_option(key, value)
+                given[key] = check_train_option(key, value)
             except SetupError as e:
                 raise SetupError(f'--{key.replace("_", "-")}: {e}') from None
+    if given['mode_seeking_hinge'] and not given['mode_seeking']:
+        raise SetupError('--mode-seeking-hinge needs a --mode-seeking weight > 0')
     if gpus < 1 or batch % gpus != 0:
         raise SetupError(f'--batch {batch} must be a multiple of --gpus {gpus}')
     if kimg is None:
@@ -145,7 +154,7 @@ def setup_training_config(
         shots=shots, kimg=float(kimg), batch=batch, lr=float(lr if lr is not None else spec.lr),
         dlr=float(dlr if dlr is not None else (lr if lr is not None else spec.lr)),
         gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
-        mode_seeking=float(mode_seeking), mode_seeking_hinge=bool(mode_seeking_hinge),
+        mode_seeking=float(mode_seeking), mode_seeking_hinge=bool(given['mode_seeking_hinge']),
         ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,
         G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
@@ -294,7 +303,8 @@ def print_dry_run(c, images):
 @click.option('--mode-seeking', type=click.FloatRange(min=0), default=0.0, show_default=True,
               help='Mode-seeking weight (Mao et al. 2019) against collapse of small from-scratch nets; 0 = off.')
 @click.option('--mode-seeking-hinge', is_flag=True,
-              help='Mode seeking only penalises sample pairs closer than the real batch\'s pairs.')
+              help='Mode seeking only penalises sample pairs closer than the real batch\'s pairs '
+                   '(needs --mode-seeking > 0; with one shot the real pairs are identical and it does nothing).')
 @click.option('--ema', 'ema_kimg', type=click.FloatRange(min=0), help='G_ema half-life in kimg [default: batch * 10 / 32].')
 @click.option('--mirror', is_flag=True, help='Add x-flips of the targets.')
 @click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True, help='Random seed.')

@@ -48,11 +48,16 @@ def test_ink_stats_on_known_images():
     half[..., :2] = 255                                  # left half inked
     mixed = ink_stats(torch.cat([black, half]))
     assert mixed['ink'] == pytest.approx(0.25) and mixed['pair_l1'] == pytest.approx(1.0)
+    assert ink_stats(white[:1])['pair_l1'] is None
 
 
 def test_glyph_report_has_ink_stats():
     glyphs = os.path.join(ROOT, 'data', 'glyphs')
     G, _ = load_generator(os.path.join(glyphs, 'source_glyph32.pkl'))
     report = glyph_report(G, os.path.join(glyphs, 'near_shots25.zip'), num=20)
-    for key in ('ink_samples', 'ink_test', 'pair_l1_samples', 'pair_l1_test'):
+    from metrics.glyph_classifier import load_dataset_zip
+    from metrics.glyph_metrics import ink_stats
+    real = ink_stats(load_dataset_zip(os.path.join(glyphs, 'near_shots25.zip'))[0])
+    assert report['ink_test'] == pytest.approx(real['ink']) and report['pair_l1_test'] == pytest.approx(real['pair_l1'])
+    for key in ('ink_samples', 'pair_l1_samples'):
         assert 0 < report[key] < 2, key

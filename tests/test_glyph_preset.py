@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from fsgan.export import save_snapshot
 from metrics.glyph_classifier import fgd_between, load_dataset_zip, load_glyph_classifier
 from metrics.glyph_metrics import glyph_metrics
-from scripts import compare, glyph_preset
+from scripts import compare, glyph_preset, train
 from training import networks
 
 GLYPHS = glyph_preset.GLYPHS
@@ -173,6 +173,12 @@ def test_preset_uses_the_source_regularisation(tmp_path):
     assert glyph_preset.source_regularisation(str(tmp_path / 'custom.pkl')) == {}
     (tmp_path / 'old.json').write_text(json.dumps({'training_options': {'gamma': 2, 'pl_weight': 0}}))
     assert glyph_preset.source_regularisation(str(tmp_path / 'old.pkl')) == {'gamma': 2.0, 'pl_weight': 0.0}
+    (tmp_path / 'hinged.json').write_text(json.dumps({'training_options': {'mode_seeking': 2,
+                                                                           'mode_seeking_hinge': True}}))
+    hinged = glyph_preset.source_regularisation(str(tmp_path / 'hinged.pkl'))
+    assert hinged == {'mode_seeking': 2.0, 'mode_seeking_hinge': 1.0}
+    c = train.setup_training_config(str(tmp_path), device='cpu', **hinged)  # as the preset and the demo pass it
+    assert c.mode_seeking_hinge is True and c.mode_seeking == 2.0
     (tmp_path / 'bad.json').write_text('{"training_options": ')
     with pytest.raises(ValueError, match='bad.json'):
         glyph_preset.source_regularisation(str(tmp_path / 'bad.pkl'))

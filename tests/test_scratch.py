@@ -96,11 +96,19 @@ def test_hinged_mode_seeking_only_penalises_pairs_closer_than_real_ones():
     assert float(loss.detach()) == 0 and float(img.grad.abs().sum()) == 0
 
 
-def test_mode_seeking_hinge_option(tmp_path):
+def test_mode_seeking_hinge_option(tmp_path, p1_path):
     from scripts.compare import parse_method
-    c = train.setup_training_config(str(tmp_path), mode_seeking=2, mode_seeking_hinge=True, device='cpu')
+    from training.training_loop import setup_run
+    c = train.setup_training_config(str(tmp_path), resume=p1_path, mode_seeking=2, mode_seeking_hinge=True,
+                                    device='cpu')
     assert c.mode_seeking_hinge is True and c.mode_seeking == 2
+    assert setup_run(c, torch.device('cpu')).loss.ms_hinge is True
     assert train.setup_training_config(str(tmp_path), device='cpu').mode_seeking_hinge is False
-    assert parse_method('tgan@mode_seeking_hinge=1')[1] == {'mode_seeking_hinge': 1.0}
+    assert train.setup_training_config(str(tmp_path), mode_seeking=1, mode_seeking_hinge='0',
+                                       device='cpu').mode_seeking_hinge is False
+    with pytest.raises(train.SetupError, match='needs a --mode-seeking weight'):
+        train.setup_training_config(str(tmp_path), mode_seeking_hinge=True, device='cpu')
+    for value, expected in (('1', 1.0), ('true', 1.0), ('off', 0.0)):
+        assert parse_method(f'tgan@mode_seeking_hinge={value}')[1] == {'mode_seeking_hinge': expected}
     with pytest.raises(click.BadParameter, match='0 or 1'):
         parse_method('tgan@mode_seeking_hinge=0.5')

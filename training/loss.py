@@ -25,6 +25,7 @@ def mode_seeking_loss(img, z, eps=1e-5, ref=None):
     stops rewarding larger image distances, so it also pushes samples to differ more than real images
     do. With ref (the mean pair distance of a real batch, a scalar) each pair's term is reduced by its
     value at that distance and clamped at 0: pairs at least as far apart as real pairs cost nothing.
+    (A batch drawn from K shots with replacement repeats images, which lowers ref by about 1/K.)
     """
     d_img = pair_distance(img)
     half = d_img.shape[0]
@@ -100,7 +101,7 @@ class StyleGAN2Loss:
             training_stats.report('Loss/G/loss', loss_Gmain)
             losses['G'] = loss = loss_Gmain.mean()
             if self.ms_weight > 0 and gen_z.shape[0] >= 2:
-                ref = pair_distance(real_img.detach()).mean() if self.ms_hinge and real_img.shape[0] >= 2 else None
+                ref = pair_distance(real_img.detach()).mean() if self.ms_hinge else None
                 loss_ms = mode_seeking_loss(gen_img, gen_z, ref=ref)
                 training_stats.report('Loss/G/ms', loss_ms)
                 losses['Gms'] = loss_ms

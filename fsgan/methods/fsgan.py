@@ -4,7 +4,8 @@ Layers: every mapping FC layer, every synthesis conv (the 4x4 one included), eve
 conv, and D's epilogue conv, fc and out. On a config-f 1024 G+D that is 16,225 trainable
 numbers (G 9,664, D 6,561). Options add the style affines and toRGB layers, or leave the mapping
 network out (adapt_mapping=False). full_d=True trains every D tensor instead (G stays re-parameterised):
-a hybrid for far domains, where D's frozen source features limit what it can tell apart.
+a hybrid for far domains, where D's frozen source features limit what it can tell apart; give D its
+own rate with --dlr (e.g. TransferGAN's 0.002), since --lr is also D's rate by default.
 """
 from . import layers, reparam
 from .registry import MethodSpec, register

@@ -208,6 +208,7 @@ def _worker(rank, c, run_dir, images, resume, progress, init_file):
     distributed.init(rank, c.num_gpus, init_file, 'cuda' if c.device == 'cuda' else 'cpu')
     try:
         training_loop(c, run_dir, images, resume=resume, progress=progress)
+        distributed.barrier()  # no rank tears the group down while another still uses it
     finally:
         distributed.shutdown()
 

@@ -27,6 +27,12 @@ def init(rank_idx, num_procs, init_file, device_type):
         torch.cuda.set_device(rank_idx)
 
 
+def barrier():
+    """Wait until every rank gets here (no-op for one process)."""
+    if world_size() > 1:
+        dist.barrier()
+
+
 def shutdown():
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -26,6 +26,7 @@ import torch
 from metrics.diversity import intra_cluster_from_features
 from metrics.frechet import fid_from_features
 from metrics.memorization import memorization, pairwise_distances
+from training.loss import pair_distance
 
 
 def ink_stats(images):
@@ -33,9 +34,8 @@ def ink_stats(images):
     pair_l1=mean |x_i - x_(i + N//2)| over pixels and the N//2 pairs, in [-1, 1] units as the generator
     outputs them: the image distance of training.loss.mode_seeking_loss; None for N < 2)."""
     x = images.float() / 127.5 - 1
-    half = x.shape[0] // 2
     return dict(ink=float((x > 0).float().mean()),
-                pair_l1=float((x[:half] - x[half:2 * half]).abs().mean()) if half else None)
+                pair_l1=float(pair_distance(x).mean()) if x.shape[0] >= 2 else None)
 
 
 def glyph_metrics(clf, gen, shots=None, test=None, expect=None):

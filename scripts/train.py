@@ -39,15 +39,17 @@ TRAIN_OPTION_BOUNDS = {'lr': '> 0', 'dlr': '> 0', 'gamma': '>= 0', 'pl_weight': 
                        'mode_seeking': '>= 0', 'mode_seeking_hinge': '0 or 1'}
 
 
+SWITCH_WORDS = {'1': True, 'true': True, 'yes': True, 'on': True, '0': False, 'false': False, 'no': False, 'off': False}
+
+
 def check_train_option(key, value):
     """float(value) if it is a valid setting of training option `key` (TRAIN_OPTION_BOUNDS), else SetupError.
 
-    A '0 or 1' option (a switch) also takes true/false/yes/no/on/off, as method options do.
+    A '0 or 1' option (a switch) also takes the SWITCH_WORDS, as boolean method options do.
     """
     bound = TRAIN_OPTION_BOUNDS[key]
-    words = {'true': 1.0, 'yes': 1.0, 'on': 1.0, 'false': 0.0, 'no': 0.0, 'off': 0.0}
-    if bound == '0 or 1' and isinstance(value, str) and value.strip().lower() in words:
-        return words[value.strip().lower()]
+    if bound == '0 or 1' and isinstance(value, str) and value.strip().lower() in SWITCH_WORDS:
+        return float(SWITCH_WORDS[value.strip().lower()])
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -70,9 +72,9 @@ def parse_method_options(pairs, method):
             raise SetupError(f'--method-opt {key}: method {method} has options {", ".join(spec.options) or "none"}')
         default = spec.options[key]
         if isinstance(default, bool):
-            if value.lower() not in ('1', '0', 'true', 'false', 'yes', 'no'):
+            if value.lower() not in SWITCH_WORDS:
                 raise SetupError(f'--method-opt {key}={value}: expected true or false')
-            out[key] = value.lower() in ('1', 'true', 'yes')
+            out[key] = SWITCH_WORDS[value.lower()]
         elif isinstance(default, int):
             try:
                 out[key] = int(value)
@@ -135,6 +137,7 @@ def setup_training_config(
                 given[key] = check_train_option(key, value)
             except SetupError as e:
                 raise SetupError(f'--{key.replace("_", "-")}: {e}') from None
+    lr = float(lr if lr is not None else spec.lr)
     if given['mode_seeking_hinge'] and not given['mode_seeking']:
         raise SetupError('--mode-seeking-hinge needs a --mode-seeking weight > 0')
     if gpus < 1 or batch % gpus != 0:
@@ -151,8 +154,7 @@ def setup_training_config(
         raise SetupError(f'--cfg {cfg!r}: choose one of {", ".join(SCRATCH_CFGS)}')
     c = EasyDict(
         target_dir=target_dir, outdir=outdir, source=resume, method=method, method_options=method_options,
-        shots=shots, kimg=float(kimg), batch=batch, lr=float(lr if lr is not None else spec.lr),
-        dlr=float(dlr if dlr is not None else (lr if lr is not None else spec.lr)),
+        shots=shots, kimg=float(kimg), batch=batch, lr=lr, dlr=float(dlr) if dlr is not None else lr,
         gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
         mode_seeking=float(mode_seeking), mode_seeking_hinge=bool(given['mode_seeking_hinge']),
         ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,

@@ -7,6 +7,8 @@ Inception knows nothing about glyphs, so for the glyph benchmark the classifier'
   the test set / to the shots;
 * script_shares: {script: share of samples the classifier assigns to it}; script_share: the expected one's;
 * classes_covered: distinct characters of that script among the predicted characters (of classes_total);
+* class_match: for a class-conditional generator, the share of samples predicted as the character they
+  were generated for (`requested`, in the dataset's global labels);
 * memorised_glyph: share of samples whose nearest shot is closer, in glyph-feature space, than their
   nearest held-out real image (the test set): a data-copying check. Samples drawn like the test images
   score about K / (K + M) for K shots and M test images; copies of the shots score 1. (The shot-gap
@@ -38,8 +40,9 @@ def ink_stats(images):
                 pair_l1=float(pair_distance(x).mean()) if x.shape[0] >= 2 else None)
 
 
-def glyph_metrics(clf, gen, shots=None, test=None, expect=None):
-    """gen uint8 [N, C, R, R]; shots [K, C, R, R] or None; test [M, C, R, R] or None; expect: script name.
+def glyph_metrics(clf, gen, shots=None, test=None, expect=None, requested=None):
+    """gen uint8 [N, C, R, R]; shots [K, C, R, R] or None; test [M, C, R, R] or None; expect: script name;
+    requested: int64 [N] characters a conditional generator was asked for, or None.
 
     Returns a dict of the numbers in the module docstring (None where an input is missing or K < 2).
     """
@@ -47,8 +50,10 @@ def glyph_metrics(clf, gen, shots=None, test=None, expect=None):
     feats, script_logits, char_logits = clf.infer(gen)
     scripts = script_logits.argmax(1)
     out = dict(num=len(gen), fgd_test=None, fgd_shots=None, script_share=None, classes_covered=None,
-               classes_total=None, memorised_glyph=None, memorised_pixel=None, diversity_glyph=None,
+               classes_total=None, class_match=None, memorised_glyph=None, memorised_pixel=None, diversity_glyph=None,
                script_shares={name: float((scripts == i).float().mean()) for i, name in enumerate(clf.script_names)})
+    if requested is not None:
+        out['class_match'] = float((char_logits.argmax(1) == torch.as_tensor(requested)).float().mean())
     test_feats = None
     if test is not None:
         test_feats = clf.features(torch.as_tensor(test))

@@ -42,20 +42,22 @@ def load_generator(network, adapter=None, device='cpu'):
 
 
 def generate_images(G, seeds, trunc=0.8, noise_mode='const', class_idx=None, device='cpu'):
-    """One image per seed: uint8 [N, H, W, C]. z for seed s is randn from numpy RandomState(s), as in stylegan2-ada."""
+    """One image per seed: uint8 [N, H, W, C]. z for seed s is randn from numpy RandomState(s), as in stylegan2-ada.
+
+    Conditional networks: class `class_idx` for every seed, or class s % c_dim for seed s when it is None
+    (the classes of a conditional source adapted to unlabelled targets carry no meaning).
+    """
     import numpy as np
     import torch
     from torch_utils.image_grid import seed_z, to_uint8
-    c = torch.zeros([1, G.c_dim], device=device)
-    if G.c_dim > 0:
-        if class_idx is None:
-            raise click.BadParameter('this network is conditional; pass --class', param_hint='--class')
-        if not 0 <= class_idx < G.c_dim:
-            raise click.BadParameter(f'must be in 0..{G.c_dim - 1}', param_hint='--class')
-        c[:, class_idx] = 1
+    if G.c_dim > 0 and class_idx is not None and not 0 <= class_idx < G.c_dim:
+        raise click.BadParameter(f'must be in 0..{G.c_dim - 1}', param_hint='--class')
     out = []
     with torch.no_grad():
         for seed in seeds:
+            c = torch.zeros([1, G.c_dim], device=device)
+            if G.c_dim > 0:
+                c[:, class_idx if class_idx is not None else seed % G.c_dim] = 1
             z = seed_z([seed], G.z_dim).to(device)
             out.append(to_uint8(G(z, c, truncation_psi=trunc, noise_mode=noise_mode))[0])
     return np.stack(out)
@@ -67,7 +69,7 @@ def generate_images(G, seeds, trunc=0.8, noise_mode='const', class_idx=None, dev
 @click.option('--seeds', default='0-15', show_default=True, help='Seeds, e.g. 0-63 or 1,5,9.')
 @click.option('--trunc', 'trunc', type=float, default=0.8, show_default=True, help='Truncation psi.')
 @click.option('--noise-mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
-@click.option('--class', 'class_idx', type=int, help='Class label (conditional networks).')
+@click.option('--class', 'class_idx', type=int, help='Class label of a conditional network [default: seed % number of classes].')
 @click.option('--outdir', required=True, type=click.Path(file_okay=False), help='Where to write the PNGs.')
 @click.option('--grid', is_flag=True, help='Also write grid.png with all images.')
 @click.option('--device', type=click.Choice(['cpu', 'cuda']), help='Device [default: cuda when available].')
@@ -91,6 +93,9 @@ def main(network, adapter, seeds, trunc, noise_mode, class_idx, outdir, grid, de
         G, _sha = load_generator(network, adapter, device)
     except (NetworkLoadError, AdapterError) as e:
         raise click.ClickException(str(e)) from None
+    if class_idx is not None and G.c_dim == 0:
+        print(f'warning: --class {class_idx} ignored: the network is unconditional')
+        class_idx = None
     images = generate_images(G, seed_list, trunc=trunc, noise_mode=noise_mode, class_idx=class_idx, device=device)
     for seed, img in zip(seed_list, images):
         save_png(img, os.path.join(outdir, f'seed{seed:04d}.png'))

@@ -6,7 +6,9 @@
 Prints (and with --out, writes as JSON): the share of samples the glyph classifier assigns to each
 script, how many distinct characters of the expected script are predicted (mode-collapse check),
 and FGD (Fréchet distance in the classifier's feature space) between samples and the test set; also
-the ink share and mean pair distance of samples and test images (metrics.glyph_metrics.ink_stats).
+the ink share and mean pair distance of samples and test images (metrics.glyph_metrics.ink_stats); for a
+class-conditional network (classes = the dataset's labels), the share of samples read as the character
+they were generated for.
 """
 import json
 import os
@@ -34,9 +36,12 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
     fake = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     real, _labels = load_dataset_zip(test_zip, limit=num_test or None)
     shots = load_dataset_zip(shots_zip)[0] if shots_zip else None
-    m = glyph_metrics(clf, fake, shots=shots, test=real, expect=expect)
+    seeds = torch.arange(seed, seed + num)
+    requested = seeds % G.c_dim if G.c_dim > 0 else None  # generate_images' class per seed
+    m = glyph_metrics(clf, fake, shots=shots, test=real, expect=expect, requested=requested)
     out = dict(num=num, trunc=trunc, script_shares=m['script_shares'], expected_script=expect,
                classes_covered=m['classes_covered'], classes_total=m['classes_total'], fgd=m['fgd_test'],
+               class_match=m['class_match'],
                test_set=os.path.relpath(test_zip, ROOT), test_size=len(real))
     for name, batch in (('samples', fake), ('test', real)):
         out.update({f'{key}_{name}': value for key, value in ink_stats(batch).items()})

@@ -79,8 +79,8 @@ def run_interpolation(cfg, progress=True):
     if device == 'cuda' and not torch.cuda.is_available():
         raise click.BadParameter('CUDA is not available here; use --device cpu', param_hint='--device')
     G, _sha = load_generator(cfg.network, cfg.adapter, device)
-    if G.c_dim > 0 and (cfg.class_idx is None or not 0 <= cfg.class_idx < G.c_dim):
-        raise click.BadParameter(f'this network is conditional; pass a class in 0..{G.c_dim - 1}', param_hint='--class')
+    if G.c_dim > 0 and cfg.class_idx is not None and not 0 <= cfg.class_idx < G.c_dim:
+        raise click.BadParameter(f'must be in 0..{G.c_dim - 1}', param_hint='--class')
     folder = os.path.dirname(os.path.abspath(cfg.out))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -110,7 +110,7 @@ def run_interpolation(cfg, progress=True):
 @click.option('--fps', type=float, default=30, show_default=True, help='Frames per second.')
 @click.option('--upscale', type=int, default=1, show_default=True, help='Nearest-neighbour upscale factor of frames.')
 @click.option('--noise-mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
-@click.option('--class', 'class_idx', type=int, help='Class label (conditional networks).')
+@click.option('--class', 'class_idx', type=int, help='Class label of a conditional network [default: 0].')
 @click.option('--batch', type=int, default=8, show_default=True, help='Frames rendered per batch.')
 @click.option('--device', type=click.Choice(['cpu', 'cuda']), help='Device [default: cuda when available].')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')

@@ -174,7 +174,7 @@ def run_svd_explore(cfg):
 @click.option('--seeds', default='0-3', show_default=True, help='Seeds (one row each per singular value).')
 @click.option('--trunc', type=float, default=0.8, show_default=True, help='Truncation psi.')
 @click.option('--noise-mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
-@click.option('--class', 'class_idx', type=int, help='Class label (conditional networks).')
+@click.option('--class', 'class_idx', type=int, help='Class label of a conditional network [default: seed % number of classes].')
 @click.option('--cell', type=int, help='Pixel size of each image in the figure [default: from the resolution].')
 @click.option('--out', type=click.Path(dir_okay=False), help='Figure path (.png).')
 @click.option('--device', type=click.Choice(['cpu', 'cuda']), help='Device [default: cuda when available].')

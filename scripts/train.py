@@ -106,6 +106,7 @@ def setup_training_config(
     ema_kimg=None,          # G_ema half-life in kimg; None = batch * 10 / 32.
     ema_rampup=0.05,        # G_ema ramp-up (fraction of images seen), None = off.
     mirror=False,           # Add x-flips of the targets.
+    cond=False,             # Condition on the targets' dataset.json labels (class-conditional G and D).
     seed=0,                 # Random seed (shots selection, init, training).
     snap=5,                 # Snapshot every this many ticks.
     kimg_per_tick=1.0,      # Length of a tick in kimg.
@@ -158,21 +159,21 @@ def setup_training_config(
         gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
         mode_seeking=float(mode_seeking), mode_seeking_hinge=bool(given['mode_seeking_hinge']),
         ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,
-        G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), seed=int(seed), snap=int(snap),
+        G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), cond=bool(cond), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
         grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy, num_gpus=int(gpus),
     )
     return c
 
 
-def scratch_kwargs(cfg, channels):
-    """G and D constructor kwargs for a from-scratch configuration."""
+def scratch_kwargs(cfg, channels, c_dim=0):
+    """G and D constructor kwargs for a from-scratch configuration (c_dim classes, 0 = unconditional)."""
     s = SCRATCH_CFGS[cfg]
-    G_kwargs = dict(z_dim=s['z_dim'], c_dim=0, w_dim=s['w_dim'], img_resolution=s['resolution'],
+    G_kwargs = dict(z_dim=s['z_dim'], c_dim=c_dim, w_dim=s['w_dim'], img_resolution=s['resolution'],
                     img_channels=channels, mapping_kwargs=dict(num_layers=s['mapping_layers']),
                     synthesis_kwargs=dict(channel_base=s['channel_base'], channel_max=s['channel_max'],
                                           num_fp16_res=0, conv_clamp=None, use_noise=s['use_noise']))
-    D_kwargs = dict(c_dim=0, img_resolution=s['resolution'], img_channels=channels,
+    D_kwargs = dict(c_dim=c_dim, img_resolution=s['resolution'], img_channels=channels,
                     channel_base=s['D_channel_base'], channel_max=s['D_channel_max'], num_fp16_res=0,
                     conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=s['mbstd_group'],
                                                           mbstd_num_channels=s['mbstd_channels']))
@@ -194,37 +195,51 @@ def next_run_dir(outdir, desc):
 
 
 def network_geometry(c):
-    """(resolution, channels) the targets must be converted to."""
+    """(resolution, channels, c_dim) the targets must fit; channels and c_dim are None from scratch."""
     if c.source is not None:
         from fsgan.loading import load_network
         net = load_network(c.source)
         G = net['G_ema'] if net['G_ema'] is not None else net['G']
-        return G.img_resolution, G.img_channels
-    return SCRATCH_CFGS[c.cfg]['resolution'], None
+        return G.img_resolution, G.img_channels, G.c_dim
+    return SCRATCH_CFGS[c.cfg]['resolution'], None, None
 
 
-def _worker(rank, c, run_dir, images, resume, progress, init_file):
+def target_labels(c, target, c_dim):
+    """--cond: the targets' classes int64 [N], checked against the network's c_dim (None: from scratch)."""
+    if not c.get('cond'):
+        return None
+    if target.labels is None:
+        raise SetupError(f'--cond: {c.target_dir} has no dataset.json labels; add one or drop --cond')
+    if c_dim == 0:
+        raise SetupError(f'--cond: the network {c.source} is unconditional; drop --cond')
+    if c_dim is not None and int(target.labels.max()) >= c_dim:
+        raise SetupError(f'--cond: {c.target_dir} has label {int(target.labels.max())} but the network has '
+                         f'{c_dim} classes; use labels 0..{c_dim - 1}')
+    return target.labels
+
+
+def _worker(rank, c, run_dir, images, labels, resume, progress, init_file):
     """One process of a multi-process run."""
     from torch_utils import distributed
     from training.training_loop import training_loop
     distributed.init(rank, c.num_gpus, init_file, 'cuda' if c.device == 'cuda' else 'cpu')
     try:
-        training_loop(c, run_dir, images, resume=resume, progress=progress)
+        training_loop(c, run_dir, images, resume=resume, progress=progress, labels=labels)
         distributed.barrier()  # no rank tears the group down while another still uses it
     finally:
         distributed.shutdown()
 
 
-def launch(c, run_dir, images, resume=False, progress=True):
+def launch(c, run_dir, images, labels=None, resume=False, progress=True):
     """Run the training loop in this process, or in c.num_gpus processes."""
     from training.training_loop import training_loop
     if c.get('num_gpus', 1) == 1:
-        training_loop(c, run_dir, images, resume=resume, progress=progress)
+        training_loop(c, run_dir, images, resume=resume, progress=progress, labels=labels)
         return
     import tempfile
     import torch.multiprocessing as mp
     with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_worker, args=(c, run_dir, images, resume, progress, os.path.join(tmp, 'init')),
+        mp.spawn(_worker, args=(c, run_dir, images, labels, resume, progress, os.path.join(tmp, 'init')),
                  nprocs=c.num_gpus, join=True)
 
 
@@ -235,16 +250,18 @@ def run_training(c, resume_run=None, progress=True, dry_run=False):
     import numpy as np
     if resume_run is not None:
         images = np.load(os.path.join(resume_run, 'target_shots.npy'))
-        launch(c, resume_run, images, resume=True, progress=progress)
+        labels = np.load(os.path.join(resume_run, 'target_labels.npy')) if c.get('cond') else None
+        launch(c, resume_run, images, labels, resume=True, progress=progress)
         return resume_run
-    resolution, channels = network_geometry(c)
+    resolution, channels, c_dim = network_geometry(c)
     if channels is None:  # from scratch: keep the data's channel count (1 for grayscale sources)
         channels = 1 if _looks_grayscale(c.target_dir) else 3
     target = load_target(c.target_dir, resolution, channels, shots=c.shots, seed=c.seed)
     for note in target.notes:
         print(f'[data] {note}')
+    labels = target_labels(c, target, c_dim)
     if c.source is None:
-        c.G_kwargs, c.D_kwargs = scratch_kwargs(c.cfg, channels)
+        c.G_kwargs, c.D_kwargs = scratch_kwargs(c.cfg, channels, 0 if labels is None else int(labels.max()) + 1)
     c.resolution = resolution
     images = target.images
     if dry_run:
@@ -257,7 +274,10 @@ def run_training(c, resume_run=None, progress=True, dry_run=False):
     from dnnlib.fileio import atomic_open
     with atomic_open(os.path.join(run_dir, 'target_shots.npy')) as f:
         np.save(f, images)
-    launch(c, run_dir, images, progress=progress)
+    if labels is not None:
+        with atomic_open(os.path.join(run_dir, 'target_labels.npy')) as f:
+            np.save(f, labels)
+    launch(c, run_dir, images, labels, progress=progress)
     return run_dir
 
 
@@ -310,6 +330,7 @@ def print_dry_run(c, images):
                    '(needs --mode-seeking > 0; with one shot the real pairs are identical and it does nothing).')
 @click.option('--ema', 'ema_kimg', type=click.FloatRange(min=0), help='G_ema half-life in kimg [default: batch * 10 / 32].')
 @click.option('--mirror', is_flag=True, help='Add x-flips of the targets.')
+@click.option('--cond', is_flag=True, help='Train a class-conditional model on the targets\' dataset.json labels.')
 @click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True, help='Random seed.')
 @click.option('--snap', type=click.IntRange(min=0), default=5, show_default=True, help='Snapshot interval in ticks.')
 @click.option('--tick', 'kimg_per_tick', type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
@@ -325,7 +346,7 @@ def print_dry_run(c, images):
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, dlr, gamma, pl_weight,
-         style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, mirror, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
+         style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, mirror, cond, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
          dry_run, no_progress):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
@@ -346,7 +367,7 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
                                   method_options=parse_method_options(method_opts, method), freezed=freezed,
                                   shots=shots, kimg=kimg, batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
                                   style_mixing=style_mixing, mode_seeking=mode_seeking,
-                                  mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, mirror=mirror, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
+                                  mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, mirror=mirror, cond=cond, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
                                   device=device, nan_policy=nan_policy, gpus=gpus)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:

@@ -61,3 +61,27 @@ def test_glyph_report_has_ink_stats():
     assert report['ink_test'] == pytest.approx(real['ink']) and report['pair_l1_test'] == pytest.approx(real['pair_l1'])
     for key in ('ink_samples', 'pair_l1_samples'):
         assert 0 < report[key] < 2, key
+
+
+class _LookupGenerator:
+    """A 'conditional generator' that draws the real test glyph of class (requested + shift) % 62."""
+
+    def __init__(self, glyphs, labels, shift):
+        import torch
+        self.c_dim, self.z_dim, self.shift = 62, 4, shift
+        self.table = torch.stack([glyphs[int((labels == k).nonzero()[0])] for k in range(62)]).float() / 127.5 - 1
+
+    def __call__(self, z, c, truncation_psi=1.0, noise_mode='const'):
+        return self.table[(c.argmax(1) + self.shift) % 62]
+
+
+def test_glyph_report_class_match_of_a_conditional_generator():
+    from metrics.glyph_classifier import load_dataset_zip
+    test_zip = os.path.join(ROOT, 'data', 'glyphs', 'near_test.zip')
+    glyphs, labels = load_dataset_zip(test_zip)
+    right = glyph_report(_LookupGenerator(glyphs, labels, 0), test_zip, num=124, num_test=200)
+    wrong = glyph_report(_LookupGenerator(glyphs, labels, 1), test_zip, num=124, num_test=200)
+    assert right['class_match'] > 0.8 and wrong['class_match'] < 0.2
+    assert right['classes_covered'] > 50
+    G, _ = load_generator(os.path.join(ROOT, 'data', 'glyphs', 'source_glyph32.pkl'))
+    assert glyph_report(G, test_zip, num=4, num_test=20)['class_match'] is None  # unconditional

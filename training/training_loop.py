@@ -102,13 +102,37 @@ def phases(state, opts):
 # ----------------------------------------------------------------------------- one step
 
 def sample_reals(images, batch, mirror, device):
-    """Random batch of targets: uint8 [N, C, R, R] -> float [batch, C, R, R] in [-1, 1]."""
+    """Random batch of targets: uint8 [N, C, R, R] -> (float [batch, C, R, R] in [-1, 1], indices [batch])."""
     idx = torch.randint(len(images), [batch])
     x = images[idx].to(device).to(torch.float32) / 127.5 - 1
     if mirror:
         flip = torch.rand([batch, 1, 1, 1], device=device) < 0.5
         x = torch.where(flip, x.flip(3), x)
-    return x
+    return x, idx
+
+
+def one_hot(classes, c_dim, device):
+    """int64 [N] -> float [N, c_dim] (an empty [N, 0] for c_dim 0)."""
+    if c_dim == 0:
+        return torch.zeros([len(classes), 0], device=device)
+    return torch.nn.functional.one_hot(classes, c_dim).to(device=device, dtype=torch.float32)
+
+
+def sample_conditions(c_dim, labels, real_idx, device):
+    """Conditioning for one batch: (real_c, gen_c), each [len(real_idx), c_dim].
+
+    Labelled targets (--cond): the reals' own classes, and for G classes drawn from the targets' labels
+    (as often as they occur there). A conditional network on unlabelled targets: uniform random classes
+    for both, so D cannot tell reals from fakes by their class.
+    """
+    n = len(real_idx)
+    if c_dim == 0:
+        return one_hot(real_idx, 0, device), one_hot(real_idx, 0, device)
+    if labels is not None:
+        return (one_hot(labels[real_idx], c_dim, device),
+                one_hot(labels[torch.randint(len(labels), [n])], c_dim, device))
+    return (one_hot(torch.randint(c_dim, [n]), c_dim, device),
+            one_hot(torch.randint(c_dim, [n]), c_dim, device))
 
 
 def _first_nonfinite(tensors):
@@ -138,16 +162,15 @@ def check_finite(losses, params, state, step_name, what='gradient'):
                             + ', '.join(bad))
 
 
-def training_step(state, opts, images, device):
+def training_step(state, opts, images, device, labels=None):
     """One batch through every due phase, then the G_ema update. Returns {loss name: value}.
 
+    labels: int64 [N] classes of `images` (conditional training) or None.
     With several processes each computes batch / world_size samples and gradients are averaged.
     """
     batch = opts.batch // distributed.world_size()
-    real = sample_reals(images, batch, opts.mirror, device)
-    c_dim = state.G.c_dim
-    real_c = torch.zeros([batch, c_dim], device=device)
-    gen_c = torch.zeros([batch, c_dim], device=device)
+    real, real_idx = sample_reals(images, batch, opts.mirror, device)
+    real_c, gen_c = sample_conditions(state.G.c_dim, labels, real_idx, device)
     all_losses = {}
     for name, opt, interval in phases(state, opts):
         if state.batch_idx % interval != 0:
@@ -196,7 +219,8 @@ def grid_latents(opts, G, device):
 @torch.no_grad()
 def render_grid(state, opts, device, path):
     z = grid_latents(opts, state.G_ema, device)
-    c = torch.zeros([len(z), state.G_ema.c_dim], device=device)
+    c_dim = state.G_ema.c_dim
+    c = one_hot(torch.arange(len(z)) % max(c_dim, 1), c_dim, device)  # class i % c_dim, as the metrics
     imgs = torch.cat([state.G_ema(zz, cc, truncation_psi=opts.grid_trunc, noise_mode='const')
                       for zz, cc in zip(z.split(8), c.split(8))])
     save_png(tile(to_uint8(imgs)), path)
@@ -251,7 +275,7 @@ def write_snapshot(state, opts, run_dir):
     render_grid(state, opts, device, os.path.join(run_dir, f'fakes{tag}.png'))
     export.save_snapshot(os.path.join(run_dir, f'network-snapshot-{tag}.pkl'), state.G, state.D, state.G_ema,
                          training_set_kwargs=dict(path=opts.target_dir, resolution=opts.resolution,
-                                                  use_labels=False, xflip=opts.mirror, max_size=opts.shots))
+                                                  use_labels=bool(opts.get("cond")), xflip=opts.mirror, max_size=opts.shots))
     if state.source_sha256 is not None:
         export.save_adapter(os.path.join(run_dir, f'adapter-{tag}.pt'), opts.method, opts.method_options,
                             state.source_sha256, state.G, state.D, state.G_ema)
@@ -283,10 +307,11 @@ def load_checkpoint(state, run_dir):
 
 # ----------------------------------------------------------------------------- main loop
 
-def training_loop(opts, run_dir, images, resume=False, progress=True):
+def training_loop(opts, run_dir, images, resume=False, progress=True, labels=None):
     """Train until opts.kimg; write ticks, snapshots and checkpoints into run_dir.
 
-    images: uint8 tensor [N, C, R, R] of targets. Returns the final state.
+    images: uint8 tensor [N, C, R, R] of targets; labels: int64 [N] classes for conditional training, or
+    None. Returns the final state.
     """
     device = torch.device(opts.device)
     if device.type == 'cuda' and distributed.world_size() > 1:
@@ -306,6 +331,8 @@ def training_loop(opts, run_dir, images, resume=False, progress=True):
         if distributed.rank() == 0:
             drop_stats_after(os.path.join(run_dir, 'stats.jsonl'), state.cur_nimg)
     images = torch.as_tensor(images)
+    if labels is not None:
+        labels = torch.as_tensor(labels, dtype=torch.int64)
     is_main = distributed.rank() == 0
     progress = progress and is_main
     tb = ScalarWriter(run_dir) if is_main else None
@@ -322,7 +349,7 @@ def training_loop(opts, run_dir, images, resume=False, progress=True):
     rollbacks = 0
     while state.cur_nimg < total_nimg:
         try:
-            losses = training_step(state, opts, images, device)
+            losses = training_step(state, opts, images, device, labels)
         except TrainingError as e:
             if opts.get('nan_policy', 'stop') != 'rollback' or rollbacks >= MAX_ROLLBACKS:
                 raise

@@ -36,10 +36,10 @@ def slerp(a, b, t):
 
 
 def label(G, class_idx=None, device='cpu'):
-    """Conditioning vector c [1, c_dim] (one-hot class_idx for conditional networks, else empty)."""
+    """Conditioning vector c [1, c_dim]: one-hot class_idx (None = 0) for conditional networks, else empty."""
     c = torch.zeros([1, G.c_dim], device=device)
     if G.c_dim > 0:
-        c[:, class_idx] = 1
+        c[:, class_idx or 0] = 1
     return c
 
 

@@ -1,0 +1,101 @@
+"""Class-conditional training (--cond) and conditional networks in the sampling tools."""
+import json
+import os
+
+import numpy as np
+import torch
+from click.testing import CliRunner
+
+from fsgan.loading import load_network
+from scripts import train
+from tests.test_scratch import SHOTS
+
+
+def test_sample_conditions():
+    from training.training_loop import sample_conditions
+    torch.manual_seed(0)
+    labels = torch.tensor([3, 3, 5, 7])
+    idx = torch.tensor([2, 0, 3, 2, 1, 1])
+    real_c, gen_c = sample_conditions(10, labels, idx, 'cpu')
+    assert real_c.shape == gen_c.shape == (6, 10) and (real_c.sum(1) == 1).all() and (gen_c.sum(1) == 1).all()
+    assert real_c.argmax(1).tolist() == [5, 3, 7, 5, 3, 3]
+    gen = sample_conditions(10, labels, torch.zeros(4000, dtype=torch.int64), 'cpu')[1].argmax(1)
+    assert set(gen.tolist()) == {3, 5, 7} and abs(float((gen == 3).float().mean()) - 0.5) < 0.05  # label frequencies
+    real_c, gen_c = sample_conditions(10, None, torch.zeros(4000, dtype=torch.int64), 'cpu')  # unlabelled targets
+    assert set(real_c.argmax(1).tolist()) == set(gen_c.argmax(1).tolist()) == set(range(10))
+    real_c, gen_c = sample_conditions(0, labels, idx, 'cpu')
+    assert real_c.shape == gen_c.shape == (6, 0)
+
+
+def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread):
+    """--cond trains G and D on the dataset.json classes; the conditional source then adapts to unlabelled
+    targets (random classes) or, with --cond, to labelled ones, and resumes with its labels."""
+    import zipfile
+    with zipfile.ZipFile(SHOTS) as z:
+        n_classes = max(label for _name, label in json.loads(z.read('dataset.json'))['labels']) + 1
+    common = ['--kimg', '0.016', '--batch', '8', '--tick', '0.008', '--snap', '1', '--pl-weight', '0',
+              '--style-mixing', '0', '--no-progress']
+    res = CliRunner().invoke(train.main, ['--target-dir', SHOTS, '--cond', '--outdir', str(tmp_path / 'src')] + common,
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    run_dir = tmp_path / 'src' / '00000-scratch-glyph32'
+    assert json.loads((run_dir / 'training_options.json').read_text())['cond'] is True
+    labels = np.load(run_dir / 'target_labels.npy')
+    assert len(labels) == 25 and labels.max() == n_classes - 1
+    net = load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    assert net['G_ema'].c_dim == net['D'].c_dim == n_classes
+    c = torch.nn.functional.one_hot(torch.tensor([0, n_classes - 1]), n_classes).float()
+    with torch.no_grad():
+        assert net['G_ema'](torch.randn([2, net['G_ema'].z_dim]), c, noise_mode='const').shape == (2, 1, 32, 32)
+    opts_path = run_dir / 'training_options.json'  # a longer run, stopped at its first snapshot
+    opts_path.write_text(json.dumps(dict(json.loads(opts_path.read_text()), kimg=0.032)))
+    res = CliRunner().invoke(train.main, ['--resume-run', str(run_dir), '--no-progress'], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    ckpt = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
+    assert ckpt['cur_nimg'] >= 32
+    source = str(run_dir / 'network-snapshot-000000.pkl')
+    for i, (method, extra) in enumerate((('fsgan', []), ('fsgan', ['--cond']), ('freezed', []), ('ssgan', []))):
+        out = tmp_path / f'adapt{i}'
+        res = CliRunner().invoke(train.main, ['--resume', source, '--target-dir', SHOTS, '--shots', '5',
+                                              '--method', method, '--outdir', str(out)] + extra + common,
+                                 catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        (adapted,) = os.listdir(out)
+        assert load_network(str(out / adapted / 'network-snapshot-000000.pkl'))['G_ema'].c_dim == n_classes
+
+
+def test_cond_refuses_unlabelled_targets_and_unconditional_sources(tmp_path, p1_path):
+    import PIL.Image
+    for i in range(2):
+        PIL.Image.new('L', (32, 32)).save(tmp_path / f'{i}.png')
+    res = CliRunner().invoke(train.main, ['--target-dir', str(tmp_path), '--cond', '--outdir', str(tmp_path / 'r'),
+                                          '--no-progress'])
+    assert res.exit_code != 0 and 'Traceback' not in res.output
+    assert f'--cond: {tmp_path} has no dataset.json labels' in res.output
+    res = CliRunner().invoke(train.main, ['--target-dir', SHOTS, '--resume', p1_path, '--cond', '--outdir',
+                                          str(tmp_path / 'r'), '--no-progress'])
+    assert res.exit_code != 0 and 'is unconditional; drop --cond' in res.output
+    assert not os.path.exists(tmp_path / 'r')  # refused before any run folder is made
+
+
+def _tiny_conditional_G(c_dim=3):
+    from training import networks
+    torch.manual_seed(0)
+    return networks.Generator(z_dim=8, w_dim=8, c_dim=c_dim, img_resolution=16, img_channels=1,
+                              mapping_kwargs=dict(num_layers=1),
+                              synthesis_kwargs=dict(channel_base=64, channel_max=4)).eval()
+
+
+def test_generate_uses_class_seed_mod_c_dim_by_default():
+    from scripts.generate import generate_images
+    G = _tiny_conditional_G()
+    default = generate_images(G, [0, 1, 2, 3, 4])
+    for seed in range(5):
+        assert np.array_equal(default[seed], generate_images(G, [seed], class_idx=seed % 3)[0])
+    assert not np.array_equal(generate_images(G, [0], class_idx=0), generate_images(G, [0], class_idx=1))
+
+
+def test_interpolation_label_defaults_to_class_0():
+    from fsgan.tools.interp import label
+    G = _tiny_conditional_G()
+    assert label(G).tolist() == [[1.0, 0.0, 0.0]] and label(G, 2).tolist() == [[0.0, 0.0, 1.0]]

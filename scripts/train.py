@@ -36,7 +36,7 @@ class SetupError(Exception):
 
 
 TRAIN_OPTION_BOUNDS = {'lr': '> 0', 'dlr': '> 0', 'gamma': '>= 0', 'pl_weight': '>= 0', 'style_mixing': 'in [0, 1]',
-                       'mode_seeking': '>= 0', 'mode_seeking_hinge': '0 or 1'}
+                       'mode_seeking': '>= 0', 'mode_seeking_hinge': '0 or 1', 'class_loss': '>= 0'}
 
 
 SWITCH_WORDS = {'1': True, 'true': True, 'yes': True, 'on': True, '0': False, 'false': False, 'no': False, 'off': False}
@@ -107,6 +107,7 @@ def setup_training_config(
     ema_rampup=0.05,        # G_ema ramp-up (fraction of images seen), None = off.
     mirror=False,           # Add x-flips of the targets.
     cond=False,             # Condition on the targets' dataset.json labels (class-conditional G and D).
+    class_loss=0.0,         # With cond: weight of the classification term on D's logits (training.loss).
     seed=0,                 # Random seed (shots selection, init, training).
     snap=5,                 # Snapshot every this many ticks.
     kimg_per_tick=1.0,      # Length of a tick in kimg.
@@ -131,7 +132,7 @@ def setup_training_config(
     if batch < 1:
         raise SetupError(f'--batch must be >= 1, got {batch}')
     given = dict(lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight, style_mixing=style_mixing, mode_seeking=mode_seeking,
-                 mode_seeking_hinge=mode_seeking_hinge)
+                 mode_seeking_hinge=mode_seeking_hinge, class_loss=class_loss)
     for key, value in given.items():
         if value is not None:
             try:
@@ -141,6 +142,8 @@ def setup_training_config(
     lr = float(lr if lr is not None else spec.lr)
     if given['mode_seeking_hinge'] and not given['mode_seeking']:
         raise SetupError('--mode-seeking-hinge needs a --mode-seeking weight > 0')
+    if given['class_loss'] and not cond:
+        raise SetupError('--class-loss needs --cond (class labels for the reals)')
     if gpus < 1 or batch % gpus != 0:
         raise SetupError(f'--batch {batch} must be a multiple of --gpus {gpus}')
     if kimg is None:
@@ -159,7 +162,8 @@ def setup_training_config(
         gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
         mode_seeking=float(mode_seeking), mode_seeking_hinge=bool(given['mode_seeking_hinge']),
         ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,
-        G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), cond=bool(cond), seed=int(seed), snap=int(snap),
+        G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), cond=bool(cond),
+        class_loss=float(class_loss), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
         grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy, num_gpus=int(gpus),
     )
@@ -331,6 +335,8 @@ def print_dry_run(c, images):
 @click.option('--ema', 'ema_kimg', type=click.FloatRange(min=0), help='G_ema half-life in kimg [default: batch * 10 / 32].')
 @click.option('--mirror', is_flag=True, help='Add x-flips of the targets.')
 @click.option('--cond', is_flag=True, help='Train a class-conditional model on the targets\' dataset.json labels.')
+@click.option('--class-loss', type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help='With --cond: weight of a cross-entropy on D\'s logits of all classes (reals train D, fakes train G).')
 @click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True, help='Random seed.')
 @click.option('--snap', type=click.IntRange(min=0), default=5, show_default=True, help='Snapshot interval in ticks.')
 @click.option('--tick', 'kimg_per_tick', type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
@@ -346,7 +352,7 @@ def print_dry_run(c, images):
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, dlr, gamma, pl_weight,
-         style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, mirror, cond, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
+         style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, mirror, cond, class_loss, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
          dry_run, no_progress):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
@@ -367,7 +373,7 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
                                   method_options=parse_method_options(method_opts, method), freezed=freezed,
                                   shots=shots, kimg=kimg, batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
                                   style_mixing=style_mixing, mode_seeking=mode_seeking,
-                                  mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, mirror=mirror, cond=cond, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
+                                  mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, mirror=mirror, cond=cond, class_loss=class_loss, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
                                   device=device, nan_policy=nan_policy, gpus=gpus)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:

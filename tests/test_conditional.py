@@ -3,6 +3,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -35,11 +36,14 @@ def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread)
         n_classes = max(label for _name, label in json.loads(z.read('dataset.json'))['labels']) + 1
     common = ['--kimg', '0.016', '--batch', '8', '--tick', '0.008', '--snap', '1', '--pl-weight', '0',
               '--style-mixing', '0', '--no-progress']
-    res = CliRunner().invoke(train.main, ['--target-dir', SHOTS, '--cond', '--outdir', str(tmp_path / 'src')] + common,
-                             catch_exceptions=False)
+    res = CliRunner().invoke(train.main, ['--target-dir', SHOTS, '--cond', '--class-loss', '1', '--outdir',
+                                          str(tmp_path / 'src')] + common, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     run_dir = tmp_path / 'src' / '00000-scratch-glyph32'
-    assert json.loads((run_dir / 'training_options.json').read_text())['cond'] is True
+    opts = json.loads((run_dir / 'training_options.json').read_text())
+    assert opts['cond'] is True and opts['class_loss'] == 1.0
+    stats = [json.loads(line)['stats'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
+    assert all(s['Loss/G/class'] > 0 and s['Loss/D/class'] > 0 for s in stats)
     labels = np.load(run_dir / 'target_labels.npy')
     assert len(labels) == 25 and labels.max() == n_classes - 1
     net = load_network(str(run_dir / 'network-snapshot-000000.pkl'))
@@ -99,3 +103,48 @@ def test_interpolation_label_defaults_to_class_0():
     from fsgan.tools.interp import label
     G = _tiny_conditional_G()
     assert label(G).tolist() == [[1.0, 0.0, 0.0]] and label(G, 2).tolist() == [[0.0, 0.0, 1.0]]
+
+
+def _tiny_conditional_D(c_dim=5):
+    from training import networks
+    torch.manual_seed(1)
+    return networks.Discriminator(c_dim=c_dim, img_resolution=16, img_channels=1, channel_base=64, channel_max=4)
+
+
+def test_class_logits_are_D_for_every_class():
+    D = _tiny_conditional_D()
+    img = torch.randn(4, 1, 16, 16)
+    with torch.no_grad():
+        all_logits = D.class_logits(img)
+        each = torch.cat([D(img, torch.nn.functional.one_hot(torch.full([4], k), 5).float()) for k in range(5)], 1)
+    assert all_logits.shape == (4, 5) and torch.allclose(all_logits, each, atol=1e-5)
+
+
+def test_class_loss_is_cross_entropy_of_D_over_classes():
+    """Gclass / Dclass: cross-entropy of D.class_logits against the fakes' / reals' classes; only Gmain and Dmain
+    compute them, and class_weight 0 leaves the plain loss."""
+    from training.loss import StyleGAN2Loss
+    G, D = _tiny_conditional_G(c_dim=5).train(), _tiny_conditional_D()
+    torch.manual_seed(2)
+    real, z = torch.randn(4, 1, 16, 16), torch.randn(4, 8)
+    real_c = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3]), 5).float()
+    gen_c = torch.nn.functional.one_hot(torch.tensor([4, 4, 1, 0]), 5).float()
+    loss = StyleGAN2Loss(G, D, style_mixing_prob=0, pl_weight=0, class_weight=2.0)
+    d_losses = loss.accumulate_gradients('Dmain', real, real_c, z, gen_c, gain=1)
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(D.class_logits(real), real_c.argmax(1))
+        plain = torch.nn.functional.softplus(-D(real, real_c)).mean()
+    assert d_losses['Dclass'] == pytest.approx(float(expected), rel=1e-4)
+    assert d_losses['Dreal'] == pytest.approx(float(plain), rel=1e-4)
+    g_losses = loss.accumulate_gradients('Gmain', real, real_c, z, gen_c, gain=1)
+    assert g_losses['Gclass'] > 0 and 'Dclass' not in g_losses
+    assert 'Gclass' not in StyleGAN2Loss(G, D, style_mixing_prob=0, pl_weight=0).accumulate_gradients(
+        'Gmain', real, real_c, z, gen_c, gain=1)
+
+
+def test_class_loss_needs_cond(tmp_path):
+    with pytest.raises(train.SetupError, match='--class-loss needs --cond'):
+        train.setup_training_config(str(tmp_path), class_loss=1.0, device='cpu')
+    assert train.setup_training_config(str(tmp_path), class_loss=1.0, cond=True, device='cpu').class_loss == 1.0
+    with pytest.raises(train.SetupError, match='--class-loss'):
+        train.setup_training_config(str(tmp_path), class_loss=-1.0, cond=True, device='cpu')

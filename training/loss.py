@@ -1,5 +1,7 @@
 """StyleGAN2 loss (Karras et al. 2020): non-saturating logistic loss, R1, path-length regularisation,
-and an optional mode-seeking term (Mao et al. 2019) against generators that ignore their latents.
+an optional mode-seeking term (Mao et al. 2019) against generators that ignore their latents, and for
+conditional models an optional classification term on D's projection logits (as AC-GAN's auxiliary
+classifier, Odena et al. 2017, trained on reals only) against generators that ignore their class.
 
 Phases follow stylegan2-ada-pytorch: 'Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth'.
 With lazy regularisation, the '*main' phases run every step and the '*reg' phases every
@@ -50,6 +52,8 @@ class StyleGAN2Loss:
         update_w_avg=True,          # Let the mapping network track w_avg?
         ms_weight=0,                # Mode-seeking weight (Mao et al. 2019); 0 = off.
         ms_hinge=False,             # Hinge the mode-seeking term at the real batch's pair distance?
+        class_weight=0,             # Conditional D: weight of the cross-entropy of its logits over all classes
+                                    # (reals train D to classify, fakes train G to be classified); 0 = off.
     ):
         self.G = G
         self.D = D
@@ -61,6 +65,7 @@ class StyleGAN2Loss:
         self.update_w_avg = update_w_avg
         self.ms_weight = ms_weight
         self.ms_hinge = ms_hinge
+        self.class_weight = class_weight
         self.pl_mean = torch.zeros([])
 
     def run_G(self, z, c, ws_requires_grad=False):
@@ -84,6 +89,13 @@ class StyleGAN2Loss:
         """img: [N, C, R, R] -> logits [N, 1]."""
         return self.D(img, c)
 
+    def run_D_classes(self, img, c):
+        """Conditional D: img [N, C, R, R], one-hot c [N, c_dim] -> (logits [N, 1] for c, cross-entropy [N] of
+        the logits of all classes against c)."""
+        all_logits = self.D.class_logits(img)
+        ce = torch.nn.functional.cross_entropy(all_logits, c.argmax(1), reduction='none')
+        return (all_logits * c).sum(1, keepdim=True), ce
+
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain):
         """Add the gradients of `phase`'s loss (times `gain`) to the .grad of the trainable tensors."""
         assert phase in ('Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth')
@@ -95,11 +107,18 @@ class StyleGAN2Loss:
 
         if do_Gmain:  # softplus(-D(G(z))): the non-saturating generator loss.
             gen_img, _ws = self.run_G(gen_z, gen_c)
-            gen_logits = self.run_D(gen_img, gen_c)
+            if self.class_weight > 0:
+                gen_logits, gen_ce = self.run_D_classes(gen_img, gen_c)
+            else:
+                gen_logits = self.run_D(gen_img, gen_c)
             loss_Gmain = torch.nn.functional.softplus(-gen_logits)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/G/loss', loss_Gmain)
             losses['G'] = loss = loss_Gmain.mean()
+            if self.class_weight > 0:
+                training_stats.report('Loss/G/class', gen_ce)
+                losses['Gclass'] = gen_ce.mean()
+                loss = loss + gen_ce.mean() * self.class_weight
             if self.ms_weight > 0 and gen_z.shape[0] >= 2:
                 ref = pair_distance(real_img.detach()).mean() if self.ms_hinge else None
                 loss_ms = mode_seeking_loss(gen_img, gen_z, ref=ref)
@@ -136,7 +155,10 @@ class StyleGAN2Loss:
 
         if do_Dmain or do_Dr1:  # softplus(-D(x)) on reals, and R1 = gamma/2 * |grad_x D(x)|^2.
             real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
-            real_logits = self.run_D(real_img_tmp, real_c)
+            if do_Dmain and self.class_weight > 0:
+                real_logits, real_ce = self.run_D_classes(real_img_tmp, real_c)
+            else:
+                real_logits = self.run_D(real_img_tmp, real_c)
             training_stats.report('Loss/scores/real', real_logits)
             loss = torch.zeros([], device=real_img.device)
             if do_Dmain:
@@ -144,6 +166,10 @@ class StyleGAN2Loss:
                 training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
                 losses['Dreal'] = loss_Dreal.mean()
                 loss = loss + loss_Dreal.mean()
+                if self.class_weight > 0:
+                    training_stats.report('Loss/D/class', real_ce)
+                    losses['Dclass'] = real_ce.mean()
+                    loss = loss + real_ce.mean() * self.class_weight
             if do_Dr1:
                 r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img_tmp],
                                                create_graph=True, only_inputs=True)[0]

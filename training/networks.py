@@ -667,8 +667,9 @@ class DiscriminatorEpilogue(torch.nn.Module):
         self.fc = FullyConnectedLayer(in_channels * (resolution ** 2), in_channels, activation=activation)
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
-    def forward(self, x, img, cmap, force_fp32=False):
-        """x: [N, C, 4, 4], cmap: [N, cmap_dim] or None -> logits [N, 1] (float32)."""
+    def forward(self, x, img, cmap, force_fp32=False, all_classes=False):
+        """x: [N, C, 4, 4], cmap: [N, cmap_dim] or None -> logits [N, 1] (float32); all_classes: cmap is
+        [K, cmap_dim] for K classes and the result [N, K] holds every sample's logit for every class."""
         misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution])
         dtype = torch.float32
         x = x.to(dtype=dtype, memory_format=torch.contiguous_format)
@@ -682,7 +683,10 @@ class DiscriminatorEpilogue(torch.nn.Module):
         x = self.fc(x.flatten(1))
         x = self.out(x)
 
-        if self.cmap_dim > 0:
+        if self.cmap_dim > 0 and all_classes:
+            misc.assert_shape(cmap, [None, self.cmap_dim])
+            x = x @ cmap.t() * (1 / np.sqrt(self.cmap_dim))
+        elif self.cmap_dim > 0:
             misc.assert_shape(cmap, [None, self.cmap_dim])
             x = (x * cmap).sum(dim=1, keepdim=True) * (1 / np.sqrt(self.cmap_dim))
         assert x.dtype == dtype
@@ -741,15 +745,25 @@ class Discriminator(torch.nn.Module):
         self.b4 = DiscriminatorEpilogue(channels_dict[4], cmap_dim=cmap_dim, resolution=4,
                                         **epilogue_kwargs, **common_kwargs)
 
-    def forward(self, img, c, **block_kwargs):
-        """img: [N, img_channels, R, R], c: [N, c_dim] -> logits [N, 1]."""
+    def _blocks(self, img, **block_kwargs):
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
         x = None
         for res in self.block_resolutions:
             block = getattr(self, f'b{res}')
             x, img = block(x, img, **block_kwargs)
+        return x, img
 
+    def forward(self, img, c, **block_kwargs):
+        """img: [N, img_channels, R, R], c: [N, c_dim] -> logits [N, 1]."""
+        x, img = self._blocks(img, **block_kwargs)
         cmap = None
         if self.c_dim > 0:
             cmap = self.mapping(None, c)
         return self.b4(x, img, cmap)
+
+    def class_logits(self, img, **block_kwargs):
+        """Conditional D: img [N, img_channels, R, R] -> [N, c_dim], column k = D(img, one-hot k), in one pass."""
+        assert self.c_dim > 0, 'class_logits needs a conditional discriminator'
+        x, img = self._blocks(img, **block_kwargs)
+        eye = torch.eye(self.c_dim, device=img.device if img is not None else x.device)
+        return self.b4(x, img, self.mapping(None, eye), all_classes=True)

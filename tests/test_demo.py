@@ -31,13 +31,14 @@ def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
     opts = json.loads((run_dir / 'training_options.json').read_text())
     with open(os.path.splitext(demo.DEFAULT_SOURCE)[0] + '.json') as f:
         pretraining = json.load(f)['training_options']
-    for key in ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking'):
+    for key in ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking', 'mode_seeking_hinge'):
         assert opts[key] == pretraining[key], key
     assert opts['lr'] == metrics['lr'] == demo.DEFAULT_LR
     with open(os.path.join(demo.ROOT, 'README.md'), encoding='utf-8') as f:
         readme = ' '.join(f.read().split())
     assert f'with FSGAN (lr {demo.DEFAULT_LR:g},' in readme, 'README must state the demo learning rate'
-    assert f'mode seeking {pretraining["mode_seeking"]:g}) to the 10 bundled Kannada' in readme
+    hinged = 'hinged ' if pretraining.get('mode_seeking_hinge') else ''
+    assert f'{hinged}mode seeking {pretraining["mode_seeking"]:g}) to the 10 bundled Kannada' in readme
     assert "regularisation the source's own: R1 gamma 5" in (run_dir / 'metrics.md').read_text()
     shots = json.loads((run_dir / 'target_shots.json').read_text())
     assert len(shots['files']) == 10

@@ -79,6 +79,8 @@ def run_interpolation(cfg, progress=True):
     if device == 'cuda' and not torch.cuda.is_available():
         raise click.BadParameter('CUDA is not available here; use --device cpu', param_hint='--device')
     G, _sha = load_generator(cfg.network, cfg.adapter, device)
+    if G.c_dim == 0 and cfg.class_idx is not None:
+        print(f'warning: --class {cfg.class_idx} ignored: the network is unconditional')
     if G.c_dim > 0 and cfg.class_idx is not None and not 0 <= cfg.class_idx < G.c_dim:
         raise click.BadParameter(f'must be in 0..{G.c_dim - 1}', param_hint='--class')
     folder = os.path.dirname(os.path.abspath(cfg.out))

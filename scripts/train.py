@@ -216,6 +216,8 @@ def target_labels(c, target, c_dim):
         raise SetupError(f'--cond: {c.target_dir} has no dataset.json labels; add one or drop --cond')
     if c_dim == 0:
         raise SetupError(f'--cond: the network {c.source} is unconditional; drop --cond')
+    if int(target.labels.min()) < 0:
+        raise SetupError(f'--cond: {c.target_dir} has negative label {int(target.labels.min())}; use labels >= 0')
     if c_dim is not None and int(target.labels.max()) >= c_dim:
         raise SetupError(f'--cond: {c.target_dir} has label {int(target.labels.max())} but the network has '
                          f'{c_dim} classes; use labels 0..{c_dim - 1}')
@@ -254,7 +256,13 @@ def run_training(c, resume_run=None, progress=True, dry_run=False):
     import numpy as np
     if resume_run is not None:
         images = np.load(os.path.join(resume_run, 'target_shots.npy'))
-        labels = np.load(os.path.join(resume_run, 'target_labels.npy')) if c.get('cond') else None
+        labels = None
+        if c.get('cond'):
+            labels_path = os.path.join(resume_run, 'target_labels.npy')
+            if not os.path.isfile(labels_path):
+                raise SetupError(f'--resume-run {resume_run}: this --cond run has no target_labels.npy; restore it '
+                                 f'or start a new run')
+            labels = np.load(labels_path)
         launch(c, resume_run, images, labels, resume=True, progress=progress)
         return resume_run
     resolution, channels, c_dim = network_geometry(c)
@@ -334,7 +342,8 @@ def print_dry_run(c, images):
                    '(needs --mode-seeking > 0; with one shot the real pairs are identical and it does nothing).')
 @click.option('--ema', 'ema_kimg', type=click.FloatRange(min=0), help='G_ema half-life in kimg [default: batch * 10 / 32].')
 @click.option('--mirror', is_flag=True, help='Add x-flips of the targets.')
-@click.option('--cond', is_flag=True, help='Train a class-conditional model on the targets\' dataset.json labels.')
+@click.option('--cond', is_flag=True, help='Train a class-conditional model on the targets\' dataset.json labels '
+              '(class k = label k; from scratch there are max label + 1 classes, so use labels 0..K-1).')
 @click.option('--class-loss', type=click.FloatRange(min=0), default=0.0, show_default=True,
               help='With --cond: weight of a cross-entropy on D\'s logits of all classes (reals train D, fakes train G).')
 @click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True, help='Random seed.')

@@ -28,7 +28,7 @@ def test_sample_conditions():
     assert real_c.shape == gen_c.shape == (6, 0)
 
 
-def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread):
+def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread, monkeypatch):
     """--cond trains G and D on the dataset.json classes; the conditional source then adapts to unlabelled
     targets (random classes) or, with --cond, to labelled ones, and resumes with its labels."""
     import zipfile
@@ -53,8 +53,16 @@ def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread)
         assert net['G_ema'](torch.randn([2, net['G_ema'].z_dim]), c, noise_mode='const').shape == (2, 1, 32, 32)
     opts_path = run_dir / 'training_options.json'  # a longer run, stopped at its first snapshot
     opts_path.write_text(json.dumps(dict(json.loads(opts_path.read_text()), kimg=0.032)))
+    launched = []
+    real_launch = train.launch
+    monkeypatch.setattr(train, 'launch', lambda *a, **k: launched.append(a[3]) or real_launch(*a, **k))
     res = CliRunner().invoke(train.main, ['--resume-run', str(run_dir), '--no-progress'], catch_exceptions=False)
     assert res.exit_code == 0, res.output
+    assert np.array_equal(launched[0], labels)  # the resumed run trains on the same labels
+    os.rename(run_dir / 'target_labels.npy', tmp_path / 'labels.npy')
+    res = CliRunner().invoke(train.main, ['--resume-run', str(run_dir), '--no-progress'])
+    assert isinstance(res.exception, SystemExit) and 'this --cond run has no target_labels.npy' in res.output
+    os.rename(tmp_path / 'labels.npy', run_dir / 'target_labels.npy')
     ckpt = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
     assert ckpt['cur_nimg'] >= 32
     source = str(run_dir / 'network-snapshot-000000.pkl')
@@ -74,12 +82,17 @@ def test_cond_refuses_unlabelled_targets_and_unconditional_sources(tmp_path, p1_
         PIL.Image.new('L', (32, 32)).save(tmp_path / f'{i}.png')
     res = CliRunner().invoke(train.main, ['--target-dir', str(tmp_path), '--cond', '--outdir', str(tmp_path / 'r'),
                                           '--no-progress'])
-    assert res.exit_code != 0 and 'Traceback' not in res.output
+    assert res.exit_code != 0 and isinstance(res.exception, SystemExit)  # a click error, not a traceback
     assert f'--cond: {tmp_path} has no dataset.json labels' in res.output
     res = CliRunner().invoke(train.main, ['--target-dir', SHOTS, '--resume', p1_path, '--cond', '--outdir',
                                           str(tmp_path / 'r'), '--no-progress'])
     assert res.exit_code != 0 and 'is unconditional; drop --cond' in res.output
     assert not os.path.exists(tmp_path / 'r')  # refused before any run folder is made
+    (tmp_path / 'dataset.json').write_text(json.dumps({'labels': [['0.png', 0], ['1.png', -1]]}))
+    res = CliRunner().invoke(train.main, ['--target-dir', str(tmp_path), '--cond', '--outdir', str(tmp_path / 'r'),
+                                          '--no-progress'])
+    assert isinstance(res.exception, SystemExit) and 'has negative label -1; use labels >= 0' in res.output
+    assert not os.path.exists(tmp_path / 'r')
 
 
 def _tiny_conditional_G(c_dim=3):
@@ -136,8 +149,19 @@ def test_class_loss_is_cross_entropy_of_D_over_classes():
         plain = torch.nn.functional.softplus(-D(real, real_c)).mean()
     assert d_losses['Dclass'] == pytest.approx(float(expected), rel=1e-4)
     assert d_losses['Dreal'] == pytest.approx(float(plain), rel=1e-4)
+    # The term enters D's gradient: grad(class_weight 2) - grad(class_weight 0) = grad of 2 * cross-entropy.
+    with_ce = {n: p.grad.clone() for n, p in D.named_parameters() if p.grad is not None}
+    D.zero_grad(set_to_none=True)
+    StyleGAN2Loss(G, D, style_mixing_prob=0, pl_weight=0).accumulate_gradients('Dmain', real, real_c, z, gen_c, gain=1)
+    without = {n: p.grad.clone() for n, p in D.named_parameters() if p.grad is not None}
+    D.zero_grad(set_to_none=True)
+    (2 * torch.nn.functional.cross_entropy(D.class_logits(real), real_c.argmax(1))).backward()
+    for n, p in D.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(with_ce[n] - without[n], p.grad, atol=1e-5), n
+    D.zero_grad(set_to_none=True)
     g_losses = loss.accumulate_gradients('Gmain', real, real_c, z, gen_c, gain=1)
-    assert g_losses['Gclass'] > 0 and 'Dclass' not in g_losses
+    assert 'Gclass' in g_losses and 'Dclass' not in g_losses
     assert 'Gclass' not in StyleGAN2Loss(G, D, style_mixing_prob=0, pl_weight=0).accumulate_gradients(
         'Gmain', real, real_c, z, gen_c, gain=1)
 

@@ -112,4 +112,3 @@ def test_mode_seeking_hinge_option(tmp_path, p1_path):
         assert parse_method(f'tgan@mode_seeking_hinge={value}')[1] == {'mode_seeking_hinge': expected}
     with pytest.raises(click.BadParameter, match='0 or 1'):
         parse_method('tgan@mode_seeking_hinge=0.5')
-

@@ -765,5 +765,5 @@ class Discriminator(torch.nn.Module):
         """Conditional D: img [N, img_channels, R, R] -> [N, c_dim], column k = D(img, one-hot k), in one pass."""
         assert self.c_dim > 0, 'class_logits needs a conditional discriminator'
         x, img = self._blocks(img, **block_kwargs)
-        eye = torch.eye(self.c_dim, device=img.device if img is not None else x.device)
+        eye = torch.eye(self.c_dim, device=x.device)
         return self.b4(x, img, self.mapping(None, eye), all_classes=True)

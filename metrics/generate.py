@@ -7,6 +7,7 @@ import PIL.Image
 import torch
 
 from metrics.util import atomic_open
+from torch_utils.misc import one_hot
 
 
 @torch.no_grad()
@@ -25,9 +26,7 @@ def generate_images(G, out_dir, num, seed=0, truncation_psi=1.0, device='cpu', b
     for start in range(0, num, batch_size):
         idx = np.arange(start, min(start + batch_size, num))
         z = torch.from_numpy(z_all[idx]).to(torch.float32).to(device)
-        c = torch.zeros(len(idx), c_dim, device=device)
-        if c_dim > 0:
-            c[torch.arange(len(idx)), torch.from_numpy(idx % c_dim)] = 1
+        c = one_hot(idx % max(c_dim, 1), c_dim, device)
         img = G(z, c, truncation_psi=truncation_psi, noise_mode='const')
         img = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for i, arr in zip(idx, img):

@@ -41,6 +41,21 @@ def load_generator(network, adapter=None, device='cpu'):
     return G.eval().requires_grad_(False).to(device), net['sha256']
 
 
+def check_class(G, class_idx):
+    """Validate --class for G: a warning (and None) on an unconditional network, BadParameter when out of range."""
+    if class_idx is not None and G.c_dim == 0:
+        print(f'warning: --class {class_idx} ignored: the network is unconditional')
+        return None
+    if class_idx is not None and not 0 <= class_idx < G.c_dim:
+        raise click.BadParameter(f'must be in 0..{G.c_dim - 1}', param_hint='--class')
+    return class_idx
+
+
+def seed_classes(seeds, c_dim):
+    """Default classes of a conditional network: seed s -> s % c_dim (0 for unconditional ones)."""
+    return [s % max(c_dim, 1) for s in seeds]
+
+
 def generate_images(G, seeds, trunc=0.8, noise_mode='const', class_idx=None, device='cpu'):
     """One image per seed: uint8 [N, H, W, C]. z for seed s is randn from numpy RandomState(s), as in stylegan2-ada.
 
@@ -50,14 +65,13 @@ def generate_images(G, seeds, trunc=0.8, noise_mode='const', class_idx=None, dev
     import numpy as np
     import torch
     from torch_utils.image_grid import seed_z, to_uint8
-    if G.c_dim > 0 and class_idx is not None and not 0 <= class_idx < G.c_dim:
-        raise click.BadParameter(f'must be in 0..{G.c_dim - 1}', param_hint='--class')
+    from torch_utils.misc import one_hot
+    class_idx = check_class(G, class_idx)
+    classes = seed_classes(seeds, G.c_dim) if class_idx is None else [class_idx] * len(seeds)
     out = []
     with torch.no_grad():
-        for seed in seeds:
-            c = torch.zeros([1, G.c_dim], device=device)
-            if G.c_dim > 0:
-                c[:, class_idx if class_idx is not None else seed % G.c_dim] = 1
+        for seed, k in zip(seeds, classes):
+            c = one_hot([k], G.c_dim, device)
             z = seed_z([seed], G.z_dim).to(device)
             out.append(to_uint8(G(z, c, truncation_psi=trunc, noise_mode=noise_mode))[0])
     return np.stack(out)
@@ -93,9 +107,6 @@ def main(network, adapter, seeds, trunc, noise_mode, class_idx, outdir, grid, de
         G, _sha = load_generator(network, adapter, device)
     except (NetworkLoadError, AdapterError) as e:
         raise click.ClickException(str(e)) from None
-    if class_idx is not None and G.c_dim == 0:
-        print(f'warning: --class {class_idx} ignored: the network is unconditional')
-        class_idx = None
     images = generate_images(G, seed_list, trunc=trunc, noise_mode=noise_mode, class_idx=class_idx, device=device)
     for seed, img in zip(seed_list, images):
         save_png(img, os.path.join(outdir, f'seed{seed:04d}.png'))

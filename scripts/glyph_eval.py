@@ -27,7 +27,7 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
     import torch
     from metrics.glyph_classifier import DEFAULT_PATH, load_dataset_zip, load_glyph_classifier
     from metrics.glyph_metrics import glyph_metrics, ink_stats
-    from scripts.generate import generate_images
+    from scripts.generate import generate_images, seed_classes
     clf = load_glyph_classifier(classifier_path or DEFAULT_PATH)
     if expect not in clf.script_names:  # checked before generating
         raise click.BadParameter(f'unknown script {expect!r}; the classifier knows {", ".join(clf.script_names)}',
@@ -36,8 +36,7 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
     fake = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     real, _labels = load_dataset_zip(test_zip, limit=num_test or None)
     shots = load_dataset_zip(shots_zip)[0] if shots_zip else None
-    seeds = torch.arange(seed, seed + num)
-    requested = seeds % G.c_dim if G.c_dim > 0 else None  # generate_images' class per seed
+    requested = seed_classes(range(seed, seed + num), G.c_dim) if G.c_dim > 0 else None  # generate_images' classes
     m = glyph_metrics(clf, fake, shots=shots, test=real, expect=expect, requested=requested)
     out = dict(num=num, trunc=trunc, script_shares=m['script_shares'], expected_script=expect,
                classes_covered=m['classes_covered'], classes_total=m['classes_total'], fgd=m['fgd_test'],

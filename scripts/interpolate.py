@@ -19,7 +19,7 @@ import click
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dnnlib import EasyDict  # noqa: E402
-from scripts.generate import load_generator, parse_seeds  # noqa: E402
+from scripts.generate import check_class, load_generator, parse_seeds  # noqa: E402
 
 
 def parse_grid(text):
@@ -79,16 +79,13 @@ def run_interpolation(cfg, progress=True):
     if device == 'cuda' and not torch.cuda.is_available():
         raise click.BadParameter('CUDA is not available here; use --device cpu', param_hint='--device')
     G, _sha = load_generator(cfg.network, cfg.adapter, device)
-    if G.c_dim == 0 and cfg.class_idx is not None:
-        print(f'warning: --class {cfg.class_idx} ignored: the network is unconditional')
-    if G.c_dim > 0 and cfg.class_idx is not None and not 0 <= cfg.class_idx < G.c_dim:
-        raise click.BadParameter(f'must be in 0..{G.c_dim - 1}', param_hint='--class')
+    class_idx = check_class(G, cfg.class_idx)
     folder = os.path.dirname(os.path.abspath(cfg.out))
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
         raise click.ClickException(f'--out {cfg.out}: cannot create its folder ({e.strerror})') from None
-    c = interp.label(G, cfg.class_idx, device)
+    c = interp.label(G, class_idx, device)
     frames, size = interp.interpolation_video(
         G, cfg.seed_loops, cfg.out, frames_per_transition=cfg.frames_per_transition, space=cfg.space,
         trunc=cfg.trunc, rows=cfg.rows, cols=cfg.cols, fps=cfg.fps, factor=cfg.upscale, gif_path=cfg.gif_out,

@@ -64,3 +64,11 @@ def copy_params_and_buffers(src_module, dst_module, require_all=False):
             tensor.copy_(src_tensors[name].detach()).requires_grad_(tensor.requires_grad)
         elif require_all:
             raise KeyError(f'Missing tensor in source module: {name}')
+
+
+def one_hot(classes, c_dim, device='cpu'):
+    """Conditioning c for class ids: int64 [N] -> float [N, c_dim] (an empty [N, 0] when c_dim is 0)."""
+    classes = torch.as_tensor(classes, dtype=torch.int64)
+    if c_dim == 0:
+        return torch.zeros([len(classes), 0], device=device)
+    return torch.nn.functional.one_hot(classes, c_dim).to(device=device, dtype=torch.float32)

@@ -25,6 +25,7 @@ from dnnlib.fileio import append_line, atomic_open, atomic_write_json
 from fsgan import export
 from fsgan.methods import adapt, get_method
 from torch_utils import distributed, training_stats
+from torch_utils.misc import one_hot
 from torch_utils.image_grid import save_png, tile, to_uint8
 from torch_utils.tb_events import ScalarWriter
 from training import networks
@@ -110,13 +111,6 @@ def sample_reals(images, batch, mirror, device):
         flip = torch.rand([batch, 1, 1, 1], device=device) < 0.5
         x = torch.where(flip, x.flip(3), x)
     return x, idx
-
-
-def one_hot(classes, c_dim, device):
-    """int64 [N] -> float [N, c_dim] (an empty [N, 0] for c_dim 0)."""
-    if c_dim == 0:
-        return torch.zeros([len(classes), 0], device=device)
-    return torch.nn.functional.one_hot(classes, c_dim).to(device=device, dtype=torch.float32)
 
 
 def sample_conditions(c_dim, labels, real_idx, device):

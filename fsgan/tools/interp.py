@@ -15,6 +15,7 @@ import contextlib
 import numpy as np
 import torch
 
+from torch_utils import misc
 from torch_utils.image_grid import seed_z, tile, to_uint8
 
 
@@ -37,10 +38,7 @@ def slerp(a, b, t):
 
 def label(G, class_idx=None, device='cpu'):
     """Conditioning vector c [1, c_dim]: one-hot class_idx (None = 0) for conditional networks, else empty."""
-    c = torch.zeros([1, G.c_dim], device=device)
-    if G.c_dim > 0:
-        c[:, class_idx or 0] = 1
-    return c
+    return misc.one_hot([class_idx or 0], G.c_dim, device)
 
 
 def _device(G):

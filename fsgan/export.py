@@ -43,12 +43,15 @@ def trained_state(net):
     return {name: p.detach().cpu().clone() for name, p in net.named_parameters() if p.requires_grad}
 
 
-def save_adapter(path, method, method_options, source_sha256, G, D, G_ema):
-    """Write the trained tensors of an adapted G/D (and G_ema's values of the same tensors) atomically."""
+def save_adapter(path, method, method_options, source_sha256, G, D, G_ema, start='G_ema'):
+    """Write the trained tensors of an adapted G/D (and G_ema's values of the same tensors) atomically.
+
+    start: the source generator ('G' or 'G_ema') that G and G_ema started from.
+    """
     G_state = trained_state(G)
     ema_params = dict(G_ema.named_parameters())
     payload = dict(format=ADAPTER_FORMAT, version=ADAPTER_VERSION, method=method,
-                   method_options=dict(method_options), source_sha256=source_sha256,
+                   method_options=dict(method_options), source_sha256=source_sha256, start=start,
                    G=G_state, D=trained_state(D) if D is not None else {},
                    G_ema={n: ema_params[n].detach().cpu().clone() for n in G_state})
     with atomic_open(path) as f:
@@ -86,15 +89,17 @@ def _load_trained(net, tensors, what, path):
             params[name].copy_(value)
 
 
-def starting_generator(network):
-    """The generator adaptation starts from: the source's G_ema when present, else its G."""
-    return network['G_ema'] if network.get('G_ema') is not None else network['G']
+def starting_generator(network, start='G_ema'):
+    """The generator adaptation starts from: the source's `start` ('G' or 'G_ema') when present, else the other."""
+    other = dict(G='G_ema', G_ema='G')[start]
+    return network[start] if network.get(start) is not None else network[other]
 
 
 def apply_adapter(network, path):
     """Apply an adapter file to a loaded source network dict (from fsgan.load_network), in place.
 
-    G and G_ema both start from `starting_generator(network)`, as in training; D from D.
+    G and G_ema both start from the source generator the run started from (the adapter's `start`; files
+    without one started from G_ema), as in training; D from D.
     Returns the same dict with G, D and G_ema adapted. Refuses a source with another sha256.
     """
     payload = load_adapter(path)
@@ -103,7 +108,7 @@ def apply_adapter(network, path):
                            f'but the given network has {str(network.get("sha256"))[:12]}...; '
                            f'pass the network the adapter was trained from')
     opts = payload['method_options']
-    start = starting_generator(network)
+    start = starting_generator(network, payload.get('start', 'G_ema'))
     G, G_ema, D = copy.deepcopy(start), copy.deepcopy(start), network.get('D')
     adapt(G, D, method=payload['method'], **opts)
     adapt(G_ema, None, method=payload['method'], **opts)

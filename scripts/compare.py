@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dnnlib import EasyDict  # noqa: E402
 from dnnlib.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fsgan.methods import METHODS  # noqa: E402
+from fsgan.protocol import PROTOCOLS  # noqa: E402
 from scripts.train import TRAIN_OPTION_BOUNDS, SetupError, check_train_option, parse_method_options  # noqa: E402
 
 STATE_FILE = 'compare_state.json'
@@ -92,13 +93,14 @@ def parse_method(spec):
     return name, train, options
 
 
-def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=16,
-                  seed=0, tick=1.0, snap=5, test_dir=None, num=64, num_test=256, faces=False, trunc=0.8,
+def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=None,
+                  protocol='paper', seed=0, tick=1.0, snap=5, test_dir=None, num=64, num_test=256, faces=False, trunc=0.8,
                   metrics_trunc=1.0, cols=10, strip_steps=10, device=None, cache_dir=None, inception=True, expect=None,
                   train_options=None):
     """Pure setup: options -> EasyDict(entries=[(name, run_dir or None)], settings, metric_settings, ...).
 
     train_options: training options (TRAIN_KEYS) for every trained row; a row's own @KEY=VALUE wins.
+    protocol: the adaptation protocol of every trained row (fsgan.protocol); batch None = the protocol's.
     settings are what the training runs depend on (a resumed comparison must match them);
     metric_settings decide whether cached metrics still hold.
     """
@@ -131,8 +133,11 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
 
     def absolute(path):
         return os.path.abspath(path) if path is not None and os.path.exists(path) else path
+    if protocol not in PROTOCOLS:
+        raise click.BadParameter(f'{protocol!r}: choose one of {", ".join(PROTOCOLS)}', param_hint='--protocol')
     settings = dict(source=absolute(source), target_dir=absolute(target_dir), shots=int(shots), kimg=float(kimg),
-                    batch=int(batch), seed=int(seed), tick=float(tick), snap=int(snap))
+                    batch=None if batch is None else int(batch), protocol=protocol, seed=int(seed), tick=float(tick),
+                    snap=int(snap))
     if train_options:
         unknown = sorted(set(train_options) - set(TRAIN_KEYS))
         if unknown:
@@ -156,7 +161,7 @@ def load_state(cfg):
     if os.path.isfile(path):
         with open(path) as f:
             state = json.load(f)
-        old, new = state['settings'], cfg.settings
+        old, new = dict(dict(protocol='ours'), **state['settings']), cfg.settings  # comparisons before protocols
         diff = [f'{k}: {old.get(k)!r} there, {new.get(k)!r} now' for k in sorted(set(old) | set(new))
                 if old.get(k) != new.get(k)]
         if diff:
@@ -205,6 +210,7 @@ def train_method(cfg, name, progress=True):
     train = dict(s.get('train', {}), **row_train)
     c = setup_training_config(s['target_dir'], outdir=parent, resume=s['source'], method=method,
                               method_options=options, shots=s['shots'], kimg=s['kimg'], batch=s['batch'],
+                              protocol=s.get('protocol', 'ours'),
                               seed=s['seed'], snap=s['snap'], kimg_per_tick=s['tick'], device=cfg.device, **train)
     print(f'[{name}] training')
     return run_training(c, progress=progress)
@@ -484,7 +490,9 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
 @click.option('--runs', multiple=True, metavar='NAME=RUNDIR',
               help='Use an existing run folder as row NAME (repeatable).')
 @click.option('--kimg', type=float, help='Training length [default: 20, 16 for <= 5 shots].')
-@click.option('--batch', type=int, default=16, show_default=True, help='Batch size.')
+@click.option('--batch', type=int, help='Batch size [default: per protocol].')
+@click.option('--protocol', type=click.Choice(list(PROTOCOLS)), default='paper', show_default=True,
+              help='Adaptation protocol of every trained row (see scripts/train.py --protocol).')
 @click.option('--seed', type=int, default=0, show_default=True, help='Seed of shot selection and training.')
 @click.option('--tick', type=float, default=1.0, show_default=True, help='Tick length in kimg.')
 @click.option('--snap', type=int, default=5, show_default=True, help='Snapshot (and checkpoint) every this many ticks.')
@@ -512,7 +520,7 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
 @click.option('--preset-seeds', default='0,1,2', show_default=True, help='Preset seeds.')
 @click.option('--split', type=click.Choice(['test', 'val']), default='test', show_default=True,
               help='Preset evaluation split: val for choosing settings, test for the report.')
-def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, seed, tick, snap, test_dir, num, num_test,
+def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol, seed, tick, snap, test_dir, num, num_test,
          faces, trunc, metrics_trunc, cols, strip_steps, cache_dir, device, no_progress, preset, preset_targets,
          preset_shots, preset_seeds, split):
     """Train (or take) several adaptations of one source on the same shots and compare them side by side.
@@ -530,7 +538,7 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, seed, ti
                                                                 ('--runs', runs), ('--test-dir', test_dir)) if v])
         return
     cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,
-                        kimg=kimg, batch=batch, seed=seed, tick=tick, snap=snap, test_dir=test_dir, num=num,
+                        kimg=kimg, batch=batch, protocol=protocol, seed=seed, tick=tick, snap=snap, test_dir=test_dir, num=num,
                         num_test=num_test, faces=faces, trunc=trunc, metrics_trunc=metrics_trunc, cols=cols,
                         strip_steps=strip_steps, device=device, cache_dir=cache_dir)
     try:

@@ -79,7 +79,7 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     except ValueError as e:
         raise SetupError(f'--source: {e}') from None
     c = setup_training_config(target, outdir=outdir, resume=source, method='fsgan', shots=10, kimg=kimg, lr=lr,
-                              batch=16, seed=0, snap=0, kimg_per_tick=kimg / 4, device='cpu', **reg)
+                              batch=16, protocol='ours', seed=0, snap=0, kimg_per_tick=kimg / 4, device='cpu', **reg)
     run_dir = run_training(c, progress=progress)
     stages = tqdm.tqdm(total=4, desc='samples, video, metrics', unit='stage', disable=not progress)
     network = latest(run_dir, 'network-snapshot-', '.pkl')

@@ -92,7 +92,7 @@ def cell_config(outdir, target, shots, seed, methods, kimg=KIMG, split='test', s
         if not os.path.isfile(path):
             raise ValueError(f'{path}: missing; the glyph preset needs the files shipped in data/glyphs')
     return setup_compare(os.path.join(outdir, cell_name(target, shots, seed)), source=source, target_dir=shots_zip,
-                         shots=shots, methods=methods, kimg=kimg, batch=BATCH, seed=seed, tick=kimg / 2, snap=1,
+                         shots=shots, methods=methods, kimg=kimg, batch=BATCH, protocol='ours', seed=seed, tick=kimg / 2, snap=1,
                          test_dir=eval_zip, num=num, num_test=num_test, device=device, inception=False, expect=script,
                          train_options=source_regularisation(source))
 

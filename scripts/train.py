@@ -16,6 +16,7 @@ import click
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dnnlib import EasyDict  # noqa: E402
+from fsgan import protocol as protocols  # noqa: E402
 from fsgan.methods import METHODS, get_method  # noqa: E402
 
 # Small from-scratch configurations for the CPU: resolution -> G/D kwargs (channels come from the data).
@@ -26,6 +27,9 @@ SCRATCH_CFGS = {
                     D_channel_base=2048, D_channel_max=64, mbstd_group=4, mbstd_channels=8, use_noise=False),
     'glyph32-wide': dict(resolution=32, z_dim=128, w_dim=128, mapping_layers=2, channel_base=2048, channel_max=128,
                          D_channel_base=4096, D_channel_max=128, mbstd_group=4, mbstd_channels=1, use_noise=False),
+    # Emoji source (data/emoji): 64x64 RGB, G 1.84M / D 1.47M tensors, small enough for CPU adaptation demos.
+    'emoji64': dict(resolution=64, z_dim=256, w_dim=256, mapping_layers=4, channel_base=4096, channel_max=128,
+                    D_channel_base=4096, D_channel_max=128, mbstd_group=4, mbstd_channels=1, use_noise=True),
     'small64': dict(resolution=64, z_dim=256, w_dim=256, mapping_layers=4, channel_base=8192, channel_max=256,
                     D_channel_base=8192, D_channel_max=256, mbstd_group=4, mbstd_channels=1, use_noise=True),
 }
@@ -94,7 +98,7 @@ def setup_training_config(
     freezed=None,           # FreezeD: number of D layers to freeze (method freezed only).
     shots=None,             # Number of target images, None = all.
     kimg=None,              # Training length in thousands of images; None = paper default (20, or 16 for <= 5 shots).
-    batch=16,               # Batch size.
+    batch=None,             # Batch size; None = the protocol's (paper 32, fsgan-repo and ours 16, scratch 16).
     lr=None,                # Learning rate; None = the method's paper setting.
     dlr=None,               # D learning rate; None = lr.
     gamma=10.0,             # R1 weight.
@@ -103,8 +107,11 @@ def setup_training_config(
     mode_seeking=0.0,       # Mode-seeking weight (Mao et al. 2019), 0 = off; for small from-scratch nets.
     mode_seeking_hinge=False,  # Hinge that term at the real batch's pair distance (training.loss); needs
                                # mode_seeking > 0 and distinct real images (shots >= 2).
-    ema_kimg=None,          # G_ema half-life in kimg; None = batch * 10 / 32.
-    ema_rampup=0.05,        # G_ema ramp-up (fraction of images seen), None = off.
+    ema_kimg=None,          # G_ema half-life in kimg; None = the protocol's (paper 10; ours batch * 10 / 32).
+    ema_rampup=None,        # G_ema ramp-up (fraction of images seen); 0 = off; None = the protocol's.
+    protocol='paper',       # Adaptation protocol (fsgan.protocol): 'paper', 'fsgan-repo' or 'ours'.
+    start=None,             # Source generator G and G_ema start from: 'G' or 'G_ema'; None = the protocol's.
+    track_w_avg=None,       # Let w_avg track the mapping output during adaptation; None = the protocol's.
     mirror=False,           # Add x-flips of the targets.
     cond=False,             # Condition on the targets' dataset.json labels (class-conditional G and D).
     class_loss=0.0,         # With cond: weight of the classification term on D's logits (training.loss).
@@ -121,12 +128,23 @@ def setup_training_config(
     import torch
     if resume is None:
         method = 'tgan'  # from scratch, every tensor trains
+        protocol = None
     spec = get_method(method)
     method_options = dict(method_options or {})
-    if freezed is not None:
-        if method != 'freezed':
-            raise SetupError(f'--freezed is an option of --method freezed, not {method}')
-        method_options['freezed'] = freezed
+    if freezed is not None and method != 'freezed':
+        raise SetupError(f'--freezed is an option of --method freezed, not {method}')
+    if start is not None and start not in protocols.STARTS:
+        raise SetupError(f'--start {start!r}: choose one of {", ".join(protocols.STARTS)}')
+    if ema_rampup is not None and not (math.isfinite(ema_rampup) and ema_rampup >= 0):
+        raise SetupError(f'--ema-rampup must be a finite number >= 0 (0 = off), got {ema_rampup}')
+    try:
+        proto = protocols.resolve(protocol, dict(batch=batch, ema_kimg=ema_kimg, start=start, track_w_avg=track_w_avg,
+                                                 freezed=freezed, ema_rampup=ema_rampup))
+    except ValueError as e:
+        raise SetupError(str(e)) from None
+    if method == 'freezed':
+        method_options.setdefault('freezed', proto['freezed'])  # --method-opt freezed=K wins too
+    batch = proto['batch']
     if shots is not None and shots < 1:
         raise SetupError(f'--shots must be >= 1, got {shots}')
     if batch < 1:
@@ -161,7 +179,8 @@ def setup_training_config(
         shots=shots, kimg=float(kimg), batch=batch, lr=lr, dlr=float(dlr) if dlr is not None else lr,
         gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
         mode_seeking=float(mode_seeking), mode_seeking_hinge=bool(given['mode_seeking_hinge']),
-        ema_kimg=float(ema_kimg if ema_kimg is not None else batch * 10 / 32), ema_rampup=ema_rampup,
+        protocol=protocol, ema_kimg=float(proto['ema_kimg']), ema_rampup=proto['ema_rampup'] or None,
+        start=proto['start'], track_w_avg=proto['track_w_avg'],
         G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), cond=bool(cond),
         class_loss=float(class_loss), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
@@ -199,13 +218,28 @@ def next_run_dir(outdir, desc):
 
 
 def network_geometry(c):
-    """(resolution, channels, c_dim) the targets must fit; channels and c_dim are None from scratch."""
-    if c.source is not None:
-        from fsgan.loading import load_network
-        net = load_network(c.source)
-        G = net['G_ema'] if net['G_ema'] is not None else net['G']
-        return G.img_resolution, G.img_channels, G.c_dim
-    return SCRATCH_CFGS[c.cfg]['resolution'], None, None
+    """(resolution, channels, c_dim) the targets must fit; channels and c_dim are None from scratch.
+
+    Also resolves the protocol items that depend on the source network (resolve_source_items).
+    """
+    if c.source is None:
+        return SCRATCH_CFGS[c.cfg]['resolution'], None, None
+    from fsgan.loading import load_network
+    net = load_network(c.source)
+    resolve_source_items(c, net)
+    G = net['G_ema'] if net['G_ema'] is not None else net['G']
+    return G.img_resolution, G.img_channels, G.c_dim
+
+
+def resolve_source_items(c, net):
+    """In place: FreezeD's 'paper' depth for this D, and the start generator when the source lacks the one asked."""
+    from fsgan.methods.freezed import paper_depth
+    other = dict(G='G_ema', G_ema='G')
+    if c.get('start') in other and net[c.start] is None:
+        print(f'[protocol] {c.source} has no {c.start}; G and G_ema start from its {other[c.start]}')
+        c.start = other[c.start]
+    if c.method_options.get('freezed') == 'paper':
+        c.method_options['freezed'] = paper_depth(net['D'])
 
 
 def target_labels(c, target, c_dim):
@@ -308,11 +342,16 @@ def print_dry_run(c, images):
     """Print the resolved options and the trainable counts of every method, then return."""
     from training.training_loop import build_networks
     from fsgan.methods import adapt
+    from fsgan.methods.freezed import paper_depth
     print(json.dumps(c, indent=2, sort_keys=True))
     print(f'targets: {list(images.shape)} uint8')
+    print(protocols.describe(c))
     for name in sorted(METHODS):
         G, D, _G_ema, _src = build_networks(c, 'cpu')
         opts = c.method_options if name == c.method else {}
+        if name == 'freezed' and name != c.method and c.source is not None:
+            depth = protocols.protocol_defaults(c.get('protocol', 'ours'))['freezed']
+            opts = dict(freezed=paper_depth(D) if depth == 'paper' else depth)
         params = adapt(G, D, method=name, **opts)
         print(f'trainable[{name}]: {sum(p.numel() for p in params):,}')
 
@@ -328,7 +367,14 @@ def print_dry_run(c, images):
               help='Method option, e.g. adapt_affine=true (repeatable).')
 @click.option('--freezed', type=click.IntRange(min=0), help='FreezeD: D layers to freeze from the image side.')
 @click.option('--kimg', type=click.FloatRange(min=0, min_open=True), help='Training length [default: 20, 16 for <=5 shots].')
-@click.option('--batch', type=click.IntRange(min=1), default=16, show_default=True, help='Batch size.')
+@click.option('--protocol', type=click.Choice(list(protocols.PROTOCOLS)), default=protocols.DEFAULT_PROTOCOL,
+              show_default=True, help='Adaptation protocol: the EMA, w_avg, start, FreezeD depth and batch of the '
+              'FSGAN paper, of its official code, or this project\'s earlier settings (README table).')
+@click.option('--start', type=click.Choice(list(protocols.STARTS)),
+              help='Source generator that G and G_ema start from [default: per protocol].')
+@click.option('--track-w-avg', type=click.Choice(['true', 'false']),
+              help='Let w_avg track the adapted mapping output [default: per protocol].')
+@click.option('--batch', type=click.IntRange(min=1), help='Batch size [default: per protocol; 16 from scratch].')
 @click.option('--lr', type=click.FloatRange(min=0, min_open=True), help='Learning rate [default: per method].')
 @click.option('--dlr', type=click.FloatRange(min=0, min_open=True), help='D learning rate [default: --lr].')
 @click.option('--gamma', type=click.FloatRange(min=0), default=10.0, show_default=True, help='R1 weight.')
@@ -340,7 +386,11 @@ def print_dry_run(c, images):
 @click.option('--mode-seeking-hinge', is_flag=True,
               help='Mode seeking only penalises sample pairs closer than the real batch\'s pairs '
                    '(needs --mode-seeking > 0; with one shot the real pairs are identical and it does nothing).')
-@click.option('--ema', 'ema_kimg', type=click.FloatRange(min=0), help='G_ema half-life in kimg [default: batch * 10 / 32].')
+@click.option('--ema', 'ema_kimg', type=click.FloatRange(min=0),
+              help='G_ema half-life in kimg [default: per protocol; batch * 10 / 32 from scratch].')
+@click.option('--ema-rampup', type=click.FloatRange(min=0),
+              help='G_ema ramp-up: half-life at most this fraction of the images seen; 0 = off '
+                   '[default: per protocol; 0.05 from scratch].')
 @click.option('--mirror', is_flag=True, help='Add x-flips of the targets.')
 @click.option('--cond', is_flag=True, help='Train a class-conditional model on the targets\' dataset.json labels '
               '(class k = label k; from scratch there are max label + 1 classes, so use labels 0..K-1).')
@@ -360,8 +410,8 @@ def print_dry_run(c, images):
 @click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
-def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, dlr, gamma, pl_weight,
-         style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, mirror, cond, class_loss, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
+def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, protocol, start, track_w_avg, batch, lr,
+         dlr, gamma, pl_weight, style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, ema_rampup, mirror, cond, class_loss, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
          dry_run, no_progress):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
@@ -380,9 +430,10 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
             raise SetupError('--target-dir is required (a folder or zip of target images)')
         c = setup_training_config(target_dir, outdir=outdir, resume=resume, method=method,
                                   method_options=parse_method_options(method_opts, method), freezed=freezed,
-                                  shots=shots, kimg=kimg, batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
+                                  shots=shots, kimg=kimg, protocol=protocol, start=start,
+                                  track_w_avg=None if track_w_avg is None else track_w_avg == 'true', batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
                                   style_mixing=style_mixing, mode_seeking=mode_seeking,
-                                  mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, mirror=mirror, cond=cond, class_loss=class_loss, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
+                                  mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, ema_rampup=ema_rampup, mirror=mirror, cond=cond, class_loss=class_loss, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
                                   device=device, nan_policy=nan_policy, gpus=gpus)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:

@@ -45,7 +45,7 @@ def build_networks(opts, device):
         source = load_network(opts.source)
         if (source['G'] is None and source['G_ema'] is None) or source['D'] is None:
             raise TrainingError(f'{opts.source}: needs a generator (G or G_ema) and D to adapt; this file lacks one')
-        start = export.starting_generator(source)
+        start = export.starting_generator(source, opts.get('start') or 'G_ema')
         G = copy.deepcopy(start)
         D = copy.deepcopy(source['D'])
         G_ema = copy.deepcopy(start)
@@ -77,7 +77,7 @@ def setup_run(opts, device):
     state = EasyDict(G=G, D=D, G_ema=G_ema, G_init_kwargs=G_init_kwargs, D_init_kwargs=D_init_kwargs,
                      source_sha256=source['sha256'] if source else None,
                      loss=StyleGAN2Loss(G, D, style_mixing_prob=opts.style_mixing, r1_gamma=opts.gamma,
-                                        pl_weight=opts.pl_weight, update_w_avg=spec.update_w_avg,
+                                        pl_weight=opts.pl_weight, update_w_avg=track_w_avg(opts, spec),
                                         ms_weight=opts.get('mode_seeking', 0.0),
                                         ms_hinge=bool(opts.get('mode_seeking_hinge', False)),
                                         class_weight=opts.get('class_loss', 0.0)),
@@ -86,6 +86,12 @@ def setup_run(opts, device):
                      num_trainable=dict(G=sum(p.numel() for p in G_train), D=sum(p.numel() for p in D_train)),
                      cur_nimg=0, cur_tick=0, batch_idx=0, lr_scale=1.0)
     return state
+
+
+def track_w_avg(opts, spec):
+    """Whether w_avg tracks the mapping output: the protocol's choice, else (older runs) the method's default."""
+    value = opts.get('track_w_avg')
+    return spec.update_w_avg if value is None else bool(value)
 
 
 def phases(state, opts):
@@ -273,7 +279,7 @@ def write_snapshot(state, opts, run_dir):
                                                   use_labels=bool(opts.get("cond")), xflip=opts.mirror, max_size=opts.shots))
     if state.source_sha256 is not None:
         export.save_adapter(os.path.join(run_dir, f'adapter-{tag}.pt'), opts.method, opts.method_options,
-                            state.source_sha256, state.G, state.D, state.G_ema)
+                            state.source_sha256, state.G, state.D, state.G_ema, start=opts.get('start') or 'G_ema')
     save_checkpoint(state, opts, run_dir)
 
 

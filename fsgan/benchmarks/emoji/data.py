@@ -7,7 +7,7 @@ content group (splits.py); write stylegan2-ada-pytorch dataset zips, previews an
 
 Every zip holds `<unified>.png` files (code points as upper-case hex joined by '-'), `dataset.json`
 ({"labels": [[file, category index into paths.CATEGORIES], ...]}) and `meta.json`
-({file: {unified, category, short_name, vendor}}).
+({file: {unified, category, short_name, vendor, group}}; group = the base emoji's code points).
 """
 import collections
 import hashlib
@@ -120,17 +120,18 @@ def convert_images(images, codes, resolution, background):
 def write_dataset_zip(path, records, rgb, vendor):
     """Write `<unified>.png` per record + dataset.json + meta.json atomically; returns the zip's sha256.
 
-    records: EmojiImage list (sorted by code); rgb: uint8 [N, R, R, 3] in the same order.
+    records: EmojiImage list; rgb: uint8 [N, R, R, 3] in the same order. Members are in file-name order.
     """
     labels, meta = [], {}
+    order = sorted(range(len(records)), key=lambda i: f'{records[i].unified}.png')
     with atomic_path(path, suffix='.tmp.zip') as tmp:
         with zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_STORED) as zf:
-            for rec, img in zip(records, rgb):
+            for rec, img in ((records[i], rgb[i]) for i in order):
                 fname = f'{rec.unified}.png'
                 zf.writestr(zipfile.ZipInfo(fname, date_time=ZIP_DATE), encode_png(img))
                 labels.append([fname, paths.CATEGORIES.index(rec.category)])
                 meta[fname] = {'unified': rec.unified, 'category': rec.category, 'short_name': rec.short_name,
-                               'vendor': vendor}
+                               'vendor': vendor, 'group': rec.group}
             for name, obj in (('dataset.json', {'labels': labels}), ('meta.json', meta)):
                 data = json.dumps(obj, ensure_ascii=False, separators=(',', ':')).encode()
                 zf.writestr(zipfile.ZipInfo(name, date_time=ZIP_DATE), data, compress_type=zipfile.ZIP_DEFLATED)

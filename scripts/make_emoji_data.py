@@ -41,7 +41,8 @@ def _tgz_option(vendor):
               show_default=True, help='Folder for the shipped zips, previews/ and MANIFEST.json.')
 @click.option('--cache-dir', type=click.Path(file_okay=False), default=os.path.join(ROOT, paths.CACHE_DIR),
               show_default=True, help='Folder for noto_train.zip (re-made, not shipped).')
-@click.option('--seed', type=int, default=paths.SEED, show_default=True, help='Master seed; each split has its own stream.')
+@click.option('--seed', type=int, default=paths.SEED, show_default=True,
+              help='Master seed; each split has its own stream.')
 @click.option('--shots', default=','.join(map(str, paths.SHOTS)), show_default=True, callback=_parse_shots,
               help='Nested shot counts per target.')
 @click.option('--val-images', type=click.IntRange(min=1), default=paths.VAL_IMAGES, show_default=True,
@@ -49,7 +50,8 @@ def _tgz_option(vendor):
 @click.option('--test-images', type=click.IntRange(min=1), default=paths.TEST_IMAGES, show_default=True,
               help='Whole groups are added to <target>_test.zip until it holds at least this many images.')
 @click.option('--noto-test-fraction', type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=paths.NOTO_TEST_FRACTION, show_default=True, help='Share of Noto content groups in noto_test.zip.')
+              default=paths.NOTO_TEST_FRACTION, show_default=True,
+              help='Share of Noto content groups in noto_test.zip.')
 @_tgz_option('google')
 @_tgz_option('twitter')
 @_tgz_option('openmoji')
@@ -59,7 +61,8 @@ def main(dry_run, google_tgz, twitter_tgz, openmoji_tgz, **opts):
     tarballs = {v: t for v, t in (('google', google_tgz), ('twitter', twitter_tgz), ('openmoji', openmoji_tgz)) if t}
     for vendor, package in paths.PACKAGES.items():
         click.echo(f'{vendor}: {package.name}@{package.version} from {tarballs.get(vendor, package.url)}')
-    names = [paths.NOTO_TEST] + [f'{d}_{s}.zip' for d in ('near', 'far') for s in paths.target_split_names(opts['shots'])]
+    splits = paths.target_split_names(opts['shots'])
+    names = [paths.NOTO_TEST] + [f'{d}_{s}.zip' for d in ('near', 'far') for s in splits]
     click.echo(f'source set: {os.path.join(opts["cache_dir"], paths.NOTO_TRAIN)}')
     click.echo(f'shipped into {opts["data_dir"]}: ' + ', '.join(names) + f', {paths.MANIFEST}, {paths.PREVIEW_DIR}/')
     if dry_run:

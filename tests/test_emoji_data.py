@@ -80,7 +80,8 @@ def build_fake_tarballs(folder):
     """Three fake tarballs in `folder`; returns (vendor -> path, vendor -> NpmPackage with their integrity)."""
     entries = _fake_index()
     index = json.dumps(entries).encode()
-    images = [e['image'] for e in entries] + [v['image'] for e in entries for v in e.get('skin_variations', {}).values()]
+    images = [e['image'] for e in entries]
+    images += [v['image'] for e in entries for v in e.get('skin_variations', {}).values()]
     tgz = {}
     for vendor in ('google', 'twitter'):
         members = {paths.INDEX_MEMBER: index}
@@ -193,6 +194,7 @@ def test_counts_and_matching(fake):
     assert counts['google'] == {'images': 28, 'groups': 13}                # Component left out
     assert counts['openmoji'] == {'images': 27, 'groups': 12}              # 1F60B has no SVG; 2764 matched
     assert counts['matched'] == {'images': 27, 'groups': 12}
+    assert counts['openmoji_matched_without_fe0f'] == 1                   # 2764-FE0F -> 2764
     assert fake['manifest']['split_images']['noto_train.zip'] + fake['manifest']['split_images']['noto_test.zip'] == 28
 
 
@@ -307,4 +309,5 @@ def test_shipped_zips_load_with_expected_counts():
     groups = {s: {m['group'] for m in read_zip(os.path.join(DATA, f'far_{s}.zip'))[1].values()}
               for s in ('shots100', 'val', 'test')}
     assert len(groups['shots100']) == 100
-    assert not (groups['shots100'] & groups['val'] or groups['shots100'] & groups['test'] or groups['val'] & groups['test'])
+    shot_groups, val, test = groups['shots100'], groups['val'], groups['test']
+    assert not (shot_groups & val or shot_groups & test or val & test)

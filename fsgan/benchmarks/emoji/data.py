@@ -170,9 +170,14 @@ def _group_count(records):
 
 
 def manifest_counts(vendors, matched, target):
-    """Images and content groups per vendor, matched across all three, and left out of the target splits."""
+    """Images and content groups per vendor, matched across all three, and left out of the target splits.
+
+    openmoji_matched_without_fe0f: OpenMoji images whose hexcode equals the code only once U+FE0F is dropped.
+    """
     counts = {v: {'images': len(im.records), 'groups': _group_count(im.records.values())} for v, im in vendors.items()}
     counts['matched'] = {'images': len(matched), 'groups': _group_count(matched)}
+    counts['openmoji_matched_without_fe0f'] = sum(r.image != f'{r.unified}.svg'
+                                                  for r in vendors['openmoji'].records.values())
     counts['target_unused_images'] = len(target['unused'])
     return counts
 

@@ -1,0 +1,1 @@
+"""Benchmark data sets built from public sources (one sub-package per benchmark)."""

@@ -85,6 +85,36 @@ def parse_method_options(pairs, method):
     return out
 
 
+AUG_MODES = ('noaug', 'none', 'ada', 'fixed', 'diffaug')  # as stylegan2-ada-pytorch's --aug, plus diffaug
+
+
+def augment_config(aug='noaug', aug_p=None, augpipe=None, diffaug_policy=None, ada_target=None, ada_kimg=None):
+    """--aug and its options -> (mode, augment_kwargs for training.augment.build_augment).
+
+    Modes: noaug (alias none); ada: the ADA pipeline with p adapted to D's overfitting from --aug-p (default 0);
+    fixed: the ADA pipeline at p = --aug-p; diffaug: DiffAugment with --diffaug-policy.
+    """
+    from training.augment import parse_diffaug_policy
+    mode = 'none' if aug == 'noaug' else aug
+    if mode not in AUG_MODES:
+        raise SetupError(f'--aug {aug!r}: choose one of {", ".join(AUG_MODES)}')
+    for flag, value, needs in (('--aug-p', aug_p, ('ada', 'fixed')), ('--augpipe', augpipe, ('ada', 'fixed')),
+                               ('--diffaug-policy', diffaug_policy, ('diffaug',)),
+                               ('--ada-target', ada_target, ('ada',)), ('--ada-kimg', ada_kimg, ('ada',))):
+        if value is not None and mode not in needs:
+            raise SetupError(f'{flag} needs --aug {" or ".join(needs)} (got --aug {aug})')
+    if mode == 'none':
+        return mode, dict(name='none')
+    if mode == 'diffaug':
+        policy = diffaug_policy if diffaug_policy is not None else 'color,translation,cutout'
+        try:
+            policy = ','.join(parse_diffaug_policy(policy))
+        except ValueError as e:
+            raise SetupError(f'--diffaug-policy: {e}') from None
+        return mode, dict(name='diffaug', policy=policy)
+    raise SetupError(f'--aug {mode}: not available yet')
+
+
 def setup_training_config(
     target_dir,             # Folder or zip of target images.
     outdir='runs',          # Parent of the numbered run folders.
@@ -116,6 +146,12 @@ def setup_training_config(
     grid_trunc=0.8,         # Truncation psi of the snapshot grids.
     nan_policy='stop',      # On NaN/Inf: 'stop', or 'rollback' to the last snapshot with the lr halved.
     gpus=1,                 # Number of processes (one per GPU; gloo processes on the CPU).
+    aug='noaug',            # Augmentation of D's inputs: noaug (= none), ada, fixed, diffaug (augment_config).
+    aug_p=None,             # ADA strength p: fixed value (--aug fixed) or start value (--aug ada, None = 0).
+    augpipe=None,           # ADA preset (training.augment_ada.ADA_PRESETS); None = bgc.
+    diffaug_policy=None,    # DiffAugment policies, comma-separated; None = color,translation,cutout.
+    ada_target=None,        # ADA target of E[sign(D(real))]; None = 0.6.
+    ada_kimg=None,          # ADA: kimg for p to move by 1; None = 500.
 ):
     """Pure setup: options -> resolved, JSON-able training config (no files touched)."""
     import torch
@@ -154,6 +190,7 @@ def setup_training_config(
         raise SetupError('--device cuda: CUDA is not available on this machine; use --device cpu')
     if device == 'cuda' and gpus > torch.cuda.device_count():
         raise SetupError(f'--gpus {gpus}: only {torch.cuda.device_count()} CUDA device(s) here')
+    aug_mode, augment_kwargs = augment_config(aug, aug_p, augpipe, diffaug_policy, ada_target, ada_kimg)
     if resume is None and cfg not in SCRATCH_CFGS:
         raise SetupError(f'--cfg {cfg!r}: choose one of {", ".join(SCRATCH_CFGS)}')
     c = EasyDict(
@@ -166,6 +203,7 @@ def setup_training_config(
         class_loss=float(class_loss), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
         grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy, num_gpus=int(gpus),
+        aug=aug_mode, augment_kwargs=augment_kwargs,
     )
     return c
 
@@ -357,12 +395,17 @@ def print_dry_run(c, images):
               help='Processes: one per GPU (nccl), or CPU processes (gloo) with --device cpu.')
 @click.option('--nan-policy', type=click.Choice(['stop', 'rollback']), default='stop', show_default=True,
               help='On NaN/Inf: stop with a message, or roll back to the last snapshot with the lr halved.')
+@click.option('--aug', type=click.Choice(AUG_MODES), default='noaug', show_default=True,
+              help='Augment every image D sees: noaug (= none), ada (adaptive p), fixed (p = --aug-p), '
+                   'diffaug (DiffAugment).')
+@click.option('--diffaug-policy', metavar='LIST', help='With --aug diffaug: comma-separated policies from color, '
+              'translation, cutout [default: color,translation,cutout].')
 @click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, dlr, gamma, pl_weight,
          style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, mirror, cond, class_loss, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
-         dry_run, no_progress):
+         dry_run, no_progress, **aug_opts):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
     from training.dataset import DataError
@@ -383,7 +426,7 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
                                   shots=shots, kimg=kimg, batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
                                   style_mixing=style_mixing, mode_seeking=mode_seeking,
                                   mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, mirror=mirror, cond=cond, class_loss=class_loss, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
-                                  device=device, nan_policy=nan_policy, gpus=gpus)
+                                  device=device, nan_policy=nan_policy, gpus=gpus, **aug_opts)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:
         raise click.ClickException(str(e)) from None

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dnnlib import EasyDict  # noqa: E402
 from fsgan.methods import METHODS, get_method  # noqa: E402
+from training.augment_ada import ADA_PRESETS  # noqa: E402
 
 # Small from-scratch configurations for the CPU: resolution -> G/D kwargs (channels come from the data).
 # Glyphs have no stochastic texture: without per-pixel noise inputs G cannot satisfy D's minibatch-stddev
@@ -36,7 +37,10 @@ class SetupError(Exception):
 
 
 TRAIN_OPTION_BOUNDS = {'lr': '> 0', 'dlr': '> 0', 'gamma': '>= 0', 'pl_weight': '>= 0', 'style_mixing': 'in [0, 1]',
-                       'mode_seeking': '>= 0', 'mode_seeking_hinge': '0 or 1', 'class_loss': '>= 0'}
+                       'mode_seeking': '>= 0', 'mode_seeking_hinge': '0 or 1', 'class_loss': '>= 0',
+                       'aug_p': 'in [0, 1]', 'ada_target': 'in [0, 1]', 'ada_kimg': '> 0'}
+AUG_MODES = ('noaug', 'none', 'ada', 'fixed', 'diffaug')  # as stylegan2-ada-pytorch's --aug, plus diffaug
+TRAIN_OPTION_CHOICES = {'aug': AUG_MODES, 'augpipe': tuple(ADA_PRESETS)}  # training options that take a name
 
 
 SWITCH_WORDS = {'1': True, 'true': True, 'yes': True, 'on': True, '0': False, 'false': False, 'no': False, 'off': False}
@@ -45,8 +49,13 @@ SWITCH_WORDS = {'1': True, 'true': True, 'yes': True, 'on': True, '0': False, 'f
 def check_train_option(key, value):
     """float(value) if it is a valid setting of training option `key` (TRAIN_OPTION_BOUNDS), else SetupError.
 
-    A '0 or 1' option (a switch) also takes the SWITCH_WORDS, as boolean method options do.
+    A '0 or 1' option (a switch) also takes the SWITCH_WORDS, as boolean method options do. An option of
+    TRAIN_OPTION_CHOICES gives back its value as a name.
     """
+    if key in TRAIN_OPTION_CHOICES:
+        if value not in TRAIN_OPTION_CHOICES[key]:
+            raise SetupError(f'{key} must be one of {", ".join(TRAIN_OPTION_CHOICES[key])}, got {value!r}')
+        return str(value)
     bound = TRAIN_OPTION_BOUNDS[key]
     if bound == '0 or 1' and isinstance(value, str) and value.strip().lower() in SWITCH_WORDS:
         return float(SWITCH_WORDS[value.strip().lower()])
@@ -85,9 +94,6 @@ def parse_method_options(pairs, method):
     return out
 
 
-AUG_MODES = ('noaug', 'none', 'ada', 'fixed', 'diffaug')  # as stylegan2-ada-pytorch's --aug, plus diffaug
-
-
 def augment_config(aug='noaug', aug_p=None, augpipe=None, diffaug_policy=None, ada_target=None, ada_kimg=None):
     """--aug and its options -> (mode, augment_kwargs for training.augment.build_augment).
 
@@ -95,9 +101,14 @@ def augment_config(aug='noaug', aug_p=None, augpipe=None, diffaug_policy=None, a
     fixed: the ADA pipeline at p = --aug-p; diffaug: DiffAugment with --diffaug-policy.
     """
     from training.augment import parse_diffaug_policy
+    def checked(key, value):
+        try:
+            return None if value is None else check_train_option(key, value)
+        except SetupError as e:
+            raise SetupError(f'--{key.replace("_", "-")}: {e}') from None
+    aug, augpipe, aug_p = checked('aug', aug), checked('augpipe', augpipe), checked('aug_p', aug_p)
+    ada_target, ada_kimg = checked('ada_target', ada_target), checked('ada_kimg', ada_kimg)
     mode = 'none' if aug == 'noaug' else aug
-    if mode not in AUG_MODES:
-        raise SetupError(f'--aug {aug!r}: choose one of {", ".join(AUG_MODES)}')
     for flag, value, needs in (('--aug-p', aug_p, ('ada', 'fixed')), ('--augpipe', augpipe, ('ada', 'fixed')),
                                ('--diffaug-policy', diffaug_policy, ('diffaug',)),
                                ('--ada-target', ada_target, ('ada',)), ('--ada-kimg', ada_kimg, ('ada',))):
@@ -112,7 +123,14 @@ def augment_config(aug='noaug', aug_p=None, augpipe=None, diffaug_policy=None, a
         except ValueError as e:
             raise SetupError(f'--diffaug-policy: {e}') from None
         return mode, dict(name='diffaug', policy=policy)
-    raise SetupError(f'--aug {mode}: not available yet')
+    preset = augpipe if augpipe is not None else 'bgc'
+    if mode == 'fixed':
+        if aug_p is None:
+            raise SetupError('--aug fixed needs --aug-p (the augmentation strength, 0..1)')
+        return mode, dict(name='ada', preset=preset, p=aug_p, target=None)
+    return mode, dict(name='ada', preset=preset, p=aug_p if aug_p is not None else 0.0,
+                      target=ada_target if ada_target is not None else 0.6,
+                      ada_kimg=ada_kimg if ada_kimg is not None else 500.0, interval=4)
 
 
 def setup_training_config(
@@ -398,6 +416,13 @@ def print_dry_run(c, images):
 @click.option('--aug', type=click.Choice(AUG_MODES), default='noaug', show_default=True,
               help='Augment every image D sees: noaug (= none), ada (adaptive p), fixed (p = --aug-p), '
                    'diffaug (DiffAugment).')
+@click.option('--aug-p', type=click.FloatRange(0, 1), help='ADA strength p: --aug fixed uses it, --aug ada starts '
+              'from it [default: 0].')
+@click.option('--augpipe', type=click.Choice(list(ADA_PRESETS)), help='ADA transform groups, initials of blit, geom, '
+              'color, filter, noise, cutout [default: bgc].')
+@click.option('--ada-target', type=click.FloatRange(0, 1), help='ADA target of E[sign(D(real))] [default: 0.6].')
+@click.option('--ada-kimg', type=click.FloatRange(min=0, min_open=True),
+              help='ADA: kimg for p to move by 1 [default: 500].')
 @click.option('--diffaug-policy', metavar='LIST', help='With --aug diffaug: comma-separated policies from color, '
               'translation, cutout [default: color,translation,cutout].')
 @click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')

@@ -15,7 +15,11 @@ calls three hooks on it: `observe_real_logits` (from the loss), `after_step` and
 from dataclasses import dataclass, field
 from typing import Callable, Dict
 
+import numpy as np
 import torch
+
+from torch_utils import distributed
+from training.augment_ada import ADA_PRESETS, AdaPipe
 
 
 class Augment(torch.nn.Module):
@@ -171,3 +175,62 @@ class DiffAugment(Augment):
 
 register(AugmentSpec(name='diffaug', build=DiffAugment, description='DiffAugment (Zhao et al. 2020)',
                      options=dict(policy='color,translation,cutout')))
+
+
+# ----------------------------------------------------------------------------- ADA
+
+class AdaAugment(Augment):
+    """ADA's pipeline (training.augment_ada) at strength p, a buffer; with a target, p adapts.
+
+    Adaptive p (ADA Sec. 2.3): every `interval` steps, r_t = E[sign(D(augmented real))] over those steps
+    (all processes) and p <- max(0, p + sign(r_t - target) x batch x interval / (ada_kimg x 1000)), so p
+    can move by 1 in ada_kimg thousand images. The running sums of signs are buffers as well, so a
+    resumed run continues exactly.
+    """
+
+    def __init__(self,
+        preset='bgc',           # Transform groups (ADA_PRESETS).
+        p=0.0,                  # Strength: the fixed value, or the start value when adaptive.
+        target=0.6,             # Target of E[sign(D(real))]; None = fixed p.
+        ada_kimg=500,           # Thousands of images for p to move by 1.
+        interval=4,             # Steps between adjustments.
+    ):
+        super().__init__()
+        if preset not in ADA_PRESETS:
+            raise ValueError(f'ADA preset {preset!r}: choose one of {", ".join(ADA_PRESETS)}')
+        self.preset, self.target, self.ada_kimg, self.interval = preset, target, float(ada_kimg), int(interval)
+        self.pipe = AdaPipe(**ADA_PRESETS[preset])
+        self.register_buffer('p', torch.tensor(float(p)))
+        self.register_buffer('sign_sum', torch.zeros([], dtype=torch.float64))  # since the last adjustment
+        self.register_buffer('sign_num', torch.zeros([], dtype=torch.float64))
+
+    def forward(self, images):
+        return self.pipe(images, self.p)
+
+    def observe_real_logits(self, logits):
+        if self.target is not None:
+            self.sign_sum += logits.detach().sign().sum().to(torch.float64)
+            self.sign_num += logits.numel()
+
+    def after_step(self, batch_idx, batch):
+        if self.target is None or batch_idx % self.interval != 0:
+            return
+        sums = torch.stack([self.sign_sum, self.sign_num])
+        if distributed.world_size() > 1:
+            torch.distributed.all_reduce(sums)
+        self.sign_sum.zero_()
+        self.sign_num.zero_()
+        if float(sums[1]) == 0:
+            return
+        step = np.sign(float(sums[0] / sums[1]) - self.target) * (batch * self.interval) / (self.ada_kimg * 1000)
+        self.p.copy_((self.p + step).clamp(min=0))
+
+    def tick_stats(self):
+        return {'Progress/augment': float(self.p)}
+
+    def extra_repr(self):
+        return f'preset={self.preset}, target={self.target}, ada_kimg={self.ada_kimg:g}, interval={self.interval}'
+
+
+register(AugmentSpec(name='ada', build=AdaAugment, description='ADA (Karras et al. 2020), fixed or adaptive p',
+                     options=dict(preset='bgc', p=0.0, target=0.6, ada_kimg=500, interval=4)))

@@ -34,7 +34,8 @@ from dnnlib import EasyDict  # noqa: E402
 from dnnlib.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fsgan.methods import METHODS  # noqa: E402
 from fsgan.protocol import PROTOCOLS  # noqa: E402
-from scripts.train import TRAIN_OPTION_BOUNDS, SetupError, check_train_option, parse_method_options  # noqa: E402
+from scripts.train import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupError, augment_config,  # noqa: E402
+                           check_train_option, parse_method_options)
 
 STATE_FILE = 'compare_state.json'
 STATE_VERSION = 1
@@ -63,13 +64,15 @@ def parse_runs(pairs):
     return out
 
 
-TRAIN_KEYS = tuple(TRAIN_OPTION_BOUNDS)  # training options a row may set
+TRAIN_KEYS = tuple(TRAIN_OPTION_BOUNDS) + tuple(TRAIN_OPTION_CHOICES)  # training options a row may set
+AUG_KEYS = ('aug', 'aug_p', 'augpipe', 'ada_target', 'ada_kimg')  # of those, the ones augment_config checks together
 
 
 def parse_method(spec):
     """'fsgan' -> ('fsgan', {}, {}); 'fsgan@lr=0.01@gamma=5@adapt_torgb=true' -> ('fsgan', {'lr': 0.01, 'gamma': 5.0},
     {'adapt_torgb': True}): a method with training options (TRAIN_KEYS, as scripts/train.py names them) and/or
-    method options (scripts/train.py --method-opt) changed."""
+    method options (scripts/train.py --method-opt) changed. 'tgan@aug=ada' -> ('tgan', {'aug': 'ada'}, {}): the
+    augmentation options (AUG_KEYS; DiffAugment rows use the default policy)."""
     name, *overrides = spec.split('@')
     train, pairs = {}, []
     for item in overrides:
@@ -84,6 +87,10 @@ def parse_method(spec):
                                      f'{", ".join(TRAIN_KEYS)} or a method option', param_hint='--methods')
         else:
             pairs.append(item)
+    try:
+        augment_config(**{k: train[k] for k in AUG_KEYS if k in train})
+    except SetupError as e:
+        raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
     if name not in METHODS:
         return name, train, {}
     try:

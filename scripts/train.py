@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dnnlib import EasyDict  # noqa: E402
 from fsgan import protocol as protocols  # noqa: E402
 from fsgan.methods import METHODS, get_method  # noqa: E402
+from training.augment_ada import ADA_PRESETS  # noqa: E402
 
 # Small from-scratch configurations for the CPU: resolution -> G/D kwargs (channels come from the data).
 # Glyphs have no stochastic texture: without per-pixel noise inputs G cannot satisfy D's minibatch-stddev
@@ -40,7 +41,10 @@ class SetupError(Exception):
 
 
 TRAIN_OPTION_BOUNDS = {'lr': '> 0', 'dlr': '> 0', 'gamma': '>= 0', 'pl_weight': '>= 0', 'style_mixing': 'in [0, 1]',
-                       'mode_seeking': '>= 0', 'mode_seeking_hinge': '0 or 1', 'class_loss': '>= 0'}
+                       'mode_seeking': '>= 0', 'mode_seeking_hinge': '0 or 1', 'class_loss': '>= 0',
+                       'aug_p': 'in [0, 1]', 'ada_target': 'in [0, 1]', 'ada_kimg': '> 0'}
+AUG_MODES = ('noaug', 'none', 'ada', 'fixed', 'diffaug')  # as stylegan2-ada-pytorch's --aug, plus diffaug
+TRAIN_OPTION_CHOICES = {'aug': AUG_MODES, 'augpipe': tuple(ADA_PRESETS)}  # training options that take a name
 
 
 SWITCH_WORDS = {'1': True, 'true': True, 'yes': True, 'on': True, '0': False, 'false': False, 'no': False, 'off': False}
@@ -49,8 +53,13 @@ SWITCH_WORDS = {'1': True, 'true': True, 'yes': True, 'on': True, '0': False, 'f
 def check_train_option(key, value):
     """float(value) if it is a valid setting of training option `key` (TRAIN_OPTION_BOUNDS), else SetupError.
 
-    A '0 or 1' option (a switch) also takes the SWITCH_WORDS, as boolean method options do.
+    A '0 or 1' option (a switch) also takes the SWITCH_WORDS, as boolean method options do. An option of
+    TRAIN_OPTION_CHOICES gives back its value as a name.
     """
+    if key in TRAIN_OPTION_CHOICES:
+        if value not in TRAIN_OPTION_CHOICES[key]:
+            raise SetupError(f'{key} must be one of {", ".join(TRAIN_OPTION_CHOICES[key])}, got {value!r}')
+        return str(value)
     bound = TRAIN_OPTION_BOUNDS[key]
     if bound == '0 or 1' and isinstance(value, str) and value.strip().lower() in SWITCH_WORDS:
         return float(SWITCH_WORDS[value.strip().lower()])
@@ -89,6 +98,45 @@ def parse_method_options(pairs, method):
     return out
 
 
+def augment_config(aug='noaug', aug_p=None, augpipe=None, diffaug_policy=None, ada_target=None, ada_kimg=None):
+    """--aug and its options -> (mode, augment_kwargs for training.augment.build_augment).
+
+    Modes: noaug (alias none); ada: the ADA pipeline with p adapted to D's overfitting from --aug-p (default 0);
+    fixed: the ADA pipeline at p = --aug-p; diffaug: DiffAugment with --diffaug-policy.
+    """
+    from training.augment import parse_diffaug_policy
+    def checked(key, value):
+        try:
+            return None if value is None else check_train_option(key, value)
+        except SetupError as e:
+            raise SetupError(f'--{key.replace("_", "-")}: {e}') from None
+    aug, augpipe, aug_p = checked('aug', aug), checked('augpipe', augpipe), checked('aug_p', aug_p)
+    ada_target, ada_kimg = checked('ada_target', ada_target), checked('ada_kimg', ada_kimg)
+    mode = 'none' if aug == 'noaug' else aug
+    for flag, value, needs in (('--aug-p', aug_p, ('ada', 'fixed')), ('--augpipe', augpipe, ('ada', 'fixed')),
+                               ('--diffaug-policy', diffaug_policy, ('diffaug',)),
+                               ('--ada-target', ada_target, ('ada',)), ('--ada-kimg', ada_kimg, ('ada',))):
+        if value is not None and mode not in needs:
+            raise SetupError(f'{flag} needs --aug {" or ".join(needs)} (got --aug {aug})')
+    if mode == 'none':
+        return mode, dict(name='none')
+    if mode == 'diffaug':
+        policy = diffaug_policy if diffaug_policy is not None else 'color,translation,cutout'
+        try:
+            policy = ','.join(parse_diffaug_policy(policy))
+        except ValueError as e:
+            raise SetupError(f'--diffaug-policy: {e}') from None
+        return mode, dict(name='diffaug', policy=policy)
+    preset = augpipe if augpipe is not None else 'bgc'
+    if mode == 'fixed':
+        if aug_p is None:
+            raise SetupError('--aug fixed needs --aug-p (the augmentation strength, 0..1)')
+        return mode, dict(name='ada', preset=preset, p=aug_p, target=None)
+    return mode, dict(name='ada', preset=preset, p=aug_p if aug_p is not None else 0.0,
+                      target=ada_target if ada_target is not None else 0.6,
+                      ada_kimg=ada_kimg if ada_kimg is not None else 500.0, interval=4)
+
+
 def setup_training_config(
     target_dir,             # Folder or zip of target images.
     outdir='runs',          # Parent of the numbered run folders.
@@ -123,6 +171,12 @@ def setup_training_config(
     grid_trunc=0.8,         # Truncation psi of the snapshot grids.
     nan_policy='stop',      # On NaN/Inf: 'stop', or 'rollback' to the last snapshot with the lr halved.
     gpus=1,                 # Number of processes (one per GPU; gloo processes on the CPU).
+    aug='noaug',            # Augmentation of D's inputs: noaug (= none), ada, fixed, diffaug (augment_config).
+    aug_p=None,             # ADA strength p: fixed value (--aug fixed) or start value (--aug ada, None = 0).
+    augpipe=None,           # ADA preset (training.augment_ada.ADA_PRESETS); None = bgc.
+    diffaug_policy=None,    # DiffAugment policies, comma-separated; None = color,translation,cutout.
+    ada_target=None,        # ADA target of E[sign(D(real))]; None = 0.6.
+    ada_kimg=None,          # ADA: kimg for p to move by 1; None = 500.
 ):
     """Pure setup: options -> resolved, JSON-able training config (no files touched)."""
     import torch
@@ -172,6 +226,7 @@ def setup_training_config(
         raise SetupError('--device cuda: CUDA is not available on this machine; use --device cpu')
     if device == 'cuda' and gpus > torch.cuda.device_count():
         raise SetupError(f'--gpus {gpus}: only {torch.cuda.device_count()} CUDA device(s) here')
+    aug_mode, augment_kwargs = augment_config(aug, aug_p, augpipe, diffaug_policy, ada_target, ada_kimg)
     if resume is None and cfg not in SCRATCH_CFGS:
         raise SetupError(f'--cfg {cfg!r}: choose one of {", ".join(SCRATCH_CFGS)}')
     c = EasyDict(
@@ -185,6 +240,7 @@ def setup_training_config(
         class_loss=float(class_loss), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
         grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy, num_gpus=int(gpus),
+        aug=aug_mode, augment_kwargs=augment_kwargs,
     )
     return c
 
@@ -407,12 +463,24 @@ def print_dry_run(c, images):
               help='Processes: one per GPU (nccl), or CPU processes (gloo) with --device cpu.')
 @click.option('--nan-policy', type=click.Choice(['stop', 'rollback']), default='stop', show_default=True,
               help='On NaN/Inf: stop with a message, or roll back to the last snapshot with the lr halved.')
+@click.option('--aug', type=click.Choice(AUG_MODES), default='noaug', show_default=True,
+              help='Augment every image D sees: noaug (= none), ada (adaptive p), fixed (p = --aug-p), '
+                   'diffaug (DiffAugment).')
+@click.option('--aug-p', type=click.FloatRange(0, 1), help='ADA strength p: --aug fixed uses it, --aug ada starts '
+              'from it [default: 0].')
+@click.option('--augpipe', type=click.Choice(list(ADA_PRESETS)), help='ADA transform groups, initials of blit, geom, '
+              'color, filter, noise, cutout [default: bgc].')
+@click.option('--ada-target', type=click.FloatRange(0, 1), help='ADA target of E[sign(D(real))] [default: 0.6].')
+@click.option('--ada-kimg', type=click.FloatRange(min=0, min_open=True),
+              help='ADA: kimg for p to move by 1 [default: 500].')
+@click.option('--diffaug-policy', metavar='LIST', help='With --aug diffaug: comma-separated policies from color, '
+              'translation, cutout [default: color,translation,cutout].')
 @click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, protocol, start, track_w_avg, batch, lr,
          dlr, gamma, pl_weight, style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, ema_rampup, mirror, cond, class_loss, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
-         dry_run, no_progress):
+         dry_run, no_progress, **aug_opts):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
     from training.dataset import DataError
@@ -434,7 +502,7 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
                                   track_w_avg=None if track_w_avg is None else track_w_avg == 'true', batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
                                   style_mixing=style_mixing, mode_seeking=mode_seeking,
                                   mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, ema_rampup=ema_rampup, mirror=mirror, cond=cond, class_loss=class_loss, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
-                                  device=device, nan_policy=nan_policy, gpus=gpus)
+                                  device=device, nan_policy=nan_policy, gpus=gpus, **aug_opts)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:
         raise click.ClickException(str(e)) from None

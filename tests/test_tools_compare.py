@@ -154,3 +154,26 @@ def test_refuses_foreign_folder(p1_path, target_dir, tmp_path):
     res = CliRunner().invoke(cli.main, ['--source', p1_path, '--target-dir', target_dir,
                                         '--outdir', str(tmp_path / 'cmp')])
     assert res.exit_code != 0 and 'is not empty and holds no compare_state.json' in res.output
+
+
+def test_augmentation_rows_reach_the_training_config(p1_path, target_dir, tmp_path, monkeypatch):
+    """Rows METHOD@aug=ada / METHOD@aug=diffaug (and ADA's options) train with that augmentation."""
+    import scripts.train
+    assert cli.parse_method('tgan@aug=ada@ada_target=0.7') == ('tgan', {'aug': 'ada', 'ada_target': 0.7}, {})
+    assert cli.parse_method('fsgan@aug=fixed@aug_p=0.2@augpipe=bg') == (
+        'fsgan', {'aug': 'fixed', 'aug_p': 0.2, 'augpipe': 'bg'}, {})
+    for bad, message in (('fsgan@aug=bogus', 'aug must be one of'), ('fsgan@aug_p=0.2', '--aug-p needs --aug'),
+                         ('fsgan@aug=fixed', 'needs --aug-p'), ('fsgan@aug=ada@augpipe=bgx', 'augpipe must be'),
+                         ('fsgan@aug=ada@aug_p=2', 'aug_p must be')):
+        with pytest.raises(Exception, match=message):
+            cli.parse_method(bad)
+    seen = {}
+    monkeypatch.setattr(scripts.train, 'run_training', lambda c, progress=True: seen.setdefault(c.aug, c))
+    cfg = cli.setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir,
+                            methods='fsgan,fsgan@aug=ada,fsgan@aug=diffaug', kimg=0.004, device='cpu')
+    for name, _ in cfg.entries:
+        cli.train_method(cfg, name, progress=False)
+    assert seen['none'].augment_kwargs == dict(name='none')
+    assert seen['ada'].augment_kwargs == dict(name='ada', preset='bgc', p=0.0, target=0.6, ada_kimg=500.0,
+                                              interval=4)
+    assert seen['diffaug'].augment_kwargs == dict(name='diffaug', policy='color,translation,cutout')

@@ -3,6 +3,9 @@ an optional mode-seeking term (Mao et al. 2019) against generators that ignore t
 conditional models an optional classification term on D's projection logits (as AC-GAN's auxiliary
 classifier, Odena et al. 2017, trained on reals only) against generators that ignore their class.
 
+Every image D sees (reals and fakes, main phases, R1 and the class term) passes through one augmentation
+(`augment_for_D`, training.augment); R1 takes the gradient with respect to the un-augmented reals through it.
+
 Phases follow stylegan2-ada-pytorch: 'Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth'.
 With lazy regularisation, the '*main' phases run every step and the '*reg' phases every
 G_reg_interval / D_reg_interval steps with the loss multiplied by that interval.
@@ -54,6 +57,7 @@ class StyleGAN2Loss:
         ms_hinge=False,             # Hinge the mode-seeking term at the real batch's pair distance?
         class_weight=0,             # Conditional D: weight of the cross-entropy of its logits over all classes
                                     # (reals train D to classify, fakes train G to be classified); 0 = off.
+        augment=None,               # training.augment.Augment applied to every image D sees; None = none.
     ):
         self.G = G
         self.D = D
@@ -66,6 +70,7 @@ class StyleGAN2Loss:
         self.ms_weight = ms_weight
         self.ms_hinge = ms_hinge
         self.class_weight = class_weight
+        self.augment = augment
         self.pl_mean = torch.zeros([])
 
     def run_G(self, z, c, ws_requires_grad=False):
@@ -85,14 +90,18 @@ class StyleGAN2Loss:
             ws[:, cutoff:] = mixed[:, cutoff:]
         return self.G.synthesis(ws), ws
 
+    def augment_for_D(self, img):
+        """img [N, C, R, R] -> the augmented images D sees (every image into D passes here)."""
+        return img if self.augment is None else self.augment(img)
+
     def run_D(self, img, c):
-        """img: [N, C, R, R] -> logits [N, 1]."""
-        return self.D(img, c)
+        """img: [N, C, R, R] -> logits [N, 1] of the augmented images."""
+        return self.D(self.augment_for_D(img), c)
 
     def run_D_classes(self, img, c):
         """Conditional D: img [N, C, R, R], one-hot c [N, c_dim] -> (logits [N, 1] for c, cross-entropy [N] of
         the logits of all classes against c)."""
-        all_logits = self.D.class_logits(img)
+        all_logits = self.D.class_logits(self.augment_for_D(img))
         ce = torch.nn.functional.cross_entropy(all_logits, c.argmax(1), reduction='none')
         return (all_logits * c).sum(1, keepdim=True), ce
 
@@ -160,6 +169,9 @@ class StyleGAN2Loss:
             else:
                 real_logits = self.run_D(real_img_tmp, real_c)
             training_stats.report('Loss/scores/real', real_logits)
+            training_stats.report('Loss/signs/real', real_logits.sign())
+            if self.augment is not None:
+                self.augment.observe_real_logits(real_logits)
             loss = torch.zeros([], device=real_img.device)
             if do_Dmain:
                 loss_Dreal = torch.nn.functional.softplus(-real_logits)

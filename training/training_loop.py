@@ -29,6 +29,7 @@ from torch_utils.misc import one_hot
 from torch_utils.image_grid import save_png, tile, to_uint8
 from torch_utils.tb_events import ScalarWriter
 from training import networks
+from training.augment import build_augment
 from training.loss import StyleGAN2Loss
 
 
@@ -74,13 +75,14 @@ def setup_run(opts, device):
     D_params = {id(p) for p in D.parameters()}
     G_train = [p for p in trainable if id(p) not in D_params]
     D_train = [p for p in trainable if id(p) in D_params]
-    state = EasyDict(G=G, D=D, G_ema=G_ema, G_init_kwargs=G_init_kwargs, D_init_kwargs=D_init_kwargs,
+    augment = build_augment(**opts.get('augment_kwargs', dict(name='none'))).to(device)
+    state = EasyDict(augment=augment, G=G, D=D, G_ema=G_ema, G_init_kwargs=G_init_kwargs, D_init_kwargs=D_init_kwargs,
                      source_sha256=source['sha256'] if source else None,
                      loss=StyleGAN2Loss(G, D, style_mixing_prob=opts.style_mixing, r1_gamma=opts.gamma,
                                         pl_weight=opts.pl_weight, update_w_avg=track_w_avg(opts, spec),
                                         ms_weight=opts.get('mode_seeking', 0.0),
                                         ms_hinge=bool(opts.get('mode_seeking_hinge', False)),
-                                        class_weight=opts.get('class_loss', 0.0)),
+                                        class_weight=opts.get('class_loss', 0.0), augment=augment),
                      opt_G=make_optimizer(G_train, opts.lr, opts.G_reg_interval) if G_train else None,
                      opt_D=make_optimizer(D_train, opts.get('dlr', opts.lr), opts.D_reg_interval) if D_train else None,
                      num_trainable=dict(G=sum(p.numel() for p in G_train), D=sum(p.numel() for p in D_train)),
@@ -190,6 +192,7 @@ def training_step(state, opts, images, device, labels=None):
     update_ema(state, opts, opts.batch)
     state.cur_nimg += opts.batch
     state.batch_idx += 1
+    state.augment.after_step(state.batch_idx, opts.batch)
     return all_losses
 
 
@@ -254,7 +257,8 @@ def save_checkpoint(state, opts, run_dir):
         G=state.G.state_dict(), D=state.D.state_dict(), G_ema=state.G_ema.state_dict(),
         opt_G=state.opt_G.state_dict() if state.opt_G else None,
         opt_D=state.opt_D.state_dict() if state.opt_D else None,
-        pl_mean=state.loss.pl_mean.cpu(), cur_nimg=state.cur_nimg, cur_tick=state.cur_tick,
+        pl_mean=state.loss.pl_mean.cpu(), augment={k: v.cpu() for k, v in state.augment.state_dict().items()},
+        cur_nimg=state.cur_nimg, cur_tick=state.cur_tick,
         batch_idx=state.batch_idx, lr_scale=state.lr_scale, rng=rng_states,
         G_init_kwargs=json.loads(json.dumps(state.G_init_kwargs)),
         D_init_kwargs=json.loads(json.dumps(state.D_init_kwargs)),
@@ -297,6 +301,8 @@ def load_checkpoint(state, run_dir):
         if state[key] is not None:
             state[key].load_state_dict(ck[key])
     state.loss.pl_mean = ck['pl_mean']
+    if 'augment' in ck:  # checkpoints written before augmentation existed have none
+        state.augment.load_state_dict(ck['augment'], strict=True)
     state.cur_nimg, state.cur_tick, state.batch_idx = ck['cur_nimg'], ck['cur_tick'], ck['batch_idx']
     state.lr_scale = ck.get('lr_scale', 1.0)
     states = ck['rng']
@@ -367,6 +373,8 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
         if state.cur_nimg < tick_start_nimg + tick_nimg and not done:
             continue
         state.cur_tick += 1
+        for name, value in state.augment.tick_stats().items():
+            training_stats.report(name, value)
         record = dict(tick=state.cur_tick, kimg=state.cur_nimg / 1000, sec_per_tick=time.time() - tick_start_time,
                       timestamp=time.time(), stats={k: v['mean'] for k, v in training_stats.collect().items()})
         if is_main:

@@ -1,0 +1,392 @@
+"""Augmentation of D's inputs (training.augment): identities, ranges, gradients, training hooks, the CLI."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from scripts import train as train_cli
+from torch_utils.ops import upfirdn2d
+from training import augment, augment_ada
+from training.augment_ada import ADA_PRESETS, rotate2d, rotate3d, scale2d, scale3d, translate2d, translate3d
+from training.loss import StyleGAN2Loss
+
+
+def _images(n=4, c=3, h=8, w=8, dtype=torch.float32, seed=0):
+    """Images [n, c, h, w] uniform in [-1, 1]."""
+    return torch.rand([n, c, h, w], generator=torch.Generator().manual_seed(seed), dtype=dtype) * 2 - 1
+
+
+def _smooth(n=2, c=3, size=32, detail=8, seed=0):
+    """Band-limited images [n, c, size, size] (bicubic upsampling of detail x detail noise), float64."""
+    low = torch.rand([n, c, detail, detail], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return torch.nn.functional.interpolate(low * 2 - 1, size=(size, size), mode='bicubic', align_corners=False)
+
+
+def _run(args):
+    return CliRunner().invoke(train_cli.main, args, catch_exceptions=False)
+
+
+def _only_run(out):
+    (run_dir,) = [out / d for d in os.listdir(out)]
+    return run_dir
+
+
+# ----------------------------------------------------------------------------- registry
+
+def test_registry_lists_every_kind_and_rejects_unknown_names_and_options():
+    assert set(augment.AUGMENTATIONS) == {'none', 'diffaug', 'ada'}
+    with pytest.raises(ValueError, match='choose one of'):
+        augment.build_augment('bogus')
+    with pytest.raises(ValueError, match='its options are: policy'):
+        augment.build_augment('diffaug', strength=1)
+    x = _images()
+    assert augment.build_augment('none')(x) is x
+
+
+# ----------------------------------------------------------------------------- DiffAugment
+
+@pytest.mark.parametrize('channels', [1, 3])
+def test_diffaug_keeps_shape_and_is_random_per_image(channels):
+    torch.manual_seed(0)
+    x = _images(n=8, c=channels)
+    y = augment.build_augment('diffaug')(x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert not torch.equal(y, x)
+    assert len({tuple(v.flatten().tolist()) for v in (y - x)}) == 8  # each image its own draw
+
+
+def test_diffaug_shift_then_back_is_the_identity_on_the_interior():
+    x = _images(n=3, h=10, w=12)
+    dy, dx = torch.tensor([2, -1, 0]), torch.tensor([-3, 0, 1])
+    there = augment.shift_images(x, dy, dx)
+    assert torch.equal(there[0, :, 2:, :-3], x[0, :, :-2, 3:])  # content moved 2 down, 3 left
+    assert torch.equal(there[0, :, :2], torch.zeros_like(there[0, :, :2]))  # zero fill
+    back = augment.shift_images(there, -dy, -dx)
+    assert torch.equal(back[:, :, 3:-3, 3:-3], x[:, :, 3:-3, 3:-3])
+
+
+def test_diffaug_translation_moves_at_most_an_eighth():
+    torch.manual_seed(1)
+    x = torch.zeros([64, 1, 16, 16])
+    x[:, :, 8, 8] = 1  # one bright pixel per image
+    y = augment.random_translation(x)
+    pos = y.flatten(1).argmax(1)
+    dy, dx = pos // 16 - 8, pos % 16 - 8
+    assert int(dy.abs().max()) == int(dx.abs().max()) == 2  # round(16 / 8), both extremes drawn
+    assert torch.equal(y.flatten(1).sum(1), torch.ones(64))  # nothing lost within the range
+
+
+def test_diffaug_cutout_zeroes_half_the_size_and_channels_alike():
+    torch.manual_seed(2)
+    x = torch.ones([32, 3, 16, 16])
+    y = augment.random_cutout(x)
+    assert torch.equal(y[:, 0], y[:, 1]) and torch.equal(y[:, 0], y[:, 2])
+    holes = (y[:, 0] == 0)
+    assert int(holes.any(2).sum(1).max()) == 8 and int(holes.any(1).sum(1).max()) == 8  # 16 / 2 rows and cols
+    assert int(holes.any(2).sum(1).min()) < 8  # centres near the border are clipped
+    assert torch.equal(augment.cut_out(x, torch.tensor([0]), torch.tensor([0]), 0, 0)[:1], x[:1])
+
+
+def test_diffaug_brightness_and_contrast_invert():
+    x = _images(n=2, dtype=torch.float64)
+    ones = torch.ones(2, dtype=torch.float64)
+    b = torch.tensor([0.3, -0.45], dtype=torch.float64)
+    c = torch.tensor([1.4, 0.6], dtype=torch.float64)
+    assert torch.allclose(augment.adjust_color(augment.adjust_color(x, b, ones, ones), -b, ones, ones), x)
+    assert torch.allclose(augment.adjust_color(augment.adjust_color(x, 0 * b, ones, c), 0 * b, ones, 1 / c), x)
+    grey = x[:, :1].expand(-1, 3, -1, -1)
+    assert torch.allclose(augment.adjust_color(grey, 0 * b, 2 * ones, ones), grey)  # saturation keeps grey
+
+
+@pytest.mark.parametrize('channels', [1, 3])
+def test_diffaug_color_range_bound(channels):
+    """Colour on images in [-1, 1] stays within [-9, 9]: brightness +-0.5 gives [-1.5, 1.5]; saturation
+    m + s (x - m) with s <= 2 and x, m in that range gives at most 2 * 1.5 + 1.5 = 4.5; contrast
+    c x + (1 - c) M with c in [0.5, 1.5] gives at most 1.5 * 4.5 + 0.5 * 4.5 = 9. Extreme inputs (+-1
+    stripes) are where the spread is largest."""
+    torch.manual_seed(3)
+    x = torch.ones([256, channels, 8, 8])
+    x[:, :, ::2] = -1
+    if channels == 3:
+        x[:, 1] = -x[:, 1]
+    y = augment.random_color(torch.cat([x, _images(n=256, c=channels)]))
+    assert bool(torch.isfinite(y).all()) and float(y.abs().max()) <= 9
+    assert float(y.abs().max()) > 1.5  # the bound is approached, not trivially met
+
+
+@pytest.mark.parametrize('policy', ['color', 'translation', 'cutout'])
+def test_diffaug_gradcheck_per_policy(policy):
+    pipe = augment.build_augment('diffaug', policy=policy)
+    x = _images(n=2, c=3, h=6, w=6, dtype=torch.float64).requires_grad_(True)
+
+    def fixed_draw(v):
+        torch.manual_seed(4)  # the same random transform in every evaluation
+        return pipe(v)
+    assert torch.autograd.gradcheck(fixed_draw, (x,))
+    assert torch.autograd.gradgradcheck(fixed_draw, (x,))
+
+
+def test_diffaug_policy_parsing():
+    assert augment.parse_diffaug_policy(' color,cutout ') == ('color', 'cutout')
+    for bad in ('color,zoom', ''):
+        with pytest.raises(ValueError, match='color, translation, cutout'):
+            augment.parse_diffaug_policy(bad)
+
+
+# ----------------------------------------------------------------------------- ADA
+
+@pytest.mark.parametrize('channels', [1, 3])
+@pytest.mark.parametrize('preset', sorted(ADA_PRESETS))
+def test_ada_at_p0_is_the_identity_and_at_p1_changes_every_preset(preset, channels):
+    torch.manual_seed(6)
+    pipe = augment.build_augment('ada', preset=preset, p=0.0)
+    x = _images(n=8, c=channels, h=32, w=32)
+    assert torch.equal(pipe(x), x)
+    pipe.p.fill_(1)
+    y = pipe(x)
+    assert y.shape == x.shape and bool(torch.isfinite(y).all()) and not torch.equal(y, x)
+
+
+def test_ada_presets_enable_the_published_groups():
+    groups = {'blit': {'xflip', 'rotate90', 'xint'}, 'geom': {'scale', 'rotate', 'aniso', 'xfrac'},
+              'color': {'brightness', 'contrast', 'lumaflip', 'hue', 'saturation'}, 'filter': {'imgfilter'},
+              'noise': {'noise'}, 'cutout': {'cutout'}}
+    letters = {'b': 'blit', 'g': 'geom', 'c': 'color', 'f': 'filter', 'n': 'noise'}
+    for name, mult in ADA_PRESETS.items():
+        if name in groups:
+            expected = groups[name]
+        else:  # bgcfnc: initials, the last c is cutout
+            parts = [letters[ch] for ch in name[:5]] + (['cutout'] if name == 'bgcfnc' else [])
+            expected = set().union(*(groups[g] for g in parts))
+        assert set(mult) == expected and set(mult.values()) == {1}, name
+
+
+def _warp(x, G_inv):
+    return augment_ada.warp_images(x, G_inv, upfirdn2d.setup_filter(augment_ada.WAVELETS['sym6']))
+
+
+def test_ada_blit_transforms_invert():
+    """Integer translation and its inverse: the identity on the interior (to float32 filter precision). x-flip
+    and rotate90 resample through the sym6 wavelet, which is not symmetric: exact to 1% of the range only for
+    band-limited images (up to 8 cycles per 32 pixels here)."""
+    x = _smooth()
+    ones = torch.ones(2, dtype=torch.float64)
+    there = _warp(x, translate2d(-3 * ones, 2 * ones, x))  # output (i, j) reads input (i + 2, j - 3)
+    assert (there[..., 4:-4, 4:-4] - x[..., 6:-2, 1:-7]).abs().max() < 1e-5
+    back = _warp(there, translate2d(3 * ones, -2 * ones, x))
+    assert (back - x)[..., 4:-4, 4:-4].abs().max() < 1e-5
+    flip = scale2d(-ones, ones, x)
+    assert (_warp(x, flip) - x.flip(3)).abs().max() < 0.05
+    assert (_warp(_warp(x, flip), flip) - x).abs().max() < 0.01
+    rot = rotate2d(np.pi / 2 * ones, x)
+    assert min(float((_warp(x, rot) - x.rot90(k, [2, 3])).abs().max()) for k in (1, 3)) < 0.05
+    y = x
+    for _ in range(4):
+        y = _warp(y, rot)
+    assert (y - x).abs().max() < 0.01
+
+
+@pytest.mark.parametrize('channels', [1, 3])
+def test_ada_color_transforms_invert(channels):
+    x = _images(n=2, c=channels, dtype=torch.float64)
+    b = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    c = torch.tensor([1.7, 0.4], dtype=torch.float64)
+    theta = torch.tensor([0.5, -2.0], dtype=torch.float64)
+    luma = [3 ** -0.5] * 3 + [0]
+    flip = torch.eye(4, dtype=torch.float64) - 2 * torch.outer(torch.tensor(luma, dtype=torch.float64),
+                                                                  torch.tensor(luma, dtype=torch.float64))
+    pairs = [(translate3d(b, x), translate3d(-b, x)), (scale3d(c, x), scale3d(1 / c, x)), (flip[None], flip[None])]
+    if channels == 3:
+        pairs.append((rotate3d(luma, theta, x), rotate3d(luma, -theta, x)))
+    for forth, back in pairs:
+        y = augment_ada.apply_color(x, forth.expand(2, 4, 4))
+        assert not torch.allclose(y, x)
+        assert torch.allclose(augment_ada.apply_color(y, back.expand(2, 4, 4)), x)
+    assert torch.allclose(augment_ada.apply_color(x, flip[None].expand(2, 4, 4)), -x if channels == 1 else
+                          x - 2 * x.mean(1, keepdim=True))  # luma flip of grey is negation
+
+
+def test_ada_band_filter_bank_sums_to_the_identity():
+    bank = augment_ada.band_filter_bank()
+    assert bank.shape == (4, 43)
+    delta = np.zeros(43)
+    delta[21] = 1
+    assert np.abs(bank.sum(0) - delta).max() < 1e-9  # the wavelet is given to ~16 digits
+    x = _images(n=2, h=24, w=24, dtype=torch.float64)
+    assert torch.allclose(augment_ada.filter_bands(x, torch.ones([2, 4], dtype=torch.float64),
+                                                   torch.as_tensor(bank)), x)
+
+
+@pytest.mark.parametrize('channels', [1, 3])
+def test_ada_color_range_bound(channels):
+    """p = 1 colour on 1024 images in [-1, 1] (fixed seed): all finite; grey images stay grey; |out| <= 7.2 for
+    one channel (4-sigma contrast 2^(0.5 * 4) x (1 + 4-sigma brightness 0.8)); for RGB, whose saturation
+    2^N(0, 1) can stretch chroma further, 99% of values within [-4, 4] and all within [-16, 16]."""
+    torch.manual_seed(7)
+    pipe = augment.build_augment('ada', preset='color', p=1.0)
+    y = pipe(_images(n=1024, c=channels))
+    assert bool(torch.isfinite(y).all())
+    bound = 7.2 if channels == 1 else 16
+    assert float(y.abs().max()) <= bound
+    assert float(y.abs().flatten().quantile(0.99)) <= (4 if channels == 3 else bound)
+    if channels == 3:
+        grey = pipe(_images(n=64, c=1).expand(-1, 3, -1, -1))
+        assert (grey - grey.mean(1, keepdim=True)).abs().max() < 1e-5
+
+
+GROUPS = {'blit': dict(xflip=1, rotate90=1, xint=1), 'geom': dict(scale=1, rotate=1, aniso=1, xfrac=1),
+          'color': dict(brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1), 'filter': dict(imgfilter=1),
+          'noise': dict(noise=1), 'cutout': dict(cutout=1)}
+
+
+@pytest.mark.parametrize('group', sorted(GROUPS))
+def test_ada_gradcheck_per_group(group):
+    pipe = augment_ada.AdaPipe(**GROUPS[group])
+    size = 24 if group == 'filter' else 8  # the band filter reaches 21 pixels
+    x = _images(n=2, c=1 if group == 'filter' else 3, h=size, w=size, dtype=torch.float64).requires_grad_(True)
+    p = torch.ones([])
+
+    def fixed_draw(v):
+        torch.manual_seed(8)
+        return pipe(v, p)
+    assert not torch.equal(fixed_draw(x), x)
+    assert torch.autograd.gradcheck(fixed_draw, (x,))
+
+
+def test_torch_grid_sample_has_a_double_backward():
+    """ADA's geometric transforms need grid_sample's gradient of the gradient (R1); torch has it for the input
+    (no gradient fix needed). This fails if a torch version drops it."""
+    x = _images(n=1, c=2, h=5, w=5, dtype=torch.float64).requires_grad_(True)
+    grid = torch.rand([1, 4, 4, 2], generator=torch.Generator().manual_seed(9), dtype=torch.float64) * 2.2 - 1.1
+    for padding in ('zeros', 'reflection'):
+        def sample(v):
+            return torch.nn.functional.grid_sample(v, grid, mode='bilinear', padding_mode=padding, align_corners=False)
+        assert torch.autograd.gradgradcheck(sample, (x,))
+
+
+def test_ada_second_derivative_through_the_geometry():
+    pipe = augment_ada.AdaPipe(**GROUPS['geom'], **GROUPS['blit'])
+    x = _images(n=1, c=1, h=6, w=6, dtype=torch.float64).requires_grad_(True)
+
+    def fixed_draw(v):
+        torch.manual_seed(10)
+        return pipe(v, torch.ones([]))
+    assert torch.autograd.gradgradcheck(fixed_draw, (x,))
+
+
+def test_r1_double_backward_runs_through_the_full_ada_pipe():
+    torch.manual_seed(11)
+    D = _TinyD()
+    loss = StyleGAN2Loss(G=None, D=D, r1_gamma=1, augment=augment.build_augment('ada', preset='bgcfnc', p=1.0))
+    loss.accumulate_gradients('Dreg', _images(n=4, h=32, w=32), torch.zeros([4, 0]), None, None, gain=1)
+    assert D.w.grad is not None and bool(torch.isfinite(D.w.grad)) and float(D.w.grad) > 0
+
+
+def test_adaptive_p_moves_by_the_formula_every_interval():
+    ada = augment.build_augment('ada', p=0.5, target=0.6, ada_kimg=1, interval=4)
+    step = 8 * 4 / (1 * 1000)  # batch x interval / (ada_kimg x 1000)
+    for batch_idx in range(1, 4):  # sign mean 1 > 0.6, but not yet an interval
+        ada.observe_real_logits(torch.ones([8, 1]))
+        ada.after_step(batch_idx, 8)
+        assert float(ada.p) == 0.5
+    ada.observe_real_logits(torch.tensor([[1.0], [-1.0], [2.0], [3.0]]))
+    ada.after_step(4, 8)  # mean over the interval (26 + 2) / 28 > 0.6: up
+    assert torch.equal(ada.p, torch.tensor(0.5) + step)
+    for batch_idx in range(5, 9):  # mean 0.5 < 0.6: down
+        ada.observe_real_logits(torch.tensor([[1.0], [1.0], [1.0], [-1.0]]))
+        ada.after_step(batch_idx, 8)
+    assert torch.equal(ada.p, torch.tensor(0.5) + step - step)
+    assert ada.tick_stats() == {'Progress/augment': float(ada.p)}
+    low = augment.build_augment('ada', p=0.005, target=0.6, ada_kimg=1, interval=1)
+    low.observe_real_logits(-torch.ones([8, 1]))
+    low.after_step(1, 8)
+    assert float(low.p) == 0  # clamped at 0
+    fixed = augment.build_augment('ada', p=0.3, target=None)
+    fixed.observe_real_logits(torch.ones([8, 1]))
+    fixed.after_step(4, 8)
+    assert float(fixed.p) == pytest.approx(0.3)
+
+
+def test_ada_state_is_plain_buffers():
+    ada = augment.build_augment('ada', p=0.25)
+    assert sorted(ada.state_dict()) == ['p', 'sign_num', 'sign_sum']
+    other = augment.build_augment('ada')
+    other.load_state_dict(ada.state_dict(), strict=True)
+    assert float(other.p) == 0.25
+
+
+# ----------------------------------------------------------------------------- the loss and R1
+
+class _TinyD(torch.nn.Module):
+    """Logit = sum of squared pixels times a weight (R1's gradient depends on the image)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones([]))
+
+    def forward(self, img, c):
+        return (img.square().flatten(1).sum(1, keepdim=True) * self.w) / img[0].numel()
+
+
+class _Recorder(augment.Augment):
+    """Counts the images passing through and the real logits observed."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen, self.observed = 0, 0
+
+    def forward(self, images):
+        self.seen += images.shape[0]
+        return images.flip(3)
+
+    def observe_real_logits(self, logits):
+        self.observed += logits.shape[0]
+
+
+def test_r1_double_backward_runs_through_diffaug():
+    torch.manual_seed(5)
+    D = _TinyD()
+    loss = StyleGAN2Loss(G=None, D=D, r1_gamma=1, augment=augment.build_augment('diffaug'))
+    real = _images(n=4)
+    loss.accumulate_gradients('Dreg', real, torch.zeros([4, 0]), None, None, gain=1)
+    assert D.w.grad is not None and float(D.w.grad) > 0  # R1 = w^2 |2 x_aug / n|^2 grows with w
+
+
+def test_every_D_phase_augments_reals():
+    rec = _Recorder()
+    loss = StyleGAN2Loss(G=None, D=_TinyD(), r1_gamma=1, augment=rec)
+    loss.accumulate_gradients('Dreg', _images(n=4), torch.zeros([4, 0]), None, None, gain=1)
+    assert rec.seen == 4 and rec.observed == 4
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+def test_cli_options_land_in_training_options_and_bad_ones_fail(p1_path, target_dir, tmp_path):
+    out = tmp_path / 'runs'
+    base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '4', '--outdir', str(out), '--no-progress']
+    res = _run(base + ['--aug', 'diffaug', '--diffaug-policy', 'translation,color', '--kimg', '0.004',
+                       '--batch', '4', '--tick', '0.004'])
+    assert res.exit_code == 0, res.output
+    opts = json.loads((_only_run(out) / 'training_options.json').read_text())
+    assert opts['aug'] == 'diffaug' and opts['augment_kwargs'] == dict(name='diffaug', policy='translation,color')
+    for args, message in ((['--aug', 'diffaug', '--diffaug-policy', 'color,zoom'], '--diffaug-policy'),
+                          (['--diffaug-policy', 'color'], '--diffaug-policy needs --aug diffaug'),
+                          (['--aug', 'bogus'], "Invalid value for '--aug'")):
+        res = CliRunner().invoke(train_cli.main, base + args)
+        assert res.exit_code != 0 and message in res.output, res.output
+        assert 'Traceback' not in res.output
+
+
+def test_diffaug_trains_from_the_cli(p1_path, target_dir, tmp_path, one_thread):
+    out = tmp_path / 'runs'
+    res = _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--outdir', str(out),
+                '--aug', 'diffaug', '--kimg', '0.2', '--batch', '4', '--tick', '0.1', '--snap', '2',
+                '--no-progress', '--device', 'cpu'])
+    assert res.exit_code == 0, res.output
+    ticks = [json.loads(line) for line in (_only_run(out) / 'stats.jsonl').read_text().splitlines()]
+    assert [t['kimg'] for t in ticks] == [0.1, 0.2]
+    assert -1 <= ticks[-1]['stats']['Loss/signs/real'] <= 1
+    assert os.path.isfile(_only_run(out) / 'network-snapshot-000000.pkl')

@@ -362,6 +362,29 @@ def test_every_D_phase_augments_reals():
     assert rec.seen == 4 and rec.observed == 4
 
 
+def test_the_class_loss_path_augments_too():
+    rec = _Recorder()
+
+    class CondD(_TinyD):
+        def class_logits(self, img):  # [N, 2]
+            return torch.stack([img.flatten(1).mean(1), img.flatten(1).std(1)], dim=1)
+    loss = StyleGAN2Loss(G=None, D=CondD(), augment=rec, class_weight=1)
+    img = _images(n=4)
+    logits, _ce = loss.run_D_classes(img, torch.eye(2)[[0, 1, 0, 1]])
+    assert rec.seen == 4
+    assert torch.allclose(logits[0, 0], img[0].flip(2).mean())  # D saw the augmented (flipped) images
+
+
+def test_none_leaves_R1_gradients_bit_identical():
+    grads = []
+    for aug in (None, augment.build_augment('none')):
+        D = _TinyD()
+        StyleGAN2Loss(G=None, D=D, r1_gamma=3, augment=aug).accumulate_gradients(
+            'Dreg', _images(n=4), torch.zeros([4, 0]), None, None, gain=1)
+        grads.append(D.w.grad)
+    assert torch.equal(grads[0], grads[1])
+
+
 # ----------------------------------------------------------------------------- the CLI
 
 def test_cli_options_land_in_training_options_and_bad_ones_fail(p1_path, target_dir, tmp_path):
@@ -374,7 +397,13 @@ def test_cli_options_land_in_training_options_and_bad_ones_fail(p1_path, target_
     assert opts['aug'] == 'diffaug' and opts['augment_kwargs'] == dict(name='diffaug', policy='translation,color')
     for args, message in ((['--aug', 'diffaug', '--diffaug-policy', 'color,zoom'], '--diffaug-policy'),
                           (['--diffaug-policy', 'color'], '--diffaug-policy needs --aug diffaug'),
-                          (['--aug', 'bogus'], "Invalid value for '--aug'")):
+                          (['--aug', 'bogus'], "Invalid value for '--aug'"),
+                          (['--aug', 'ada', '--aug-p', '1.5'], "Invalid value for '--aug-p'"),
+                          (['--aug', 'ada', '--augpipe', 'bgcx'], "Invalid value for '--augpipe'"),
+                          (['--aug', 'fixed'], '--aug fixed needs --aug-p'),
+                          (['--aug', 'fixed', '--aug-p', '0.2', '--ada-target', '0.5'], '--ada-target needs --aug ada'),
+                          (['--aug-p', '0.2'], '--aug-p needs --aug ada or fixed'),
+                          (['--aug', 'ada', '--ada-kimg', '0'], "Invalid value for '--ada-kimg'")):
         res = CliRunner().invoke(train_cli.main, base + args)
         assert res.exit_code != 0 and message in res.output, res.output
         assert 'Traceback' not in res.output
@@ -390,3 +419,89 @@ def test_diffaug_trains_from_the_cli(p1_path, target_dir, tmp_path, one_thread):
     assert [t['kimg'] for t in ticks] == [0.1, 0.2]
     assert -1 <= ticks[-1]['stats']['Loss/signs/real'] <= 1
     assert os.path.isfile(_only_run(out) / 'network-snapshot-000000.pkl')
+
+
+def test_setup_resolves_every_mode(target_dir):
+    def kwargs(**opts):
+        c = train_cli.setup_training_config(target_dir, device='cpu', **opts)
+        return c.aug, c.augment_kwargs
+    assert kwargs() == kwargs(aug='none') == ('none', dict(name='none'))
+    assert kwargs(aug='ada') == ('ada', dict(name='ada', preset='bgc', p=0.0, target=0.6, ada_kimg=500.0, interval=4))
+    assert kwargs(aug='ada', aug_p=0.1, augpipe='bgcfnc', ada_target=0.7, ada_kimg=100) == (
+        'ada', dict(name='ada', preset='bgcfnc', p=0.1, target=0.7, ada_kimg=100.0, interval=4))
+    assert kwargs(aug='fixed', aug_p=0.3, augpipe='bg') == ('fixed', dict(name='ada', preset='bg', p=0.3, target=None))
+    with pytest.raises(train_cli.SetupError, match='--aug-p: aug_p must be'):
+        train_cli.setup_training_config(target_dir, device='cpu', aug='fixed', aug_p=-0.1)
+
+
+def _stats(run_dir):
+    return [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
+
+
+def test_ada_trains_from_the_cli_and_p_moves(p1_path, target_dir, tmp_path, one_thread):
+    out = tmp_path / 'runs'
+    res = _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--outdir', str(out),
+                '--aug', 'ada', '--ada-kimg', '1', '--kimg', '0.2', '--batch', '4', '--tick', '0.1', '--snap', '2',
+                '--no-progress', '--device', 'cpu'])
+    assert res.exit_code == 0, res.output
+    ticks = _stats(_only_run(out))
+    assert [t['kimg'] for t in ticks] == [0.1, 0.2]
+    p = [t['stats']['Progress/augment'] for t in ticks]
+    ck = torch.load(_only_run(out) / 'checkpoint.pt', weights_only=True)
+    assert p[-1] == pytest.approx(float(ck['augment']['p'])) and max(p) > 0
+    assert all(round(v / 0.016, 3).is_integer() for v in p)  # multiples of 4 x 4 / (1 x 1000)
+    assert 'Loss/signs/real' in ticks[-1]['stats']
+
+
+def test_p_and_training_survive_resume_bit_exactly(p1_path, target_dir, tmp_path, one_thread):
+    """ADA with p moving: 6 steps, stop (mid-interval), resume to 8, against 8 uninterrupted steps."""
+    base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4', '--tick', '0.008',
+            '--snap', '1', '--no-progress', '--aug', 'ada', '--aug-p', '0.5', '--ada-kimg', '0.1',
+            '--augpipe', 'bgcfnc', '--device', 'cpu']
+    assert _run(base + ['--outdir', str(tmp_path / 'a'), '--kimg', '0.032']).exit_code == 0
+    assert _run(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.024']).exit_code == 0
+    run_a, run_b = _only_run(tmp_path / 'a'), _only_run(tmp_path / 'b')
+    opts = json.loads((run_b / 'training_options.json').read_text())
+    opts['kimg'] = 0.032
+    (run_b / 'training_options.json').write_text(json.dumps(opts))
+    assert _run(['--resume-run', str(run_b), '--no-progress']).exit_code == 0
+    ck_a = torch.load(run_a / 'checkpoint.pt', weights_only=True)
+    ck_b = torch.load(run_b / 'checkpoint.pt', weights_only=True)
+    assert float(ck_a['augment']['p']) != 0.5
+    for name, t in ck_a['augment'].items():
+        assert torch.equal(t, ck_b['augment'][name]), name
+    for key in ('G', 'D', 'G_ema'):
+        for name, t in ck_a[key].items():
+            assert torch.equal(t, ck_b[key][name]), f'{key}.{name} differs after resume'
+    assert [t['stats']['Progress/augment'] for t in _stats(run_a)] == [t['stats']['Progress/augment']
+                                                                      for t in _stats(run_b)]
+
+
+def test_run_folders_from_before_augmentation_resume(p1_path, target_dir, tmp_path, one_thread):
+    out = tmp_path / 'runs'
+    assert _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '4', '--outdir', str(out), '--kimg',
+                 '0.004', '--batch', '4', '--tick', '0.004', '--no-progress']).exit_code == 0
+    run_dir = _only_run(out)
+    opts = json.loads((run_dir / 'training_options.json').read_text())
+    for key in ('aug', 'augment_kwargs'):
+        del opts[key]
+    opts['kimg'] = 0.008
+    (run_dir / 'training_options.json').write_text(json.dumps(opts))
+    ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
+    del ck['augment']
+    torch.save(ck, run_dir / 'checkpoint.pt')
+    res = _run(['--resume-run', str(run_dir), '--no-progress'])
+    assert res.exit_code == 0, res.output
+    assert torch.load(run_dir / 'checkpoint.pt', weights_only=True)['cur_nimg'] == 8
+
+
+@pytest.mark.parametrize('aug', ['ada', 'diffaug'])
+def test_from_scratch_on_grayscale(tmp_path, aug, one_thread):
+    from tests.test_scratch import SHOTS
+    res = _run(['--target-dir', SHOTS, '--kimg', '0.016', '--batch', '8', '--tick', '0.008', '--pl-weight', '0',
+                '--style-mixing', '0', '--outdir', str(tmp_path), '--no-progress', '--aug', aug]
+               + (['--aug-p', '0.5'] if aug == 'ada' else []))
+    assert res.exit_code == 0, res.output
+    run_dir = _only_run(tmp_path)
+    assert json.loads((run_dir / 'training_options.json').read_text())['aug'] == aug
+    assert torch.load(run_dir / 'checkpoint.pt', weights_only=True)['G_init_kwargs']['img_channels'] == 1

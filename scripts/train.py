@@ -116,6 +116,7 @@ def setup_training_config(
     grid_trunc=0.8,         # Truncation psi of the snapshot grids.
     nan_policy='stop',      # On NaN/Inf: 'stop', or 'rollback' to the last snapshot with the lr halved.
     gpus=1,                 # Number of processes (one per GPU; gloo processes on the CPU).
+    allow_tf32=False,       # CUDA: TF32 for float32 matmuls and convolutions (faster, 10 mantissa bits).
 ):
     """Pure setup: options -> resolved, JSON-able training config (no files touched)."""
     import torch
@@ -166,6 +167,7 @@ def setup_training_config(
         class_loss=float(class_loss), seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
         grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy, num_gpus=int(gpus),
+        allow_tf32=bool(allow_tf32),
     )
     return c
 
@@ -357,12 +359,14 @@ def print_dry_run(c, images):
               help='Processes: one per GPU (nccl), or CPU processes (gloo) with --device cpu.')
 @click.option('--nan-policy', type=click.Choice(['stop', 'rollback']), default='stop', show_default=True,
               help='On NaN/Inf: stop with a message, or roll back to the last snapshot with the lr halved.')
+@click.option('--allow-tf32', is_flag=True, help='CUDA: use TF32 for float32 matmuls and convolutions (faster on '
+              'Ampere and later GPUs, 10 mantissa bits); off by default, as in stylegan2-ada-pytorch.')
 @click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, batch, lr, dlr, gamma, pl_weight,
          style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, mirror, cond, class_loss, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
-         dry_run, no_progress):
+         dry_run, no_progress, allow_tf32):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
     from training.dataset import DataError
@@ -383,7 +387,7 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
                                   shots=shots, kimg=kimg, batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
                                   style_mixing=style_mixing, mode_seeking=mode_seeking,
                                   mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, mirror=mirror, cond=cond, class_loss=class_loss, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
-                                  device=device, nan_policy=nan_policy, gpus=gpus)
+                                  device=device, nan_policy=nan_policy, gpus=gpus, allow_tf32=allow_tf32)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:
         raise click.ClickException(str(e)) from None

@@ -151,7 +151,9 @@ def check_fixtures(ctx):
     fp32_bad = [f'{r["fixture"]} {r["mode"]}' for r in rows if r['mode'] == 'float32' and r['status'] != 'pass']
     fp16_bad = [f'{r["fixture"]} {r["mode"]}' for r in rows if r['mode'] != 'float32' and r['status'] == 'fail']
     ran = [f'{r["fixture"]} {r["mode"]}' for r in rows if r['status'] != 'skipped']
-    summary = f'{len(ran) - len(fp32_bad) - len(fp16_bad)}/{len(ran)} within tolerance ({", ".join(ran)})'
+    skipped = [f'{r["fixture"]} {r["mode"]}' for r in rows if r['status'] == 'skipped']
+    summary = (f'{len(ran) - len(fp32_bad) - len(fp16_bad)}/{len(ran)} within tolerance ({", ".join(ran)})'
+               + (f'; skipped: {", ".join(skipped)} (CUDA only)' if skipped else ''))
     return dict(status=_verdict(fp32_bad, fp16_bad), summary=summary, fp16_rel_tol=FP16_REL_TOL, rows=rows)
 
 

@@ -69,13 +69,12 @@ def configure_backends(device, allow_tf32=False):
 
 
 def set_tf32(allow):
-    """TF32 on or off for CUDA float32 matmuls and cuDNN convolutions (fp32_precision where torch has it)."""
-    if hasattr(torch.backends.cuda.matmul, 'fp32_precision'):
-        torch.backends.cuda.matmul.fp32_precision = 'tf32' if allow else 'ieee'
-        torch.backends.cudnn.conv.fp32_precision = 'tf32' if allow else 'ieee'
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = bool(allow)
-        torch.backends.cudnn.allow_tf32 = bool(allow)
+    """TF32 on or off for CUDA float32 matmuls and cuDNN convolutions.
+
+    The allow_tf32 flags, not torch's newer fp32_precision settings: torch refuses to read the flags
+    back once the newer settings were used, and other code still reads them."""
+    torch.backends.cuda.matmul.allow_tf32 = bool(allow)
+    torch.backends.cudnn.allow_tf32 = bool(allow)
 
 
 def make_optimizer(params, lr, reg_interval):

@@ -82,9 +82,9 @@ def check_ops(ctx):
 
 # tests/fixtures/README.md: acceptance thresholds of a float32 re-implementation (max abs difference).
 FP32_TOL = {'ws': 1e-5, 'img': 1e-4, 'd': 1e-4}
-# float16 blocks: images and logits within FP16_REL_TOL * max |expected| (32 float16 ulps of the largest
-# value: about 8 half-precision layers, each rounding activations to 2^-11 relative, plus clamps at 256).
-FP16_REL_TOL = 2 ** -5
+# float16 blocks: images and logits within FP16_REL_TOL * max |expected|, 16 float16 ulps of the largest
+# value. The same float16 blocks run on the CPU (tests/test_ops_truth.py) stay within 2.1e-3 on p2.
+FP16_REL_TOL = 2 ** -6
 
 
 def fixture_outputs(net, ref, device, force_fp32=True):

@@ -177,6 +177,7 @@ def setup_training_config(
     diffaug_policy=None,    # DiffAugment policies, comma-separated; None = color,translation,cutout.
     ada_target=None,        # ADA target of E[sign(D(real))]; None = 0.6.
     ada_kimg=None,          # ADA: kimg for p to move by 1; None = 500.
+    allow_tf32=False,       # CUDA: TF32 for float32 matmuls and convolutions (faster, 10 mantissa bits).
 ):
     """Pure setup: options -> resolved, JSON-able training config (no files touched)."""
     import torch
@@ -241,6 +242,7 @@ def setup_training_config(
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
         grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy, num_gpus=int(gpus),
         aug=aug_mode, augment_kwargs=augment_kwargs,
+        allow_tf32=bool(allow_tf32),
     )
     return c
 
@@ -475,12 +477,14 @@ def print_dry_run(c, images):
               help='ADA: kimg for p to move by 1 [default: 500].')
 @click.option('--diffaug-policy', metavar='LIST', help='With --aug diffaug: comma-separated policies from color, '
               'translation, cutout [default: color,translation,cutout].')
+@click.option('--allow-tf32', is_flag=True, help='CUDA: use TF32 for float32 matmuls and convolutions (faster on '
+              'Ampere and later GPUs, 10 mantissa bits); off by default, as in stylegan2-ada-pytorch.')
 @click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, protocol, start, track_w_avg, batch, lr,
          dlr, gamma, pl_weight, style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, ema_rampup, mirror, cond, class_loss, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
-         dry_run, no_progress, **aug_opts):
+         dry_run, no_progress, allow_tf32, **aug_opts):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
     from training.dataset import DataError
@@ -502,7 +506,7 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
                                   track_w_avg=None if track_w_avg is None else track_w_avg == 'true', batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
                                   style_mixing=style_mixing, mode_seeking=mode_seeking,
                                   mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, ema_rampup=ema_rampup, mirror=mirror, cond=cond, class_loss=class_loss, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
-                                  device=device, nan_policy=nan_policy, gpus=gpus, **aug_opts)
+                                  device=device, nan_policy=nan_policy, gpus=gpus, allow_tf32=allow_tf32, **aug_opts)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:
         raise click.ClickException(str(e)) from None

@@ -218,22 +218,35 @@ def test_disk_full_during_snapshot_keeps_previous(p1_path, target_dir, tmp_path,
     load_network(str(run_dir / 'network-snapshot-000000.pkl'))
 
 
-def test_check_finite_names_gradient_and_weight():
+def test_finite_check_names_first_phase_gradient_and_weight():
     from dnnlib import EasyDict
-    from training.training_loop import TrainingError, check_finite
+    from training.training_loop import FiniteCheck, TrainingError
     G, D = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
     state = EasyDict(G=G, D=D, cur_nimg=2000)
     params = list(G.parameters()) + list(D.parameters())
     for p in params:
         p.grad = torch.zeros_like(p)
-    check_finite({'G': 0.5}, params, state, 'Gmain')
-    D.bias.grad[0] = float('inf')
-    with pytest.raises(TrainingError, match=r'kimg 2.000 \(phase Dmain\): gradient of bias'):
-        check_finite({'Dreal': 0.1}, params, state, 'Dmain')
+    checks = FiniteCheck()
+    checks.add('Gmain', {'G': torch.tensor(0.5)}, params)
+    checks.add('Dmain', {'Dreal': 0.25}, params)
+    assert checks.result(state) == {'G': 0.5, 'Dreal': 0.25}
+    checks = FiniteCheck()
+    checks.add('Gmain', {'G': torch.tensor(0.5)}, params)
+    D.bias.grad[0] = float('inf')  # each probe holds the values at its add(): Gmain saw finite gradients
+    checks.add('Dmain', {'Dreal': torch.tensor(0.1)}, params)
+    checks.add('Dreg', {'Dr1': torch.tensor(float('nan'))}, params)  # a later phase is not the one named
+    with pytest.raises(TrainingError, match=r'kimg 2.000 \(phase Dmain\): gradient of bias$'):
+        checks.result(state)
+    checks = FiniteCheck()
+    checks.add('Gmain', {'G': torch.tensor(float('nan')), 'Gpl': torch.tensor(1.0)}, params)
+    with pytest.raises(TrainingError, match=r'\(phase Gmain\): G=nan$'):
+        checks.result(state)
     with torch.no_grad():
         G.weight[0, 0] = float('nan')
+    checks = FiniteCheck()
+    checks.add('Gmain', {}, list(G.parameters()), what='weight')
     with pytest.raises(TrainingError, match='weight of weight'):
-        check_finite({}, list(G.parameters()), state, 'Gmain', what='weight')
+        checks.result(state)
 
 
 def test_atomic_path_mode_and_cleanup(tmp_path):

@@ -5,26 +5,34 @@ to get {name: mean} over everything reported since the last call.
 """
 import torch
 
-_sums = {}    # name -> [count, sum, sum of squares] (float64)
+_sums = {}    # name -> float64 tensor [count, sum, sum of squares], on the device of the reported values
 
 
 def report(name, value):
-    """Record the elements of `value` (tensor or number) under `name`; returns value unchanged."""
-    t = torch.as_tensor(value).detach().to(torch.float64).flatten()
-    t = t[torch.isfinite(t)] if t.numel() else t
+    """Record the finite elements of `value` (tensor or number) under `name`; returns value unchanged.
+
+    Accumulates on the value's device without reading it back (no host sync).
+    """
+    t = torch.as_tensor(value).detach().flatten()
     if t.numel() == 0:
         return value
-    acc = _sums.setdefault(name, [0, 0.0, 0.0])
-    acc[0] += t.numel()
-    acc[1] += float(t.sum())
-    acc[2] += float(t.square().sum())
+    t = t.to(torch.float64)
+    finite = torch.isfinite(t)
+    t = torch.where(finite, t, torch.zeros_like(t))
+    moments = torch.stack([finite.sum(dtype=torch.float64), t.sum(), t.square().sum()])
+    acc = _sums.get(name)
+    _sums[name] = moments if acc is None else acc + moments.to(acc.device)
     return value
 
 
 def collect():
-    """{name: {'num', 'mean', 'std'}} over everything reported since the previous call; resets."""
+    """{name: {'num', 'mean', 'std'}} over the finite values reported since the previous call; resets."""
     out = {}
-    for name, (n, s, sq) in sorted(_sums.items()):
+    for name, acc in sorted(_sums.items()):
+        n, s, sq = acc.tolist()
+        if n == 0:
+            continue
+        n = int(n)
         mean = s / n
         out[name] = dict(num=n, mean=mean, std=max(sq / n - mean * mean, 0.0) ** 0.5)
     _sums.clear()

@@ -86,8 +86,8 @@ class StyleGAN2Loss:
             cutoff = torch.where(torch.rand([], device=ws.device) < self.style_mixing_prob, cutoff,
                                  torch.full_like(cutoff, ws.shape[1]))
             mixed = self.G.mapping(torch.randn_like(z), c, skip_w_avg_update=True)
-            ws = ws.clone()
-            ws[:, cutoff:] = mixed[:, cutoff:]
+            layer = torch.arange(ws.shape[1], device=ws.device)[None, :, None]  # [1, num_ws, 1]
+            ws = torch.where(layer >= cutoff, mixed, ws)  # a mask, not ws[:, cutoff:]: no host sync
         return self.G.synthesis(ws), ws
 
     def augment_for_D(self, img):
@@ -106,7 +106,9 @@ class StyleGAN2Loss:
         return (all_logits * c).sum(1, keepdim=True), ce
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain):
-        """Add the gradients of `phase`'s loss (times `gain`) to the .grad of the trainable tensors."""
+        """Add the gradients of `phase`'s loss (times `gain`) to the .grad of the trainable tensors.
+
+        Returns {loss name: 0-dim tensor}, left on the device (reading them would wait for it)."""
         assert phase in ('Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth')
         do_Gmain = phase in ('Gmain', 'Gboth')
         do_Dmain = phase in ('Dmain', 'Dboth')
@@ -192,4 +194,4 @@ class StyleGAN2Loss:
                 losses['Dr1'] = loss_Dr1.mean()
                 loss = loss + loss_Dr1.mean()
             (real_logits * 0).mean().add(loss).mul(gain).backward()
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return {k: v.detach() for k, v in losses.items()}

@@ -13,6 +13,7 @@ same for all of them. A run folder holds:
 """
 import copy
 import json
+import math
 import os
 import random
 import time
@@ -56,6 +57,25 @@ def build_networks(opts, device):
         D = networks.Discriminator(**opts.D_kwargs)
         G_ema = copy.deepcopy(G)
     return G.to(device).train(), D.to(device).train(), G_ema.to(device).eval(), source
+
+
+def configure_backends(device, allow_tf32=False):
+    """On CUDA: cuDNN picks the fastest convolution algorithms (benchmark mode), and TF32 is used for
+    float32 matmuls and convolutions only with allow_tf32 (off by default, as in stylegan2-ada-pytorch:
+    TF32 keeps 10 mantissa bits). Nothing changes on other devices."""
+    if torch.device(device).type != 'cuda':
+        return
+    torch.backends.cudnn.benchmark = True
+    set_tf32(allow_tf32)
+
+
+def set_tf32(allow):
+    """TF32 on or off for CUDA float32 matmuls and cuDNN convolutions.
+
+    The allow_tf32 flags, not torch's newer fp32_precision settings: torch refuses to read the flags
+    back once the newer settings were used, and other code still reads them."""
+    torch.backends.cuda.matmul.allow_tf32 = bool(allow)
+    torch.backends.cudnn.allow_tf32 = bool(allow)
 
 
 def make_optimizer(params, lr, reg_interval):
@@ -114,7 +134,10 @@ def phases(state, opts):
 def sample_reals(images, batch, mirror, device):
     """Random batch of targets: uint8 [N, C, R, R] -> (float [batch, C, R, R] in [-1, 1], indices [batch])."""
     idx = torch.randint(len(images), [batch])
-    x = images[idx].to(device).to(torch.float32) / 127.5 - 1
+    x = images[idx]
+    if torch.device(device).type == 'cuda':
+        x = x.pin_memory()  # page-locked, so the copy below runs without blocking the host
+    x = x.to(device, non_blocking=True).to(torch.float32) / 127.5 - 1
     if mirror:
         flip = torch.rand([batch, 1, 1, 1], device=device) < 0.5
         x = torch.where(flip, x.flip(3), x)
@@ -138,31 +161,47 @@ def sample_conditions(c_dim, labels, real_idx, device):
             one_hot(torch.randint(c_dim, [n]), c_dim, device))
 
 
-def _first_nonfinite(tensors):
-    """Index of the first tensor (None entries skipped) with a NaN/Inf element, or None; one reduction."""
-    present = [i for i, t in enumerate(tensors) if t is not None]
-    if not present:
-        return None
-    # max |x| per tensor: NaN-propagating like the 2-norm, but cannot overflow on large finite values
-    maxabs = torch._foreach_norm([tensors[i].detach() for i in present], ord=float('inf'))
-    norms = torch.stack([n.float() for n in maxabs])
-    if bool(torch.isfinite(norms).all()):
-        return None
-    return present[int((~torch.isfinite(norms)).nonzero()[0])]
+class FiniteCheck:
+    """NaN/Inf detection over one training step with a single host sync.
 
+    add() queues, per phase, the loss values and max |.| of every gradient (or weight) in one device
+    tensor, without waiting for the device; result() reads all of them at once and raises TrainingError
+    naming the first phase (in step order) and what was non-finite there, or returns the loss values.
+    """
 
-def check_finite(losses, params, state, step_name, what='gradient'):
-    """Raise TrainingError if a loss, or the gradient (what='gradient') or value (what='weight')
-    of any of `params`, is NaN/Inf."""
-    bad = [f'{k}={v}' for k, v in losses.items() if not np.isfinite(v)]
-    if not bad:
-        idx = _first_nonfinite([p.grad if what == 'gradient' else p for p in params])
-        if idx is not None:  # name the tensor only on failure: the lookup walks both networks
-            names = {id(p): n for net in ('G', 'D') for n, p in state[net].named_parameters()}
-            bad.append(f'{what} of {names.get(id(params[idx]), "?")}')
-    if bad:
-        raise TrainingError(f'non-finite value at kimg {state.cur_nimg / 1000:.3f} (phase {step_name}): '
-                            + ', '.join(bad))
+    def __init__(self):
+        self._entries = []  # (phase, what, loss names, checked params, probe [len(names) + len(params)])
+
+    def add(self, phase, losses, params, what='gradient'):
+        """Queue `losses` {name: value or 0-dim tensor} and the gradient or value (what='weight') of `params`."""
+        checked = [(p, p.grad if what == 'gradient' else p) for p in params]
+        checked = [(p, t.detach()) for p, t in checked if t is not None]
+        device = checked[0][1].device if checked else torch.device('cpu')
+        parts = [torch.as_tensor(v, dtype=torch.float32, device=device).reshape(1) for v in losses.values()]
+        if checked:  # max |x|: NaN-propagating like a norm, but cannot overflow on large finite values
+            parts += [n.float().reshape(1) for n in torch._foreach_norm([t for _p, t in checked], ord=float('inf'))]
+        probe = torch.cat(parts) if parts else torch.zeros([0], device=device)
+        self._entries.append((phase, what, list(losses), [p for p, _t in checked], probe))
+
+    def result(self, state):
+        """{loss name: float} of every phase added; TrainingError on the first non-finite value."""
+        if not self._entries:
+            return {}
+        device = self._entries[0][4].device
+        values = torch.cat([e[4].to(device) for e in self._entries]).tolist()  # the one host sync
+        losses, offset = {}, 0
+        for phase, what, names, params, probe in self._entries:
+            chunk, offset = values[offset:offset + len(probe)], offset + len(probe)
+            bad = [f'{k}={v}' for k, v in zip(names, chunk) if not math.isfinite(v)]
+            idx = next((i for i, v in enumerate(chunk[len(names):]) if not math.isfinite(v)), None)
+            if not bad and idx is not None:  # name the tensor only on failure: the lookup walks both networks
+                tensor_names = {id(p): n for net in ('G', 'D') for n, p in state[net].named_parameters()}
+                bad.append(f'{what} of {tensor_names.get(id(params[idx]), "?")}')
+            if bad:
+                raise TrainingError(f'non-finite value at kimg {state.cur_nimg / 1000:.3f} (phase {phase}): '
+                                    + ', '.join(bad))
+            losses.update(zip(names, chunk[:len(names)]))
+        return losses
 
 
 def training_step(state, opts, images, device, labels=None):
@@ -170,11 +209,13 @@ def training_step(state, opts, images, device, labels=None):
 
     labels: int64 [N] classes of `images` (conditional training) or None.
     With several processes each computes batch / world_size samples and gradients are averaged.
+    Losses, gradients and weights are checked for NaN/Inf once, after the last phase (one host sync
+    per step); a later phase may then run on a broken state, which the error discards.
     """
     batch = opts.batch // distributed.world_size()
     real, real_idx = sample_reals(images, batch, opts.mirror, device)
     real_c, gen_c = sample_conditions(state.G.c_dim, labels, real_idx, device)
-    all_losses = {}
+    checks = FiniteCheck()
     for name, opt, interval in phases(state, opts):
         if state.batch_idx % interval != 0:
             continue
@@ -183,12 +224,12 @@ def training_step(state, opts, images, device, labels=None):
         opt.zero_grad(set_to_none=True)
         losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)
         losses = distributed.average_gradients(params, losses)
-        check_finite(losses, params, state, name)
+        checks.add(name, losses, params)
         opt.step()
-        check_finite({}, params, state, name, what='weight')
+        checks.add(name, {}, params, what='weight')
         for p in params:
             p.grad = None
-        all_losses.update(losses)
+    all_losses = checks.result(state)
     update_ema(state, opts, opts.batch)
     state.cur_nimg += opts.batch
     state.batch_idx += 1
@@ -323,6 +364,7 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
     device = torch.device(opts.device)
     if device.type == 'cuda' and distributed.world_size() > 1:
         device = torch.device('cuda', distributed.rank())
+    configure_backends(device, opts.get('allow_tf32', False))
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed)
     random.seed(opts.seed)

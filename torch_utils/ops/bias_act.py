@@ -61,6 +61,7 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
         from . import native
         if native.available(x.device):
             return native.bias_act(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
+        native.count_fallback(x.device)
     return bias_act_ref(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
 
 

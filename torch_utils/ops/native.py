@@ -7,10 +7,15 @@ The CPU extension is built on the first CPU call, the CUDA one on the first CUDA
 torch.cuda.is_available(). A failed build warns once and the ops fall back to their PyTorch
 reference. FSGAN_NATIVE_OPS=0 disables the native path.
 
+Data types: float16, float32 and float64 run natively on CUDA (float16 is computed in float32 and
+rounded once per kernel); the CPU kernels take float32 and float64 only, so float16 CPU tensors
+fall back to the reference (counted by call_counts()).
+
 The kernels compute forward values and first-order gradient terms; the autograd Functions below
 compose them so that backward and double backward work (upfirdn2d is linear, its gradient is
 the adjoint upfirdn2d; the bias_act gradient is itself a fused elementwise op).
 """
+import collections
 import hashlib
 import os
 import sys
@@ -45,6 +50,7 @@ class _Build:
 
 _builds = {'cpu': _Build(), 'cuda': _Build()}
 _loaded = {}  # kind -> torch.ops namespace of a successful build
+_calls = collections.Counter()  # (kind, 'native' | 'reference') -> calls; see call_counts()
 _lock = threading.Lock()
 
 
@@ -139,7 +145,23 @@ def build_status() -> dict:
 
 
 def _ops(t: torch.Tensor):
+    _calls[(t.device.type, 'native')] += 1
     return _loaded[t.device.type]
+
+
+def count_fallback(device: torch.device):
+    """Record one call of an op that ran its PyTorch reference instead of a native kernel."""
+    _calls[(torch.device(device).type, 'reference')] += 1
+
+
+def call_counts() -> dict:
+    """{'cpu': {'native': kernel launches, 'reference': fallback calls}, 'cuda': {...}} since import.
+
+    Counts native kernel launches (forward and every backward kernel) and calls of bias_act /
+    upfirdn2d with impl='cuda' that ran the reference (no build, unsupported dtype or arguments).
+    The difference of two readings tells which implementation ran in between.
+    """
+    return {kind: {path: _calls[(kind, path)] for path in ('native', 'reference')} for kind in _builds}
 
 
 def _supported(t: torch.Tensor) -> bool:
@@ -234,11 +256,14 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None):
                                           and b.device == x.device and 0 <= dim < x.ndim
                                           and b.shape[0] == x.shape[dim]))
     if not ok:
+        count_fallback(x.device)
         return bias_act_ref(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
     if act == 'linear' and b is None and gain == 1 and clamp < 0:
         return x
-    save_x = spec.ref == 'x' or spec.has_2nd_grad
-    save_y = spec.ref == 'y' or (not save_x and clamp >= 0)
+    # With a clamp the gradient is taken from x: it passes where |act(x + b) * gain| <= clamp, as
+    # torch.clamp's does, and a saved output y == clamp cannot tell a clamped value from one at the limit.
+    save_x = spec.ref == 'x' or spec.has_2nd_grad or clamp >= 0
+    save_y = spec.ref == 'y' and not save_x
     cfg = _BiasActCfg(dim=dim if b is not None else 0, act=spec.cuda_idx, alpha=alpha, gain=gain, clamp=clamp,
                       save_x=save_x, save_y=save_y, has_2nd_grad=spec.has_2nd_grad)
     return _BiasAct.apply(x.contiguous(), b.contiguous() if b is not None else None, cfg)
@@ -289,6 +314,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
         fw, fh = f.shape[-1], f.shape[0]
         ok = (x.shape[2] * upy + py0 + py1 - fh) // downy >= 0 and (x.shape[3] * upx + px0 + px1 - fw) // downx >= 0
     if not ok:
+        count_fallback(x.device)
         return upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
 
     # Correlation weights: the filter flipped (true convolution) unless flip_filter, times the gain.

@@ -34,6 +34,7 @@ inline at::Tensor prepare_bias_act(BiasActParams& p, const std::optional<at::Ten
   TORCH_CHECK(mode >= kForward && mode <= kGrad2X, "bias_act: bad mode ", mode);
   TORCH_CHECK(act >= kLinear && act <= kSwish, "bias_act: bad activation id ", act);
   TORCH_CHECK(mode_supported((int)act, (int)mode), "bias_act: mode ", mode, " is not implemented for activation ", act);
+  TORCH_CHECK(mode != kGradY || clamp < 0, "bias_act: the gradient from the output (mode 2) takes no clamp; use mode 1");
   const auto& main = mode == kGradY ? y : x;
   TORCH_CHECK(main.has_value() && main->defined(), "bias_act: missing input for mode ", mode);
   const at::Tensor& ref = *main;

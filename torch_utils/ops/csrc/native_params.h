@@ -27,15 +27,16 @@ FSGAN_HD constexpr bool grad_from_output(int act) { return act != kSwish; }
 enum BiasActMode : int {
   kForward = 0,  // out = out0
   kGradX = 1,    // out = g * d(out0)/dv, derivative from v
-  kGradY = 2,    // out = g * d(out0)/dv, derivative from the saved output y = out0
+  kGradY = 2,    // out = g * d(out0)/dv, derivative from the saved output y = out0; no clamp
+                 // (y == clamp cannot tell a clamped value from one exactly at the limit)
   kGrad2X = 3,   // out = g * d2(out0)/dv2, from v
 };
 
-// Modes the kernels implement for an activation: kGradY where the derivative follows from the
-// output, kGradX otherwise, kGrad2X where the second derivative is not zero.
+// Modes the kernels implement for an activation: kGradX always, kGradY where the derivative
+// follows from the output, kGrad2X where the second derivative is not zero.
 FSGAN_HD constexpr bool mode_supported(int act, int mode) {
-  return mode == kForward || (mode == kGradY && grad_from_output(act)) ||
-         (mode == kGradX && !grad_from_output(act)) || (mode == kGrad2X && act > kLrelu);
+  return mode == kForward || mode == kGradX || (mode == kGradY && grad_from_output(act)) ||
+         (mode == kGrad2X && act > kLrelu);
 }
 
 // Elementwise op on tensors viewed as [size / (channels * inner), channels, inner].

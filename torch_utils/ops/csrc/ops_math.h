@@ -96,15 +96,15 @@ FSGAN_HD T act_grad2(T v, T alpha) {
 }
 
 // One element of the bias_act kernel (see BiasActMode). v = x + b; y, g as in BiasActParams.
-// The clamp passes gradients where |a * gain| <= clamp, like torch.clamp; from y that is |y| < clamp.
+// The clamp passes gradients where |a * gain| <= clamp, like torch.clamp (kGradX, kGrad2X);
+// kGradY is only used without a clamp (the bindings refuse one).
 template <int ACT, int MODE, typename T>
 FSGAN_HD T bias_act_value(T v, T y, T g, T alpha, T gain, T clamp) {
   if constexpr (MODE == kForward) {
     const T r = act_value<ACT>(v, alpha) * gain;
     return clamp >= T(0) ? (r < -clamp ? -clamp : (r > clamp ? clamp : r)) : r;
   } else if constexpr (MODE == kGradY) {
-    const bool pass = (clamp < T(0) || m_abs(y) < clamp) && gain != T(0);
-    return pass ? g * gain * act_grad_from_output<ACT>(y / gain, alpha) : T(0);
+    return gain != T(0) ? g * gain * act_grad_from_output<ACT>(y / gain, alpha) : T(0);
   } else {
     const T s = act_value<ACT>(v, alpha) * gain;
     const bool pass = clamp < T(0) || m_abs(s) <= clamp;

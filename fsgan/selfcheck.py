@@ -30,6 +30,7 @@ from dnnlib import EasyDict
 from dnnlib.fileio import atomic_write_json
 from fsgan import selfcheck_sections as checks
 from torch_utils.ops import native
+from training.training_loop import configure_backends, set_tf32
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = {
@@ -61,7 +62,9 @@ def header(device, quick):
                 python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
                 cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
                 platform=platform.platform(), device=device.type, threads=torch.get_num_threads(),
-                quick=quick, git=git_commit(), command=' '.join([os.path.basename(sys.executable)] + sys.argv))
+                quick=quick, git=git_commit(), command=' '.join([os.path.basename(sys.executable)] + sys.argv),
+                tf32=dict(matmul=torch.backends.cuda.matmul.allow_tf32, cudnn=torch.backends.cudnn.allow_tf32),
+                cudnn_benchmark=torch.backends.cudnn.benchmark)
     if device.type == 'cuda':
         props = torch.cuda.get_device_properties(device)
         info.update(device_name=props.name, capability=f'{props.major}.{props.minor}',
@@ -99,6 +102,8 @@ def format_table(report, names):
 def run_selfcheck(device, quick, json_path, names):
     """Run the sections `names` in order, rewriting json_path after each; returns the report."""
     ctx = EasyDict(device=device, quick=quick)
+    configure_backends(device, allow_tf32=False)  # the training policy on CUDA; and the flags, on any device:
+    set_tf32(False)  # cuDNN's default TF32 convolutions differ from NVIDIA's float32 fixture outputs by ~3e-3
     report = dict(header=header(device, quick))
     atomic_write_json(json_path, report)
     for name in names:

@@ -52,6 +52,8 @@ def test_quick_cpu_run_passes_every_section(tmp_path):
     assert all(r['ms_per_step'] > 0 and r['img_per_s'] > 0 for r in speed['rows'])
     assert speed['svd_setup']['seconds'] > 0 and speed['svd_setup']['trainable'] > 0
 
+    assert report['header']['tf32'] == dict(matmul=False, cudnn=False)  # the fixtures' float32 needs it off
+
     e2e = report['end_to_end']
     assert e2e['train']['rc'] == 0 and e2e['generate']['rc'] == 0 and e2e['snapshots']
     assert 'grid.png' in e2e['generated'] and e2e['options']['allow_tf32'] is False

@@ -465,7 +465,7 @@ def run_compare(cfg, progress=True):
                 markdown=os.path.join(cfg.outdir, 'metrics.md'), strips=strips, rows=table)
 
 
-def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device, progress, given):
+def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device, progress, given, protocol='ours'):
     """--preset glyphs: run scripts/glyph_preset.py's grid and print its report."""
     from scripts import glyph_preset
     from training.dataset import DataError
@@ -477,7 +477,8 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
             outdir, methods=methods, targets=glyph_preset.parse_list(targets, str, '--preset-targets'),
             shots=glyph_preset.parse_list(shots, int, '--preset-shots'),
             seeds=glyph_preset.parse_list(seeds, int, '--preset-seeds'),
-            kimg=glyph_preset.KIMG if kimg is None else kimg, split=split, device=device, progress=progress)
+            kimg=glyph_preset.KIMG if kimg is None else kimg, split=split, device=device, progress=progress,
+            protocol=protocol)
     except (CompareError, SetupError, DataError, TrainingError, ValueError) as e:
         raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     with open(os.path.join(outdir, 'benchmark.md')) as f:
@@ -498,8 +499,9 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
               help='Use an existing run folder as row NAME (repeatable).')
 @click.option('--kimg', type=float, help='Training length [default: 20, 16 for <= 5 shots].')
 @click.option('--batch', type=int, help='Batch size [default: per protocol].')
-@click.option('--protocol', type=click.Choice(list(PROTOCOLS)), default='paper', show_default=True,
-              help='Adaptation protocol of every trained row (see scripts/train.py --protocol).')
+@click.option('--protocol', type=click.Choice(list(PROTOCOLS)),
+              help='Adaptation protocol of every trained row (see scripts/train.py --protocol) '
+                   '[default: paper; ours with --preset glyphs, as its documented tables].')
 @click.option('--seed', type=int, default=0, show_default=True, help='Seed of shot selection and training.')
 @click.option('--tick', type=float, default=1.0, show_default=True, help='Tick length in kimg.')
 @click.option('--snap', type=int, default=5, show_default=True, help='Snapshot (and checkpoint) every this many ticks.')
@@ -542,10 +544,11 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
     if preset is not None:
         run_glyph_preset(outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split, device,
                          not no_progress, given=[o for o, v in (('--source', source), ('--target-dir', target_dir),
-                                                                ('--runs', runs), ('--test-dir', test_dir)) if v])
+                                                                ('--runs', runs), ('--test-dir', test_dir)) if v],
+                         protocol=protocol or 'ours')
         return
     cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,
-                        kimg=kimg, batch=batch, protocol=protocol, seed=seed, tick=tick, snap=snap, test_dir=test_dir, num=num,
+                        kimg=kimg, batch=batch, protocol=protocol or 'paper', seed=seed, tick=tick, snap=snap, test_dir=test_dir, num=num,
                         num_test=num_test, faces=faces, trunc=trunc, metrics_trunc=metrics_trunc, cols=cols,
                         strip_steps=strip_steps, device=device, cache_dir=cache_dir)
     try:

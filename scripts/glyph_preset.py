@@ -81,8 +81,11 @@ def cells(targets=tuple(TARGETS), shots=SHOTS, seeds=SEEDS):
 
 
 def cell_config(outdir, target, shots, seed, methods, kimg=KIMG, split='test', source=None, device=None,
-                num=NUM, num_test=NUM_TEST):
-    """compare.setup_compare(...) of one cell; split 'val' measures against the validation split (tuning)."""
+                num=NUM, num_test=NUM_TEST, protocol='ours'):
+    """compare.setup_compare(...) of one cell; split 'val' measures against the validation split (tuning).
+
+    protocol 'ours' (batch BATCH) is what the documented glyph tables ran under; another protocol uses its own batch.
+    """
     from scripts.compare import setup_compare
     prefix, script = TARGETS[target]
     source = source or SOURCE
@@ -92,7 +95,8 @@ def cell_config(outdir, target, shots, seed, methods, kimg=KIMG, split='test', s
         if not os.path.isfile(path):
             raise ValueError(f'{path}: missing; the glyph preset needs the files shipped in data/glyphs')
     return setup_compare(os.path.join(outdir, cell_name(target, shots, seed)), source=source, target_dir=shots_zip,
-                         shots=shots, methods=methods, kimg=kimg, batch=BATCH, protocol='ours', seed=seed, tick=kimg / 2, snap=1,
+                         shots=shots, methods=methods, kimg=kimg, batch=BATCH if protocol == 'ours' else None, protocol=protocol,
+                         seed=seed, tick=kimg / 2, snap=1,
                          test_dir=eval_zip, num=num, num_test=num_test, device=device, inception=False, expect=script,
                          train_options=source_regularisation(source))
 
@@ -137,12 +141,12 @@ def write_report(outdir, rows, header):
 
 
 def run_preset(outdir, methods=None, targets=tuple(TARGETS), shots=SHOTS, seeds=SEEDS, kimg=KIMG, split='test',
-               device=None, progress=True, num=NUM, num_test=NUM_TEST, source=None):
+               device=None, progress=True, num=NUM, num_test=NUM_TEST, source=None, protocol='ours'):
     """Run (or continue) every cell, then write the aggregate report. Returns its rows."""
     from scripts.compare import run_compare
     todo = cells(targets, shots, seeds)
     configs = {c: cell_config(outdir, *c, methods=methods, kimg=kimg, split=split, device=device, num=num,
-                              num_test=num_test, source=source) for c in todo}
+                              num_test=num_test, source=source, protocol=protocol) for c in todo}
     results = {}
     for i, cell in enumerate(todo):
         print(f'[preset glyphs] cell {i + 1}/{len(todo)}: {cell_name(*cell)}')
@@ -154,7 +158,8 @@ def run_preset(outdir, methods=None, targets=tuple(TARGETS), shots=SHOTS, seeds=
     rows = aggregate(results)
     source = source or SOURCE
     reg = ', '.join(f'{k} {v:g}' for k, v in source_regularisation(source).items()) or "scripts/train.py's defaults"
-    header = (f'Glyph benchmark: source {os.path.relpath(source, ROOT)}, {kimg:g} kimg per run, batch {BATCH}, '
+    header = (f'Glyph benchmark: source {os.path.relpath(source, ROOT)}, {kimg:g} kimg per run, protocol {protocol}'
+              f'{f", batch {BATCH}" if protocol == "ours" else ""}, '
               f'regularisation {reg}; {num} samples per run (psi 1) against {num_test} images of the {split} split; '
               f'mean ± std over seeds {",".join(map(str, seeds))}.')
     write_report(outdir, rows, header)

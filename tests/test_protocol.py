@@ -170,3 +170,14 @@ def test_config_f_w_avg_tracks_the_adapted_mapping(config_f):
         before = G.mapping.w_avg.clone()
         G.mapping(torch.randn([2, 512]), torch.zeros([2, 0]), skip_w_avg_update=not loss.update_w_avg)
         assert (not torch.equal(before, G.mapping.w_avg)) is expect
+
+
+def test_compare_records_the_protocol(tmp_path, p1_path, target_dir):
+    from scripts import glyph_preset
+    from scripts.compare import setup_compare
+    cfg = setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir, methods='fsgan')
+    assert cfg.settings['protocol'] == 'paper' and cfg.settings['batch'] is None
+    ours = glyph_preset.cell_config(str(tmp_path), 'far', 10, 0, 'fsgan')
+    paper = glyph_preset.cell_config(str(tmp_path), 'far', 10, 0, 'fsgan', protocol='paper')
+    assert (ours.settings['protocol'], ours.settings['batch']) == ('ours', glyph_preset.BATCH)
+    assert (paper.settings['protocol'], paper.settings['batch']) == ('paper', None)

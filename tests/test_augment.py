@@ -256,17 +256,6 @@ def test_ada_gradcheck_per_group(group):
     assert torch.autograd.gradcheck(fixed_draw, (x,))
 
 
-def test_torch_grid_sample_has_a_double_backward():
-    """ADA's geometric transforms need grid_sample's gradient of the gradient (R1); torch has it for the input
-    (no gradient fix needed). This fails if a torch version drops it."""
-    x = _images(n=1, c=2, h=5, w=5, dtype=torch.float64).requires_grad_(True)
-    grid = torch.rand([1, 4, 4, 2], generator=torch.Generator().manual_seed(9), dtype=torch.float64) * 2.2 - 1.1
-    for padding in ('zeros', 'reflection'):
-        def sample(v):
-            return torch.nn.functional.grid_sample(v, grid, mode='bilinear', padding_mode=padding, align_corners=False)
-        assert torch.autograd.gradgradcheck(sample, (x,))
-
-
 def test_ada_second_derivative_through_the_geometry():
     pipe = augment_ada.AdaPipe(**GROUPS['geom'], **GROUPS['blit'])
     x = _images(n=1, c=1, h=6, w=6, dtype=torch.float64).requires_grad_(True)

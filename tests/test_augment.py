@@ -256,17 +256,6 @@ def test_ada_gradcheck_per_group(group):
     assert torch.autograd.gradcheck(fixed_draw, (x,))
 
 
-def test_torch_grid_sample_has_a_double_backward():
-    """ADA's geometric transforms need grid_sample's gradient of the gradient (R1); torch has it for the input
-    (no gradient fix needed). This fails if a torch version drops it."""
-    x = _images(n=1, c=2, h=5, w=5, dtype=torch.float64).requires_grad_(True)
-    grid = torch.rand([1, 4, 4, 2], generator=torch.Generator().manual_seed(9), dtype=torch.float64) * 2.2 - 1.1
-    for padding in ('zeros', 'reflection'):
-        def sample(v):
-            return torch.nn.functional.grid_sample(v, grid, mode='bilinear', padding_mode=padding, align_corners=False)
-        assert torch.autograd.gradgradcheck(sample, (x,))
-
-
 def test_ada_second_derivative_through_the_geometry():
     pipe = augment_ada.AdaPipe(**GROUPS['geom'], **GROUPS['blit'])
     x = _images(n=1, c=1, h=6, w=6, dtype=torch.float64).requires_grad_(True)
@@ -505,3 +494,20 @@ def test_from_scratch_on_grayscale(tmp_path, aug, one_thread):
     run_dir = _only_run(tmp_path)
     assert json.loads((run_dir / 'training_options.json').read_text())['aug'] == aug
     assert torch.load(run_dir / 'checkpoint.pt', weights_only=True)['G_init_kwargs']['img_channels'] == 1
+
+
+def test_ada_with_two_processes(p1_path, target_dir, tmp_path):
+    """--gpus 2 on the CPU (gloo): the sign sums are all-reduced at every interval without a hang, p moves."""
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    out = tmp_path / 'runs'
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--resume', p1_path,
+                           '--target-dir', target_dir, '--shots', '5', '--outdir', str(out), '--gpus', '2',
+                           '--device', 'cpu', '--kimg', '0.032', '--batch', '4', '--tick', '0.016', '--snap', '1',
+                           '--aug', 'ada', '--aug-p', '0.5', '--ada-kimg', '0.1', '--no-progress'],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    ticks = _stats(_only_run(out))
+    assert [t['kimg'] for t in ticks] == [0.016, 0.032]
+    assert ticks[-1]['stats']['Progress/augment'] != 0.5

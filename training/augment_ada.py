@@ -13,12 +13,14 @@ sets multipliers to 1). Groups, in order:
   cutout    a zeroed square of half the size, centred anywhere
 The blit and geom transforms compose into one inverse 2-D matrix per image, executed once: reflect-pad,
 2x upsampling with the sym6 wavelet, bilinear sampling, sym6 downsampling. The colour transforms
-compose into one 4x4 matrix in homogeneous RGB. Images [N, C, H, W] in [-1, 1], C = 1 or 3.
+compose into one 4x4 matrix in homogeneous RGB. Images [N, C, H, W] in [-1, 1], C = 1 or 3. Sampling uses
+torch_utils.ops.grid_sample_gradfix (torch's CUDA grid_sample has no second derivative); the depthwise
+convolutions of the band filter use torch's conv2d, whose second derivative exists on every device.
 """
 import numpy as np
 import torch
 
-from torch_utils.ops import upfirdn2d
+from torch_utils.ops import grid_sample_gradfix, upfirdn2d
 
 # Low-pass decomposition filters of two Symlet wavelets (as PyWavelets lists them).
 WAVELETS = {
@@ -89,24 +91,26 @@ def rotate3d(axis, theta, like):
 
 # ----------------------------------------------------------------------------- executing transforms
 
-def warp_images(images, G_inv, Hz_geom):
+def warp_images(images, G_inv, Hz_geom, margin_step=8):
     """Resample images [N, C, H, W] at G_inv @ (output pixel) for G_inv [N, 3, 3] in pixel units centred
     on the image (x right, y down); Hz_geom: the separable 1-D low-pass filter (sym6) used to upsample 2x
-    before bilinear sampling and to downsample after it. Outside the image: mirror reflection."""
+    before bilinear sampling and to downsample after it. Outside the image: mirror reflection.
+
+    The reflect padding covers every output corner's source plus the filter's reach, on all four sides
+    alike, rounded up to a multiple of margin_step pixels, so that padded shapes recur from batch to batch
+    (with a new padded shape per batch, the pipeline plus R1 took 0.4-1.4 s per 64 images of 64x64 on an
+    H200, ten times its CPU time; per-shape cuDNN set-up is the suspected cause, not yet confirmed).
+    """
     n, c, h, w = images.shape
     cx, cy = (w - 1) / 2, (h - 1) / 2
     pad = Hz_geom.shape[0] // 4
-    # Reflect-pad just enough to cover every output corner's source plus the filter's reach.
     corners = torch.tensor([[-cx, -cy, 1], [cx, -cy, 1], [cx, cy, 1], [-cx, cy, 1]], dtype=G_inv.dtype,
                            device=G_inv.device)
     src = (G_inv @ corners.t())[:, :2, :].permute(1, 0, 2).flatten(1)        # [xy, N * 4]
-    margin = torch.cat([-src, src]).max(dim=1).values                          # [x0, y0, x1, y1]
-    margin = margin + torch.tensor([pad * 2 - cx, pad * 2 - cy] * 2, dtype=margin.dtype, device=margin.device)
-    margin = torch.minimum(margin.clamp(min=0), torch.tensor([w - 1, h - 1] * 2, dtype=margin.dtype,
-                                                             device=margin.device))
-    mx0, my0, mx1, my1 = (int(v) for v in margin.ceil().tolist())
-    images = torch.nn.functional.pad(images, [mx0, mx1, my0, my1], mode='reflect')
-    G_inv = translate2d((mx0 - mx1) / 2, (my0 - my1) / 2, G_inv) @ G_inv
+    reach = src.abs().max(dim=1).values + pad * 2 - torch.tensor([cx, cy], dtype=src.dtype, device=src.device)
+    margin = int(reach.max().clamp(min=0).ceil())
+    margin = min(-(-margin // margin_step) * margin_step, min(w, h) - 1)  # reflect padding must stay < size
+    images = torch.nn.functional.pad(images, [margin] * 4, mode='reflect')
     # Upsample 2x; pixel centres of the upsampled image sit at half-pixel offsets of the original.
     images = upfirdn2d.upsample2d(images, Hz_geom, up=2)
     G_inv = scale2d(2, 2, G_inv) @ G_inv @ scale2d(0.5, 0.5, G_inv)
@@ -115,8 +119,7 @@ def warp_images(images, G_inv, Hz_geom):
     out_h, out_w = (h + pad * 2) * 2, (w + pad * 2) * 2
     G_inv = scale2d(2 / images.shape[3], 2 / images.shape[2], G_inv) @ G_inv @ scale2d(out_w / 2, out_h / 2, G_inv)
     grid = torch.nn.functional.affine_grid(G_inv[:, :2, :], [n, c, out_h, out_w], align_corners=False)
-    images = torch.nn.functional.grid_sample(images, grid, mode='bilinear', padding_mode='zeros',
-                                             align_corners=False)
+    images = grid_sample_gradfix.grid_sample(images, grid)  # twice differentiable on CUDA too (R1)
     return upfirdn2d.downsample2d(images, Hz_geom, down=2, padding=-pad * 2, flip_filter=True)
 
 

@@ -28,13 +28,13 @@ import torch
 from metrics.diversity import intra_cluster_from_features
 from metrics.frechet import fid_from_features
 from metrics.memorization import memorization, pairwise_distances
-from training.loss import pair_distance
+from fsgan.losses.mode_seeking import pair_distance
 
 
 def ink_stats(images):
     """images uint8 [N, C, H, W] -> dict(ink=share of pixels brighter than mid-grey,
     pair_l1=mean |x_i - x_(i + N//2)| over pixels and the N//2 pairs, in [-1, 1] units as the generator
-    outputs them: the image distance of training.loss.mode_seeking_loss; None for N < 2)."""
+    outputs them: the image distance of fsgan.losses.mode_seeking.mode_seeking_loss; None for N < 2)."""
     x = images.float() / 127.5 - 1
     return dict(ink=float((x > 0).float().mean()),
                 pair_l1=float(pair_distance(x).mean()) if x.shape[0] >= 2 else None)

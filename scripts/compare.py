@@ -35,7 +35,8 @@ from dnnlib.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fsgan.methods import METHODS  # noqa: E402
 from fsgan.protocol import PROTOCOLS  # noqa: E402
 from scripts.train import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupError, augment_config,  # noqa: E402
-                           check_train_option, parse_method_options)
+                           check_train_option, parse_loss_options, parse_method_options)
+from fsgan.losses import resolve_losses  # noqa: E402
 
 STATE_FILE = 'compare_state.json'
 STATE_VERSION = 1
@@ -72,12 +73,16 @@ def parse_method(spec):
     """'fsgan' -> ('fsgan', {}, {}); 'fsgan@lr=0.01@gamma=5@adapt_torgb=true' -> ('fsgan', {'lr': 0.01, 'gamma': 5.0},
     {'adapt_torgb': True}): a method with training options (TRAIN_KEYS, as scripts/train.py names them) and/or
     method options (scripts/train.py --method-opt) changed. 'tgan@aug=ada' -> ('tgan', {'aug': 'ada'}, {}): the
-    augmentation options (AUG_KEYS; DiffAugment rows use the default policy)."""
+    augmentation options (AUG_KEYS; DiffAugment rows use the default policy). 'tgan@loss.mode_seeking=1' ->
+    ('tgan', {'losses': {'mode_seeking': {'weight': 1.0}}}, {}): a registered loss term (fsgan.losses), its weight
+    or (loss.NAME.OPTION=VALUE) an option."""
     name, *overrides = spec.split('@')
-    train, pairs = {}, []
+    train, pairs, loss_pairs = {}, [], []
     for item in overrides:
         key, sep, value = item.partition('=')
-        if key in TRAIN_KEYS:
+        if key.startswith('loss.') and sep:
+            loss_pairs.append(item[len('loss.'):])
+        elif key in TRAIN_KEYS:
             try:
                 train[key] = check_train_option(key, value)
             except SetupError as e:
@@ -89,7 +94,10 @@ def parse_method(spec):
             pairs.append(item)
     try:
         augment_config(**{k: train[k] for k in AUG_KEYS if k in train})
-    except SetupError as e:
+        if loss_pairs:
+            train['losses'] = parse_loss_options(loss_pairs)
+            resolve_losses(train['losses'])
+    except (SetupError, ValueError) as e:
         raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
     if name not in METHODS:
         return name, train, {}

@@ -107,7 +107,8 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     extra = dict(network=os.path.relpath(network, ROOT) if network.startswith(ROOT) else network,
                  network_sha256=sha, source=source, test_set=test, num_test=len(test_set),
                  lr=c.lr, kimg=c.kimg, gamma=c.gamma, pl_weight=c.pl_weight, style_mixing=c.style_mixing,
-                 mode_seeking=c.mode_seeking, mode_seeking_hinge=c.mode_seeking_hinge,
+                 mode_seeking=c.losses.get('mode_seeking', {}).get('weight', 0.0),
+                 mode_seeking_hinge=c.losses.get('mode_seeking', {}).get('hinge', False),
                  regularisation="the source's own" if reg else "scripts/train.py's defaults (no source .json)")
     paths['metrics'] = write_report(run_dir, row, extra)
     return run_dir, paths, row

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dnnlib import EasyDict  # noqa: E402
 from fsgan import protocol as protocols  # noqa: E402
+from fsgan.losses import LOSS_TERMS  # noqa: E402
 from fsgan.methods import METHODS, get_method  # noqa: E402
 from training.augment_ada import ADA_PRESETS  # noqa: E402
 
@@ -162,7 +163,9 @@ def setup_training_config(
     track_w_avg=None,       # Let w_avg track the mapping output during adaptation; None = the protocol's.
     mirror=False,           # Add x-flips of the targets.
     cond=False,             # Condition on the targets' dataset.json labels (class-conditional G and D).
-    class_loss=0.0,         # With cond: weight of the classification term on D's logits (training.loss).
+    class_loss=0.0,         # With cond: weight of the classification term on D's logits (fsgan/losses/class_loss.py).
+    losses=None,            # Registered loss terms (fsgan.losses): {name: weight or {weight, **options}}; the three
+                            # options above are shorthands for 'mode_seeking' (with hinge) and 'class'.
     seed=0,                 # Random seed (shots selection, init, training).
     snap=5,                 # Snapshot every this many ticks.
     kimg_per_tick=1.0,      # Length of a tick in kimg.
@@ -213,10 +216,9 @@ def setup_training_config(
             except SetupError as e:
                 raise SetupError(f'--{key.replace("_", "-")}: {e}') from None
     lr = float(lr if lr is not None else spec.lr)
-    if given['mode_seeking_hinge'] and not given['mode_seeking']:
-        raise SetupError('--mode-seeking-hinge needs a --mode-seeking weight > 0')
-    if given['class_loss'] and not cond:
-        raise SetupError('--class-loss needs --cond (class labels for the reals)')
+    losses = merge_loss_options(losses, given)
+    if 'class' in losses and not cond:
+        raise SetupError('--class-loss needs --cond (class labels for the reals), as does --loss class')
     if gpus < 1 or batch % gpus != 0:
         raise SetupError(f'--batch {batch} must be a multiple of --gpus {gpus}')
     if kimg is None:
@@ -234,17 +236,55 @@ def setup_training_config(
         target_dir=target_dir, outdir=outdir, source=resume, method=method, method_options=method_options,
         shots=shots, kimg=float(kimg), batch=batch, lr=lr, dlr=float(dlr) if dlr is not None else lr,
         gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
-        mode_seeking=float(mode_seeking), mode_seeking_hinge=bool(given['mode_seeking_hinge']),
+        losses=losses,
         protocol=protocol, ema_kimg=float(proto['ema_kimg']), ema_rampup=proto['ema_rampup'] or None,
         start=proto['start'], track_w_avg=proto['track_w_avg'],
         G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), cond=bool(cond),
-        class_loss=float(class_loss), seed=int(seed), snap=int(snap),
+        seed=int(seed), snap=int(snap),
         kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
         grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy, num_gpus=int(gpus),
         aug=aug_mode, augment_kwargs=augment_kwargs,
         allow_tf32=bool(allow_tf32),
     )
     return c
+
+
+def merge_loss_options(losses, given):
+    """Resolved {term: {weight, **options}} from `losses` and the shorthand options in `given` (checked values of
+    mode_seeking, mode_seeking_hinge, class_loss); SetupError names the option."""
+    from fsgan.losses import resolve_losses
+    merged = {k: dict(v) if isinstance(v, dict) else dict(weight=v) for k, v in (losses or {}).items()}
+    if given['mode_seeking']:
+        merged.setdefault('mode_seeking', {})['weight'] = given['mode_seeking']
+    if given['mode_seeking_hinge']:
+        merged.setdefault('mode_seeking', {})['hinge'] = True
+    if given['class_loss']:
+        merged.setdefault('class', {})['weight'] = given['class_loss']
+    if merged.get('mode_seeking', {}).get('hinge') and not merged['mode_seeking'].get('weight'):
+        raise SetupError('--mode-seeking-hinge needs a --mode-seeking weight > 0')
+    try:
+        return resolve_losses(merged)
+    except ValueError as e:
+        raise SetupError(f'--loss: {e}') from None
+
+
+def parse_loss_options(pairs):
+    """['NAME=WEIGHT' | 'NAME.OPTION=VALUE', ...] -> {NAME: {weight, OPTION: value}} (values checked later)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        name, _dot, option = key.partition('.')
+        if not sep or not name or not value:
+            raise SetupError(f'--loss {pair!r}: expected NAME=WEIGHT or NAME.OPTION=VALUE')
+        entry = out.setdefault(name, {})
+        if option:
+            entry[option] = SWITCH_WORDS.get(value.strip().lower(), value)
+        else:
+            try:
+                entry['weight'] = float(value)
+            except ValueError:
+                raise SetupError(f'--loss {pair!r}: the weight must be a number') from None
+    return out
 
 
 def scratch_kwargs(cfg, channels, c_dim=0):
@@ -450,6 +490,9 @@ def print_dry_run(c, images):
               help='G_ema ramp-up: half-life at most this fraction of the images seen; 0 = off '
                    '[default: per protocol; 0.05 from scratch].')
 @click.option('--mirror', is_flag=True, help='Add x-flips of the targets.')
+@click.option('--loss', 'loss_opts', multiple=True, metavar='NAME=WEIGHT|NAME.OPTION=VALUE',
+              help='Registered loss term (fsgan/losses) and its weight or options, e.g. mode_seeking=2, '
+                   'mode_seeking.hinge=true (repeatable). Terms: ' + ', '.join(sorted(LOSS_TERMS)) + '.')
 @click.option('--cond', is_flag=True, help='Train a class-conditional model on the targets\' dataset.json labels '
               '(class k = label k; from scratch there are max label + 1 classes, so use labels 0..K-1).')
 @click.option('--class-loss', type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -484,7 +527,7 @@ def print_dry_run(c, images):
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, protocol, start, track_w_avg, batch, lr,
          dlr, gamma, pl_weight, style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, ema_rampup, mirror, cond, class_loss, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
-         dry_run, no_progress, allow_tf32, **aug_opts):
+         dry_run, no_progress, allow_tf32, loss_opts, **aug_opts):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from fsgan.loading import NetworkLoadError
     from training.dataset import DataError
@@ -506,7 +549,8 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
                                   track_w_avg=None if track_w_avg is None else track_w_avg == 'true', batch=batch, lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight,
                                   style_mixing=style_mixing, mode_seeking=mode_seeking,
                                   mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, ema_rampup=ema_rampup, mirror=mirror, cond=cond, class_loss=class_loss, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
-                                  device=device, nan_policy=nan_policy, gpus=gpus, allow_tf32=allow_tf32, **aug_opts)
+                                  device=device, nan_policy=nan_policy, gpus=gpus, allow_tf32=allow_tf32,
+                                  losses=parse_loss_options(loss_opts), **aug_opts)
         run_training(c, progress=not no_progress, dry_run=dry_run)
     except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:
         raise click.ClickException(str(e)) from None

@@ -7,6 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from fsgan.losses import build_loss_terms
 from scripts import train as train_cli
 from torch_utils.ops import upfirdn2d
 from training import augment, augment_ada
@@ -357,7 +358,7 @@ def test_the_class_loss_path_augments_too():
     class CondD(_TinyD):
         def class_logits(self, img):  # [N, 2]
             return torch.stack([img.flatten(1).mean(1), img.flatten(1).std(1)], dim=1)
-    loss = StyleGAN2Loss(G=None, D=CondD(), augment=rec, class_weight=1)
+    loss = StyleGAN2Loss(G=None, D=CondD(), augment=rec, terms=build_loss_terms({'class': 1}))
     img = _images(n=4)
     logits, _ce = loss.run_D_classes(img, torch.eye(2)[[0, 1, 0, 1]])
     assert rec.seen == 4

@@ -41,7 +41,7 @@ def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread,
     assert res.exit_code == 0, res.output
     run_dir = tmp_path / 'src' / '00000-scratch-glyph32'
     opts = json.loads((run_dir / 'training_options.json').read_text())
-    assert opts['cond'] is True and opts['class_loss'] == 1.0
+    assert opts['cond'] is True and opts['losses'] == {'class': {'weight': 1.0}}
     stats = [json.loads(line)['stats'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
     assert all(s['Loss/G/class'] > 0 and s['Loss/D/class'] > 0 for s in stats)
     labels = np.load(run_dir / 'target_labels.npy')
@@ -142,7 +142,8 @@ def test_class_loss_is_cross_entropy_of_D_over_classes():
     real, z = torch.randn(4, 1, 16, 16), torch.randn(4, 8)
     real_c = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3]), 5).float()
     gen_c = torch.nn.functional.one_hot(torch.tensor([4, 4, 1, 0]), 5).float()
-    loss = StyleGAN2Loss(G, D, style_mixing_prob=0, pl_weight=0, class_weight=2.0)
+    from fsgan.losses import build_loss_terms
+    loss = StyleGAN2Loss(G, D, style_mixing_prob=0, pl_weight=0, terms=build_loss_terms({'class': 2.0}))
     d_losses = loss.accumulate_gradients('Dmain', real, real_c, z, gen_c, gain=1)
     with torch.no_grad():
         expected = torch.nn.functional.cross_entropy(D.class_logits(real), real_c.argmax(1))
@@ -169,6 +170,7 @@ def test_class_loss_is_cross_entropy_of_D_over_classes():
 def test_class_loss_needs_cond(tmp_path):
     with pytest.raises(train.SetupError, match='--class-loss needs --cond'):
         train.setup_training_config(str(tmp_path), class_loss=1.0, device='cpu')
-    assert train.setup_training_config(str(tmp_path), class_loss=1.0, cond=True, device='cpu').class_loss == 1.0
+    assert train.setup_training_config(str(tmp_path), class_loss=1.0, cond=True, device='cpu').losses['class'] == \
+        {'weight': 1.0}
     with pytest.raises(train.SetupError, match='--class-loss'):
         train.setup_training_config(str(tmp_path), class_loss=-1.0, cond=True, device='cpu')

@@ -31,8 +31,10 @@ def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
     opts = json.loads((run_dir / 'training_options.json').read_text())
     with open(os.path.splitext(demo.DEFAULT_SOURCE)[0] + '.json') as f:
         pretraining = json.load(f)['training_options']
-    for key in ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking', 'mode_seeking_hinge'):
+    for key in ('gamma', 'pl_weight', 'style_mixing'):
         assert opts[key] == pretraining[key], key
+    assert opts['losses']['mode_seeking'] == dict(weight=pretraining['mode_seeking'],
+                                                  hinge=bool(pretraining['mode_seeking_hinge']))
     assert opts['lr'] == metrics['lr'] == demo.DEFAULT_LR
     with open(os.path.join(demo.ROOT, 'README.md'), encoding='utf-8') as f:
         readme = ' '.join(f.read().split())

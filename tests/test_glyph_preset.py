@@ -143,8 +143,8 @@ def test_train_options_reach_the_training_config(p1_path, target_dir, tmp_path, 
     for name, _ in cfg.entries:
         compare.train_method(cfg, name, progress=False)
     assert (seen['fsgan'].gamma, seen['fsgan'].pl_weight, seen['fsgan'].style_mixing) == (5, 0, 0)
-    assert seen['fsgan'].mode_seeking == 0 and seen['fsgan'].lr == 0.003
-    assert (seen['tgan'].gamma, seen['tgan'].pl_weight, seen['tgan'].mode_seeking) == (3, 0, 1)
+    assert 'mode_seeking' not in seen['fsgan'].losses and seen['fsgan'].lr == 0.003
+    assert (seen['tgan'].gamma, seen['tgan'].pl_weight, seen['tgan'].losses['mode_seeking']['weight']) == (3, 0, 1)
     with pytest.raises(ValueError, match='unknown kimg'):
         compare.setup_compare(str(tmp_path / 'x'), source=p1_path, target_dir=target_dir, train_options={'kimg': 1})
     with pytest.raises(ValueError, match='gamma must be'):
@@ -179,7 +179,7 @@ def test_preset_uses_the_source_regularisation(tmp_path):
     hinged = glyph_preset.source_regularisation(str(tmp_path / 'hinged.pkl'))
     assert hinged == {'mode_seeking': 2.0, 'mode_seeking_hinge': 1.0}
     c = train.setup_training_config(str(tmp_path), device='cpu', **hinged)  # as the preset and the demo pass it
-    assert c.mode_seeking_hinge is True and c.mode_seeking == 2.0
+    assert c.losses['mode_seeking'] == dict(weight=2.0, hinge=True)
     (tmp_path / 'bad.json').write_text('{"training_options": ')
     with pytest.raises(ValueError, match='bad.json'):
         glyph_preset.source_regularisation(str(tmp_path / 'bad.pkl'))

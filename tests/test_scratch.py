@@ -64,7 +64,7 @@ def test_source_with_only_G_ema_and_D_adapts(tmp_path, one_thread):
 
 
 def test_mode_seeking_loss_grows_as_samples_collapse():
-    from training.loss import mode_seeking_loss
+    from fsgan.losses.mode_seeking import mode_seeking_loss
     torch.manual_seed(0)
     z = torch.randn(8, 16)
     diverse = torch.randn(8, 1, 32, 32)
@@ -81,7 +81,7 @@ def test_mode_seeking_loss_grows_as_samples_collapse():
 
 
 def test_hinged_mode_seeking_only_penalises_pairs_closer_than_real_ones():
-    from training.loss import mode_seeking_loss
+    from fsgan.losses.mode_seeking import mode_seeking_loss
     zz = torch.tensor([[0.0, 0.0], [1.0, 3.0]])                       # mean |z1 - z2| = 2
     img = torch.stack([torch.zeros(1, 2, 2), torch.full((1, 2, 2), 0.5)])  # pair distance 0.5
     # Real pairs further apart (1.0): 2 / 0.5 - 2 / 1.0 = 2, with the plain term's gradient.
@@ -101,11 +101,12 @@ def test_mode_seeking_hinge_option(tmp_path, p1_path):
     from training.training_loop import setup_run
     c = train.setup_training_config(str(tmp_path), resume=p1_path, mode_seeking=2, mode_seeking_hinge=True,
                                     device='cpu')
-    assert c.mode_seeking_hinge is True and c.mode_seeking == 2
-    assert setup_run(c, torch.device('cpu')).loss.ms_hinge is True
-    assert train.setup_training_config(str(tmp_path), device='cpu').mode_seeking_hinge is False
+    assert c.losses['mode_seeking'] == dict(weight=2.0, hinge=True)
+    (term,) = setup_run(c, torch.device('cpu')).loss.terms
+    assert term.hinge is True and term.weight == 2
+    assert train.setup_training_config(str(tmp_path), device='cpu').losses == {}
     assert train.setup_training_config(str(tmp_path), mode_seeking=1, mode_seeking_hinge='0',
-                                       device='cpu').mode_seeking_hinge is False
+                                       device='cpu').losses['mode_seeking'] == dict(weight=1.0, hinge=False)
     with pytest.raises(train.SetupError, match='needs a --mode-seeking weight'):
         train.setup_training_config(str(tmp_path), mode_seeking_hinge=True, device='cpu')
     for value, expected in (('1', 1.0), ('true', 1.0), ('off', 0.0)):

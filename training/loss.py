@@ -1,7 +1,6 @@
 """StyleGAN2 loss (Karras et al. 2020): non-saturating logistic loss, R1, path-length regularisation,
-an optional mode-seeking term (Mao et al. 2019) against generators that ignore their latents, and for
-conditional models an optional classification term on D's projection logits (as AC-GAN's auxiliary
-classifier, Odena et al. 2017, trained on reals only) against generators that ignore their class.
+plus any further weighted terms of the main G and D phases (`terms`: objects with the interface of
+fsgan.losses.LossTerm, e.g. mode seeking or the class term of conditional networks).
 
 Every image D sees (reals and fakes, main phases, R1 and the class term) passes through one augmentation
 (`augment_for_D`, training.augment); R1 takes the gradient with respect to the un-augmented reals through it.
@@ -13,32 +12,8 @@ G_reg_interval / D_reg_interval steps with the loss multiplied by that interval.
 import numpy as np
 import torch
 
+from dnnlib import EasyDict
 from torch_utils import training_stats
-
-
-def pair_distance(img):
-    """img [N, C, H, W] -> [N // 2] mean |img1 - img2| of the pairs (first half, second half)."""
-    half = img.shape[0] // 2
-    return (img[:half] - img[half:2 * half]).abs().flatten(1).mean(1)
-
-
-def mode_seeking_loss(img, z, eps=1e-5, ref=None):
-    """Mode-seeking term of Mao et al. 2019: pairs (first half, second half) of img [N, C, H, W] and
-    their latents z [N, z_dim]; 1 / (mean |img1 - img2| / mean |z1 - z2|), averaged over pairs.
-
-    Small when different latents give different images; grows as the generator collapses. It never
-    stops rewarding larger image distances, so it also pushes samples to differ more than real images
-    do. With ref (the mean pair distance of a real batch, a scalar) each pair's term is reduced by its
-    value at that distance and clamped at 0: pairs at least as far apart as real pairs cost nothing.
-    (A batch drawn from K shots with replacement repeats images, which lowers ref by about 1/K.)
-    """
-    d_img = pair_distance(img)
-    half = d_img.shape[0]
-    d_z = (z[:half] - z[half:2 * half]).abs().mean(1)
-    term = 1 / (d_img / d_z + eps)
-    if ref is not None:
-        term = (term - 1 / (ref / d_z + eps)).clamp(min=0)
-    return term.mean()
 
 
 class StyleGAN2Loss:
@@ -53,10 +28,7 @@ class StyleGAN2Loss:
         pl_decay=0.01,              # Decay of the path-length running mean.
         pl_weight=2,                # Path-length penalty weight; 0 = disable.
         update_w_avg=True,          # Let the mapping network track w_avg?
-        ms_weight=0,                # Mode-seeking weight (Mao et al. 2019); 0 = off.
-        ms_hinge=False,             # Hinge the mode-seeking term at the real batch's pair distance?
-        class_weight=0,             # Conditional D: weight of the cross-entropy of its logits over all classes
-                                    # (reals train D to classify, fakes train G to be classified); 0 = off.
+        terms=(),                   # Further weighted terms of the main phases (fsgan.losses.LossTerm), in order.
         augment=None,               # training.augment.Augment applied to every image D sees; None = none.
     ):
         self.G = G
@@ -67,9 +39,8 @@ class StyleGAN2Loss:
         self.pl_decay = pl_decay
         self.pl_weight = pl_weight
         self.update_w_avg = update_w_avg
-        self.ms_weight = ms_weight
-        self.ms_hinge = ms_hinge
-        self.class_weight = class_weight
+        self.terms = list(terms)
+        self.class_logits = any(t.needs_class_logits for t in self.terms)
         self.augment = augment
         self.pl_mean = torch.zeros([])
 
@@ -105,6 +76,19 @@ class StyleGAN2Loss:
         ce = torch.nn.functional.cross_entropy(all_logits, c.argmax(1), reduction='none')
         return (all_logits * c).sum(1, keepdim=True), ce
 
+    def add_terms(self, net, ctx, loss, losses):
+        """loss + weight x mean value of every term of `net` ('G' or 'D'), in order; records each in losses."""
+        for term in self.terms:
+            if net not in term.phases:
+                continue
+            value = term.G_value(ctx) if net == 'G' else term.D_value(ctx)
+            if value is None:
+                continue
+            training_stats.report(f'Loss/{net}/{term.stat}', value)
+            losses[net + term.stat] = value.mean()
+            loss = loss + value.mean() * term.weight
+        return loss
+
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain):
         """Add the gradients of `phase`'s loss (times `gain`) to the .grad of the trainable tensors.
 
@@ -118,7 +102,8 @@ class StyleGAN2Loss:
 
         if do_Gmain:  # softplus(-D(G(z))): the non-saturating generator loss.
             gen_img, _ws = self.run_G(gen_z, gen_c)
-            if self.class_weight > 0:
+            gen_ce = None
+            if self.class_logits:
                 gen_logits, gen_ce = self.run_D_classes(gen_img, gen_c)
             else:
                 gen_logits = self.run_D(gen_img, gen_c)
@@ -126,16 +111,8 @@ class StyleGAN2Loss:
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/G/loss', loss_Gmain)
             losses['G'] = loss = loss_Gmain.mean()
-            if self.class_weight > 0:
-                training_stats.report('Loss/G/class', gen_ce)
-                losses['Gclass'] = gen_ce.mean()
-                loss = loss + gen_ce.mean() * self.class_weight
-            if self.ms_weight > 0 and gen_z.shape[0] >= 2:
-                ref = pair_distance(real_img.detach()).mean() if self.ms_hinge else None
-                loss_ms = mode_seeking_loss(gen_img, gen_z, ref=ref)
-                training_stats.report('Loss/G/ms', loss_ms)
-                losses['Gms'] = loss_ms
-                loss = loss + loss_ms * self.ms_weight
+            ctx = EasyDict(gen_img=gen_img, gen_z=gen_z, gen_c=gen_c, real_img=real_img, gen_ce=gen_ce)
+            loss = self.add_terms('G', ctx, loss, losses)
             loss.mul(gain).backward()
 
         if do_Gpl:  # Path-length regularisation (StyleGAN2 Sec. 3.2).
@@ -166,7 +143,8 @@ class StyleGAN2Loss:
 
         if do_Dmain or do_Dr1:  # softplus(-D(x)) on reals, and R1 = gamma/2 * |grad_x D(x)|^2.
             real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
-            if do_Dmain and self.class_weight > 0:
+            real_ce = None
+            if do_Dmain and self.class_logits:
                 real_logits, real_ce = self.run_D_classes(real_img_tmp, real_c)
             else:
                 real_logits = self.run_D(real_img_tmp, real_c)
@@ -180,10 +158,7 @@ class StyleGAN2Loss:
                 training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
                 losses['Dreal'] = loss_Dreal.mean()
                 loss = loss + loss_Dreal.mean()
-                if self.class_weight > 0:
-                    training_stats.report('Loss/D/class', real_ce)
-                    losses['Dclass'] = real_ce.mean()
-                    loss = loss + real_ce.mean() * self.class_weight
+                loss = self.add_terms('D', EasyDict(real_img=real_img, real_c=real_c, real_ce=real_ce), loss, losses)
             if do_Dr1:
                 r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img_tmp],
                                                create_graph=True, only_inputs=True)[0]

@@ -24,6 +24,7 @@ import torch
 from dnnlib import EasyDict
 from dnnlib.fileio import append_line, atomic_open, atomic_write_json
 from fsgan import export
+from fsgan.losses import build_loss_terms, resolve_losses
 from fsgan.methods import adapt, get_method
 from torch_utils import distributed, training_stats
 from torch_utils.misc import one_hot
@@ -100,9 +101,7 @@ def setup_run(opts, device):
                      source_sha256=source['sha256'] if source else None,
                      loss=StyleGAN2Loss(G, D, style_mixing_prob=opts.style_mixing, r1_gamma=opts.gamma,
                                         pl_weight=opts.pl_weight, update_w_avg=track_w_avg(opts, spec),
-                                        ms_weight=opts.get('mode_seeking', 0.0),
-                                        ms_hinge=bool(opts.get('mode_seeking_hinge', False)),
-                                        class_weight=opts.get('class_loss', 0.0), augment=augment),
+                                        terms=build_loss_terms(loss_config(opts)), augment=augment),
                      opt_G=make_optimizer(G_train, opts.lr, opts.G_reg_interval) if G_train else None,
                      opt_D=make_optimizer(D_train, opts.get('dlr', opts.lr), opts.D_reg_interval) if D_train else None,
                      num_trainable=dict(G=sum(p.numel() for p in G_train), D=sum(p.numel() for p in D_train)),
@@ -114,6 +113,17 @@ def track_w_avg(opts, spec):
     """Whether w_avg tracks the mapping output: the protocol's choice, else (older runs) the method's default."""
     value = opts.get('track_w_avg')
     return spec.update_w_avg if value is None else bool(value)
+
+
+def loss_config(opts):
+    """{term name: {weight, **options}} of the registered loss terms (fsgan.losses) a run uses: its `losses`,
+    or for run folders written before the registry, its mode_seeking / mode_seeking_hinge / class_loss."""
+    if 'losses' in opts:
+        return opts.losses
+    legacy = dict(mode_seeking=dict(weight=opts.get('mode_seeking', 0.0),
+                                    hinge=bool(opts.get('mode_seeking_hinge', False))),
+                  **{'class': dict(weight=opts.get('class_loss', 0.0))})
+    return resolve_losses(legacy)
 
 
 def phases(state, opts):
@@ -298,7 +308,7 @@ def save_checkpoint(state, opts, run_dir):
         G=state.G.state_dict(), D=state.D.state_dict(), G_ema=state.G_ema.state_dict(),
         opt_G=state.opt_G.state_dict() if state.opt_G else None,
         opt_D=state.opt_D.state_dict() if state.opt_D else None,
-        pl_mean=state.loss.pl_mean.cpu(), augment={k: v.cpu() for k, v in state.augment.state_dict().items()},
+        pl_mean=state.loss.pl_mean.cpu(), loss_terms=[t.state_dict() for t in state.loss.terms], augment={k: v.cpu() for k, v in state.augment.state_dict().items()},
         cur_nimg=state.cur_nimg, cur_tick=state.cur_tick,
         batch_idx=state.batch_idx, lr_scale=state.lr_scale, rng=rng_states,
         G_init_kwargs=json.loads(json.dumps(state.G_init_kwargs)),
@@ -342,6 +352,8 @@ def load_checkpoint(state, run_dir):
         if state[key] is not None:
             state[key].load_state_dict(ck[key])
     state.loss.pl_mean = ck['pl_mean']
+    for term, term_state in zip(state.loss.terms, ck.get('loss_terms', [{}] * len(state.loss.terms))):
+        term.load_state_dict(term_state)
     if 'augment' in ck:  # checkpoints written before augmentation existed have none
         state.augment.load_state_dict(ck['augment'], strict=True)
     state.cur_nimg, state.cur_tick, state.batch_idx = ck['cur_nimg'], ck['cur_tick'], ck['batch_idx']

@@ -1,0 +1,102 @@
+"""Registry of loss terms, modelled on fsgan.methods.registry."""
+from dataclasses import dataclass, field
+from typing import Callable, Dict
+
+
+class LossTerm:
+    """One weighted term of the main G and/or D loss.
+
+    Subclasses set `phases` (a subset of {'G', 'D'}), `stat` (the name in stats: Loss/G/<stat>, and the
+    returned loss 'G<stat>' / 'D<stat>') and `needs_class_logits` (D's logits of every class are computed
+    for the term; training.loss passes their cross-entropy), and implement G_value / D_value. Each returns
+    a tensor ([N] per sample, or a 0-dim mean) whose mean times `weight` joins the loss, or None to skip
+    this batch. Terms with state that training changes keep it in state_dict() (saved in checkpoint.pt).
+    """
+    phases = frozenset()
+    stat = ''
+    needs_class_logits = False
+
+    def __init__(self, weight):
+        self.weight = float(weight)
+
+    def G_value(self, ctx):
+        """ctx: gen_img [N, C, R, R], gen_z [N, z_dim], gen_c [N, c_dim], real_img, gen_ce [N] or None."""
+        raise NotImplementedError
+
+    def D_value(self, ctx):
+        """ctx: real_img [N, C, R, R], real_c [N, c_dim], real_ce [N] or None."""
+        raise NotImplementedError
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        assert not state, f'loss term {self.stat!r} keeps no state, got {sorted(state)}'
+
+
+@dataclass(frozen=True)
+class LossTermSpec:
+    """A loss term and how to build it."""
+    name: str
+    build: Callable             # build(weight, **options) -> LossTerm
+    description: str
+    options: Dict[str, object] = field(default_factory=dict)  # option name -> default
+
+
+LOSS_TERMS: Dict[str, LossTermSpec] = {}
+
+
+def register(spec: LossTermSpec) -> LossTermSpec:
+    """Add a loss term to the registry (one line per term module)."""
+    assert spec.name not in LOSS_TERMS, f'loss term {spec.name!r} registered twice'
+    LOSS_TERMS[spec.name] = spec
+    return spec
+
+
+def get_loss_term(name: str) -> LossTermSpec:
+    """Look up a term by name; the error lists what is registered."""
+    if name not in LOSS_TERMS:
+        raise ValueError(f'Unknown loss term {name!r}; choose one of: {", ".join(sorted(LOSS_TERMS))}')
+    return LOSS_TERMS[name]
+
+
+def resolve_losses(losses):
+    """{name: weight or {weight, **options}} -> {name: {weight, **options}} with every option filled in and
+    checked; terms of weight 0 are dropped. ValueError names the term and what is wrong."""
+    out = {}
+    for name, entry in (losses or {}).items():
+        spec = get_loss_term(name)
+        entry = dict(entry) if isinstance(entry, dict) else dict(weight=entry)
+        weight = float(entry.pop('weight', 0.0))
+        if not weight >= 0 or weight == float('inf'):
+            raise ValueError(f'loss term {name}: weight must be a finite number >= 0, got {weight}')
+        unknown = sorted(set(entry) - set(spec.options))
+        if unknown:
+            raise ValueError(f'loss term {name} has no option(s) {", ".join(unknown)}; '
+                             f'its options are: {", ".join(sorted(spec.options)) or "none"}')
+        if weight > 0:
+            out[name] = dict(weight=weight, **{k: _typed(name, k, entry.get(k, v), v) for k, v in spec.options.items()})
+    return out
+
+
+_SWITCHES = {'true': True, '1': True, 'yes': True, 'on': True, 'false': False, '0': False, 'no': False, 'off': False}
+
+
+def _typed(term, key, value, default):
+    """value converted to the type of the option's default; ValueError names the term and option."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in _SWITCHES:
+            return _SWITCHES[str(value).strip().lower()]
+        raise ValueError(f'loss term {term}: {key} must be true or false, got {value!r}')
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise ValueError(f'loss term {term}: {key} must be a {type(default).__name__}, got {value!r}') from None
+
+
+def build_loss_terms(losses):
+    """Resolved {name: {weight, **options}} -> [LossTerm] in registry order (a fixed summation order)."""
+    losses = resolve_losses(losses)
+    return [LOSS_TERMS[name].build(**losses[name]) for name in LOSS_TERMS if name in losses]

@@ -1,0 +1,103 @@
+"""Registered loss terms (fsgan.losses): the same checks for every term, options, and old run folders."""
+import json
+import os
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from dnnlib import EasyDict
+from fsgan.losses import LOSS_TERMS, build_loss_terms, resolve_losses
+from scripts import train as train_cli
+from training.loss import StyleGAN2Loss
+from training.training_loop import loss_config, setup_run, training_step
+
+
+def _ctx(n=4, c_dim=3):
+    """A batch as the loss hands it to the terms: differentiable fakes, reals, latents, cross-entropies."""
+    gen = torch.Generator().manual_seed(0)
+    gen_img = torch.randn([n, 3, 8, 8], generator=gen).requires_grad_(True)
+    return EasyDict(gen_img=gen_img, gen_z=torch.randn([n, 5], generator=gen), real_img=torch.randn([n, 3, 8, 8]),
+                    gen_c=torch.eye(c_dim)[torch.arange(n) % c_dim], real_c=torch.eye(c_dim)[torch.arange(n) % c_dim],
+                    gen_ce=(gen_img.flatten(1).mean(1) ** 2 + 1), real_ce=torch.rand([n], generator=gen) + 0.5)
+
+
+@pytest.mark.parametrize('name', sorted(LOSS_TERMS))
+def test_every_term_adds_weight_times_its_mean(name):
+    """For each phase a term joins: loss + weight * mean(value), recorded as G<stat>/D<stat>, differentiable."""
+    (term,) = build_loss_terms({name: 2.5})
+    assert term.phases and term.phases <= {'G', 'D'} and term.stat
+    loss = StyleGAN2Loss(None, None, terms=[term])
+    for net in sorted(term.phases):
+        ctx = _ctx()
+        value = term.G_value(ctx) if net == 'G' else term.D_value(ctx)
+        assert value is not None and torch.isfinite(value).all()
+        losses = {}
+        total = loss.add_terms(net, ctx, torch.tensor(1.0), losses)
+        assert torch.allclose(total, 1 + 2.5 * value.mean())
+        assert torch.equal(losses[net + term.stat], value.mean())
+        if net == 'G':
+            total.backward()
+            assert ctx.gen_img.grad is not None and ctx.gen_img.grad.abs().sum() > 0
+    assert term.state_dict() == {} or isinstance(term.state_dict(), dict)
+    term.load_state_dict(term.state_dict())
+
+
+@pytest.mark.parametrize('name', sorted(LOSS_TERMS))
+def test_weight_zero_drops_the_term(name):
+    assert build_loss_terms({name: 0.0}) == [] and resolve_losses({name: 0}) == {}
+
+
+def test_options_are_typed_and_checked():
+    assert resolve_losses({'mode_seeking': dict(weight=1, hinge='true')}) == \
+        {'mode_seeking': dict(weight=1.0, hinge=True)}
+    for bad, message in (({'nope': 1}, 'Unknown loss term'), ({'mode_seeking': -1}, 'weight'),
+                         ({'mode_seeking': dict(weight=1, hinge='maybe')}, 'true or false'),
+                         ({'class': dict(weight=1, margin=2)}, 'no option')):
+        with pytest.raises(ValueError, match=message):
+            resolve_losses(bad)
+
+
+def test_terms_sum_in_registry_order():
+    """A fixed summation order, whatever order the options came in (runs are bit-reproducible)."""
+    a = [t.stat for t in build_loss_terms({'mode_seeking': 1, 'class': 1})]
+    b = [t.stat for t in build_loss_terms({'class': 1, 'mode_seeking': 1})]
+    assert a == b == [LOSS_TERMS[n].build(1).stat for n in LOSS_TERMS]
+
+
+def test_cli_records_terms_and_rejects_bad_ones(p1_path, target_dir, tmp_path):
+    args = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '4', '--kimg', '0.004', '--batch', '4',
+            '--tick', '0.004', '--no-progress', '--outdir', str(tmp_path / 'runs')]
+    res = CliRunner().invoke(train_cli.main, args + ['--loss', 'mode_seeking=2', '--loss', 'mode_seeking.hinge=on'])
+    assert res.exit_code == 0, res.output
+    (run_dir,) = os.listdir(tmp_path / 'runs')
+    opts = json.loads((tmp_path / 'runs' / run_dir / 'training_options.json').read_text())
+    assert opts['losses'] == {'mode_seeking': {'weight': 2.0, 'hinge': True}}
+    stats = [json.loads(line)['stats'] for line in (tmp_path / 'runs' / run_dir / 'stats.jsonl').read_text().splitlines()]
+    assert all('Loss/G/ms' in s for s in stats)
+    for extra, message in ((['--loss', 'nope=1'], 'nope'), (['--loss', 'class=1'], '--cond'),
+                           (['--loss', 'mode_seeking'], 'NAME=WEIGHT'), (['--loss', 'mode_seeking=x'], 'number')):
+        res = CliRunner().invoke(train_cli.main, args + extra)
+        assert res.exit_code != 0 and message in res.output and 'Traceback' not in res.output
+
+
+def test_shorthand_and_loss_option_train_identically(p1_path, target_dir, tmp_path, one_thread):
+    """--mode-seeking 1 and --loss mode_seeking=1 resolve alike and give bit-identical steps."""
+    weights = []
+    for kwargs in (dict(mode_seeking=1.0), dict(losses={'mode_seeking': 1.0})):
+        c = train_cli.setup_training_config(target_dir, resume=p1_path, batch=4, device='cpu', **kwargs)
+        torch.manual_seed(0)
+        state = setup_run(c, torch.device('cpu'))
+        images = torch.randint(0, 256, [8, 3, 32, 32], dtype=torch.uint8)
+        for _ in range(2):
+            losses = training_step(state, c, images, 'cpu')
+        assert 'Gms' in losses
+        weights.append([p.detach().clone() for p in state.G.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+
+
+def test_run_folders_before_the_registry_keep_their_terms():
+    old = EasyDict(mode_seeking=2.0, mode_seeking_hinge=True, class_loss=0.0)
+    assert loss_config(old) == {'mode_seeking': dict(weight=2.0, hinge=True)}
+    assert loss_config(EasyDict()) == {}
+    assert loss_config(EasyDict(losses={'class': {'weight': 1.0}})) == {'class': {'weight': 1.0}}

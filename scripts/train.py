@@ -216,7 +216,7 @@ def setup_training_config(
             except SetupError as e:
                 raise SetupError(f'--{key.replace("_", "-")}: {e}') from None
     lr = float(lr if lr is not None else spec.lr)
-    losses = merge_loss_options(losses, given)
+    losses = merge_loss_options(losses, given, defaults=spec.losses)
     if 'class' in losses and not cond:
         raise SetupError('--class-loss needs --cond (class labels for the reals), as does --loss class')
     if gpus < 1 or batch % gpus != 0:
@@ -249,11 +249,16 @@ def setup_training_config(
     return c
 
 
-def merge_loss_options(losses, given):
-    """Resolved {term: {weight, **options}} from `losses` and the shorthand options in `given` (checked values of
-    mode_seeking, mode_seeking_hinge, class_loss); SetupError names the option."""
+def merge_loss_options(losses, given, defaults=None):
+    """Resolved {term: {weight, **options}} from the method's `defaults`, then `losses` and the shorthand options
+    in `given` (checked values of mode_seeking, mode_seeking_hinge, class_loss); SetupError names the option."""
     from fsgan.losses import resolve_losses
-    merged = {k: dict(v) if isinstance(v, dict) else dict(weight=v) for k, v in (losses or {}).items()}
+
+    def entry(v):
+        return dict(v) if isinstance(v, dict) else dict(weight=v)
+    merged = {k: entry(v) for k, v in (defaults or {}).items()}
+    for k, v in (losses or {}).items():
+        merged[k] = dict(merged.get(k, {}), **entry(v))
     if given['mode_seeking']:
         merged.setdefault('mode_seeking', {})['weight'] = given['mode_seeking']
     if given['mode_seeking_hinge']:

@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 
 from dnnlib import EasyDict
-from fsgan.losses import LOSS_TERMS, build_loss_terms, resolve_losses
+from fsgan.losses import LOSS_TERMS, LossTerm, build_loss_terms, resolve_losses
 from scripts import train as train_cli
 from training.loss import StyleGAN2Loss
 from training.training_loop import loss_config, setup_run, training_step
@@ -101,3 +101,62 @@ def test_run_folders_before_the_registry_keep_their_terms():
     assert loss_config(old) == {'mode_seeking': dict(weight=2.0, hinge=True)}
     assert loss_config(EasyDict()) == {}
     assert loss_config(EasyDict(losses={'class': {'weight': 1.0}})) == {'class': {'weight': 1.0}}
+
+
+class _Probe(LossTerm):
+    """A stateful term for the tests: prepare() counts its calls and stores a tensor in its state."""
+    phases, stat, calls = frozenset({'G'}), 'probe', 0
+
+    def __init__(self, weight):
+        super().__init__(weight)
+        self.value = None
+
+    def needs_prepare(self):
+        return self.value is None
+
+    def prepare(self, run):
+        _Probe.calls += 1
+        self.value = run.G.mapping.w_avg.detach().clone() + 1
+
+    def G_value(self, ctx):
+        return ctx.gen_img.mean() * 0
+
+    def state_dict(self):
+        return {'value': self.value}
+
+    def load_state_dict(self, state):
+        self.value = state['value']
+
+
+def test_term_state_is_prepared_once_and_restored_on_resume(p1_path, target_dir, tmp_path, monkeypatch):
+    from fsgan.losses import LossTermSpec
+    monkeypatch.setitem(LOSS_TERMS, '_probe', LossTermSpec(name='_probe', build=_Probe, description='test'))
+    _Probe.calls = 0
+    out = tmp_path / 'runs'
+    args = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '4', '--batch', '4', '--tick', '0.004',
+            '--snap', '1', '--no-progress', '--outdir', str(out), '--loss', '_probe=1']
+    assert CliRunner().invoke(train_cli.main, args + ['--kimg', '0.004'], catch_exceptions=False).exit_code == 0
+    assert _Probe.calls == 1
+    (run_dir,) = [out / d for d in os.listdir(out)]
+    ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
+    assert ck['loss_terms'][0]['value'] is not None
+    opts = json.loads((run_dir / 'training_options.json').read_text())
+    opts['kimg'] = 0.008
+    (run_dir / 'training_options.json').write_text(json.dumps(opts))
+    res = CliRunner().invoke(train_cli.main, ['--resume-run', str(run_dir), '--no-progress'], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert _Probe.calls == 1  # restored from checkpoint.pt, not recomputed
+
+
+def test_a_method_brings_its_terms(p1_path, target_dir, monkeypatch):
+    """MethodSpec.losses join every run of the method; the user's --loss entries win (weight 0 drops one)."""
+    import dataclasses
+    from fsgan.methods import METHODS
+    monkeypatch.setitem(METHODS, 'tgan', dataclasses.replace(METHODS['tgan'], losses={'mode_seeking': 0.5}))
+    c = train_cli.setup_training_config(target_dir, resume=p1_path, method='tgan', device='cpu')
+    assert c.losses == {'mode_seeking': dict(weight=0.5, hinge=False)}
+    c = train_cli.setup_training_config(target_dir, resume=p1_path, method='tgan', device='cpu',
+                                        losses={'mode_seeking': dict(hinge=True)})
+    assert c.losses == {'mode_seeking': dict(weight=0.5, hinge=True)}
+    assert train_cli.setup_training_config(target_dir, resume=p1_path, method='tgan', device='cpu',
+                                           losses={'mode_seeking': 0}).losses == {}

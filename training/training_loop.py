@@ -98,7 +98,7 @@ def setup_run(opts, device):
     D_train = [p for p in trainable if id(p) in D_params]
     augment = build_augment(**opts.get('augment_kwargs', dict(name='none'))).to(device)
     state = EasyDict(augment=augment, G=G, D=D, G_ema=G_ema, G_init_kwargs=G_init_kwargs, D_init_kwargs=D_init_kwargs,
-                     source_sha256=source['sha256'] if source else None,
+                     source=source, source_sha256=source['sha256'] if source else None,
                      loss=StyleGAN2Loss(G, D, style_mixing_prob=opts.style_mixing, r1_gamma=opts.gamma,
                                         pl_weight=opts.pl_weight, update_w_avg=track_w_avg(opts, spec),
                                         terms=build_loss_terms(loss_config(opts)), augment=augment),
@@ -124,6 +124,15 @@ def loss_config(opts):
                                     hinge=bool(opts.get('mode_seeking_hinge', False))),
                   **{'class': dict(weight=opts.get('class_loss', 0.0))})
     return resolve_losses(legacy)
+
+
+def prepare_loss_terms(state, opts, images, device):
+    """Let each loss term compute the state it needs from the run (once: restored state is not recomputed)."""
+    run = EasyDict(G=state.G, D=state.D, G_ema=state.G_ema, source=state.source, images=images, device=device,
+                   opts=opts)
+    for term in state.loss.terms:
+        if term.needs_prepare():
+            term.prepare(run)
 
 
 def phases(state, opts):
@@ -392,6 +401,7 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
         if distributed.rank() == 0:
             drop_stats_after(os.path.join(run_dir, 'stats.jsonl'), state.cur_nimg)
     images = torch.as_tensor(images)
+    prepare_loss_terms(state, opts, images, device)
     if labels is not None:
         labels = torch.as_tensor(labels, dtype=torch.int64)
     is_main = distributed.rank() == 0

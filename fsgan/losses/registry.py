@@ -10,7 +10,11 @@ class LossTerm:
     returned loss 'G<stat>' / 'D<stat>') and `needs_class_logits` (D's logits of every class are computed
     for the term; training.loss passes their cross-entropy), and implement G_value / D_value. Each returns
     a tensor ([N] per sample, or a 0-dim mean) whose mean times `weight` joins the loss, or None to skip
-    this batch. Terms with state that training changes keep it in state_dict() (saved in checkpoint.pt).
+    this batch. Terms with state keep it in state_dict() (saved in checkpoint.pt, restored on resume).
+
+    A term whose state must be computed from the run (e.g. a Fisher diagonal of the source) does it in
+    prepare(run): the loop calls it once the networks are adapted and any checkpoint is restored, and only
+    while needs_prepare() is true, so a resumed run never recomputes restored state.
     """
     phases = frozenset()
     stat = ''
@@ -26,6 +30,14 @@ class LossTerm:
     def D_value(self, ctx):
         """ctx: real_img [N, C, R, R], real_c [N, c_dim], real_ce [N] or None."""
         raise NotImplementedError
+
+    def needs_prepare(self):
+        """True while prepare() has state to compute (never, for stateless terms)."""
+        return False
+
+    def prepare(self, run):
+        """run: EasyDict(G, D, G_ema (adapted, on the device), source (the loaded source network dict, or
+        None from scratch), images (uint8 targets [N, C, R, R] on the CPU), device, opts)."""
 
     def state_dict(self):
         return {}

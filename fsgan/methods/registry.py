@@ -14,6 +14,8 @@ class MethodSpec:
     lr: float                   # Adam learning rate (paper setting)
     update_w_avg: bool          # Let the mapping network track w_avg during training?
     options: Dict[str, object] = field(default_factory=dict)  # option name -> default
+    losses: Dict[str, object] = field(default_factory=dict)   # loss terms the method brings (fsgan.losses):
+                                                              # name -> weight or {weight, **options}
 
 
 METHODS: Dict[str, MethodSpec] = {}

@@ -45,3 +45,23 @@ def test_embedded_source_defines_compatible_classes(p1_path):
     G3 = pickle.loads(pickle.dumps(G))
     for (n1, t1), (n2, t2) in zip(G.state_dict().items(), G3.state_dict().items()):
         assert n1 == n2 and torch.equal(t1, t2)
+
+
+def test_editable_install_makes_the_library_importable_anywhere(tmp_path):
+    """`pip install -e .` (into a throwaway venv that sees this venv's packages) gives the five packages."""
+    import site
+    import subprocess
+    import sys
+    venv = tmp_path / 'venv'
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(venv)], check=True)
+    py = str(venv / 'bin' / 'python')
+    purelib = subprocess.run([py, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(purelib, 'outer_venv.pth'), 'w') as f:  # torch, pip, setuptools of the test's venv
+        f.write('\n'.join(site.getsitepackages()) + '\n')
+    subprocess.run([py, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation', '--disable-pip-version-check',
+                    '-e', ROOT], check=True, cwd=tmp_path, timeout=300)
+    code = ('import dnnlib, torch_utils, training, fsgan, metrics, os; '
+            'print(os.path.dirname(os.path.dirname(fsgan.__file__)))')
+    out = subprocess.run([py, '-c', code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert os.path.samefile(out.stdout.strip(), ROOT)

@@ -17,6 +17,7 @@ import click
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from fsgan.tools.cli import command  # noqa: E402
 
 GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
 
@@ -61,7 +62,7 @@ def training_stages(snapshot):
     return stages
 
 
-@click.command()
+@command()
 @click.option('--snapshot', required=True, type=click.Path(exists=True, dir_okay=False),
               help='network-snapshot-*.pkl inside a scripts/train.py run folder.')
 @click.option('--num', type=click.IntRange(min=2), default=1000, show_default=True, help='Samples for the report.')

@@ -112,10 +112,11 @@ def test_generate_uses_class_seed_mod_c_dim_by_default():
     assert not np.array_equal(generate_images(G, [0], class_idx=0), generate_images(G, [0], class_idx=1))
 
 
-def test_interpolation_label_defaults_to_class_0():
-    from fsgan.tools.interp import label
+def test_interpolation_keys_default_to_class_seed_mod_c_dim():
+    from fsgan.tools.interp import key_labels
     G = _tiny_conditional_G()
-    assert label(G).tolist() == [[1.0, 0.0, 0.0]] and label(G, 2).tolist() == [[0.0, 0.0, 1.0]]
+    assert key_labels(G, [0, 1, 5]).argmax(1).tolist() == [0, 1, 2]              # as generate.py
+    assert key_labels(G, [0, 1], class_idx=2).tolist() == [[0.0, 0.0, 1.0]] * 2
 
 
 def _tiny_conditional_D(c_dim=5):

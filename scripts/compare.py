@@ -205,9 +205,9 @@ def save_state(cfg, state):
 
 
 def latest(run_dir, prefix, ext):
-    """Path of the last file `prefix*ext` in run_dir by name (snapshots sort by kimg), or None."""
-    names = sorted(n for n in os.listdir(run_dir) if n.startswith(prefix) and n.endswith(ext))
-    return os.path.join(run_dir, names[-1]) if names else None
+    """Path of the newest file `prefix*ext` in run_dir by the kimg in its name, or None (fsgan.export)."""
+    from fsgan.export import latest_artefact
+    return latest_artefact(run_dir, prefix, ext)
 
 
 def checkpointed_run(parent):
@@ -225,8 +225,8 @@ def train_method(cfg, name, progress=True):
     parent = os.path.join(cfg.outdir, 'runs', name)
     partial = checkpointed_run(parent)
     if partial is not None:
-        with open(os.path.join(partial, 'training_options.json')) as f:
-            c = EasyDict(json.load(f))
+        from training.run_options import load_run_options
+        c = load_run_options(partial)  # checked: a hand-edited file fails in one line
         print(f'[{name}] continuing {partial}')
         return run_training(c, resume_run=partial, progress=progress)
     s = cfg.settings

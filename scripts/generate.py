@@ -1,8 +1,8 @@
 """Generate images from a network: a snapshot, a source plus an adapter file, a URL or a short name.
 
 Examples:
-  python scripts/generate.py --network runs/00000-fsgan-10shot/network-snapshot-000020.pkl --seeds 0-63 --grid
-  python scripts/generate.py --network ffhq256 --adapter adapter-000020.pt --seeds 0,1,2 --trunc 0.8
+  python scripts/generate.py --network runs/00000-fsgan-10shot/network-snapshot-000020.000.pkl --seeds 0-63 --grid
+  python scripts/generate.py --network ffhq256 --adapter adapter-000020.000.pt --seeds 0,1,2 --trunc 0.8
 """
 import os
 import re

@@ -1,6 +1,6 @@
 """Glyph-domain report for a generator: script shares, character coverage and FGD against a test set.
 
-  python scripts/glyph_eval.py --network out/pretrain/00000-scratch-glyph32/network-snapshot-000100.pkl \
+  python scripts/glyph_eval.py --network out/pretrain/00000-scratch-glyph32/network-snapshot-000100.000.pkl \
       --test data/glyphs/source_test.zip --num 1000
 
 Prints (and with --out, writes as JSON): the share of samples the glyph classifier assigns to each

@@ -1,8 +1,8 @@
 """Looping latent interpolation video (mp4, optionally gif) of a network, one cell or a grid of cells.
 
 Examples:
-  python scripts/interpolate.py --network runs/00000-fsgan-10shot/network-snapshot-000020.pkl --seeds 1,5,9 --out video.mp4
-  python scripts/interpolate.py --network ffhq256 --adapter adapter-000020.pt --seeds 0-11 --grid 2x2 --space w --out grid.mp4 --gif
+  python scripts/interpolate.py --network runs/00000-fsgan-10shot/network-snapshot-000020.000.pkl --seeds 1,5,9 --out video.mp4
+  python scripts/interpolate.py --network ffhq256 --adapter adapter-000020.000.pt --seeds 0-11 --grid 2x2 --space w --out grid.mp4 --gif
 
 Frames: len(seeds per cell) * --frames-per-transition; frame 0 is the first seed's image as
 scripts/generate.py makes it, and the last frame leads back into the first (the video loops).

@@ -1,6 +1,6 @@
 """Ship a pretrained glyph snapshot as data/glyphs/source_glyph32.pkl with its options and metrics.
 
-  python scripts/ship_glyph_source.py --snapshot out/pretrain/00000-scratch-glyph32/network-snapshot-000028.pkl
+  python scripts/ship_glyph_source.py --snapshot out/pretrain/00000-scratch-glyph32/network-snapshot-000028.000.pkl
 
 Writes (atomically) data/glyphs/source_glyph32.pkl (the snapshot's G_ema and D; G is left out, since
 adaptation starts from G_ema, which keeps the file a third smaller), source_glyph32.json (the run's
@@ -10,7 +10,6 @@ that run's options too, back to the run from scratch) and rewrites data/glyphs/M
 """
 import json
 import os
-import re
 import sys
 
 import click
@@ -23,9 +22,9 @@ GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
 
 
 def snapshot_kimg(snapshot):
-    """The kimg a network-snapshot-NNNNNN.pkl name gives, or None."""
-    match = re.search(r'network-snapshot-(\d+)\.pkl$', snapshot)
-    return int(match.group(1)) if match else None
+    """The kimg a network-snapshot-*.pkl name gives (fsgan.export.artefact_kimg), or None."""
+    from fsgan.export import artefact_kimg
+    return artefact_kimg(snapshot) if os.path.basename(snapshot).startswith('network-snapshot-') else None
 
 
 def recorded_path(path):

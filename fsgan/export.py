@@ -6,9 +6,14 @@
 * Adapter: only the trained tensors of G, D and G_ema, the method and its options, and the
   sha256 of the source network file. Applying it to that source reproduces the adapted
   networks exactly; applying it to another source is refused.
+
+A run names the snapshot, adapter and sample grid written after N images by artefact_tag(N), kimg with
+three decimals: network-snapshot-000020.480.pkl, adapter-000020.480.pt, fakes000020.480.png.
 """
 import copy
+import os
 import pickle
+import re
 
 import torch
 
@@ -21,6 +26,32 @@ ADAPTER_VERSION = 1
 
 class AdapterError(Exception):
     """An adapter file that cannot be applied (the message says why and what to do)."""
+
+
+def artefact_tag(nimg):
+    """Name tag of the artefacts written after `nimg` images: kimg with three decimals, '000020.480' for 20,480.
+
+    One image is 0.001 kimg, so every snapshot of a run has its own name, and names sort in time order.
+    """
+    return f'{nimg // 1000:06d}.{nimg % 1000:03d}'
+
+
+def artefact_kimg(name):
+    """kimg in an artefact's name: 'network-snapshot-000020.480.pkl' -> 20.48; runs before tags had decimals
+    wrote whole kimg ('network-snapshot-000020.pkl' -> 20.0). None for a name without one."""
+    match = re.search(r'(\d+)(?:\.(\d{3}))?\.[A-Za-z]+$', os.path.basename(name))
+    if match is None:
+        return None
+    return int(match.group(1)) + int(match.group(2) or 0) / 1000
+
+
+def latest_artefact(run_dir, prefix, ext):
+    """Path of the newest `prefix*ext` file in run_dir by the kimg in its name (see artefact_kimg), or None."""
+    names = [n for n in os.listdir(run_dir) if n.startswith(prefix) and n.endswith(ext)]
+    if not names:
+        return None
+    newest = max(names, key=lambda n: (artefact_kimg(n) is not None, artefact_kimg(n) or 0, n))
+    return os.path.join(run_dir, newest)
 
 
 def baked_copy(net):

@@ -785,6 +785,9 @@ def _resolve_source(source, cache_dir):
         return path, (source if path == source else f'{path} (from {source})')
     if os.path.isfile(source):
         return source, source
+    if os.path.isdir(source):
+        raise NetworkLoadError(f'{source}: is a directory, not a network pickle; give a .pkl file in it, e.g. a '
+                               f'network-snapshot-*.pkl of a run folder')
     raise NetworkLoadError(f'{source}: no such file, and not a URL or a known short name. Accepted: a path to a .pkl '
                            f'file, an http(s):// or file:// URL, or one of: {", ".join(NETWORK_URLS)}')
 

@@ -120,16 +120,22 @@ class InceptionDetector:
             start = end
         return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM), np.float32)
 
-    def features_of(self, image_set, batch_size=16):
-        """Features of every image of an ImageSet, float32 [len(image_set), 2048]."""
-        return np.concatenate([self.features(b) for b in image_set.batches(batch_size)])
+    def features_of(self, image_set, batch_size=16, desc=None):
+        """Features of every image of an ImageSet, float32 [len(image_set), 2048]; desc: label of a progress bar
+        (None = no bar)."""
+        batches = image_set.batches(batch_size)
+        if desc:
+            from tqdm import tqdm
+            batches = tqdm(batches, total=-(-len(image_set) // batch_size), desc=desc, unit='batch')
+        return np.concatenate([self.features(b) for b in batches])
 
 
-def cached_features(detector, image_set, cache_dir, batch_size=16):
+def cached_features(detector, image_set, cache_dir, batch_size=16, desc=None):
     """Features of `image_set`, cached in `cache_dir` as an .npz (atomic write).
 
     The cache key is sha256 of (image-set content hash, detector sha256, PROTOCOL). The file holds
     `features` (float32 [N, 2048]) and the FID statistics `mu` [2048] and `sigma` [2048, 2048] (float64).
+    desc: label of a progress bar while features are computed (None = no bar).
     Returns (features, path of the cache file).
     """
     key = sha256_bytes('\n'.join([image_set.content_hash(), detector.sha256, PROTOCOL]).encode())
@@ -137,7 +143,7 @@ def cached_features(detector, image_set, cache_dir, batch_size=16):
     if os.path.isfile(path):
         with np.load(path) as npz:
             return npz['features'], path
-    feats = detector.features_of(image_set, batch_size=batch_size)
+    feats = detector.features_of(image_set, batch_size=batch_size, desc=desc)
     mu, sigma = feature_stats(feats)
     with atomic_open(path, 'wb') as f:
         np.savez(f, features=feats, mu=mu, sigma=sigma)

@@ -67,6 +67,7 @@ class MetricContext:
     faceqnet: Optional[str] = None
     kid_subsets: int = 100
     kid_subset_size: int = 1000
+    progress: bool = False                      # progress bars while Inception features are computed
     memo: dict = dataclasses.field(default_factory=dict)
 
     def missing(self, spec):
@@ -91,9 +92,10 @@ class MetricContext:
 
         def make():
             image_set = getattr(self, which)
+            desc = f'Inception features, {which} ({len(image_set)} images)' if self.progress else None
             if which == 'gen':
-                return self.detector().features_of(image_set, self.batch_size)
-            return cached_features(self.detector(), image_set, self.cache_dir, self.batch_size)[0]
+                return self.detector().features_of(image_set, self.batch_size, desc)
+            return cached_features(self.detector(), image_set, self.cache_dir, self.batch_size, desc)[0]
         return self._cached('features/' + which, make)
 
     def detector_options(self):

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dnnlib import EasyDict  # noqa: E402
 from training.training_loop import setup_run, training_step  # noqa: E402
+from fsgan.tools.cli import command, device_option, resolve_device  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,13 +36,14 @@ def step_time(method, network, batch, steps, device):
     return (time.perf_counter() - start) / steps, state.num_trainable
 
 
-@click.command()
+@command()
 @click.option('--network', default=os.path.join(ROOT, 'tests', 'fixtures', 'p1.pkl'), show_default=True)
 @click.option('--batch', default=16, show_default=True)
 @click.option('--steps', default=16, show_default=True, help='Timed steps (a multiple of 16 covers every phase).')
-@click.option('--device', type=click.Choice(['cpu', 'cuda']), default='cpu', show_default=True)
+@device_option()
 @click.option('--skip-config-f', is_flag=True, help='Skip the config-f 1024 SVD set-up timing.')
 def main(network, batch, steps, device, skip_config_f):
+    device = resolve_device(device)
     print(f'torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}')
     for method in ('fsgan', 'tgan', 'freezed', 'ssgan'):
         sec, counts = step_time(method, network, batch, steps, device)

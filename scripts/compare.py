@@ -37,6 +37,7 @@ from fsgan.protocol import PROTOCOLS  # noqa: E402
 from scripts.train import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupError, augment_config,  # noqa: E402
                            check_train_option, parse_loss_options, parse_method_options)
 from fsgan.losses import resolve_losses  # noqa: E402
+from fsgan.tools.cli import FINITE, command  # noqa: E402
 
 STATE_FILE = 'compare_state.json'
 STATE_VERSION = 1
@@ -171,7 +172,8 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
 # ----------------------------------------------------------------------------- state and runs
 
 def load_state(cfg):
-    """The comparison's state (created when new); refuses a folder with other settings or foreign files."""
+    """The comparison's state (created when new, after check_sources); refuses a folder with other settings or
+    foreign files."""
     path = os.path.join(cfg.outdir, STATE_FILE)
     if os.path.isfile(path):
         with open(path) as f:
@@ -185,10 +187,32 @@ def load_state(cfg):
         return state
     if os.path.isdir(cfg.outdir) and os.listdir(cfg.outdir):
         raise CompareError(f'--outdir {cfg.outdir} is not empty and holds no {STATE_FILE}; choose a new folder')
+    check_sources(cfg)  # before anything is recorded: a typo must not block the corrected command
     os.makedirs(cfg.outdir, exist_ok=True)
     state = dict(version=STATE_VERSION, settings=cfg.settings, methods={})
     atomic_write_json(path, state)
     return state
+
+
+def check_sources(cfg):
+    """Before the comparison folder is touched: the source network loads and the target images make the shots
+    (only when a row is to be trained). Raises CompareError naming --source or --target-dir."""
+    if all(run_dir is not None for _name, run_dir in cfg.entries):
+        return
+    from fsgan.loading import NetworkLoadError, load_network
+    from training.dataset import DataError, load_target
+    s = cfg.settings
+    try:
+        net = load_network(s['source'])
+    except NetworkLoadError as e:
+        raise CompareError(f'--source {e}') from None
+    G = net['G_ema'] if net['G_ema'] is not None else net['G']
+    if G is None:
+        raise CompareError(f'--source {s["source"]}: holds no generator to adapt')
+    try:
+        load_target(s['target_dir'], G.img_resolution, G.img_channels, shots=s['shots'], seed=s['seed'])
+    except DataError as e:
+        raise CompareError(str(e)) from None
 
 
 def save_state(cfg, state):
@@ -196,9 +220,9 @@ def save_state(cfg, state):
 
 
 def latest(run_dir, prefix, ext):
-    """Path of the last file `prefix*ext` in run_dir by name (snapshots sort by kimg), or None."""
-    names = sorted(n for n in os.listdir(run_dir) if n.startswith(prefix) and n.endswith(ext))
-    return os.path.join(run_dir, names[-1]) if names else None
+    """Path of the newest file `prefix*ext` in run_dir by the kimg in its name, or None (fsgan.export)."""
+    from fsgan.export import latest_artefact
+    return latest_artefact(run_dir, prefix, ext)
 
 
 def checkpointed_run(parent):
@@ -216,8 +240,8 @@ def train_method(cfg, name, progress=True):
     parent = os.path.join(cfg.outdir, 'runs', name)
     partial = checkpointed_run(parent)
     if partial is not None:
-        with open(os.path.join(partial, 'training_options.json')) as f:
-            c = EasyDict(json.load(f))
+        from training.run_options import load_run_options
+        c = load_run_options(partial)  # checked: a hand-edited file fails in one line
         print(f'[{name}] continuing {partial}')
         return run_training(c, resume_run=partial, progress=progress)
     s = cfg.settings
@@ -380,32 +404,37 @@ def write_tables(outdir, rows, ms, trunc_note):
 
     def pct(v):
         return _fmt(None if v is None else 100 * v, '{:.1f}%')
-    columns = [('Method', lambda r: r['method']),
-               ('Trainable params', lambda r: _fmt(r['trainable_params'], '{:,}')),
-               ('FID test ↓', lambda r: _fmt(r['fid_test'])),
-               ('FID shots', lambda r: _fmt(r['fid_shots'])),
-               ('Sharpness ↑', lambda r: pm(r['sharpness_mean'], r['sharpness_std'])),
-               ('FQI ↑', lambda r: pm(r['fqi_mean'], r['fqi_std'])),
-               ('Memorised ↓', lambda r: pct(r['memorised_inception'])),
-               ('FGD test ↓', lambda r: _fmt(r['fgd_test'])),
-               ('FGD shots', lambda r: _fmt(r['fgd_shots'])),
-               ('Memorised (glyph) ↓', lambda r: pct(r.get('memorised_glyph'))),
-               ('Diversity (glyph) ↑', lambda r: _fmt(r.get('diversity_glyph'))),
-               ('Target script', lambda r: pct(r.get('script_share'))),
-               ('Characters', lambda r: _fmt(r.get('classes_covered'), '{:d}'))]
-    cells = [[f(r) for _, f in columns] for r in rows]
+    columns = [('Method', lambda r: r['method'], None),
+               ('Trainable params', lambda r: _fmt(r['trainable_params'], '{:,}'),
+                'Trainable params: numbers in the run\'s adapter file (G + D).'),
+               ('FID test ↓', lambda r: _fmt(r['fid_test']), None),
+               ('FID shots', lambda r: _fmt(r['fid_shots']), None),
+               ('Sharpness ↑', lambda r: pm(r['sharpness_mean'], r['sharpness_std']), None),
+               ('FQI ↑', lambda r: pm(r['fqi_mean'], r['fqi_std']), None),
+               ('Memorised ↓', lambda r: pct(r['memorised_inception']),
+                'Memorised: share of samples closer (Inception features) to a training shot than any two shots '
+                'are to each other.'),
+               ('FGD test ↓', lambda r: _fmt(r['fgd_test']), None),
+               ('FGD shots', lambda r: _fmt(r['fgd_shots']), None),
+               ('Memorised (glyph) ↓', lambda r: pct(r.get('memorised_glyph')),
+                'Memorised (glyph): share of samples closer, in glyph-classifier features, to a shot than to any '
+                'test image (about 1% for held-out real glyphs).'),
+               ('Diversity (glyph) ↑', lambda r: _fmt(r.get('diversity_glyph')),
+                'Diversity: intra-cluster mean pairwise glyph-feature distance.'),
+               ('Target script', lambda r: pct(r.get('script_share')),
+                'Target script: share of samples the glyph classifier puts in the target script.'),
+               ('Characters', lambda r: _fmt(r.get('classes_covered'), '{:d}'),
+                'Characters: how many of the target script\'s characters the samples cover.')]
+    cells = [[f(r) for _, f, _ in columns] for r in rows]
     keep = [k for k in range(len(columns)) if k == 0 or any(c[k] for c in cells)]
     lines = ['| ' + ' | '.join(columns[k][0] for k in keep) + ' |',
              '|' + '|'.join(':---' if k == 0 else '---:' for k in keep) + '|']
     lines += ['| ' + ' | '.join(c[k] for k in keep) + ' |' for c in cells]
     lines += ['', f'{ms["num"]} generated images per method (seeds 0..{ms["num"] - 1}, {trunc_note}). FID and FGD '
-              'are biased upward for small sets: compare values within this table only.',
-              'Memorised: share of samples closer (Inception features) to a training shot than any two shots '
-              'are to each other. Memorised (glyph): share of samples closer, in glyph-classifier features, to a '
-              'shot than to any test image (about 1% for held-out real glyphs). Diversity: intra-cluster mean pairwise '
-              'glyph-feature distance. Target script / Characters: share of samples the glyph classifier puts in '
-              'the target script, and how many of its characters they cover. Trainable params: numbers in the '
-              'run\'s adapter file (G + D).']
+              'are biased upward for small sets: compare values within this table only.']
+    legend = ' '.join(columns[k][2] for k in keep if columns[k][2])  # only the columns shown
+    if legend:
+        lines.append(legend)
     atomic_write_bytes(os.path.join(outdir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
 
 
@@ -494,7 +523,7 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
     click.echo(f'{len(rows)} rows: {os.path.join(outdir, "benchmark.csv")}, figures {outdir}/figure-*.png')
 
 
-@click.command(context_settings=dict(help_option_names=['-h', '--help']))
+@command()
 @click.option('--outdir', required=True, type=click.Path(file_okay=False),
               help='Comparison folder: new, or one of an earlier comparison with the same settings to continue it.')
 @click.option('--source', metavar='NETWORK', help='Source network: path, URL or short name.')
@@ -520,8 +549,8 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
 @click.option('--num-test', type=int, default=256, show_default=True,
               help='Test images used (first in name order; 0 = all). Small by default for the CPU.')
 @click.option('--faces', is_flag=True, help='Images are faces: add the face-quality index (FQI).')
-@click.option('--trunc', type=float, default=0.8, show_default=True, help='Truncation psi of the figure and strips.')
-@click.option('--metrics-trunc', type=float, default=1.0, show_default=True,
+@click.option('--trunc', type=FINITE, default=0.8, show_default=True, help='Truncation psi of the figure and strips.')
+@click.option('--metrics-trunc', type=FINITE, default=1.0, show_default=True,
               help='Truncation psi of the metric samples.')
 @click.option('--cols', type=int, default=10, show_default=True, help='Images per row of the figure.')
 @click.option('--strip-steps', type=int, default=10, show_default=True, help='Images per interpolation strip.')

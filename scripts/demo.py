@@ -20,6 +20,7 @@ import click
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from fsgan.tools.cli import command  # noqa: E402
 
 GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
 DEFAULT_SOURCE = os.path.join(GLYPHS, 'source_glyph32.pkl')
@@ -114,7 +115,7 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     return run_dir, paths, row
 
 
-@click.command()
+@command()
 @click.option('--outdir', default=os.path.join(ROOT, 'runs', 'demo'), show_default=True, help='Parent folder.')
 @click.option('--kimg', type=click.FloatRange(min=0, min_open=True), default=DEFAULT_KIMG, show_default=True,
               help='Adaptation length in thousands of images.')

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fsgan.benchmarks.emoji import paths  # noqa: E402
 from fsgan.benchmarks.emoji.data import make_emoji_data  # noqa: E402
 from fsgan.benchmarks.emoji.npm import EmojiDataError  # noqa: E402
+from fsgan.tools.cli import command  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,7 +37,7 @@ def _tgz_option(vendor):
                         help=f'Local {package.name}-{package.version}.tgz instead of downloading it.')
 
 
-@click.command()
+@command()
 @click.option('--data-dir', type=click.Path(file_okay=False), default=os.path.join(ROOT, paths.DATA_DIR),
               show_default=True, help='Folder for the shipped zips, previews/ and MANIFEST.json.')
 @click.option('--cache-dir', type=click.Path(file_okay=False), default=os.path.join(ROOT, paths.CACHE_DIR),

@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dnnlib.fileio import atomic_path  # noqa: E402
 from dnnlib.util import file_sha256  # noqa: E402
+from fsgan.tools.cli import command  # noqa: E402
 
 # ----------------------------------------------------------------------------
 # Character sets.
@@ -345,7 +346,7 @@ def _check_resolution(ctx, param, value):
     return value
 
 
-@click.command()
+@command()
 @click.option('--outdir', required=True, type=click.Path(file_okay=False), help='Output folder for zips and previews.')
 @click.option('--seed', type=int, default=0, show_default=True, help='Master seed; every split has its own stream.')
 @click.option('--resolution', type=int, default=32, show_default=True, callback=_check_resolution, help='Image size in pixels.')

@@ -1,6 +1,6 @@
 """Ship a pretrained glyph snapshot as data/glyphs/source_glyph32.pkl with its options and metrics.
 
-  python scripts/ship_glyph_source.py --snapshot out/pretrain/00000-scratch-glyph32/network-snapshot-000028.pkl
+  python scripts/ship_glyph_source.py --snapshot out/pretrain/00000-scratch-glyph32/network-snapshot-000028.000.pkl
 
 Writes (atomically) data/glyphs/source_glyph32.pkl (the snapshot's G_ema and D; G is left out, since
 adaptation starts from G_ema, which keeps the file a third smaller), source_glyph32.json (the run's
@@ -10,21 +10,21 @@ that run's options too, back to the run from scratch) and rewrites data/glyphs/M
 """
 import json
 import os
-import re
 import sys
 
 import click
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from fsgan.tools.cli import command  # noqa: E402
 
 GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
 
 
 def snapshot_kimg(snapshot):
-    """The kimg a network-snapshot-NNNNNN.pkl name gives, or None."""
-    match = re.search(r'network-snapshot-(\d+)\.pkl$', snapshot)
-    return int(match.group(1)) if match else None
+    """The kimg a network-snapshot-*.pkl name gives (fsgan.export.artefact_kimg), or None."""
+    from fsgan.export import artefact_kimg
+    return artefact_kimg(snapshot) if os.path.basename(snapshot).startswith('network-snapshot-') else None
 
 
 def recorded_path(path):
@@ -61,7 +61,7 @@ def training_stages(snapshot):
     return stages
 
 
-@click.command()
+@command()
 @click.option('--snapshot', required=True, type=click.Path(exists=True, dir_okay=False),
               help='network-snapshot-*.pkl inside a scripts/train.py run folder.')
 @click.option('--num', type=click.IntRange(min=2), default=1000, show_default=True, help='Samples for the report.')

@@ -15,6 +15,7 @@ Figure layout: one row per (singular value i, seed), i outer and seed inner (row
 sv1 seed b, ..., sv2 seed a, ...); one column per scale in the order given; the row label names
 i, sigma_i and the seed, the column header the scale.
 """
+import math
 import os
 import re
 import sys
@@ -24,18 +25,23 @@ import click
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dnnlib import EasyDict  # noqa: E402
-from scripts.generate import load_generator, parse_seeds  # noqa: E402
+from fsgan.tools.cli import (FINITE, check_output_file, command, device_option, overwrite_option,  # noqa: E402
+                            resolve_device)
+from scripts.generate import NOISE_MODE_HELP, load_generator, parse_seeds  # noqa: E402
 
 
 def parse_scales(text):
-    """'-2,-1,0,1,2' -> [-2.0, -1.0, 0.0, 1.0, 2.0]; raises click.BadParameter."""
+    """'-2,-1,0,1,2' -> [-2.0, -1.0, 0.0, 1.0, 2.0]; raises click.BadParameter (also for nan and inf)."""
     out = []
     for part in str(text).split(','):
         try:
-            out.append(float(part.strip()))
+            value = float(part.strip())
         except ValueError:
-            raise click.BadParameter(f'{part.strip()!r} is not a number; give e.g. -2,-1,0,1,2',
-                                     param_hint='--scales') from None
+            value = None
+        if value is None or not math.isfinite(value):
+            raise click.BadParameter(f'{part.strip()!r} is not a {"finite " if value is not None else ""}number; '
+                                     f'give e.g. -2,-1,0,1,2', param_hint='--scales')
+        out.append(value)
     return out
 
 
@@ -112,8 +118,9 @@ def svd_rows(G, layer_name, top, scales, seeds, trunc=0.8, noise_mode='const', c
 
 
 def setup_svd_explore(network, layer, out, adapter=None, top=3, scales='-2,-1,0,1,2', seeds='0-3', trunc=0.8,
-                      noise_mode='const', class_idx=None, device=None, cell=None):
-    """Pure setup: options -> validated EasyDict; touches no file."""
+                      noise_mode='const', class_idx=None, device=None, cell=None, overwrite=False):
+    """Pure setup: options -> validated EasyDict; touches no file, but checks --out (an existing one needs
+    `overwrite`) before any work."""
     if layer is None:
         raise click.BadParameter('give a layer name (run with --list to see them)', param_hint='--layer')
     if out is None:
@@ -124,24 +131,17 @@ def setup_svd_explore(network, layer, out, adapter=None, top=3, scales='-2,-1,0,
         raise click.BadParameter(f'must be >= 1, got {top}', param_hint='--top')
     if cell is not None and cell < 4:
         raise click.BadParameter(f'must be >= 4, got {cell}', param_hint='--cell')
+    check_output_file(out, '--out', overwrite)
     return EasyDict(network=network, adapter=adapter, layer=layer, out=out, top=int(top),
                     scales=parse_scales(scales), seeds=parse_seeds(seeds), trunc=float(trunc),
                     noise_mode=noise_mode, class_idx=class_idx, device=device, cell=cell)
-
-
-def _device(name):
-    import torch
-    device = name or ('cuda' if torch.cuda.is_available() else 'cpu')
-    if device == 'cuda' and not torch.cuda.is_available():
-        raise click.BadParameter('CUDA is not available here; use --device cpu', param_hint='--device')
-    return device
 
 
 def run_svd_explore(cfg):
     """Render and write the figure. Returns dict(path, rows, cols)."""
     from fsgan.tools.figure import labeled_grid
     from torch_utils.image_grid import save_png
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     G, _sha = load_generator(cfg.network, cfg.adapter, device)
     names = generator_layers(G)
     if cfg.layer not in names:
@@ -162,7 +162,7 @@ def run_svd_explore(cfg):
     return dict(path=cfg.out, rows=len(rows), cols=len(cfg.scales))
 
 
-@click.command(context_settings=dict(help_option_names=['-h', '--help']))
+@command()
 @click.option('--network', required=True, metavar='PATH|URL|NAME', help='Network pickle, URL or short name.')
 @click.option('--adapter', type=click.Path(dir_okay=False), help='Adapter file to apply to --network.')
 @click.option('--list', 'list_only', is_flag=True,
@@ -172,24 +172,28 @@ def run_svd_explore(cfg):
               help='Scale each of the top K singular values (one at a time).')
 @click.option('--scales', default='-2,-1,0,1,2', show_default=True, help='Factors s: sigma_i -> s * sigma_i.')
 @click.option('--seeds', default='0-3', show_default=True, help='Seeds (one row each per singular value).')
-@click.option('--trunc', type=float, default=0.8, show_default=True, help='Truncation psi.')
-@click.option('--noise-mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
+@click.option('--trunc', type=FINITE, default=0.8, show_default=True, help='Truncation psi.')
+@click.option('--noise-mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True,
+              help=NOISE_MODE_HELP)
 @click.option('--class', 'class_idx', type=int, help='Class label of a conditional network [default: seed % number of classes].')
 @click.option('--cell', type=int, help='Pixel size of each image in the figure [default: from the resolution].')
 @click.option('--out', type=click.Path(dir_okay=False), help='Figure path (.png).')
-@click.option('--device', type=click.Choice(['cpu', 'cuda']), help='Device [default: cuda when available].')
-def main(network, adapter, list_only, layer, top, scales, seeds, trunc, noise_mode, class_idx, cell, out, device):
+@overwrite_option('an existing --out file')
+@device_option()
+def main(network, adapter, list_only, layer, top, scales, seeds, trunc, noise_mode, class_idx, cell, out, overwrite,
+         device):
     """Render images while scaling single top singular values of one layer (rows: value x seed, columns: scale)."""
     from fsgan.export import AdapterError
     from fsgan.loading import NetworkLoadError
     try:
         if list_only:
-            G, _sha = load_generator(network, adapter, _device(device))
+            G, _sha = load_generator(network, adapter, resolve_device(device))
             for line in list_layers(G):
                 click.echo(line)
             return
         cfg = setup_svd_explore(network, layer, out, adapter=adapter, top=top, scales=scales, seeds=seeds,
-                                trunc=trunc, noise_mode=noise_mode, class_idx=class_idx, device=device, cell=cell)
+                                trunc=trunc, noise_mode=noise_mode, class_idx=class_idx, device=device, cell=cell,
+                                overwrite=overwrite)
         result = run_svd_explore(cfg)
     except (NetworkLoadError, AdapterError) as e:
         raise click.ClickException(str(e)) from None

@@ -5,10 +5,12 @@ Examples:
   python scripts/train.py --resume-run runs/00003-fsgan-10shot       # continue an interrupted run
   python scripts/train.py --target-dir glyphs.zip --cfg glyph32 --kimg 500   # from scratch
 """
+import contextlib
 import json
 import math
 import os
 import re
+import shlex
 import sys
 
 import click
@@ -20,6 +22,7 @@ from fsgan import protocol as protocols  # noqa: E402
 from fsgan.losses import LOSS_TERMS  # noqa: E402
 from fsgan.methods import METHODS, get_method  # noqa: E402
 from training.augment_ada import ADA_PRESETS  # noqa: E402
+from fsgan.tools.cli import check_output_dir, command  # noqa: E402
 
 # Small from-scratch configurations for the CPU: resolution -> G/D kwargs (channels come from the data).
 # Glyphs have no stochastic texture: without per-pixel noise inputs G cannot satisfy D's minibatch-stddev
@@ -233,7 +236,8 @@ def setup_training_config(
     if resume is None and cfg not in SCRATCH_CFGS:
         raise SetupError(f'--cfg {cfg!r}: choose one of {", ".join(SCRATCH_CFGS)}')
     c = EasyDict(
-        target_dir=target_dir, outdir=outdir, source=resume, method=method, method_options=method_options,
+        target_dir=local_path(target_dir), outdir=os.path.abspath(outdir), source=local_path(resume), method=method,
+        method_options=method_options,
         shots=shots, kimg=float(kimg), batch=batch, lr=lr, dlr=float(dlr) if dlr is not None else lr,
         gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
         losses=losses,
@@ -290,6 +294,15 @@ def parse_loss_options(pairs):
             except ValueError:
                 raise SetupError(f'--loss {pair!r}: the weight must be a number') from None
     return out
+
+
+def local_path(path):
+    """`path` made absolute when it names a local file or folder, so a run resumes from any working directory;
+    URLs, short network names and paths that do not exist stay as given."""
+    from fsgan.network_urls import NETWORK_URLS
+    if path is None or path in NETWORK_URLS or '://' in path or not os.path.exists(path):
+        return path
+    return os.path.abspath(path)
 
 
 def scratch_kwargs(cfg, channels, c_dim=0):
@@ -386,22 +399,48 @@ def launch(c, run_dir, images, labels=None, resume=False, progress=True):
                  nprocs=c.num_gpus, join=True)
 
 
+@contextlib.contextmanager
+def naming_run(run_dir):
+    """Let a KeyboardInterrupt or OSError that leaves the block carry the run folder (for the resume advice)."""
+    try:
+        yield
+    except (KeyboardInterrupt, OSError) as e:
+        e.run_dir = run_dir
+        raise
+
+
+def _resume(c, run_dir, progress, record_options=False):
+    """Continue run_dir from its checkpoint (the caller holds the folder's lock); record_options: first write `c`
+    into its training_options.json (a run extended by --kimg)."""
+    import numpy as np
+    from dnnlib.fileio import atomic_write_json
+    images = np.load(os.path.join(run_dir, 'target_shots.npy'))
+    labels = None
+    if c.get('cond'):
+        labels_path = os.path.join(run_dir, 'target_labels.npy')
+        if not os.path.isfile(labels_path):
+            raise SetupError(f'--resume-run {run_dir}: this --cond run has no target_labels.npy; restore it '
+                             f'or start a new run')
+        labels = np.load(labels_path)
+    if record_options:
+        atomic_write_json(os.path.join(run_dir, 'training_options.json'), c)
+    with naming_run(run_dir):
+        launch(c, run_dir, images, labels, resume=True, progress=progress)
+    return run_dir
+
+
 def run_training(c, resume_run=None, progress=True, dry_run=False):
-    """Prepare data and run folder, then train. Returns the run folder (None for a dry run)."""
+    """Prepare data and run folder, then train. Returns the run folder (None for a dry run).
+
+    The run folder is locked while it trains (dnnlib.lock): a second process refuses to train in it.
+    """
+    from dnnlib.lock import folder_lock
     from training.dataset import load_target
     from training.training_loop import write_run_files
     import numpy as np
     if resume_run is not None:
-        images = np.load(os.path.join(resume_run, 'target_shots.npy'))
-        labels = None
-        if c.get('cond'):
-            labels_path = os.path.join(resume_run, 'target_labels.npy')
-            if not os.path.isfile(labels_path):
-                raise SetupError(f'--resume-run {resume_run}: this --cond run has no target_labels.npy; restore it '
-                                 f'or start a new run')
-            labels = np.load(labels_path)
-        launch(c, resume_run, images, labels, resume=True, progress=progress)
-        return resume_run
+        with folder_lock(resume_run):
+            return _resume(c, resume_run, progress)
     resolution, channels, c_dim = network_geometry(c)
     if channels is None:  # from scratch: keep the data's channel count (1 for grayscale sources)
         channels = 1 if _looks_grayscale(c.target_dir) else 3
@@ -419,14 +458,15 @@ def run_training(c, resume_run=None, progress=True, dry_run=False):
     desc = f'{c.method}-{len(images)}shot' if c.source is not None else f'scratch-{c.cfg}'
     run_dir = next_run_dir(c.outdir, desc)
     print(f'Run folder: {run_dir}')
-    write_run_files(run_dir, c, target.record())
-    from dnnlib.fileio import atomic_open
-    with atomic_open(os.path.join(run_dir, 'target_shots.npy')) as f:
-        np.save(f, images)
-    if labels is not None:
-        with atomic_open(os.path.join(run_dir, 'target_labels.npy')) as f:
-            np.save(f, labels)
-    launch(c, run_dir, images, labels, progress=progress)
+    with folder_lock(run_dir), naming_run(run_dir):
+        write_run_files(run_dir, c, target.record())
+        from dnnlib.fileio import atomic_open
+        with atomic_open(os.path.join(run_dir, 'target_shots.npy')) as f:
+            np.save(f, images)
+        if labels is not None:
+            with atomic_open(os.path.join(run_dir, 'target_labels.npy')) as f:
+                np.save(f, labels)
+        launch(c, run_dir, images, labels, progress=progress)
     return run_dir
 
 
@@ -459,7 +499,74 @@ def print_dry_run(c, images):
         print(f'trainable[{name}]: {sum(p.numel() for p in params):,}')
 
 
-@click.command(context_settings=dict(help_option_names=['-h', '--help']))
+def continue_run(run_dir, kimg=None, dry_run=False, progress=True):
+    """--resume-run: continue run_dir from its checkpoint; `kimg` extends the run (recorded in its options).
+
+    Returns run_dir, or None when nothing ran: a dry run (prints the plan) or a finished run (says so).
+    """
+    from dnnlib.lock import folder_lock
+    from training.run_options import load_run_options
+    from training.training_loop import read_checkpoint
+    c = load_run_options(run_dir)
+    c.kimg = float(c.kimg if kimg is None else kimg)
+    done_kimg = int(read_checkpoint(run_dir, c, mmap=True)['cur_nimg']) / 1000
+    if kimg is not None and kimg <= done_kimg:
+        raise SetupError(f'--kimg {kimg:g}: the run in {run_dir} is already at kimg {done_kimg:g}; give a larger '
+                         f'--kimg to extend it')
+    if dry_run:
+        print(json.dumps(c, indent=2, sort_keys=True))
+        print(f'--dry-run: would continue {run_dir} from kimg {done_kimg:g} to {c.kimg:g}')
+        return None
+    if done_kimg >= c.kimg:
+        print(f'{run_dir} is finished (kimg {done_kimg:g} of {c.kimg:g}); give --kimg to extend it')
+        return None
+    with folder_lock(run_dir):
+        return _resume(c, run_dir, progress, record_options=kimg is not None)
+
+
+RESUME_OPTIONS = ('resume_run', 'kimg', 'dry_run', 'no_progress')  # all else comes from the run's options
+
+
+def refuse_with_resume_run(ctx):
+    """SetupError naming the options given with --resume-run that it does not take."""
+    from click.core import ParameterSource
+    given = [p.opts[0] for p in ctx.command.params if p.name not in RESUME_OPTIONS
+             and ctx.get_parameter_source(p.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+    if given:
+        raise SetupError(f'--resume-run continues a run with the options it recorded; drop {", ".join(given)} '
+                         f'(only --kimg, --dry-run and --no-progress apply)')
+
+
+def resume_command(run_dir):
+    """The command that continues run_dir: this interpreter and this script, relative when below the working folder."""
+    def short(path):
+        rel = os.path.relpath(path)
+        return path if rel.startswith('..') else rel
+    return shlex.join([short(sys.executable), short(os.path.abspath(__file__)), '--resume-run', run_dir])
+
+
+def stopped_error(e):
+    """A ClickException for a KeyboardInterrupt or OSError that stopped training (exit code 130 for Ctrl-C)."""
+    run_dir = getattr(e, 'run_dir', None)
+    resumable = run_dir is not None and os.path.isfile(os.path.join(run_dir, 'checkpoint.pt'))
+    advice = f'continue with: {resume_command(run_dir)}' if resumable else 'nothing to resume; start a new run'
+    if isinstance(e, KeyboardInterrupt):
+        error = click.ClickException(f'interrupted; {advice}')
+        error.exit_code = 130
+        return error
+    where = f'{e.filename}: ' if e.filename else ''
+    return click.ClickException(f'{where}{e.strerror or e}; check --outdir permissions and free disk space; {advice}')
+
+
+def report_last_snapshot(run_dir):
+    """Print where the last snapshot of a finished run is."""
+    from fsgan.export import latest_artefact
+    if run_dir is not None:
+        snapshot = latest_artefact(run_dir, 'network-snapshot-', '.pkl')
+        print(f'Last snapshot: {snapshot}' if snapshot else f'No snapshot in {run_dir}')
+
+
+@command()
 @click.option('--outdir', default='runs', show_default=True, help='Parent folder of run folders.')
 @click.option('--resume', 'resume', metavar='NETWORK', help='Source network: path, URL or short name (e.g. ffhq256).')
 @click.option('--target-dir', '--data', 'target_dir', metavar='DIR|ZIP', help='Target images (folder or zip).')
@@ -503,7 +610,8 @@ def print_dry_run(c, images):
 @click.option('--class-loss', type=click.FloatRange(min=0), default=0.0, show_default=True,
               help='With --cond: weight of a cross-entropy on D\'s logits of all classes (reals train D, fakes train G).')
 @click.option('--seed', type=click.IntRange(min=0), default=0, show_default=True, help='Random seed.')
-@click.option('--snap', type=click.IntRange(min=0), default=5, show_default=True, help='Snapshot interval in ticks.')
+@click.option('--snap', type=click.IntRange(min=0), default=5, show_default=True,
+              help='Snapshot interval in ticks (0 = only the final snapshot).')
 @click.option('--tick', 'kimg_per_tick', type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help='Tick length in kimg.')
 @click.option('--cfg', type=click.Choice(sorted(SCRATCH_CFGS)), default='glyph32', show_default=True,
@@ -527,27 +635,26 @@ def print_dry_run(c, images):
               'translation, cutout [default: color,translation,cutout].')
 @click.option('--allow-tf32', is_flag=True, help='CUDA: use TF32 for float32 matmuls and convolutions (faster on '
               'Ampere and later GPUs, 10 mantissa bits); off by default, as in stylegan2-ada-pytorch.')
-@click.option('--resume-run', type=click.Path(file_okay=False), help='Continue an interrupted run folder.')
+@click.option('--resume-run', type=click.Path(file_okay=False),
+              help='Continue an interrupted run folder with its recorded options (--kimg extends it).')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar.')
 def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, protocol, start, track_w_avg, batch, lr,
          dlr, gamma, pl_weight, style_mixing, mode_seeking, mode_seeking_hinge, ema_kimg, ema_rampup, mirror, cond, class_loss, seed, snap, kimg_per_tick, cfg, device, gpus, nan_policy, resume_run,
          dry_run, no_progress, allow_tf32, loss_opts, **aug_opts):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
+    from dnnlib.lock import FolderLocked
     from fsgan.loading import NetworkLoadError
     from training.dataset import DataError
     from training.training_loop import TrainingError
     try:
         if resume_run is not None:
-            opts_path = os.path.join(resume_run, 'training_options.json')
-            if not os.path.isfile(opts_path):
-                raise SetupError(f'--resume-run {resume_run}: no training_options.json there; give a run folder')
-            with open(opts_path) as f:
-                c = EasyDict(json.load(f))
-            run_training(c, resume_run=resume_run, progress=not no_progress)
+            refuse_with_resume_run(click.get_current_context())
+            report_last_snapshot(continue_run(resume_run, kimg, dry_run, progress=not no_progress))
             return
         if target_dir is None:
             raise SetupError('--target-dir is required (a folder or zip of target images)')
+        check_output_dir(outdir, '--outdir', overwrite=True)  # run folders are new folders inside it
         c = setup_training_config(target_dir, outdir=outdir, resume=resume, method=method,
                                   method_options=parse_method_options(method_opts, method), freezed=freezed,
                                   shots=shots, kimg=kimg, protocol=protocol, start=start,
@@ -556,13 +663,11 @@ def main(outdir, resume, target_dir, shots, method, method_opts, freezed, kimg, 
                                   mode_seeking_hinge=mode_seeking_hinge, ema_kimg=ema_kimg, ema_rampup=ema_rampup, mirror=mirror, cond=cond, class_loss=class_loss, seed=seed, snap=snap, kimg_per_tick=kimg_per_tick, cfg=cfg,
                                   device=device, nan_policy=nan_policy, gpus=gpus, allow_tf32=allow_tf32,
                                   losses=parse_loss_options(loss_opts), **aug_opts)
-        run_training(c, progress=not no_progress, dry_run=dry_run)
-    except (SetupError, DataError, NetworkLoadError, TrainingError, ValueError) as e:
+        report_last_snapshot(run_training(c, progress=not no_progress, dry_run=dry_run))
+    except (SetupError, DataError, NetworkLoadError, TrainingError, FolderLocked, ValueError) as e:
         raise click.ClickException(str(e)) from None
-    except OSError as e:  # unwritable outdir, disk full, ...: earlier snapshots are intact (atomic writes)
-        where = f'{e.filename}: ' if e.filename else ''
-        raise click.ClickException(f'{where}{e.strerror or e}; check --outdir permissions and free disk space, '
-                                   f'then continue with --resume-run') from None
+    except (KeyboardInterrupt, OSError) as e:  # Ctrl-C, disk full, ...: earlier snapshots are intact (atomic writes)
+        raise stopped_error(e) from None
 
 
 if __name__ == '__main__':

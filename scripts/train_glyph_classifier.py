@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from fsgan.tools.cli import command  # noqa: E402
 from metrics.glyph_classifier import (GlyphClassifier, load_dataset_zip, save_glyph_classifier,  # noqa: E402
                                       sha256_file, write_manifest)
 
@@ -49,7 +50,7 @@ def evaluate(model, paths):
     return out
 
 
-@click.command()
+@command()
 @click.option('--train-dir', required=True, type=click.Path(exists=True, file_okay=False), help='Folder with source.zip and <target>_train.zip.')
 @click.option('--eval-dir', default='data/glyphs', show_default=True, type=click.Path(exists=True, file_okay=False), help='Folder whose test/val/shots zips are scored.')
 @click.option('--out', default='data/glyphs/glyph_classifier.pt', show_default=True, type=click.Path(dir_okay=False), help='Weights path (.pt); config goes to the same name with .json.')

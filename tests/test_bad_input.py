@@ -140,3 +140,40 @@ def test_non_finite_training_options(tmp_path, target_dir, p1_path, option, valu
                    '--kimg', '0.004', '--no-progress', option, value)
     assert rc != 0 and 'Traceback' not in err and option in err and 'finite' in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / 'runs').exists()
+
+
+def test_exif_orientation_is_applied_and_recorded(tmp_path):
+    """A phone photo stored sideways with EXIF orientation 6 is turned upright before the centre crop."""
+    upright = np.zeros((48, 32, 3), np.uint8)       # portrait: 32 wide, 48 high
+    upright[:16] = 255                                # white top third: only the upright crop starts white
+    stored = np.ascontiguousarray(np.rot90(upright, 1))  # what the camera wrote: 48 wide, 32 high
+    img = PIL.Image.fromarray(stored)
+    exif = img.getexif()
+    exif[0x0112] = 6                                  # display rotated 90 degrees clockwise
+    img.save(tmp_path / 'phone.jpg', exif=exif, quality=95)
+    t = load_target(str(tmp_path), 32, 3)
+    assert t.images.shape == (1, 3, 32, 32)
+    assert t.images[0, :, :8].mean() > 200 and t.images[0, :, -8:].mean() < 50   # top white, bottom black
+    assert any('phone.jpg: EXIF orientation 6 applied' in n for n in t.notes), t.notes
+    assert any('EXIF orientation 6' in n for n in t.record()['notes'])            # target_shots.json
+
+
+def test_unrecognised_image_names_the_file_and_reason_only(tmp_path):
+    (tmp_path / 'broken.png').write_bytes(b'\x89PNG not really')
+    with pytest.raises(DataError) as info:
+        load_target(str(tmp_path), 32, 3)
+    message = str(info.value)
+    assert 'broken.png: cannot be read as an image' in message
+    assert 'BytesIO' not in message and '0x' not in message, message
+
+
+def test_one_image_is_not_called_images(tmp_path):
+    _save(tmp_path / 'only.png', np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(DataError, match='has 1 image, fewer than --shots 2'):
+        load_target(str(tmp_path), 32, 3, shots=2)
+
+
+def test_a_directory_as_network_says_so(tmp_path):
+    from fsgan.loading import NetworkLoadError, load_network
+    with pytest.raises(NetworkLoadError, match='is a directory, not a network pickle'):
+        load_network(str(tmp_path))

@@ -46,7 +46,7 @@ def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread,
     assert all(s['Loss/G/class'] > 0 and s['Loss/D/class'] > 0 for s in stats)
     labels = np.load(run_dir / 'target_labels.npy')
     assert len(labels) == 25 and labels.max() == n_classes - 1
-    net = load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    net = load_network(str(run_dir / 'network-snapshot-000000.016.pkl'))
     assert net['G_ema'].c_dim == net['D'].c_dim == n_classes
     c = torch.nn.functional.one_hot(torch.tensor([0, n_classes - 1]), n_classes).float()
     with torch.no_grad():
@@ -60,12 +60,12 @@ def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread,
     assert res.exit_code == 0, res.output
     assert np.array_equal(launched[0], labels)  # the resumed run trains on the same labels
     os.rename(run_dir / 'target_labels.npy', tmp_path / 'labels.npy')
-    res = CliRunner().invoke(train.main, ['--resume-run', str(run_dir), '--no-progress'])
+    res = CliRunner().invoke(train.main, ['--resume-run', str(run_dir), '--kimg', '0.048', '--no-progress'])
     assert isinstance(res.exception, SystemExit) and 'this --cond run has no target_labels.npy' in res.output
     os.rename(tmp_path / 'labels.npy', run_dir / 'target_labels.npy')
     ckpt = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
     assert ckpt['cur_nimg'] >= 32
-    source = str(run_dir / 'network-snapshot-000000.pkl')
+    source = str(run_dir / 'network-snapshot-000000.032.pkl')
     for i, (method, extra) in enumerate((('fsgan', []), ('fsgan', ['--cond']), ('freezed', []), ('ssgan', []))):
         out = tmp_path / f'adapt{i}'
         res = CliRunner().invoke(train.main, ['--resume', source, '--target-dir', SHOTS, '--shots', '5',
@@ -73,7 +73,7 @@ def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread,
                                  catch_exceptions=False)
         assert res.exit_code == 0, res.output
         (adapted,) = os.listdir(out)
-        assert load_network(str(out / adapted / 'network-snapshot-000000.pkl'))['G_ema'].c_dim == n_classes
+        assert load_network(str(out / adapted / 'network-snapshot-000000.016.pkl'))['G_ema'].c_dim == n_classes
 
 
 def test_cond_refuses_unlabelled_targets_and_unconditional_sources(tmp_path, p1_path):
@@ -112,10 +112,11 @@ def test_generate_uses_class_seed_mod_c_dim_by_default():
     assert not np.array_equal(generate_images(G, [0], class_idx=0), generate_images(G, [0], class_idx=1))
 
 
-def test_interpolation_label_defaults_to_class_0():
-    from fsgan.tools.interp import label
+def test_interpolation_keys_default_to_class_seed_mod_c_dim():
+    from fsgan.tools.interp import key_labels
     G = _tiny_conditional_G()
-    assert label(G).tolist() == [[1.0, 0.0, 0.0]] and label(G, 2).tolist() == [[0.0, 0.0, 1.0]]
+    assert key_labels(G, [0, 1, 5]).argmax(1).tolist() == [0, 1, 2]              # as generate.py
+    assert key_labels(G, [0, 1], class_idx=2).tolist() == [[0.0, 0.0, 1.0]] * 2
 
 
 def _tiny_conditional_D(c_dim=5):

@@ -45,7 +45,7 @@ def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
     shots = json.loads((run_dir / 'target_shots.json').read_text())
     assert len(shots['files']) == 10
     snapshots = [f for f in os.listdir(run_dir) if f.startswith('network-snapshot-')]
-    assert snapshots == ['network-snapshot-000000.pkl']
+    assert snapshots == ['network-snapshot-000000.208.pkl']  # 13 batches of 16 reach 0.2 kimg
 
 
 def test_demo_broken_source_json_is_one_line(tmp_path):

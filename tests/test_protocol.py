@@ -94,8 +94,8 @@ def test_start_generator_and_adapter(p1_path, target_dir, tmp_path, start):
         for net in (state.G, state.G_ema):
             assert (net(z, torch.zeros([2, 0]), noise_mode='const') - ref).abs().max() <= 1e-4
     run_dir = train_cli.run_training(c, progress=False)
-    snap = load_network(os.path.join(run_dir, 'network-snapshot-000000.pkl'))
-    adapted = apply_adapter(load_network(p1_path), os.path.join(run_dir, 'adapter-000000.pt'))
+    snap = load_network(os.path.join(run_dir, 'network-snapshot-000000.004.pkl'))
+    adapted = apply_adapter(load_network(p1_path), os.path.join(run_dir, 'adapter-000000.004.pt'))
     with torch.no_grad():
         a = snap['G_ema'](z, torch.zeros([2, 0]), noise_mode='const')
         b = adapted['G_ema'](z, torch.zeros([2, 0]), noise_mode='const')

@@ -155,7 +155,7 @@ def test_kill9_then_resume(p1_path, target_dir, tmp_path, kill_point):
     """A real kill -9 at several moments leaves nothing corrupt; --resume-run finishes with the right kimg."""
     parent = str(tmp_path / 'runs')
     preds = {
-        'during_first_snapshot': lambda d: os.path.exists(os.path.join(d, 'fakes000000.png')),
+        'during_first_snapshot': lambda d: os.path.exists(os.path.join(d, 'fakes000000.004.png')),
         'after_first_checkpoint': lambda d: os.path.exists(os.path.join(d, 'checkpoint.pt')),
         'mid_second_tick': lambda d: os.path.exists(os.path.join(d, 'checkpoint.pt'))
         and time.sleep(1.0) is None,
@@ -215,7 +215,7 @@ def test_disk_full_during_snapshot_keeps_previous(p1_path, target_dir, tmp_path,
     ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
     assert ck['cur_nimg'] == 4
     from fsgan import load_network
-    load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    load_network(str(run_dir / 'network-snapshot-000000.004.pkl'))
 
 
 def test_finite_check_names_first_phase_gradient_and_weight():

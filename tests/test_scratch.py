@@ -25,7 +25,7 @@ def test_train_from_scratch(tmp_path, cfg, one_thread):
     opts = json.loads((run_dir / 'training_options.json').read_text())
     assert opts['source'] is None and opts['method'] == 'tgan' and opts['cfg'] == cfg
     spec = train.SCRATCH_CFGS[cfg]
-    net = load_network(str(run_dir / 'network-snapshot-000000.pkl'))
+    net = load_network(str(run_dir / 'network-snapshot-000000.016.pkl'))
     G, D = net['G_ema'], net['D']
     assert (G.img_channels, G.img_resolution, G.z_dim) == (1, 32, spec['z_dim'])
     assert G.init_kwargs['synthesis_kwargs']['use_noise'] == spec['use_noise']
@@ -56,7 +56,7 @@ def test_source_with_only_G_ema_and_D_adapts(tmp_path, one_thread):
                                                    str(tmp_path / 'a')], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     (run_dir,) = os.listdir(tmp_path / 'a')
-    assert 'network-snapshot-000000.pkl' in os.listdir(tmp_path / 'a' / run_dir)
+    assert 'network-snapshot-000000.008.pkl' in os.listdir(tmp_path / 'a' / run_dir)
     res = CliRunner().invoke(train.main, common + ['--resume', str(tmp_path / 'no_D.pkl'), '--outdir',
                                                    str(tmp_path / 'b')])
     assert res.exit_code != 0 and 'no_D.pkl: needs a generator (G or G_ema) and D to adapt' in res.output

@@ -31,7 +31,7 @@ def test_each_method_leaves_all_artefacts(p1_path, target_dir, tmp_path, method)
     (run_dir,) = [out / d for d in os.listdir(out)]
     files = set(os.listdir(run_dir))
     for name in ('training_options.json', 'target_shots.json', 'stats.jsonl', 'checkpoint.pt',
-                 'fakes000000.png', 'network-snapshot-000000.pkl', 'adapter-000000.pt'):
+                 'fakes000000.008.png', 'network-snapshot-000000.008.pkl', 'adapter-000000.008.pt'):
         assert name in files, f'{method}: {name} missing from {sorted(files)}'
     assert not any(f.endswith('.tmp') for f in files)
     opts = json.loads((run_dir / 'training_options.json').read_text())
@@ -43,8 +43,8 @@ def test_each_method_leaves_all_artefacts(p1_path, target_dir, tmp_path, method)
     assert [t['kimg'] for t in ticks] == [0.004, 0.008]
 
     # The baked snapshot and source + adapter give the same G_ema.
-    snap = load_network(str(run_dir / 'network-snapshot-000000.pkl'))
-    adapted = apply_adapter(load_network(p1_path), str(run_dir / 'adapter-000000.pt'))
+    snap = load_network(str(run_dir / 'network-snapshot-000000.008.pkl'))
+    adapted = apply_adapter(load_network(p1_path), str(run_dir / 'adapter-000000.008.pt'))
     z = torch.randn([2, snap['G_ema'].z_dim], generator=torch.Generator().manual_seed(0))
     c = torch.zeros([2, 0])
     with torch.no_grad():
@@ -151,7 +151,7 @@ def test_progress_bar_when_kimg_is_not_a_multiple_of_batch(tmp_path, p1_path, ta
     c = setup_training_config(target_dir, outdir=str(tmp_path), resume=p1_path, method='fsgan', shots=10,
                               kimg=0.04, batch=16, snap=0, kimg_per_tick=0.04, device='cpu')
     run_dir = run_training(c, progress=True)
-    assert os.path.isfile(os.path.join(run_dir, 'network-snapshot-000000.pkl'))
+    assert os.path.isfile(os.path.join(run_dir, 'network-snapshot-000000.048.pkl'))  # 3 batches of 16
 
 
 def test_dlr_sets_only_the_discriminator_rate(p1_path, target_dir):

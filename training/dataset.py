@@ -1,6 +1,7 @@
 """Target images for few-shot adaptation: read, select the shots, convert to the network's format.
 
 Conversion policy (applied to every image, each change logged):
+  * orientation: an EXIF orientation tag (phone photos) is applied first, as viewers show the image;
   * mode: 16-bit, CMYK, palette and alpha images become 8-bit RGB (alpha is dropped);
     then RGB -> 'L' (luma) for 1-channel networks, or grayscale -> RGB for 3-channel ones;
   * shape: centre-crop to a square (the shorter side), then Lanczos resize to R x R;
@@ -11,15 +12,18 @@ import hashlib
 import io
 import json
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from typing import List
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')
 META_FILES = ('dataset.json', 'meta.json')   # dataset metadata, not images
+EXIF_ORIENTATION = 0x0112                     # EXIF tag: 1 = upright, 2-8 = mirrored and/or rotated
 
 
 class DataError(Exception):
@@ -82,9 +86,16 @@ def _to_array(data, name, resolution, channels, notes):
     try:
         img = PIL.Image.open(io.BytesIO(data))
         img.load()
+    except PIL.UnidentifiedImageError:
+        raise DataError(f'{name}: cannot be read as an image (not a format PIL recognises)') from None
     except Exception as e:  # PIL raises many types for corrupt data
-        raise DataError(f'{name}: cannot be read as an image ({type(e).__name__}: {e})') from None
+        reason = re.sub(r'\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>', '', str(e))  # the file is named instead
+        raise DataError(f'{name}: cannot be read as an image ({type(e).__name__}: {reason})') from None
     changes = []
+    orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+    if orientation in range(2, 9):
+        img = PIL.ImageOps.exif_transpose(img)
+        changes.append(f'EXIF orientation {orientation} applied')
     if img.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I'):
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if arr.max() > 255 else 255.0
@@ -139,8 +150,8 @@ def load_target(path, resolution, channels, shots=None, seed=0):
         if shots < 1:
             raise DataError(f'--shots must be >= 1, got {shots}')
         if len(names) < shots:
-            raise DataError(f'--target-dir {path}: has {len(names)} images, fewer than --shots {shots}; '
-                            f'add images or lower --shots')
+            raise DataError(f'--target-dir {path}: has {len(names)} image{"s" if len(names) != 1 else ""}, '
+                            f'fewer than --shots {shots}; add images or lower --shots')
         order = np.random.RandomState(seed).permutation(len(names))[:shots]
         names = [names[i] for i in sorted(order)]
     arrays, hashes, bad = [], [], []

@@ -5,10 +5,11 @@ same for all of them. A run folder holds:
   training_options.json   the resolved options (seed, method, data, source sha256, ...)
   target_shots.json       the chosen target files, their sha256 and conversion notes
   stats.jsonl             one JSON record per tick (losses, kimg, timing)
-  fakes{kimg:06d}.png     fixed-seed sample grid at each snapshot
-  network-snapshot-{kimg:06d}.pkl   baked network pickle (stylegan2-ada-pytorch format)
-  adapter-{kimg:06d}.pt   trained tensors only (+ source sha256)
-  checkpoint.pt           everything a resume needs (written atomically, replaced at each snapshot)
+  fakes{tag}.png          fixed-seed sample grid at each snapshot; tag = kimg with three decimals,
+                          e.g. 000020.480 (fsgan.export.artefact_tag): unique, sorts in time order
+  network-snapshot-{tag}.pkl   baked network pickle (stylegan2-ada-pytorch format)
+  adapter-{tag}.pt        trained tensors only (+ source sha256)
+  checkpoint.pt           everything a resume needs (written atomically at the start and at each snapshot)
   events.out.tfevents.*   TensorBoard scalars (step = images seen)
 """
 import copy
@@ -16,6 +17,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 
 import numpy as np
@@ -334,8 +336,7 @@ def write_snapshot(state, opts, run_dir):
     if distributed.rank() != 0:
         save_checkpoint(state, opts, run_dir)  # takes part in gathering the RNG states
         return
-    kimg = state.cur_nimg // 1000
-    tag = f'{kimg:06d}'
+    tag = export.artefact_tag(state.cur_nimg)
     device = next(state.G_ema.parameters()).device
     render_grid(state, opts, device, os.path.join(run_dir, f'fakes{tag}.png'))
     export.save_snapshot(os.path.join(run_dir, f'network-snapshot-{tag}.pkl'), state.G, state.D, state.G_ema,
@@ -347,19 +348,63 @@ def write_snapshot(state, opts, run_dir):
     save_checkpoint(state, opts, run_dir)
 
 
-def load_checkpoint(state, run_dir):
-    """Restore networks, optimisers, counters and RNG from run_dir/checkpoint.pt."""
+CHECKPOINT_KEYS = ('G', 'D', 'G_ema', 'opt_G', 'opt_D', 'pl_mean', 'cur_nimg', 'cur_tick', 'batch_idx', 'rng')
+
+
+def damaged_checkpoint(run_dir, reason, opts=None):
+    """TrainingError for an unreadable checkpoint.pt: names the last snapshot and a command that continues from it
+    in a new run (with the run's target, shots, method and remaining kimg when `opts` are given)."""
+    import shlex
     path = os.path.join(run_dir, 'checkpoint.pt')
-    try:
-        ck = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
+    snapshot = export.latest_artefact(run_dir, 'network-snapshot-', '.pkl')
+    if snapshot is None:
+        return TrainingError(f'{path} is damaged ({reason}) and the run has no snapshot yet; start a new run')
+    kimg = export.artefact_kimg(snapshot)
+    words = ['python', 'scripts/train.py', '--resume', snapshot]
+    if opts is not None:
+        words += ['--target-dir', str(opts.target_dir), '--method', str(opts.method)]
+        words += ['--shots', str(opts.shots)] if opts.get('shots') is not None else []
+        words += ['--kimg', f'{opts.kimg - kimg:g}'] if opts.kimg > kimg else []
+        words += ['--outdir', os.path.dirname(os.path.abspath(run_dir))]
+    return TrainingError(f'{path} is damaged ({reason}); the last snapshot is {snapshot} (kimg {kimg:g}); continue '
+                         f'from it in a new run (its optimiser state is lost) with: {shlex.join(words)}')
+
+
+def read_checkpoint(run_dir, opts=None, mmap=False):
+    """run_dir/checkpoint.pt as save_checkpoint wrote it; TrainingError when it is missing or damaged (see
+    damaged_checkpoint). mmap: map tensors instead of reading them (for a quick look at the counters)."""
+    import zipfile
+    path = os.path.join(run_dir, 'checkpoint.pt')
+    if not os.path.isfile(path):
         raise TrainingError(f'--resume-run {run_dir}: no checkpoint.pt yet (the run stopped before its first '
-                            f'snapshot); start a new run instead') from None
-    for key in ('G', 'D', 'G_ema'):
-        state[key].load_state_dict(ck[key], strict=True)
-    for key in ('opt_G', 'opt_D'):
-        if state[key] is not None:
-            state[key].load_state_dict(ck[key])
+                            f'checkpoint); start a new run instead')
+    if not zipfile.is_zipfile(path):
+        raise damaged_checkpoint(run_dir, 'not a complete torch.save archive', opts)
+    try:
+        ck = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+        missing = [k for k in CHECKPOINT_KEYS if k not in ck] if isinstance(ck, dict) else ['entries']
+        if missing:
+            raise ValueError(f'it has no {", ".join(missing)}')
+    except Exception as e:  # torch raises many types, with long messages, for a damaged file
+        reason = re.split(r'(?<=[.;:])\s|\n', str(e).strip())[0][:100] or type(e).__name__
+        if 'weights' in reason.lower():  # torch's advice to unpickle arbitrary objects does not apply
+            reason = 'it holds more than tensors and plain data'
+        raise damaged_checkpoint(run_dir, reason, opts) from None
+    return ck
+
+
+def load_checkpoint(state, run_dir, opts=None):
+    """Restore networks, optimisers, counters and RNG from run_dir/checkpoint.pt (TrainingError if it cannot)."""
+    ck = read_checkpoint(run_dir, opts)
+    try:
+        for key in ('G', 'D', 'G_ema'):
+            state[key].load_state_dict(ck[key], strict=True)
+        for key in ('opt_G', 'opt_D'):
+            if state[key] is not None:
+                state[key].load_state_dict(ck[key])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise TrainingError(f'{os.path.join(run_dir, "checkpoint.pt")} does not fit the networks of '
+                            f'training_options.json ({str(e).strip().splitlines()[0]}); restore either file') from None
     state.loss.pl_mean = ck['pl_mean']
     for term, term_state in zip(state.loss.terms, ck.get('loss_terms', [{}] * len(state.loss.terms))):
         term.load_state_dict(term_state)
@@ -397,9 +442,11 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
     np.random.seed(rank_seed % (2 ** 32))
     random.seed(rank_seed)
     if resume:
-        load_checkpoint(state, run_dir)
+        load_checkpoint(state, run_dir, opts)
         if distributed.rank() == 0:
             drop_stats_after(os.path.join(run_dir, 'stats.jsonl'), state.cur_nimg)
+    else:
+        save_checkpoint(state, opts, run_dir)  # at once: a run stopped before its first snapshot can be resumed
     images = torch.as_tensor(images)
     prepare_loss_terms(state, opts, images, device)
     if labels is not None:
@@ -414,7 +461,7 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=total_nimg, initial=state.cur_nimg, unit='kimg', unit_scale=0.001,
-                   bar_format='{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}]{postfix}')
+                   bar_format='{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}]{postfix}')
     tick_start_nimg = state.cur_nimg
     tick_start_time = time.time()
     rollbacks = 0

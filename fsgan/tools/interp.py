@@ -4,7 +4,9 @@ Key latents follow scripts/generate.py: z of seed s is numpy RandomState(s).rand
 so the frame at a key equals generate.py's image of that seed (up to float rounding of batched
 evaluation). In 'z' space the path is a slerp between the keys' z (each frame then goes through the
 mapping with truncation); in 'w' space the keys are mapped first and the path is a lerp between
-their ws [num_ws, w_dim].
+their ws [num_ws, w_dim]. A conditional network draws each key in its class as generate.py does
+(seed % c_dim unless one class is given); in 'z' space the one-hot conditioning blends linearly
+between the keys' classes.
 
 A loop over seeds [s0, ..., s(S-1)] with F frames per transition has S * F frames; frame i * F + k
 lies k / F of the way from seed i to seed (i + 1) mod S, so frame 0 is seed s0 and the frame after
@@ -36,9 +38,11 @@ def slerp(a, b, t):
     return out.to(a.dtype)
 
 
-def label(G, class_idx=None, device='cpu'):
-    """Conditioning vector c [1, c_dim]: one-hot class_idx (None = 0) for conditional networks, else empty."""
-    return misc.one_hot([class_idx or 0], G.c_dim, device)
+def key_labels(G, seeds, class_idx=None, device='cpu'):
+    """Conditioning of the keys, c [S, c_dim]: class `class_idx` for every seed, or class seed % c_dim as
+    scripts/generate.py draws it when None; [S, 0] for an unconditional network."""
+    classes = [s % max(G.c_dim, 1) for s in seeds] if class_idx is None else [class_idx] * len(seeds)
+    return misc.one_hot(classes, G.c_dim, device)
 
 
 def _device(G):
@@ -47,13 +51,14 @@ def _device(G):
 
 @torch.no_grad()
 def key_latents(G, seeds, space='z', trunc=0.8, c=None):
-    """Keys of the seeds: z [S, z_dim] for space 'z', ws [S, num_ws, w_dim] for space 'w' (mapped one by one)."""
+    """Keys of the seeds: z [S, z_dim] for space 'z', ws [S, num_ws, w_dim] for space 'w' (mapped one by one,
+    seed i with c[i]; c [S, c_dim] defaults to key_labels)."""
     device = _device(G)
     z = seed_z(seeds, G.z_dim).to(device)
     if space == 'z':
         return z
-    c = label(G, device=device) if c is None else c
-    return torch.cat([G.mapping(z[i:i + 1], c, truncation_psi=trunc) for i in range(len(seeds))])
+    c = key_labels(G, seeds, device=device) if c is None else c
+    return torch.cat([G.mapping(z[i:i + 1], c[i:i + 1], truncation_psi=trunc) for i in range(len(seeds))])
 
 
 def blend(a, b, t, space='z'):
@@ -63,28 +68,46 @@ def blend(a, b, t, space='z'):
     return a[None].lerp(b[None], t.to(a.dtype).reshape(-1, 1, 1))
 
 
+def blend_labels(c, i, j, t):
+    """Conditioning from key i to key j: lerp of c[i] and c[j] [c_dim] at t [F] -> [F, c_dim]."""
+    return c[i:i + 1].lerp(c[j:j + 1], t.to(c.dtype)[:, None])
+
+
 @torch.no_grad()
 def to_ws(G, latents, space='z', trunc=0.8, c=None, batch=16):
-    """Path points -> ws [F, num_ws, w_dim]: z points go through the mapping (with truncation), ws pass through."""
+    """Path points -> ws [F, num_ws, w_dim]: z points go through the mapping (with truncation) with c [F, c_dim]
+    (one row per point; None = class 0), ws pass through."""
     if space == 'w':
         return latents
-    c = label(G, device=latents.device) if c is None else c
-    return torch.cat([G.mapping(zb, c.expand(len(zb), -1), truncation_psi=trunc) for zb in latents.split(batch)])
+    if c is None:
+        c = misc.one_hot([0] * len(latents), G.c_dim, latents.device)
+    return torch.cat([G.mapping(zb, cb, truncation_psi=trunc) for zb, cb in zip(latents.split(batch), c.split(batch))])
 
 
-def loop_ws(G, seeds, frames_per_transition, space='z', trunc=0.8, c=None, batch=16):
-    """Closed loop through the seeds: ws [S * F, num_ws, w_dim] (see the module docstring)."""
+def _path_ws(G, seeds, t, closed, space, trunc, class_idx, batch):
+    """ws along consecutive seed pairs (and back to the first when `closed`), t [F] per pair."""
+    c = key_labels(G, seeds, class_idx, _device(G))
     keys = key_latents(G, seeds, space, trunc, c)
-    t = torch.arange(frames_per_transition, dtype=torch.float64, device=keys.device) / frames_per_transition
-    path = torch.cat([blend(keys[i], keys[(i + 1) % len(seeds)], t, space) for i in range(len(seeds))])
-    return to_ws(G, path, space, trunc, c, batch)
+    pairs = [(i, (i + 1) % len(seeds)) for i in range(len(seeds) if closed else len(seeds) - 1)]
+    path = torch.cat([blend(keys[i], keys[j], t, space) for i, j in pairs])
+    labels = torch.cat([blend_labels(c, i, j, t) for i, j in pairs])
+    return to_ws(G, path, space, trunc, labels, batch)
 
 
-def strip_ws(G, seed_a, seed_b, steps, space='z', trunc=0.8, c=None):
+def loop_ws(G, seeds, frames_per_transition, space='z', trunc=0.8, class_idx=None, batch=16):
+    """Closed loop through the seeds: ws [S * F, num_ws, w_dim] (see the module docstring).
+
+    Each seed keeps its class (class_idx, or seed % c_dim when None); in 'z' space the conditioning
+    blends linearly from one key's class to the next.
+    """
+    t = torch.arange(frames_per_transition, dtype=torch.float64, device=_device(G)) / frames_per_transition
+    return _path_ws(G, seeds, t, True, space, trunc, class_idx, batch)
+
+
+def strip_ws(G, seed_a, seed_b, steps, space='z', trunc=0.8, class_idx=None):
     """Open path from seed_a to seed_b, both ends included: ws [steps, num_ws, w_dim]."""
-    keys = key_latents(G, [seed_a, seed_b], space, trunc, c)
-    t = torch.linspace(0, 1, steps, dtype=torch.float64, device=keys.device)
-    return to_ws(G, blend(keys[0], keys[1], t, space), space, trunc, c)
+    t = torch.linspace(0, 1, steps, dtype=torch.float64, device=_device(G))
+    return _path_ws(G, [seed_a, seed_b], t, False, space, trunc, class_idx, 16)
 
 
 @torch.no_grad()
@@ -170,12 +193,12 @@ def write_video(frames, path, fps=30, total=None, gif_path=None, progress=False)
 
 
 def interpolation_video(G, seed_loops, path, frames_per_transition=60, space='z', trunc=0.8, rows=1, cols=1,
-                        fps=30, factor=1, gif_path=None, c=None, noise_mode='const', batch=8, progress=False):
+                        fps=30, factor=1, gif_path=None, class_idx=None, noise_mode='const', batch=8, progress=False):
     """Looping interpolation video; one loop per grid cell (seed_loops: list of seed lists of equal length).
 
     Returns (number of frames = len(seed_loops[0]) * frames_per_transition, (height, width) of a frame).
     """
-    cell_ws = [loop_ws(G, seeds, frames_per_transition, space, trunc, c, batch) for seeds in seed_loops]
+    cell_ws = [loop_ws(G, seeds, frames_per_transition, space, trunc, class_idx, batch) for seeds in seed_loops]
     total = len(cell_ws[0])
     frames = grid_frames(G, cell_ws, rows, cols, factor, noise_mode, batch)
     count = write_video(frames, path, fps=fps, total=total, gif_path=gif_path, progress=progress)

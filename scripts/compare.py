@@ -240,7 +240,7 @@ def train_method(cfg, name, progress=True):
     parent = os.path.join(cfg.outdir, 'runs', name)
     partial = checkpointed_run(parent)
     if partial is not None:
-        from training.run_options import load_run_options
+        from fsgan.run_options import load_run_options
         c = load_run_options(partial)  # checked: a hand-edited file fails in one line
         print(f'[{name}] continuing {partial}')
         return run_training(c, resume_run=partial, progress=progress)

@@ -505,7 +505,7 @@ def continue_run(run_dir, kimg=None, dry_run=False, progress=True):
     Returns run_dir, or None when nothing ran: a dry run (prints the plan) or a finished run (says so).
     """
     from dnnlib.lock import folder_lock
-    from training.run_options import load_run_options
+    from fsgan.run_options import load_run_options
     from training.training_loop import read_checkpoint
     c = load_run_options(run_dir)
     c.kimg = float(c.kimg if kimg is None else kimg)

@@ -8,7 +8,9 @@ import math
 import os
 
 from dnnlib import EasyDict
+from fsgan.losses import resolve_losses
 from fsgan.methods import METHODS
+from fsgan.protocol import PROTOCOLS, STARTS
 from fsgan.network_urls import NETWORK_URLS
 
 
@@ -63,7 +65,20 @@ OPTIONAL_RUN_OPTIONS = {
     'mode_seeking': ('a number >= 0', lambda v: _number(v, 0)),
     'class_loss': ('a number >= 0', lambda v: _number(v, 0)),
     'nan_policy': ('"stop" or "rollback"', lambda v: v in ('stop', 'rollback')),
+    'protocol': (f'one of {", ".join(PROTOCOLS)}, or null', lambda v: v in PROTOCOLS),
+    'start': (f'one of {", ".join(STARTS)}, or null', lambda v: v in STARTS),
+    'track_w_avg': ('true, false or null', lambda v: isinstance(v, bool)),
+    'allow_tf32': ('true or false', lambda v: isinstance(v, bool)),
+    'losses': ('an object {term: {weight, options}} of registered loss terms', lambda v: _loss_terms(v)),
 }
+
+
+def _loss_terms(value):
+    """value is a {term: {weight, **options}} object that fsgan.losses.resolve_losses accepts."""
+    try:
+        return isinstance(value, dict) and resolve_losses(value) is not None
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 def load_run_options(run_dir):

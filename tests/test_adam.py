@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from fsgan import load_network
 from fsgan.export import apply_adapter, baked_copy, load_adapter, save_adapter
 from fsgan.methods import adam, adapt
+from fsgan.methods.freezed import paper_depth
 from fsgan.methods.reparam import KernelModulation, baked_state_dict
 from scripts import train as train_cli
 from training.networks import Discriminator, Generator
@@ -67,18 +68,19 @@ def test_adapted_networks_equal_the_source_at_step_0(source):
 
 
 def test_a_step_changes_only_the_methods_tensors(source):
+    """With a mask: every returned tensor changes, nothing else (the source rows W0 stay frozen)."""
     G, D = copy.deepcopy(source['G_ema']).train(), copy.deepcopy(source['D']).train()
     mask = _random_mask(G, D)
     params = adapt(G, D, method='adam', mask=mask)
     ids = {id(p) for p in params}
-    before = {n: t.detach().clone() for net in (G, D) for n, t in list(net.named_parameters()) + list(net.named_buffers())}
+    tensors = {n: t for net in (G, D) for n, t in list(net.named_parameters()) + list(net.named_buffers())}
+    before = {n: t.detach().clone() for n, t in tensors.items()}
     opt = torch.optim.Adam(params, lr=0.01)
     img = G.synthesis(G.mapping(torch.randn([4, G.z_dim]), torch.zeros([4, 0]), skip_w_avg_update=True))
     (D(img, torch.zeros([4, 0])).square().mean() + img.square().mean()).backward()
     opt.step()
-    for net in (G, D):
-        for n, t in list(net.named_parameters()) + list(net.named_buffers()):
-            assert (not torch.equal(t, before[n])) == (id(t) in ids), n
+    for n, t in tensors.items():
+        assert (not torch.equal(t, before[n])) == (id(t) in ids), n
     # The trainable tensors are u, v and the fine-tuned rows of the layers, biases, noise strengths, D's epilogue.
     kinds = {n.split('.')[-1] for net in (G, D) for n, p in net.named_parameters() if id(p) in ids}
     assert kinds == {'u', 'v', 'rows', 'bias', 'noise_strength', 'weight'}
@@ -129,11 +131,13 @@ def test_importance_is_the_fisher_score_above_the_groups_quantile(source):
     fisher = {id(p): torch.rand(p.shape, generator=gen) for net in (G, D) for p in net.parameters()}
     g_bits, d_bits = adam.decode_mask(adam.importance_mask(G, D, fisher, 75.0),
                                       adam.mask_length(adam._g_units(G)), adam.mask_length(adam._d_units(D)))
-    for units, bits, groups in ((adam._g_units(G), g_bits, ('G conv', 'G affine')), (adam._d_units(D), d_bits, ('D conv',))):
+    for units, bits, groups in ((adam._g_units(G), g_bits, ('G conv', 'G affine')),
+                                (adam._d_units(D), d_bits, ('D conv',))):
         scored = adam.filter_scores(units, fisher)
         for group in groups:
             scores = torch.cat([s for g, s in scored if g == group]).double()
-            picked = torch.cat([b for (g, _s), b in zip(scored, bits.split([len(s) for _g, s in scored])) if g == group])
+            per_unit = bits.split([len(s) for _g, s in scored])
+            picked = torch.cat([b for (g, _s), b in zip(scored, per_unit) if g == group])
             assert torch.equal(picked, scores > float(np.percentile(scores.numpy(), 75)))
             assert 0.2 < picked.double().mean() < 0.3
     conv, affine = G.synthesis.b8.conv0, G.synthesis.b8.conv0.affine   # the first masked layer and its affine
@@ -180,9 +184,9 @@ def test_probe_runs_once_and_the_mask_resumes(p1_path, target_dir, tmp_path, mon
 
 
 def test_config_f_1024_counts():
-    """Trainable counts on a config-f 1024 G+D (README): ewc trains everything; adam before probing (every kernel
-    modulated) and after a probe at quantile 50, at its fewest and most (important filters chosen among the
-    largest or the smallest rows of each group)."""
+    """Trainable counts on a config-f 1024 G+D (README's method table): ewc trains everything; adam before probing
+    (every kernel modulated) and after a probe at quantile 50, at its fewest and most (important filters chosen
+    among the largest or the smallest rows of each group); freezed at the paper protocol's depth."""
     torch.manual_seed(0)
     G0, D0 = Generator(512, 0, 512, 1024, 3), Discriminator(0, 1024, 3)
 
@@ -193,9 +197,10 @@ def test_config_f_1024_counts():
             sum(p.numel() for p in D.parameters() if p.requires_grad), sum(p.numel() for p in params)
 
     assert count('ewc') == (30370060, 29012513, 59382573)
+    assert count('freezed', freezed=paper_depth(D0))[2] == 46893325   # the README table's freezed row
     assert count('adam') == (ADAM_PROBE[0], ADAM_PROBE[1], sum(ADAM_PROBE))
-    fewest, most = [adam.encode_mask(*[_half_by_row_size(units, big) for units in (adam._g_units(G0), adam._d_units(D0))])
-                    for big in (True, False)]
+    units = (adam._g_units(G0), adam._d_units(D0))
+    fewest, most = [adam.encode_mask(*[_half_by_row_size(u, big) for u in units]) for big in (True, False)]
     assert sum(count('adam', mask=fewest)[:2]) == ADAM_Q50[0]
     assert sum(count('adam', mask=most)[:2]) == ADAM_Q50[1]
 

@@ -220,3 +220,16 @@ def _half_by_row_size(units, largest):
         order = torch.argsort(sizes[idx], descending=largest, stable=True)
         out[idx[order[:len(idx) // 2]]] = True
     return out
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--method-opt', 'quantile=most'], '--method-opt quantile=most: expected a float'),
+    (['--method-opt', 'quantile=100'], 'quantile must be in [0, 100)'),
+    (['--method-opt', 'probe_samples=0'], 'probe_samples >= 1'),
+    (['--method-opt', 'mask=12:ff/3:00'], 'probed on another network'),
+])
+def test_bad_options_one_line_error(p1_path, target_dir, tmp_path, extra, message):
+    res = CliRunner().invoke(train_cli.main, ['--resume', p1_path, '--target-dir', target_dir, '--method', 'adam',
+                                              '--kimg', '0.004', '--batch', '4', '--no-progress',
+                                              '--outdir', str(tmp_path)] + extra)
+    assert res.exit_code != 0 and message in res.output and 'Traceback' not in res.output

@@ -98,7 +98,10 @@ def parse_method_options(pairs, method):
             except ValueError:
                 raise SetupError(f'--method-opt {key}={value}: expected an integer') from None
         else:
-            out[key] = type(default)(value)
+            try:
+                out[key] = type(default)(value)
+            except ValueError:
+                raise SetupError(f'--method-opt {key}={value}: expected a {type(default).__name__}') from None
     return out
 
 

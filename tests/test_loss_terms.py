@@ -1,4 +1,5 @@
 """Registered loss terms (fsgan.losses): the same checks for every term, options, and old run folders."""
+import copy
 import json
 import os
 
@@ -7,29 +8,51 @@ import torch
 from click.testing import CliRunner
 
 from dnnlib import EasyDict
+from fsgan import load_network
 from fsgan.losses import LOSS_TERMS, LossTerm, build_loss_terms, resolve_losses
 from scripts import train as train_cli
 from training.loss import StyleGAN2Loss
 from training.training_loop import loss_config, setup_run, training_step
 
 
-def _ctx(n=4, c_dim=3):
-    """A batch as the loss hands it to the terms: differentiable fakes, reals, latents, cross-entropies."""
+def _ctx(n=4, c_dim=3, G=None):
+    """A batch as the loss hands it to the terms: differentiable fakes, reals, latents, cross-entropies, G."""
     gen = torch.Generator().manual_seed(0)
     gen_img = torch.randn([n, 3, 8, 8], generator=gen).requires_grad_(True)
     return EasyDict(gen_img=gen_img, gen_z=torch.randn([n, 5], generator=gen), real_img=torch.randn([n, 3, 8, 8]),
                     gen_c=torch.eye(c_dim)[torch.arange(n) % c_dim], real_c=torch.eye(c_dim)[torch.arange(n) % c_dim],
-                    gen_ce=(gen_img.flatten(1).mean(1) ** 2 + 1), real_ce=torch.rand([n], generator=gen) + 0.5)
+                    gen_ce=(gen_img.flatten(1).mean(1) ** 2 + 1), real_ce=torch.rand([n], generator=gen) + 0.5, G=G)
+
+
+QUICK_OPTIONS = {'ewc': dict(samples=2)}  # keep prepare() quick; the checks below do not depend on these
+
+
+def _term_and_G(name, p1_path):
+    """Term `name` at weight 2.5, prepared (if it keeps state) on a copy of p1 as the loop prepares it, and that G
+    with its tensors then moved a little, as training moves them."""
+    (term,) = build_loss_terms({name: dict(weight=2.5, **QUICK_OPTIONS.get(name, {}))})
+    net = load_network(p1_path)
+    G, D = copy.deepcopy(net['G']).train().requires_grad_(True), copy.deepcopy(net['D']).train()
+    if term.needs_prepare():
+        images = torch.randint(0, 256, [4, 3, 32, 32], dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        term.prepare(EasyDict(G=G, D=D, G_ema=copy.deepcopy(G).eval(), source=net, images=images,
+                              device=torch.device('cpu'), opts=EasyDict(seed=0)))
+        assert not term.needs_prepare()
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    return term, G
 
 
 @pytest.mark.parametrize('name', sorted(LOSS_TERMS))
-def test_every_term_adds_weight_times_its_mean(name):
-    """For each phase a term joins: loss + weight * mean(value), recorded as G<stat>/D<stat>, differentiable."""
-    (term,) = build_loss_terms({name: 2.5})
+def test_every_term_adds_weight_times_its_mean(name, p1_path):
+    """For each phase a term joins: loss + weight * mean(value), recorded as G<stat>/D<stat>, differentiable (in
+    the images or in G's tensors)."""
+    term, G = _term_and_G(name, p1_path)
     assert term.phases and term.phases <= {'G', 'D'} and term.stat
     loss = StyleGAN2Loss(None, None, terms=[term])
     for net in sorted(term.phases):
-        ctx = _ctx()
+        ctx = _ctx(G=G)
         value = term.G_value(ctx) if net == 'G' else term.D_value(ctx)
         assert value is not None and torch.isfinite(value).all()
         losses = {}
@@ -38,7 +61,8 @@ def test_every_term_adds_weight_times_its_mean(name):
         assert torch.equal(losses[net + term.stat], value.mean())
         if net == 'G':
             total.backward()
-            assert ctx.gen_img.grad is not None and ctx.gen_img.grad.abs().sum() > 0
+            grads = [ctx.gen_img.grad] + [p.grad for p in G.parameters()]
+            assert any(g is not None and g.abs().sum() > 0 for g in grads)
     assert term.state_dict() == {} or isinstance(term.state_dict(), dict)
     term.load_state_dict(term.state_dict())
 
@@ -62,7 +86,7 @@ def test_terms_sum_in_registry_order():
     """A fixed summation order, whatever order the options came in (runs are bit-reproducible)."""
     a = [t.stat for t in build_loss_terms({'mode_seeking': 1, 'class': 1})]
     b = [t.stat for t in build_loss_terms({'class': 1, 'mode_seeking': 1})]
-    assert a == b == [LOSS_TERMS[n].build(1).stat for n in LOSS_TERMS]
+    assert a == b == [LOSS_TERMS[n].build(1).stat for n in LOSS_TERMS if n in ('mode_seeking', 'class')]
 
 
 def test_cli_records_terms_and_rejects_bad_ones(p1_path, target_dir, tmp_path):

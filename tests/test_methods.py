@@ -12,7 +12,7 @@ from fsgan.methods import METHODS, adapt
 from fsgan.methods.reparam import SingularValueScale, thin_svd
 from training.networks import Discriminator, Generator
 
-METHOD_NAMES = ['fsgan', 'tgan', 'freezed', 'ssgan']
+METHOD_NAMES = ['fsgan', 'tgan', 'freezed', 'ssgan', 'ewc', 'adam']
 
 
 def _outputs(G, D, seed=0):

@@ -111,7 +111,7 @@ class StyleGAN2Loss:
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/G/loss', loss_Gmain)
             losses['G'] = loss = loss_Gmain.mean()
-            ctx = EasyDict(gen_img=gen_img, gen_z=gen_z, gen_c=gen_c, real_img=real_img, gen_ce=gen_ce)
+            ctx = EasyDict(gen_img=gen_img, gen_z=gen_z, gen_c=gen_c, real_img=real_img, gen_ce=gen_ce, G=self.G)
             loss = self.add_terms('G', ctx, loss, losses)
             loss.mul(gain).backward()
 

@@ -95,20 +95,65 @@ def setup_run(opts, device):
     trainable = adapt(G, D, method=opts.method, **opts.method_options)
     adapt(G_ema, None, method=opts.method, **opts.method_options)
     G_ema.requires_grad_(False)
+    state = training_state(opts, device, G, D, G_ema, trainable, track_w_avg(opts, spec),
+                           build_loss_terms(loss_config(opts)))
+    state.update(G_init_kwargs=G_init_kwargs, D_init_kwargs=D_init_kwargs, source=source,
+                 source_sha256=source['sha256'] if source else None)
+    return state
+
+
+def training_state(opts, device, G, D, G_ema, trainable, update_w_avg, terms=()):
+    """Augmentation, loss, optimisers and counters that train `trainable` (tensors of G and D) with the run's
+    settings. Returns an EasyDict state for training_step."""
     D_params = {id(p) for p in D.parameters()}
     G_train = [p for p in trainable if id(p) not in D_params]
     D_train = [p for p in trainable if id(p) in D_params]
     augment = build_augment(**opts.get('augment_kwargs', dict(name='none'))).to(device)
-    state = EasyDict(augment=augment, G=G, D=D, G_ema=G_ema, G_init_kwargs=G_init_kwargs, D_init_kwargs=D_init_kwargs,
-                     source=source, source_sha256=source['sha256'] if source else None,
-                     loss=StyleGAN2Loss(G, D, style_mixing_prob=opts.style_mixing, r1_gamma=opts.gamma,
-                                        pl_weight=opts.pl_weight, update_w_avg=track_w_avg(opts, spec),
-                                        terms=build_loss_terms(loss_config(opts)), augment=augment),
-                     opt_G=make_optimizer(G_train, opts.lr, opts.G_reg_interval) if G_train else None,
-                     opt_D=make_optimizer(D_train, opts.get('dlr', opts.lr), opts.D_reg_interval) if D_train else None,
-                     num_trainable=dict(G=sum(p.numel() for p in G_train), D=sum(p.numel() for p in D_train)),
-                     cur_nimg=0, cur_tick=0, batch_idx=0, lr_scale=1.0)
-    return state
+    return EasyDict(augment=augment, G=G, D=D, G_ema=G_ema,
+                    loss=StyleGAN2Loss(G, D, style_mixing_prob=opts.style_mixing, r1_gamma=opts.gamma,
+                                       pl_weight=opts.pl_weight, update_w_avg=update_w_avg, terms=terms,
+                                       augment=augment),
+                    opt_G=make_optimizer(G_train, opts.lr, opts.G_reg_interval) if G_train else None,
+                    opt_D=make_optimizer(D_train, opts.get('dlr', opts.lr), opts.D_reg_interval) if D_train else None,
+                    num_trainable=dict(G=sum(p.numel() for p in G_train), D=sum(p.numel() for p in D_train)),
+                    cur_nimg=0, cur_tick=0, batch_idx=0, lr_scale=1.0)
+
+
+def probe_method(opts, images, device, run_dir, labels=None):
+    """Fill in the method options its probe computes from the target before adaptation (MethodSpec.probe, e.g.
+    AdAM's importance mask), once: they join opts.method_options, hence training_options.json, every checkpoint
+    and adapter, and a resumed run, whose options hold them, is not probed again.
+
+    The probe gets run = EasyDict(images (uint8 [N, C, R, R]), device, opts, networks() -> a fresh (G, D) of the
+    source, fit(G, D, trainable, kimg): train them with the run's own step). It runs under its own seed (the
+    run's random state is left as it was); every process adapts with rank 0's result.
+    """
+    spec = get_method(opts.method)
+    if spec.probe is None:
+        return
+    run = EasyDict(images=images, device=device, opts=opts, networks=lambda: build_networks(opts, device)[:2],
+                   fit=lambda G, D, trainable, kimg: fit(opts, G, D, trainable, kimg, images, device, labels))
+    try:
+        with torch.random.fork_rng(devices=[device] if torch.device(device).type == 'cuda' else []):
+            torch.manual_seed(opts.seed)
+            found = spec.probe(run, **{**spec.options, **opts.method_options})
+    except TrainingError as e:
+        raise TrainingError(f'{opts.method} probe: {e}') from None
+    found = distributed.gather_objects(found)[0]
+    training_stats.collect()  # the probe's statistics are not the run's
+    if found:
+        opts.method_options = {**opts.method_options, **found}
+        if distributed.rank() == 0:
+            atomic_write_json(os.path.join(run_dir, 'training_options.json'), opts)
+
+
+def fit(opts, G, D, trainable, kimg, images, device, labels=None):
+    """Train `trainable` (tensors of G and D, changed in place) for `kimg` with the run's step, loss, batch and
+    optimiser settings, without extra loss terms (a method's probe)."""
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    state = training_state(opts, device, G, D, G_ema, trainable, update_w_avg=False)
+    while state.cur_nimg < kimg * 1000:
+        training_step(state, opts, images, device, labels)
 
 
 def track_w_avg(opts, spec):
@@ -434,6 +479,10 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed)
     random.seed(opts.seed)
+    images = torch.as_tensor(images)
+    if labels is not None:
+        labels = torch.as_tensor(labels, dtype=torch.int64)
+    probe_method(opts, images, device, run_dir, labels)
     state = setup_run(opts, device)
     for net in (state.G, state.D, state.G_ema):
         distributed.broadcast_module(net)
@@ -445,12 +494,9 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
         load_checkpoint(state, run_dir, opts)
         if distributed.rank() == 0:
             drop_stats_after(os.path.join(run_dir, 'stats.jsonl'), state.cur_nimg)
-    else:
-        save_checkpoint(state, opts, run_dir)  # at once: a run stopped before its first snapshot can be resumed
-    images = torch.as_tensor(images)
     prepare_loss_terms(state, opts, images, device)
-    if labels is not None:
-        labels = torch.as_tensor(labels, dtype=torch.int64)
+    if not resume:
+        save_checkpoint(state, opts, run_dir)  # at once: a run stopped before its first snapshot can be resumed
     is_main = distributed.rank() == 0
     progress = progress and is_main
     tb = ScalarWriter(run_dir) if is_main else None

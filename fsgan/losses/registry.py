@@ -24,7 +24,8 @@ class LossTerm:
         self.weight = float(weight)
 
     def G_value(self, ctx):
-        """ctx: gen_img [N, C, R, R], gen_z [N, z_dim], gen_c [N, c_dim], real_img, gen_ce [N] or None."""
+        """ctx: gen_img [N, C, R, R], gen_z [N, z_dim], gen_c [N, c_dim], real_img, gen_ce [N] or None, G (the
+        generator being trained)."""
         raise NotImplementedError
 
     def D_value(self, ctx):

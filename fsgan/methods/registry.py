@@ -1,6 +1,6 @@
 """Registry of adaptation methods."""
 from dataclasses import dataclass, field
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -16,6 +16,9 @@ class MethodSpec:
     options: Dict[str, object] = field(default_factory=dict)  # option name -> default
     losses: Dict[str, object] = field(default_factory=dict)   # loss terms the method brings (fsgan.losses):
                                                               # name -> weight or {weight, **options}
+    probe: Optional[Callable] = None   # probe(run, **options) -> {option: value}: options computed from the target
+                                       # before adaptation (e.g. AdAM's importance mask), {} when all are known;
+                                       # run: see training.training_loop.probe_method
 
 
 METHODS: Dict[str, MethodSpec] = {}

@@ -86,6 +86,40 @@ class ChannelShift(torch.nn.Module):
         return bias + self.beta
 
 
+class KernelModulation(torch.nn.Module):
+    """AdAM's kernel modulation of a weight W [out, in, k, k] or [out, in], with some filters fine-tuned instead.
+
+    Filters (rows along dim 0) marked important: W0 * (1 + v u^T) on the flattened [out, in*k*k] weight, W0 the
+    frozen source rows; u [in*k*k] is shared by the layer, v [n_important] has one entry per important filter.
+    Both start as N(0, 1) * 1e-7 draws from a generator seeded with `seed` (so G and G_ema start alike), which
+    leaves every product below float32's rounding of 1: at init the weight equals W0 exactly. The other filters
+    are trainable copies `rows` [n_other, in, k, k] of W0 (fine-tuned). Needs at least one important filter.
+    """
+
+    def __init__(self, weight, important, seed=0):
+        super().__init__()
+        important = torch.as_tensor(important, dtype=torch.bool).cpu()
+        assert important.shape == weight.shape[:1] and important.any(), 'KernelModulation: one flag per filter, one set'
+        gen = torch.Generator().manual_seed(int(seed))
+        device, dtype = weight.device, weight.dtype
+        self.register_buffer('important_idx', important.nonzero().flatten().to(device))
+        self.register_buffer('other_idx', (~important).nonzero().flatten().to(device))
+        self.u = torch.nn.Parameter((torch.randn([weight[0].numel()], generator=gen) * 1e-7).to(device, dtype))
+        self.v = torch.nn.Parameter((torch.randn([len(self.important_idx)], generator=gen) * 1e-7).to(device, dtype))
+        self.rows = torch.nn.Parameter(weight.detach()[self.other_idx].clone()) if len(self.other_idx) else None
+
+    def trainable(self):
+        return [self.u, self.v] + ([self.rows] if self.rows is not None else [])
+
+    def forward(self, original):
+        flat = original.reshape(original.shape[0], -1)                                  # [out, in*k*k]
+        v = torch.zeros(flat.shape[:1], dtype=flat.dtype, device=flat.device).index_copy(0, self.important_idx, self.v)
+        flat = flat * (1 + v[:, None] * self.u[None, :])
+        if self.rows is not None:
+            flat = flat.index_copy(0, self.other_idx, self.rows.reshape(len(self.other_idx), -1))
+        return flat.reshape(original.shape)
+
+
 def add(module, tensor_name, parametrization):
     """Register `parametrization` on module.<tensor_name> (a parameter or buffer); returns it."""
     parametrize.register_parametrization(module, tensor_name, parametrization, unsafe=True)

@@ -449,3 +449,25 @@ def test_cuda_matches_reference(dtype):
         bg = torch.randn([2], device=dev, dtype=dtype, requires_grad=True)
         assert torch.autograd.gradgradcheck(lambda x, b: bias_act.bias_act(x, b, act='swish'), (xg, bg))
         assert torch.autograd.gradgradcheck(lambda x: upfirdn2d.upsample2d(x, f), (xg,))
+
+
+def test_a_build_killed_midway_does_not_block_the_next(tmp_path):
+    """torch's build lock outlives a builder killed by SIGKILL; the next build must not wait for it."""
+    import signal
+    import subprocess
+    import sys
+    code = ('import os, sys, time; from torch_utils.ops.native import builder_lock\n'
+            'with builder_lock(sys.argv[1]):\n'
+            '    open(os.path.join(sys.argv[1], "lock"), "w").close(); print("building", flush=True); time.sleep(60)\n')
+    holder = subprocess.Popen([sys.executable, '-c', code, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == 'building'
+    import fcntl
+    with open(tmp_path / 'builder.lock', 'a') as f, pytest.raises(BlockingIOError):
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # one builder at a time
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert os.path.exists(tmp_path / 'lock')  # left behind, as a killed torch build leaves it
+    done = subprocess.run([sys.executable, '-c', 'import sys, os; from torch_utils.ops.native import builder_lock\n'
+                           'with builder_lock(sys.argv[1]): print(os.path.exists(os.path.join(sys.argv[1], "lock")))',
+                           str(tmp_path)], cwd=ROOT, timeout=60, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == 'False'

@@ -16,6 +16,7 @@ compose them so that backward and double backward work (upfirdn2d is linear, its
 the adjoint upfirdn2d; the bias_act gradient is itself a fused elementwise op).
 """
 import collections
+import contextlib
 import hashlib
 import os
 import sys
@@ -34,7 +35,6 @@ _LDFLAGS = ('-fopenmp',)
 _CUDA_CFLAGS = ('-O3', '-std=c++17')
 _OPS_NAMESPACE = {'cpu': 'fsgan_cpu', 'cuda': 'fsgan_cuda'}
 _DTYPES = {'cpu': (torch.float32, torch.float64), 'cuda': (torch.float16, torch.float32, torch.float64)}
-_STALE_LOCK_S = 600  # a build lock older than this was left by a killed build
 
 # bias_act kernel modes (native_params.h: BiasActMode).
 _FORWARD, _GRAD_X, _GRAD_Y, _GRAD2_X = 0, 1, 2, 3
@@ -82,9 +82,33 @@ def _compile(kind: str, build_dir: str):
     """Build (or reuse) and load one extension; returns its torch.ops namespace. Raises on failure."""
     from torch.utils import cpp_extension
     os.makedirs(build_dir, exist_ok=True)
-    lock = os.path.join(build_dir, 'lock')
-    if os.path.exists(lock) and time.time() - os.path.getmtime(lock) > _STALE_LOCK_S:
-        os.remove(lock)
+    with builder_lock(build_dir):
+        _load(cpp_extension, kind, build_dir)
+    return getattr(torch.ops, _OPS_NAMESPACE[kind])
+
+
+@contextlib.contextmanager
+def builder_lock(build_dir):
+    """Hold an OS lock on build_dir/builder.lock while building, one process at a time.
+
+    torch's own build lock (build_dir/lock, an empty file) outlives a builder killed mid-build, and every later
+    build waits for it forever. The kernel drops this lock when its holder dies, so a `lock` file found while
+    holding it was abandoned and is removed.
+    """
+    import fcntl
+    with open(os.path.join(build_dir, 'builder.lock'), 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            abandoned = os.path.join(build_dir, 'lock')
+            if os.path.exists(abandoned):
+                os.remove(abandoned)
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _load(cpp_extension, kind, build_dir):
+    """torch.utils.cpp_extension.load of one extension into build_dir (compiles what changed)."""
     cpp_extension.load(
         name=os.path.basename(build_dir),
         sources=[os.path.join(_CSRC, s) for s in _SOURCES[kind]],
@@ -96,7 +120,6 @@ def _compile(kind: str, build_dir: str):
         with_cuda=(kind == 'cuda'),
         is_python_module=False,
         verbose=False)
-    return getattr(torch.ops, _OPS_NAMESPACE[kind])
 
 
 def _ensure(kind: str) -> bool:

@@ -1,4 +1,5 @@
 """Registered loss terms (fsgan.losses): the same checks for every term, options, and old run folders."""
+import copy
 import json
 import os
 
@@ -7,39 +8,71 @@ import torch
 from click.testing import CliRunner
 
 from dnnlib import EasyDict
+from fsgan import load_network
 from fsgan.losses import LOSS_TERMS, LossTerm, build_loss_terms, resolve_losses
+from fsgan.methods import adapt
 from scripts import train as train_cli
 from training.loss import StyleGAN2Loss
 from training.training_loop import loss_config, setup_run, training_step
 
 
-def _ctx(n=4, c_dim=3):
-    """A batch as the loss hands it to the terms: differentiable fakes, reals, latents, cross-entropies."""
+def _ctx(n=4, c_dim=3, G=None, D=None):
+    """A batch as the loss hands it to the terms: differentiable fakes, reals, latents, cross-entropies, networks."""
     gen = torch.Generator().manual_seed(0)
     gen_img = torch.randn([n, 3, 8, 8], generator=gen).requires_grad_(True)
     return EasyDict(gen_img=gen_img, gen_z=torch.randn([n, 5], generator=gen), real_img=torch.randn([n, 3, 8, 8]),
                     gen_c=torch.eye(c_dim)[torch.arange(n) % c_dim], real_c=torch.eye(c_dim)[torch.arange(n) % c_dim],
-                    gen_ce=(gen_img.flatten(1).mean(1) ** 2 + 1), real_ce=torch.rand([n], generator=gen) + 0.5)
+                    gen_ce=(gen_img.flatten(1).mean(1) ** 2 + 1), real_ce=torch.rand([n], generator=gen) + 0.5,
+                    G=G, D=D)
+
+
+@pytest.fixture(scope='module')
+def run(p1_path):
+    """What terms attach to and prepare from: p1's networks (every tensor trains), the source, 4 targets."""
+    source = load_network(p1_path)
+    G, D = copy.deepcopy(source['G']).train(), copy.deepcopy(source['D']).train()
+    adapt(G, D, method='tgan')
+    return EasyDict(G=G, D=D, G_ema=None, source=source, images=torch.zeros([4, 3, 32, 32], dtype=torch.uint8),
+                    device=torch.device('cpu'), opts=EasyDict(seed=0))
+
+
+def _ready_term(name, run):
+    (term,) = build_loss_terms({name: 2.5})
+    term.attach(run.G, run.D)
+    if term.needs_prepare():
+        term.prepare(run)
+    assert not term.needs_prepare()
+    return term
 
 
 @pytest.mark.parametrize('name', sorted(LOSS_TERMS))
-def test_every_term_adds_weight_times_its_mean(name):
-    """For each phase a term joins: loss + weight * mean(value), recorded as G<stat>/D<stat>, differentiable."""
-    (term,) = build_loss_terms({name: 2.5})
-    assert term.phases and term.phases <= {'G', 'D'} and term.stat
+def test_every_term_adds_weight_times_its_mean(name, run):
+    """For each phase a term joins: loss + weight * mean(value), recorded as G<stat>/D<stat>, differentiable
+    (through the fakes or G's own tensors). A term without phases changes the game through its hooks instead."""
+    term = _ready_term(name, run)
+    assert term.phases <= {'G', 'D'} and term.stat
     loss = StyleGAN2Loss(None, None, terms=[term])
     for net in sorted(term.phases):
-        ctx = _ctx()
+        ctx = _ctx(G=run.G, D=run.D)
+        torch.manual_seed(1)  # the same draws for terms that sample (e.g. their own latents)
         value = term.G_value(ctx) if net == 'G' else term.D_value(ctx)
         assert value is not None and torch.isfinite(value).all()
         losses = {}
+        torch.manual_seed(1)
         total = loss.add_terms(net, ctx, torch.tensor(1.0), losses)
         assert torch.allclose(total, 1 + 2.5 * value.mean())
         assert torch.equal(losses[net + term.stat], value.mean())
         if net == 'G':
+            run.G.zero_grad(set_to_none=True)
             total.backward()
-            assert ctx.gen_img.grad is not None and ctx.gen_img.grad.abs().sum() > 0
-    assert term.state_dict() == {} or isinstance(term.state_dict(), dict)
+            grads = [t.grad for t in [ctx.gen_img] + list(run.G.parameters()) if t.grad is not None]
+            assert any(g.abs().sum() > 0 for g in grads)
+    if not term.phases:
+        img, c = torch.zeros([2, 3, 32, 32]), torch.zeros([2, 0])
+        hooked = [(term.begin_batch(step), term.gen_latents(torch.zeros([2, run.G.z_dim])),
+                   term.D_logits(run.D, img, c))[1:] for step in range(8)]
+        assert any(x is not None for pair in hooked for x in pair), f'{name}: neither phases nor a hook acts'
+    assert isinstance(term.state_dict(), dict)
     term.load_state_dict(term.state_dict())
 
 
@@ -60,8 +93,8 @@ def test_options_are_typed_and_checked():
 
 def test_terms_sum_in_registry_order():
     """A fixed summation order, whatever order the options came in (runs are bit-reproducible)."""
-    a = [t.stat for t in build_loss_terms({'mode_seeking': 1, 'class': 1})]
-    b = [t.stat for t in build_loss_terms({'class': 1, 'mode_seeking': 1})]
+    a = [t.stat for t in build_loss_terms({n: 1 for n in LOSS_TERMS})]
+    b = [t.stat for t in build_loss_terms({n: 1 for n in reversed(LOSS_TERMS)})]
     assert a == b == [LOSS_TERMS[n].build(1).stat for n in LOSS_TERMS]
 
 

@@ -96,12 +96,14 @@ def setup_run(opts, device):
     D_params = {id(p) for p in D.parameters()}
     G_train = [p for p in trainable if id(p) not in D_params]
     D_train = [p for p in trainable if id(p) in D_params]
+    terms = build_loss_terms(loss_config(opts))
+    D_train += [t for term in terms for t in term.attach(G, D)]  # training-only tensors some terms add to D's side
     augment = build_augment(**opts.get('augment_kwargs', dict(name='none'))).to(device)
     state = EasyDict(augment=augment, G=G, D=D, G_ema=G_ema, G_init_kwargs=G_init_kwargs, D_init_kwargs=D_init_kwargs,
                      source=source, source_sha256=source['sha256'] if source else None,
                      loss=StyleGAN2Loss(G, D, style_mixing_prob=opts.style_mixing, r1_gamma=opts.gamma,
                                         pl_weight=opts.pl_weight, update_w_avg=track_w_avg(opts, spec),
-                                        terms=build_loss_terms(loss_config(opts)), augment=augment),
+                                        terms=terms, augment=augment),
                      opt_G=make_optimizer(G_train, opts.lr, opts.G_reg_interval) if G_train else None,
                      opt_D=make_optimizer(D_train, opts.get('dlr', opts.lr), opts.D_reg_interval) if D_train else None,
                      num_trainable=dict(G=sum(p.numel() for p in G_train), D=sum(p.numel() for p in D_train)),
@@ -235,6 +237,7 @@ def training_step(state, opts, images, device, labels=None):
     real, real_idx = sample_reals(images, batch, opts.mirror, device)
     real_c, gen_c = sample_conditions(state.G.c_dim, labels, real_idx, device)
     checks = FiniteCheck()
+    state.loss.begin_batch(state.batch_idx)
     for name, opt, interval in phases(state, opts):
         if state.batch_idx % interval != 0:
             continue

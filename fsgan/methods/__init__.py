@@ -6,3 +6,4 @@ of tensors to train. D may be None (e.g. to give G_ema the same structure as G).
 """
 from .registry import METHODS, MethodSpec, adapt, get_method, register  # noqa: F401
 from . import fsgan, tgan, freezed, ssgan  # noqa: F401,E402  (registration)
+from . import cdc  # noqa: F401,E402  (registration)

@@ -264,3 +264,27 @@ def test_from_scratch_has_no_source_for_the_consistency():
     term = CDCDistance(1.0)
     with pytest.raises(ValueError, match='needs a source'):
         term.prepare(EasyDict(source=None, opts=EasyDict(), device='cpu'))
+
+
+@pytest.mark.slow
+def test_compare_rows_with_cdc_and_its_ablation(p1_path, target_dir, tmp_path):
+    """compare.py trains every registered method and a CDC row without the patch-level D, a few hundred images each."""
+    import csv
+    from fsgan.methods import METHODS
+    from scripts import compare
+    rows = list(METHODS) + ['cdc@loss.cdc_patch=0']
+    args = ['--source', p1_path, '--target-dir', target_dir, '--shots', '10', '--methods', ','.join(rows),
+            '--kimg', '0.1', '--batch', '4', '--tick', '0.1', '--snap', '1', '--num', '4', '--cols', '2',
+            '--strip-steps', '2', '--outdir', str(tmp_path / 'cmp'), '--cache-dir', str(tmp_path / 'cache'),
+            '--device', 'cpu', '--no-progress']
+    res = CliRunner().invoke(compare.main, args)
+    assert res.exit_code == 0, res.output
+    with open(tmp_path / 'cmp' / 'metrics.csv') as f:
+        table = {r['method']: r for r in csv.DictReader(f)}
+    assert list(table) == rows
+    assert table['cdc']['trainable_params'] == table['tgan']['trainable_params']
+    for name in ('cdc', 'cdc@loss.cdc_patch=0'):
+        (run,) = (tmp_path / 'cmp' / 'runs' / name).iterdir()
+        opts = json.loads((run / 'training_options.json').read_text())
+        assert opts['method'] == 'cdc' and opts['kimg'] == 0.1
+        assert ('cdc_patch' in opts['losses']) == (name == 'cdc') and opts['losses']['cdc_dist']['weight'] == 1000

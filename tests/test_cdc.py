@@ -140,6 +140,14 @@ def test_anchor_steps_and_patch_steps(source):
     assert other.anchors.shape == (3, G.z_dim) and torch.equal(other.anchors, term.anchors[:3])  # seeded by the run
 
 
+def test_config_f_1024_patch_head():
+    """On a config-f 1024 D the head reads b64.conv1, a 32x32 map of 512 channels: 512 * 9 + 1 training-only numbers."""
+    from training.networks import Discriminator
+    term = CDCPatch(1.0)
+    head = term.attach(None, Discriminator(0, 1024, 3))
+    assert term.layer == 'b64.conv1' and sum(p.numel() for p in head) == 4609
+
+
 def test_patch_head_reads_the_map_without_d_gain(source):
     """b32.conv1 runs with gain sqrt(1/2) inside the resnet block; the head sees the map of the conv at gain 1."""
     term, _G, D, _head = _patch_term(source)
@@ -218,22 +226,27 @@ def _train(args):
 
 
 def test_cli_run_exports_plain_networks_and_resumes_bit_exactly(p1_path, target_dir, tmp_path, monkeypatch):
+    """40 images from the CLI, and the same run stopped after 20 and resumed (a patch step first): bit-identical
+    networks, head, anchors and optimiser state. (compare.py trains 100 images in the slow test below.)"""
     base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4', '--method', 'cdc',
-            '--tick', '0.016', '--snap', '1', '--no-progress']
-    assert _train(base + ['--outdir', str(tmp_path / 'a'), '--kimg', '0.032']).exit_code == 0
-    assert _train(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.016']).exit_code == 0
+            '--tick', '0.02', '--snap', '1', '--no-progress']  # 5 steps a tick: anchor and patch steps both
+    assert _train(base + ['--outdir', str(tmp_path / 'a'), '--kimg', '0.04']).exit_code == 0
+    assert _train(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.02']).exit_code == 0
     run_a, run_b = [tmp_path / d / os.listdir(tmp_path / d)[0] for d in ('a', 'b')]
     opts = json.loads((run_b / 'training_options.json').read_text())
-    opts['kimg'] = 0.032
+    opts['kimg'] = 0.04
     (run_b / 'training_options.json').write_text(json.dumps(opts))
     calls = []
     monkeypatch.setattr(CDCPatch, 'prepare', lambda self, run: calls.append(run))
     assert _train(['--resume-run', str(run_b), '--no-progress']).exit_code == 0
     assert calls == []  # anchors and head come from checkpoint.pt
     ck_a, ck_b = [torch.load(r / 'checkpoint.pt', weights_only=True) for r in (run_a, run_b)]
-    assert ck_a['cur_nimg'] == ck_b['cur_nimg'] == 32
+    assert ck_a['cur_nimg'] == ck_b['cur_nimg'] == 40 and ck_b['batch_idx'] == 10
     for key in ('G', 'D', 'G_ema'):
         assert all(torch.equal(ck_a[key][n], ck_b[key][n]) for n in ck_a[key]), key
+    state_a, state_b = ck_a['opt_D']['state'], ck_b['opt_D']['state']
+    assert len(state_a) == len(list(load_network(p1_path)['D'].parameters())) + 2  # D's tensors and the head's
+    assert all(torch.equal(state_a[i][k], state_b[i][k]) for i in state_a for k in state_a[i])
     patch_a, patch_b = ck_a['loss_terms'][1], ck_b['loss_terms'][1]
     assert patch_a['anchors'].shape == (5, 64) and torch.equal(patch_a['anchors'], patch_b['anchors'])
     assert all(torch.equal(patch_a['head'][k], patch_b['head'][k]) for k in patch_a['head'])

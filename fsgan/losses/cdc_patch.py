@@ -122,4 +122,5 @@ class CDCPatch(LossTerm):
 register(LossTermSpec(name='cdc_patch', build=CDCPatch,
                       options=dict(anchors=0, anchor_every=4, anchor_std=0.1, layer=''),
                       description="CDC's anchors and patch-level D (Ojha et al. 2021): image-level D near the anchors "
-                                  'every anchor_every steps, patch-level D on the D layer `layer` otherwise'))
+                                  'every anchor_every steps, patch-level D on the D layer `layer` otherwise; any weight '
+                                  '> 0 switches it on'))

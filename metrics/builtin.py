@@ -107,16 +107,18 @@ def memorization_metric(ctx, top_k=8):
     return dict(value=inc['fraction'], values=values, options=options)
 
 
-@register('intra_lpips', needs=('shots', 'lpips_weights'),
-          help='CDC intra-cluster LPIPS (clusters = nearest shot, <=50 per cluster); needs --lpips-weights')
+@register('intra_lpips', needs=('shots',),
+          help='CDC intra-cluster LPIPS: the first 1000 samples join their nearest shot\'s cluster, mean pairwise '
+               'LPIPS within clusters (<=50 each); LPIPS-VGG weights downloaded once (or --lpips-weights)')
 def intra_lpips_metric(ctx):
-    from metrics.diversity import intra_lpips
-    from metrics.lpips import load_lpips_vgg
+    from metrics import lpips
+    from metrics.diversity import CDC_NUM_GEN, intra_lpips
 
-    lp = load_lpips_vgg(ctx.lpips_weights, device=ctx.device)
+    lp = lpips.lpips_vgg(ctx.lpips_weights, device=ctx.device)
     out = intra_lpips(lp, ctx.gen, ctx.shots, device=ctx.device, batch_size=ctx.batch_size)
-    values = dict(intra_lpips=out.pop('value'), **out, num_gen=len(ctx.gen), num_shots=len(ctx.shots))
-    options = dict(lpips_weights=ctx.lpips_weights, res=256, max_per_cluster=50)
+    values = dict(intra_lpips=out.pop('value'), **out, num_shots=len(ctx.shots))
+    weights = ctx.lpips_weights or [w.url for w in lpips.LPIPS_VGG_DOWNLOADS]
+    options = dict(lpips_weights=weights, res=256, max_per_cluster=50, max_gen=CDC_NUM_GEN)
     return dict(value=values['intra_lpips'], values=values, options=options)
 
 

@@ -4,9 +4,11 @@ cross-domain correspondence").
 Every generated image joins the cluster of its nearest training shot. Within every cluster the first
 `max_per_cluster` (50) members, in generation order, are kept, and their mean pairwise distance
 (over all pairs i < j) is taken. The score is the mean over clusters with at least 2 kept members.
+(CDC's own evaluation keeps 50 members drawn at random; the first 50 of independent samples are as random.)
 
-* `intra_lpips`: distance = LPIPS (metrics.lpips), both for the assignment and within clusters; images are
-  resized to res x res (default 256; area averaging when shrinking, bilinear when enlarging).
+* `intra_lpips`: distance = LPIPS (metrics.lpips), both for the assignment and within clusters, over the first
+  CDC_NUM_GEN (1,000) generated images, as CDC's protocol; images are resized to res x res (default 256; area
+  averaging when shrinking, bilinear when enlarging).
 * `intra_cluster_from_features` with Inception pool features: the offline score `intra_inception`,
   distance = Euclidean distance between 2048-d Inception features.
 """
@@ -18,6 +20,8 @@ import torch.nn.functional as F
 from metrics.images import to_float_nchw
 from metrics.lpips import squared_distances
 from metrics.memorization import pairwise_distances
+
+CDC_NUM_GEN = 1000  # generated images CDC's protocol clusters
 
 
 def assign_clusters(nearest, k, max_per_cluster=50):
@@ -71,13 +75,16 @@ def _embed(lpips, image_set, indices, device, batch_size, res):
     return torch.cat(out)
 
 
-def intra_lpips(lpips, gen_set, shot_set, device='cpu', batch_size=8, res=256, max_per_cluster=50):
-    """CDC intra-cluster LPIPS of ImageSet `gen_set` w.r.t. ImageSet `shot_set`; returns the dict of
-    intra_cluster_from_features. Images are read twice (assignment pass, then the kept members)."""
+def intra_lpips(lpips, gen_set, shot_set, device='cpu', batch_size=8, res=256, max_per_cluster=50,
+                max_gen=CDC_NUM_GEN):
+    """CDC intra-cluster LPIPS of the first `max_gen` images of ImageSet `gen_set` w.r.t. ImageSet `shot_set`;
+    returns the dict of intra_cluster_from_features plus num_gen (images clustered). Images are read twice
+    (assignment pass, then the kept members)."""
+    num_gen = min(len(gen_set), max_gen)
     shot_emb = _embed(lpips, shot_set, list(range(len(shot_set))), device, batch_size, res)
     nearest = []
-    for s in range(0, len(gen_set), batch_size):
-        emb = _embed(lpips, gen_set, list(range(s, min(s + batch_size, len(gen_set)))), device, batch_size, res)
+    for s in range(0, num_gen, batch_size):
+        emb = _embed(lpips, gen_set, list(range(s, min(s + batch_size, num_gen))), device, batch_size, res)
         nearest.append(squared_distances(emb, shot_emb).argmin(dim=1).numpy())
     members, sizes = assign_clusters(np.concatenate(nearest), len(shot_set), max_per_cluster)
     per_cluster = []
@@ -87,4 +94,4 @@ def intra_lpips(lpips, gen_set, shot_set, device='cpu', batch_size=8, res=256, m
             continue
         emb = _embed(lpips, gen_set, m, device, batch_size, res)
         per_cluster.append(mean_upper(squared_distances(emb, emb).numpy()))
-    return _summary(per_cluster, sizes)
+    return dict(_summary(per_cluster, sizes), num_gen=num_gen)

@@ -10,14 +10,24 @@ This equals a squared Euclidean distance between embeddings: e_l(x) = sqrt(w_l) 
 flattened, concatenated over l; LPIPS(x, y) = ||e(x) - e(y)||^2. `LPIPS.embed` returns e, so nearest
 neighbours and pairwise distances are plain matrix products.
 
-Weights for `load_lpips_vgg(path)`: one PyTorch state dict holding both the VGG16 convolutions and the lin
-layers. Obtain it once on a machine with the `lpips` package (and torchvision, which it uses to fetch the
-ImageNet VGG16): `import lpips, torch; torch.save(lpips.LPIPS(net='vgg').state_dict(), 'lpips_vgg.pth')`.
-Keys read: `net.slice{1..5}.{i}.weight|bias` (i = torchvision vgg16 `features` index; `features.{i}.` is
-accepted too) and `lin{0..4}.model.1.weight` (or `.model.0.` without dropout), shapes [C_l] x 1 x 1.
+Weights (`lpips_vgg(weights)`): by default the two files the `lpips` package itself uses, downloaded once by
+URL into the download cache (dnnlib.util.open_url: $FSGAN_CACHE_DIR/downloads, else ~/.cache/fsgan/downloads)
+and checked by sha256 (LPIPS_VGG_DOWNLOADS):
+  * the lin layers of LPIPS v0.1 for VGG, `lpips/weights/v0.1/vgg.pth` of richzhang/PerceptualSimilarity at the
+    commit of its release 0.1.4 (7,289 bytes; the file is unchanged since it entered the repository); its full
+    sha256 was computed here from the repository's blob, offline;
+  * torchvision's ImageNet VGG16 (`vgg16-397923af.pth`, what `lpips` loads through torchvision). Its full sha256
+    is not published: torchvision names the file after the first 8 hex digits of the sha256, which is what
+    torch.hub checks and what is checked here (32 bits, enough against a truncated or substituted file).
+Or (`--lpips-weights`) one state dict file, or its http(s)/file URL, holding both: made once on a machine with
+the `lpips` package by `torch.save(lpips.LPIPS(net='vgg').state_dict(), 'lpips_vgg.pth')`. Keys read:
+`net.slice{1..5}.{i}.weight|bias` (i = torchvision vgg16 `features` index; `features.{i}.` is accepted too) and
+`lin{0..4}.model.1.weight` (or `.model.0.` without dropout), shapes [C_l] x 1 x 1; other keys are ignored.
 """
 
+import os
 import re
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -95,14 +105,73 @@ def squared_distances(a, b):
     return sq.clamp(min=0)
 
 
-def load_lpips_vgg(path, device='cpu'):
-    """LPIPS-VGG from a state dict file (format in the module docstring), in eval mode on `device`."""
+@dataclass(frozen=True)
+class WeightFile:
+    """A weight file to download: its URL and its sha256, the full hex digest or the leading hex digits a
+    publisher gives (checked as a prefix)."""
+    url: str
+    sha256: str
+
+
+LPIPS_VGG_DOWNLOADS = (
+    WeightFile('https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/'
+               '3767a70e437c4020decf5888a83f438d2726a10f/lpips/weights/v0.1/vgg.pth',
+               'a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868'),
+    WeightFile('https://download.pytorch.org/models/vgg16-397923af.pth', '397923af'),
+)
+
+
+def fetch_checked(weight_file, cache_dir=None):
+    """Local path of WeightFile `weight_file`, downloaded once into the cache and checked against its sha256.
+
+    A full digest is checked by open_url (a mismatching download never gets the final name; a mismatching cached
+    file is fetched again); a prefix is checked here on every call, and a mismatching file is removed. Raises
+    dnnlib.util.DownloadError (an OSError) naming the URL.
+    """
+    from dnnlib.util import DownloadError, file_sha256, open_url  # only downloads need them
+
+    full = len(weight_file.sha256) == 64
+    path = open_url(weight_file.url, cache_dir=cache_dir, return_filename=True,
+                    sha256=weight_file.sha256 if full else None)
+    digest = file_sha256(path)
+    if not digest.startswith(weight_file.sha256.lower()):
+        os.remove(path)
+        raise DownloadError(f'{weight_file.url}: sha256 {digest} does not start with the published '
+                            f'{weight_file.sha256}; the file was removed from the cache, run again to download it anew')
+    return path
+
+
+def lpips_vgg(weights=None, device='cpu', cache_dir=None):
+    """LPIPS-VGG (eval mode, on `device`) from `weights`: None = LPIPS_VGG_DOWNLOADS (fetch_checked); a state dict
+    file; or an http(s)/file URL of one, downloaded once into the cache. cache_dir None = the download cache."""
+    if weights is None:
+        return load_lpips_vgg([fetch_checked(w, cache_dir) for w in LPIPS_VGG_DOWNLOADS], device)
+    from dnnlib.util import open_url
+    return load_lpips_vgg([open_url(weights, cache_dir=cache_dir, return_filename=True)], device)
+
+
+def _read_state(path):
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # torch raises several types for files that are not state dicts
         raise ValueError(f'{path}: cannot read a state dict ({str(e).splitlines()[0]})') from e
     if not isinstance(state, dict):
         raise ValueError(f'{path}: expected a state dict, got {type(state).__name__}')
+    return state
+
+
+def load_lpips_vgg(paths, device='cpu'):
+    """LPIPS-VGG from one state dict file or a list of them (their keys together: format in the module docstring),
+    in eval mode on `device`."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    state = {}
+    for path in paths:
+        part = _read_state(path)
+        twice = sorted(set(part) & set(state))
+        if twice:
+            raise ValueError(f'{path}: key(s) {", ".join(twice[:3])} also in an earlier weight file')
+        state.update(part)
+    path = ', '.join(map(str, paths))
     net = VGG16Features()
     conv_state = {}
     lin = {}

@@ -184,8 +184,9 @@ def _generate(network, num, seed, trunc, device, batch, gen_out, progress):
               help=f'Feature cache folder [default: $FSGAN_CACHE_DIR or {default_cache_dir()}].')
 @click.option('--gen-out', type=click.Path(file_okay=False),
               help='Keep the generated PNGs in this (new or empty) folder.')
-@click.option('--lpips-weights', type=click.Path(exists=True, dir_okay=False),
-              help='LPIPS-VGG state dict (metrics/lpips.py says how to make it).')
+@click.option('--lpips-weights', metavar='PATH|URL',
+              help='LPIPS-VGG state dict file or its URL (metrics/lpips.py says how to make it) [default: download '
+                   'the lpips package\'s VGG lin layers and torchvision\'s VGG16 once into the cache, sha256 checked].')
 @click.option('--faceqnet', type=click.Path(exists=True, dir_okay=False),
               help='TorchScript FaceQnet (see metrics/face_quality.py); replaces the MTCNN score.')
 @click.option('--kid-subsets', type=click.IntRange(min=1), default=100, show_default=True,
@@ -205,6 +206,8 @@ def main(network, gen_dir, metric_names, data, shots_dir, num, trunc, seed, dete
     device = resolve_device(device)
     if detector is not None and detector != 'nvidia' and '://' not in detector and not os.path.isfile(detector):
         raise click.BadParameter(f'{detector!r} is not a file, a URL or "nvidia"', param_hint='--detector')
+    if lpips_weights is not None and '://' not in lpips_weights and not os.path.isfile(lpips_weights):
+        raise click.BadParameter(f'{lpips_weights!r} is neither a file nor a URL', param_hint='--lpips-weights')
     _check_out(out, overwrite)
     if fig_dir is None:
         fig_dir = os.path.dirname(os.path.abspath(out)) if out else os.path.join('out', 'metrics')
@@ -243,7 +246,7 @@ def main(network, gen_dir, metric_names, data, shots_dir, num, trunc, seed, dete
             start = time.time()
             try:
                 result = registry[name].fn(ctx)
-            except (ValueError, FileNotFoundError) as e:
+            except (ValueError, OSError) as e:  # OSError: files, and downloads (dnnlib.util.DownloadError)
                 _report(records, out, overwrite)  # keep what was computed before the failure
                 raise click.ClickException(f'{name}: {e}')
             records.append(_json_safe(dict(

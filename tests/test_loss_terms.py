@@ -10,60 +10,77 @@ from click.testing import CliRunner
 from dnnlib import EasyDict
 from fsgan import load_network
 from fsgan.losses import LOSS_TERMS, LossTerm, build_loss_terms, resolve_losses
+from fsgan.methods import adapt
 from scripts import train as train_cli
 from training.loss import StyleGAN2Loss
 from training.training_loop import loss_config, setup_run, training_step
 
 
-def _ctx(n=4, c_dim=3, G=None):
-    """A batch as the loss hands it to the terms: differentiable fakes, reals, latents, cross-entropies, G."""
+def _ctx(n=4, c_dim=3, G=None, D=None):
+    """A batch as the loss hands it to the terms: differentiable fakes, reals, latents, cross-entropies, networks."""
     gen = torch.Generator().manual_seed(0)
     gen_img = torch.randn([n, 3, 8, 8], generator=gen).requires_grad_(True)
     return EasyDict(gen_img=gen_img, gen_z=torch.randn([n, 5], generator=gen), real_img=torch.randn([n, 3, 8, 8]),
                     gen_c=torch.eye(c_dim)[torch.arange(n) % c_dim], real_c=torch.eye(c_dim)[torch.arange(n) % c_dim],
-                    gen_ce=(gen_img.flatten(1).mean(1) ** 2 + 1), real_ce=torch.rand([n], generator=gen) + 0.5, G=G)
+                    gen_ce=(gen_img.flatten(1).mean(1) ** 2 + 1), real_ce=torch.rand([n], generator=gen) + 0.5,
+                    G=G, D=D)
+
+
+@pytest.fixture(scope='module')
+def run(p1_path):
+    """What terms attach to and prepare from: p1's networks (every tensor trains), the source, 4 targets."""
+    source = load_network(p1_path)
+    G, D = copy.deepcopy(source['G']).train(), copy.deepcopy(source['D']).train()
+    adapt(G, D, method='tgan')
+    return EasyDict(G=G, D=D, G_ema=None, source=source, images=torch.zeros([4, 3, 32, 32], dtype=torch.uint8),
+                    device=torch.device('cpu'), opts=EasyDict(seed=0))
 
 
 QUICK_OPTIONS = {'ewc': dict(samples=2)}  # keep prepare() quick; the checks below do not depend on these
 
 
-def _term_and_G(name, p1_path):
-    """Term `name` at weight 2.5, prepared (if it keeps state) on a copy of p1 as the loop prepares it, and that G
-    with its tensors then moved a little, as training moves them."""
+def _ready_term(name, run):
+    """Term `name` at weight 2.5, attached and prepared as the loop does it; then G's tensors move a little, as
+    training moves them (terms that measure a distance from the source are 0 before that)."""
     (term,) = build_loss_terms({name: dict(weight=2.5, **QUICK_OPTIONS.get(name, {}))})
-    net = load_network(p1_path)
-    G, D = copy.deepcopy(net['G']).train().requires_grad_(True), copy.deepcopy(net['D']).train()
+    term.attach(run.G, run.D)
     if term.needs_prepare():
-        images = torch.randint(0, 256, [4, 3, 32, 32], dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-        term.prepare(EasyDict(G=G, D=D, G_ema=copy.deepcopy(G).eval(), source=net, images=images,
-                              device=torch.device('cpu'), opts=EasyDict(seed=0)))
-        assert not term.needs_prepare()
+        term.prepare(run)
+    assert not term.needs_prepare()
     with torch.no_grad():
-        for p in G.parameters():
+        for p in run.G.parameters():
             p.add_(torch.randn_like(p) * 0.01)
-    return term, G
+    return term
 
 
 @pytest.mark.parametrize('name', sorted(LOSS_TERMS))
-def test_every_term_adds_weight_times_its_mean(name, p1_path):
-    """For each phase a term joins: loss + weight * mean(value), recorded as G<stat>/D<stat>, differentiable (in
-    the images or in G's tensors)."""
-    term, G = _term_and_G(name, p1_path)
-    assert term.phases and term.phases <= {'G', 'D'} and term.stat
+def test_every_term_adds_weight_times_its_mean(name, run):
+    """For each phase a term joins: loss + weight * mean(value), recorded as G<stat>/D<stat>, differentiable
+    (through the fakes or G's own tensors). A term without phases changes the game through its hooks instead."""
+    term = _ready_term(name, run)
+    assert term.phases <= {'G', 'D'} and term.stat
     loss = StyleGAN2Loss(None, None, terms=[term])
     for net in sorted(term.phases):
-        ctx = _ctx(G=G)
+        ctx = _ctx(G=run.G, D=run.D)
+        torch.manual_seed(1)  # the same draws for terms that sample (e.g. their own latents)
         value = term.G_value(ctx) if net == 'G' else term.D_value(ctx)
         assert value is not None and torch.isfinite(value).all()
         losses = {}
+        torch.manual_seed(1)
         total = loss.add_terms(net, ctx, torch.tensor(1.0), losses)
         assert torch.allclose(total, 1 + 2.5 * value.mean())
         assert torch.equal(losses[net + term.stat], value.mean())
         if net == 'G':
+            run.G.zero_grad(set_to_none=True)
             total.backward()
-            grads = [ctx.gen_img.grad] + [p.grad for p in G.parameters()]
-            assert any(g is not None and g.abs().sum() > 0 for g in grads)
-    assert term.state_dict() == {} or isinstance(term.state_dict(), dict)
+            grads = [t.grad for t in [ctx.gen_img] + list(run.G.parameters()) if t.grad is not None]
+            assert any(g.abs().sum() > 0 for g in grads)
+    if not term.phases:
+        img, c = torch.zeros([2, 3, 32, 32]), torch.zeros([2, 0])
+        hooked = [(term.begin_batch(step), term.gen_latents(torch.zeros([2, run.G.z_dim])),
+                   term.D_logits(run.D, img, c))[1:] for step in range(8)]
+        assert any(x is not None for pair in hooked for x in pair), f'{name}: neither phases nor a hook acts'
+    assert isinstance(term.state_dict(), dict)
     term.load_state_dict(term.state_dict())
 
 
@@ -84,9 +101,9 @@ def test_options_are_typed_and_checked():
 
 def test_terms_sum_in_registry_order():
     """A fixed summation order, whatever order the options came in (runs are bit-reproducible)."""
-    a = [t.stat for t in build_loss_terms({'mode_seeking': 1, 'class': 1})]
-    b = [t.stat for t in build_loss_terms({'class': 1, 'mode_seeking': 1})]
-    assert a == b == [LOSS_TERMS[n].build(1).stat for n in LOSS_TERMS if n in ('mode_seeking', 'class')]
+    a = [t.stat for t in build_loss_terms({n: 1 for n in LOSS_TERMS})]
+    b = [t.stat for t in build_loss_terms({n: 1 for n in reversed(LOSS_TERMS)})]
+    assert a == b == [LOSS_TERMS[n].build(1).stat for n in LOSS_TERMS]
 
 
 def test_cli_records_terms_and_rejects_bad_ones(p1_path, target_dir, tmp_path):

@@ -12,7 +12,7 @@ from fsgan.methods import METHODS, adapt
 from fsgan.methods.reparam import SingularValueScale, thin_svd
 from training.networks import Discriminator, Generator
 
-METHOD_NAMES = ['fsgan', 'tgan', 'freezed', 'ssgan', 'ewc', 'adam']
+METHOD_NAMES = ['fsgan', 'tgan', 'freezed', 'ssgan', 'ewc', 'adam', 'cdc']
 
 
 def _outputs(G, D, seed=0):
@@ -38,7 +38,7 @@ def source(p1_path):
 def test_config_f_1024_counts():
     """Exact trainable counts on a config-f 1024 G+D (the numbers the FSGAN paper setting implies)."""
     torch.manual_seed(0)
-    expected = dict(fsgan=(9664, 6561), tgan=(30370060, 29012513), ssgan=(11136, 12096))
+    expected = dict(fsgan=(9664, 6561), tgan=(30370060, 29012513), cdc=(30370060, 29012513), ssgan=(11136, 12096))
     G0 = Generator(512, 0, 512, 1024, 3)
     D0 = Discriminator(0, 1024, 3)
     for method, (n_g, n_d) in expected.items():

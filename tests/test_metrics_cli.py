@@ -116,7 +116,7 @@ def test_help_lists_registered_metrics(cli):
     (['--metrics', 'fid,nope'], 'unknown metric'),
     (['--metrics', 'kid'], '--data'),
     (['--metrics', 'memorization'], '--shots-dir'),
-    (['--metrics', 'intra_lpips', '--shots-dir', '{shots}'], '--lpips-weights'),
+    (['--metrics', 'intra_lpips', '--shots-dir', '{shots}', '--lpips-weights', '{empty}/no.pth'], '--lpips-weights'),
     (['--network', 'x.pkl'], 'exactly one'),
     (['--data', '{empty}', '--metrics', 'fid'], 'holds no image'),
     (['--detector', '{shots}/0.png', '--metrics', 'fid', '--shots-dir', '{shots}'], 'not a TorchScript'),

@@ -173,8 +173,24 @@ def test_intra_lpips_metric_wiring(tmp_path, monkeypatch):
         (tmp_path / name).mkdir()
         for i in range(n):
             PIL.Image.fromarray(rng.randint(0, 256, (24, 24, 3)).astype(np.uint8)).save(tmp_path / name / f'{i}.png')
-    monkeypatch.setattr(metrics.lpips, 'load_lpips_vgg', lambda path, device='cpu': _tiny_lpips())
+    monkeypatch.setattr(metrics.lpips, 'lpips_vgg', lambda weights, device='cpu': _tiny_lpips())
     ctx = MetricContext(gen=ImageSet(tmp_path / 'gen'), shots=ImageSet(tmp_path / 'shots'), lpips_weights='x.pth')
     out = get_registry()['intra_lpips'].fn(ctx)
-    assert sum(out['values']['cluster_sizes']) == 4
+    assert sum(out['values']['cluster_sizes']) == 4 and out['values']['num_gen'] == 4
     assert out['value'] == out['values']['intra_lpips'] and out['value'] > 0
+
+
+def test_intra_lpips_clusters_the_first_1000_samples(tmp_path):
+    """CDC's protocol: 1,000 samples; a larger generated set is cut to its first max_gen images."""
+    from metrics.diversity import CDC_NUM_GEN
+    assert CDC_NUM_GEN == 1000
+    rng = np.random.RandomState(9)
+    for name, n in (('shots', 2), ('gen', 7)):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            PIL.Image.fromarray(rng.randint(0, 256, (8, 8, 3)).astype(np.uint8)).save(tmp_path / name / f'{i}.png')
+    model = _tiny_lpips()
+    out = intra_lpips(model, ImageSet(tmp_path / 'gen'), ImageSet(tmp_path / 'shots'), res=None, max_gen=5)
+    first5 = intra_lpips(model, ImageSet(tmp_path / 'gen', limit=5), ImageSet(tmp_path / 'shots'), res=None)
+    assert out['num_gen'] == 5 and sum(out['cluster_sizes']) == 5
+    assert out['value'] == first5['value'] and out['per_cluster'] == first5['per_cluster']

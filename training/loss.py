@@ -1,6 +1,7 @@
 """StyleGAN2 loss (Karras et al. 2020): non-saturating logistic loss, R1, path-length regularisation,
 plus any further weighted terms of the main G and D phases (`terms`: objects with the interface of
-fsgan.losses.LossTerm, e.g. mode seeking or the class term of conditional networks).
+fsgan.losses.LossTerm, e.g. mode seeking or the class term of conditional networks). A term may also choose the
+latents of a batch's fakes and compute D's logits for a batch (CDC's anchors and patch-level D).
 
 Every image D sees (reals and fakes, main phases, R1 and the class term) passes through one augmentation
 (`augment_for_D`, training.augment); R1 takes the gradient with respect to the un-augmented reals through it.
@@ -44,15 +45,16 @@ class StyleGAN2Loss:
         self.augment = augment
         self.pl_mean = torch.zeros([])
 
-    def run_G(self, z, c, ws_requires_grad=False):
-        """z: [N, z_dim] -> (img [N, C, R, R], ws [N, num_ws, w_dim]); mixes styles with prob style_mixing_prob.
+    def run_G(self, z, c, ws_requires_grad=False, mix=True):
+        """z: [N, z_dim] -> (img [N, C, R, R], ws [N, num_ws, w_dim]); mixes styles with prob style_mixing_prob
+        (never with mix=False).
 
         ws_requires_grad: make ws differentiable even when the mapping network is frozen.
         """
         ws = self.G.mapping(z, c, skip_w_avg_update=not self.update_w_avg)
         if ws_requires_grad and not ws.requires_grad:
             ws = ws.detach().requires_grad_(True)
-        if self.style_mixing_prob > 0:
+        if mix and self.style_mixing_prob > 0:
             cutoff = torch.empty([], dtype=torch.int64, device=ws.device).random_(1, ws.shape[1])
             cutoff = torch.where(torch.rand([], device=ws.device) < self.style_mixing_prob, cutoff,
                                  torch.full_like(cutoff, ws.shape[1]))
@@ -66,8 +68,28 @@ class StyleGAN2Loss:
         return img if self.augment is None else self.augment(img)
 
     def run_D(self, img, c):
-        """img: [N, C, R, R] -> logits [N, 1] of the augmented images."""
-        return self.D(self.augment_for_D(img), c)
+        """img: [N, C, R, R] -> logits [N, 1] of the augmented images, or [N, K] where a term gives D's logits for
+        this batch (LossTerm.D_logits, e.g. CDC's patch-level D)."""
+        img = self.augment_for_D(img)
+        for term in self.terms:
+            logits = term.D_logits(self.D, img, c)
+            if logits is not None:
+                return logits
+        return self.D(img, c)
+
+    def begin_batch(self, batch_idx):
+        """Before each training step (batch_idx = steps done so far): terms with a per-step schedule follow it."""
+        for term in self.terms:
+            term.begin_batch(batch_idx)
+
+    def run_fakes(self, z, c):
+        """A main phase's fakes: z [N, z_dim] -> (img [N, C, R, R], the latents used [N, z_dim]). A term may choose
+        the batch's latents instead (LossTerm.gen_latents, e.g. CDC's anchors); those are used without mixing."""
+        for term in self.terms:
+            chosen = term.gen_latents(z)
+            if chosen is not None:
+                return self.run_G(chosen, c, mix=False)[0], chosen
+        return self.run_G(z, c)[0], z
 
     def run_D_classes(self, img, c):
         """Conditional D: img [N, C, R, R], one-hot c [N, c_dim] -> (logits [N, 1] for c, cross-entropy [N] of
@@ -101,7 +123,7 @@ class StyleGAN2Loss:
         losses = {}
 
         if do_Gmain:  # softplus(-D(G(z))): the non-saturating generator loss.
-            gen_img, _ws = self.run_G(gen_z, gen_c)
+            gen_img, gen_z = self.run_fakes(gen_z, gen_c)
             gen_ce = None
             if self.class_logits:
                 gen_logits, gen_ce = self.run_D_classes(gen_img, gen_c)
@@ -111,7 +133,8 @@ class StyleGAN2Loss:
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/G/loss', loss_Gmain)
             losses['G'] = loss = loss_Gmain.mean()
-            ctx = EasyDict(gen_img=gen_img, gen_z=gen_z, gen_c=gen_c, real_img=real_img, gen_ce=gen_ce, G=self.G)
+            ctx = EasyDict(gen_img=gen_img, gen_z=gen_z, gen_c=gen_c, real_img=real_img, gen_ce=gen_ce,
+                           G=self.G, D=self.D)
             loss = self.add_terms('G', ctx, loss, losses)
             loss.mul(gain).backward()
 
@@ -134,7 +157,7 @@ class StyleGAN2Loss:
 
         if do_Dmain:  # softplus(D(G(z))) on fakes.
             with torch.no_grad():
-                gen_img, _ws = self.run_G(gen_z, gen_c)
+                gen_img, _z = self.run_fakes(gen_z, gen_c)
             gen_logits = self.run_D(gen_img, gen_c)
             loss_Dgen = torch.nn.functional.softplus(gen_logits)
             training_stats.report('Loss/scores/fake', gen_logits)
@@ -160,7 +183,7 @@ class StyleGAN2Loss:
                 loss = loss + loss_Dreal.mean()
                 loss = self.add_terms('D', EasyDict(real_img=real_img, real_c=real_c, real_ce=real_ce), loss, losses)
             if do_Dr1:
-                r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img_tmp],
+                r1_grads = torch.autograd.grad(outputs=[real_logits.mean(1).sum()], inputs=[real_img_tmp],  # [N, K]
                                                create_graph=True, only_inputs=True)[0]
                 r1_penalty = r1_grads.square().sum([1, 2, 3])
                 loss_Dr1 = r1_penalty * (self.r1_gamma / 2)

@@ -108,6 +108,7 @@ def training_state(opts, device, G, D, G_ema, trainable, update_w_avg, terms=())
     D_params = {id(p) for p in D.parameters()}
     G_train = [p for p in trainable if id(p) not in D_params]
     D_train = [p for p in trainable if id(p) in D_params]
+    D_train += [t for term in terms for t in term.attach(G, D)]  # training-only tensors some terms add to D's side
     augment = build_augment(**opts.get('augment_kwargs', dict(name='none'))).to(device)
     return EasyDict(augment=augment, G=G, D=D, G_ema=G_ema,
                     loss=StyleGAN2Loss(G, D, style_mixing_prob=opts.style_mixing, r1_gamma=opts.gamma,
@@ -282,6 +283,7 @@ def training_step(state, opts, images, device, labels=None):
     real, real_idx = sample_reals(images, batch, opts.mirror, device)
     real_c, gen_c = sample_conditions(state.G.c_dim, labels, real_idx, device)
     checks = FiniteCheck()
+    state.loss.begin_batch(state.batch_idx)
     for name, opt, interval in phases(state, opts):
         if state.batch_idx % interval != 0:
             continue

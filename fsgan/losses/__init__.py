@@ -10,6 +10,7 @@ from .registry import LOSS_TERMS, LossTerm, LossTermSpec, build_loss_terms, get_
 from . import class_loss  # noqa: F401,E402  (registers 'class')
 from . import mode_seeking  # noqa: F401,E402  (registers 'mode_seeking')
 from . import ewc  # noqa: F401,E402  (registers 'ewc')
+from . import cdc_dist, cdc_patch  # noqa: F401,E402  (registers 'cdc_dist', 'cdc_patch')
 
 __all__ = ['LOSS_TERMS', 'LossTerm', 'LossTermSpec', 'build_loss_terms', 'get_loss_term', 'register',
            'resolve_losses']

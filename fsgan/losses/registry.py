@@ -15,6 +15,9 @@ class LossTerm:
     A term whose state must be computed from the run (e.g. a Fisher diagonal of the source) does it in
     prepare(run): the loop calls it once the networks are adapted and any checkpoint is restored, and only
     while needs_prepare() is true, so a resumed run never recomputes restored state.
+
+    A term may also change the adversarial game for some batches instead of adding a value (then `phases` may
+    be empty): see attach, begin_batch, gen_latents and D_logits below (CDC's anchors and patch-level D).
     """
     phases = frozenset()
     stat = ''
@@ -24,8 +27,8 @@ class LossTerm:
         self.weight = float(weight)
 
     def G_value(self, ctx):
-        """ctx: gen_img [N, C, R, R], gen_z [N, z_dim], gen_c [N, c_dim], real_img, gen_ce [N] or None, G (the
-        generator being trained)."""
+        """ctx: gen_img [N, C, R, R], gen_z [N, z_dim], gen_c [N, c_dim], real_img, gen_ce [N] or None, and the
+        networks being trained G and D."""
         raise NotImplementedError
 
     def D_value(self, ctx):
@@ -39,6 +42,26 @@ class LossTerm:
     def prepare(self, run):
         """run: EasyDict(G, D, G_ema (adapted, on the device), source (the loaded source network dict, or
         None from scratch), images (uint8 targets [N, C, R, R] on the CPU), device, opts)."""
+
+    # Hooks into the adversarial game itself (all optional; the defaults leave it as it is).
+
+    def attach(self, G, D):
+        """Called once on the adapted networks, before the optimisers exist: returns extra tensors that D's
+        optimiser trains with D (e.g. a head on a D feature map; kept in state_dict(), never in D)."""
+        return []
+
+    def begin_batch(self, batch_idx):
+        """Called before each training step with the number of steps done so far (0 first)."""
+
+    def gen_latents(self, z):
+        """z [N, z_dim] drawn for a main phase's fakes -> replacement latents [N, z_dim] for this batch (used as
+        they are, without style mixing), or None to keep z."""
+        return None
+
+    def D_logits(self, D, img, c):
+        """D's logits for this batch instead of D(img, c): [N, K] (K logits per image, each taken through the
+        logistic loss, R1 on their mean), or None to keep D's own. img [N, C, R, R] is already augmented."""
+        return None
 
     def state_dict(self):
         return {}
@@ -89,6 +112,7 @@ def resolve_losses(losses):
                              f'its options are: {", ".join(sorted(spec.options)) or "none"}')
         if weight > 0:
             out[name] = dict(weight=weight, **{k: _typed(name, k, entry.get(k, v), v) for k, v in spec.options.items()})
+            spec.build(**out[name])  # the term's own checks of its option values (ValueError)
     return out
 
 

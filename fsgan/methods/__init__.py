@@ -5,4 +5,4 @@ freezes everything, applies the method's re-parameterisation in place and return
 of tensors to train. D may be None (e.g. to give G_ema the same structure as G).
 """
 from .registry import METHODS, MethodSpec, adapt, get_method, register  # noqa: F401
-from . import fsgan, tgan, freezed, ssgan, ewc, adam  # noqa: F401,E402  (registration)
+from . import fsgan, tgan, freezed, ssgan, ewc, adam, cdc  # noqa: F401,E402  (registration)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from fsgan.export import latest_artefact
 from fsgan import load_network
 from fsgan.export import apply_adapter, baked_copy, load_adapter, save_adapter
 from fsgan.methods import adam, adapt
@@ -171,7 +172,7 @@ def test_probe_runs_once_and_the_mask_resumes(p1_path, target_dir, tmp_path, mon
     mask = opts['method_options']['mask']
     assert mask and mask == json.loads((run_a / 'training_options.json').read_text())['method_options']['mask']
     assert torch.load(run_b / 'checkpoint.pt', weights_only=True)['options']['method_options']['mask'] == mask
-    assert load_adapter(str(run_b / 'adapter-000000.pt'))['method_options']['mask'] == mask
+    assert load_adapter(latest_artefact(str(run_b), 'adapter-', '.pt'))['method_options']['mask'] == mask
     opts['kimg'] = 0.008
     (run_b / 'training_options.json').write_text(json.dumps(opts))
     _train(['--resume-run', str(run_b), '--no-progress'])

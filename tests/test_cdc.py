@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from dnnlib import EasyDict
+from fsgan.export import latest_artefact
 from fsgan import load_network
 from fsgan.export import apply_adapter
 from fsgan.features import capture_outputs
@@ -254,9 +255,9 @@ def test_cli_run_exports_plain_networks_and_resumes_bit_exactly(p1_path, target_
     assert all(s['Loss/G/cdc'] > 0 for s in stats)
 
     # Snapshots are plain networks with the source's tensor names; the adapter reproduces G_ema on the source.
-    snap = load_network(str(run_a / 'network-snapshot-000000.pkl'))
+    snap = load_network(latest_artefact(str(run_a), 'network-snapshot-', '.pkl'))
     assert set(snap['D'].state_dict()) == set(load_network(p1_path)['D'].state_dict())
-    adapted = apply_adapter(load_network(p1_path), str(run_a / 'adapter-000000.pt'))
+    adapted = apply_adapter(load_network(p1_path), latest_artefact(str(run_a), 'adapter-', '.pt'))
     z = torch.randn([2, 64], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         a = snap['G_ema'](z, torch.zeros([2, 0]), noise_mode='const')

@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from fsgan.export import latest_artefact
 from fsgan import load_network
 from fsgan.export import apply_adapter
 from scripts import compare as compare_cli
@@ -29,8 +30,8 @@ def test_trains_a_hundred_images_from_the_cli(p1_path, target_dir, tmp_path, met
     assert [t['kimg'] for t in ticks] == [0.052, 0.1]
     if method == 'ewc':
         assert ticks[-1]['stats']['Loss/G/ewc'] > 0
-    snap = load_network(str(run_dir / 'network-snapshot-000000.pkl'))
-    adapted = apply_adapter(load_network(p1_path), str(run_dir / 'adapter-000000.pt'))
+    snap = load_network(latest_artefact(str(run_dir), 'network-snapshot-', '.pkl'))
+    adapted = apply_adapter(load_network(p1_path), latest_artefact(str(run_dir), 'adapter-', '.pt'))
     z = torch.randn([2, snap['G_ema'].z_dim], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         a = snap['G_ema'](z, torch.zeros([2, 0]), noise_mode='const')

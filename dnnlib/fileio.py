@@ -59,3 +59,15 @@ def append_line(path, line):
         f.write(line.rstrip('\n') + '\n')
         f.flush()
         os.fsync(f.fileno())
+
+
+def remove_abandoned_temps(folder):
+    """Delete the temp files (`.<name>.<random>.tmp`, see atomic_path) that writers killed mid-write left in folder.
+
+    Only call it while no process writes there (a run folder under its lock). Returns the removed names.
+    """
+    names = [n for n in os.listdir(folder) if n.startswith('.') and n.endswith('.tmp')
+             and os.path.isfile(os.path.join(folder, n))]
+    for name in names:
+        os.remove(os.path.join(folder, name))
+    return names

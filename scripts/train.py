@@ -416,7 +416,8 @@ def _resume(c, run_dir, progress, record_options=False):
     """Continue run_dir from its checkpoint (the caller holds the folder's lock); record_options: first write `c`
     into its training_options.json (a run extended by --kimg)."""
     import numpy as np
-    from dnnlib.fileio import atomic_write_json
+    from dnnlib.fileio import atomic_write_json, remove_abandoned_temps
+    remove_abandoned_temps(run_dir)  # left by a kill mid-write; the lock keeps writers out
     images = np.load(os.path.join(run_dir, 'target_shots.npy'))
     labels = None
     if c.get('cond'):

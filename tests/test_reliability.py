@@ -263,3 +263,15 @@ def test_atomic_path_mode_and_cleanup(tmp_path):
                 f.write(b'half')
             raise ValueError('writer failed')
     assert target.read_bytes() == b'new' and os.listdir(target.parent) == ['x.bin']
+
+
+def test_resume_removes_temp_files_a_kill_left(tmp_path):
+    """A writer killed mid-write leaves `.<name>.<random>.tmp`; resuming under the folder's lock removes it."""
+    from dnnlib.fileio import atomic_path, remove_abandoned_temps
+    with atomic_path(str(tmp_path / 'checkpoint.pt')) as tmp:
+        name = os.path.basename(tmp)  # the name a kill at this moment would leave
+    (tmp_path / name).write_bytes(b'half a checkpoint')
+    (tmp_path / '.kept.tmp.d').mkdir()
+    (tmp_path / 'stats.jsonl').write_text('{}\n')
+    assert remove_abandoned_temps(str(tmp_path)) == [name]
+    assert sorted(os.listdir(tmp_path)) == ['.kept.tmp.d', 'checkpoint.pt', 'stats.jsonl']

@@ -30,7 +30,7 @@ from dnnlib import EasyDict
 from dnnlib.fileio import atomic_write_json
 from fsgan import selfcheck_sections as checks
 from torch_utils.ops import native
-from training.training_loop import configure_backends, set_tf32
+from fsgan.training_loop import configure_backends, set_tf32
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = {

@@ -18,7 +18,7 @@ from fsgan.methods import METHODS, adapt, get_method
 from torch_utils import training_stats
 from torch_utils.ops import native, truth
 from training import networks
-from training.training_loop import configure_backends, setup_run, training_step
+from fsgan.training_loop import configure_backends, setup_run, training_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, 'tests', 'fixtures')

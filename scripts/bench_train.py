@@ -14,7 +14,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dnnlib import EasyDict  # noqa: E402
-from training.training_loop import setup_run, training_step  # noqa: E402
+from fsgan.training_loop import setup_run, training_step  # noqa: E402
 from fsgan.tools.cli import command, device_option, resolve_device  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

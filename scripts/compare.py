@@ -34,8 +34,8 @@ from dnnlib import EasyDict  # noqa: E402
 from dnnlib.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fsgan.methods import METHODS  # noqa: E402
 from fsgan.protocol import PROTOCOLS  # noqa: E402
-from scripts.train import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupError, augment_config,  # noqa: E402
-                           check_train_option, parse_loss_options, parse_method_options)
+from fsgan.run_setup import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupError, augment_config,  # noqa: E402
+                             check_train_option, parse_loss_options, parse_method_options)
 from fsgan.losses import resolve_losses  # noqa: E402
 from fsgan.tools.cli import FINITE, command  # noqa: E402
 
@@ -236,7 +236,8 @@ def checkpointed_run(parent):
 
 def train_method(cfg, name, progress=True):
     """Train `name` into outdir/runs/<name>/, continuing a checkpointed run there. Returns the run folder."""
-    from scripts.train import run_training, setup_training_config
+    from fsgan.run import run_training
+    from fsgan.run_setup import setup_training_config
     parent = os.path.join(cfg.outdir, 'runs', name)
     partial = checkpointed_run(parent)
     if partial is not None:
@@ -506,7 +507,7 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
     """--preset glyphs: run scripts/glyph_preset.py's grid and print its report."""
     from scripts import glyph_preset
     from training.dataset import DataError
-    from training.training_loop import TrainingError
+    from fsgan.training_loop import TrainingError
     if given:
         raise click.UsageError(f'--preset glyphs sets the source and data itself; drop {", ".join(given)}')
     try:
@@ -577,7 +578,7 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
     from fsgan.export import AdapterError
     from fsgan.loading import NetworkLoadError
     from training.dataset import DataError
-    from training.training_loop import TrainingError
+    from fsgan.training_loop import TrainingError
     if preset is not None:
         run_glyph_preset(outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split, device,
                          not no_progress, given=[o for o, v in (('--source', source), ('--target-dir', target_dir),

@@ -71,7 +71,8 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     from scripts.compare import latest, method_metrics, write_shots
     from scripts.generate import generate_images, load_generator
     from scripts.glyph_preset import source_regularisation
-    from scripts.train import SetupError, run_training, setup_training_config
+    from fsgan.run import run_training
+    from fsgan.run_setup import SetupError, setup_training_config
     from torch_utils.image_grid import save_png, tile
     import numpy as np
 
@@ -131,9 +132,9 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
 def main(outdir, kimg, lr, source, target, test, num, num_test):
     """Adapt --source to --target with FSGAN and write samples, a video and metrics."""
     from fsgan.loading import NetworkLoadError
-    from scripts.train import SetupError
+    from fsgan.run_setup import SetupError
     from training.dataset import DataError
-    from training.training_loop import TrainingError
+    from fsgan.training_loop import TrainingError
     try:
         run_dir, paths, row = run_demo(outdir, source, target, test, kimg, lr, num, num_test)
     except (NetworkLoadError, SetupError, DataError, TrainingError) as e:

@@ -1,4 +1,5 @@
 """Augmentation of D's inputs (training.augment): identities, ranges, gradients, training hooks, the CLI."""
+from fsgan import run_setup
 import json
 import os
 
@@ -413,15 +414,15 @@ def test_diffaug_trains_from_the_cli(p1_path, target_dir, tmp_path, one_thread):
 
 def test_setup_resolves_every_mode(target_dir):
     def kwargs(**opts):
-        c = train_cli.setup_training_config(target_dir, device='cpu', **opts)
+        c = run_setup.setup_training_config(target_dir, device='cpu', **opts)
         return c.aug, c.augment_kwargs
     assert kwargs() == kwargs(aug='none') == ('none', dict(name='none'))
     assert kwargs(aug='ada') == ('ada', dict(name='ada', preset='bgc', p=0.0, target=0.6, ada_kimg=500.0, interval=4))
     assert kwargs(aug='ada', aug_p=0.1, augpipe='bgcfnc', ada_target=0.7, ada_kimg=100) == (
         'ada', dict(name='ada', preset='bgcfnc', p=0.1, target=0.7, ada_kimg=100.0, interval=4))
     assert kwargs(aug='fixed', aug_p=0.3, augpipe='bg') == ('fixed', dict(name='ada', preset='bg', p=0.3, target=None))
-    with pytest.raises(train_cli.SetupError, match='--aug-p: aug_p must be'):
-        train_cli.setup_training_config(target_dir, device='cpu', aug='fixed', aug_p=-0.1)
+    with pytest.raises(run_setup.SetupError, match='--aug-p: aug_p must be'):
+        run_setup.setup_training_config(target_dir, device='cpu', aug='fixed', aug_p=-0.1)
 
 
 def _stats(run_dir):

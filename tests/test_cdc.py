@@ -1,5 +1,6 @@
 """CDC (fsgan/methods/cdc.py, fsgan/losses/cdc_dist.py, cdc_patch.py): the distance-consistency formula, zero at the
 source, the layer mapping, anchors and the patch-level D through the loss core, what a step changes, resume."""
+from fsgan import run_setup
 import copy
 import json
 import math
@@ -21,7 +22,7 @@ from fsgan.losses.cdc_patch import CDCPatch
 from fsgan.methods import adapt
 from scripts import train as train_cli
 from training.loss import StyleGAN2Loss
-from training.training_loop import prepare_loss_terms, setup_run, training_step
+from fsgan.training_loop import prepare_loss_terms, setup_run, training_step
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -191,7 +192,7 @@ def test_loss_core_uses_patch_logits_and_anchor_latents(source):
 
 
 def _cdc_config(p1_path, target_dir, **kwargs):
-    return train_cli.setup_training_config(target_dir, resume=p1_path, method='cdc', batch=4, device='cpu', **kwargs)
+    return run_setup.setup_training_config(target_dir, resume=p1_path, method='cdc', batch=4, device='cpu', **kwargs)
 
 
 def test_method_brings_its_terms_and_a_step_changes_only_its_tensors(p1_path, target_dir, source):
@@ -268,7 +269,7 @@ def test_cli_run_exports_plain_networks_and_resumes_bit_exactly(p1_path, target_
 def test_options_are_checked_before_training(p1_path, target_dir):
     for losses, message in (({'cdc_patch': dict(anchor_every=0)}, 'anchor_every'),
                             ({'cdc_dist': dict(batch=1)}, 'batch'), ({'cdc_patch': dict(anchor_std=-1)}, 'anchor_std')):
-        with pytest.raises(train_cli.SetupError, match=message):
+        with pytest.raises(run_setup.SetupError, match=message):
             _cdc_config(p1_path, target_dir, losses=losses)
     assert _cdc_config(p1_path, target_dir, losses={'cdc_patch': 0}).losses == {'cdc_dist': dict(weight=1000.0, batch=4)}
     assert [t.stat for t in build_loss_terms({'cdc_patch': 1, 'cdc_dist': 1})] == ['cdc', 'patch']

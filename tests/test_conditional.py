@@ -1,4 +1,6 @@
 """Class-conditional training (--cond) and conditional networks in the sampling tools."""
+from fsgan import run as fsgan_run
+from fsgan import run_setup
 import json
 import os
 
@@ -13,7 +15,7 @@ from tests.test_scratch import SHOTS
 
 
 def test_sample_conditions():
-    from training.training_loop import sample_conditions
+    from fsgan.training_loop import sample_conditions
     torch.manual_seed(0)
     labels = torch.tensor([3, 3, 5, 7])
     idx = torch.tensor([2, 0, 3, 2, 1, 1])
@@ -54,8 +56,8 @@ def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread,
     opts_path = run_dir / 'training_options.json'  # a longer run, stopped at its first snapshot
     opts_path.write_text(json.dumps(dict(json.loads(opts_path.read_text()), kimg=0.032)))
     launched = []
-    real_launch = train.launch
-    monkeypatch.setattr(train, 'launch', lambda *a, **k: launched.append(a[3]) or real_launch(*a, **k))
+    real_launch = fsgan_run.launch
+    monkeypatch.setattr(fsgan_run, 'launch', lambda *a, **k: launched.append(a[3]) or real_launch(*a, **k))
     res = CliRunner().invoke(train.main, ['--resume-run', str(run_dir), '--no-progress'], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert np.array_equal(launched[0], labels)  # the resumed run trains on the same labels
@@ -169,9 +171,9 @@ def test_class_loss_is_cross_entropy_of_D_over_classes():
 
 
 def test_class_loss_needs_cond(tmp_path):
-    with pytest.raises(train.SetupError, match='--class-loss needs --cond'):
-        train.setup_training_config(str(tmp_path), class_loss=1.0, device='cpu')
-    assert train.setup_training_config(str(tmp_path), class_loss=1.0, cond=True, device='cpu').losses['class'] == \
+    with pytest.raises(run_setup.SetupError, match='--class-loss needs --cond'):
+        run_setup.setup_training_config(str(tmp_path), class_loss=1.0, device='cpu')
+    assert run_setup.setup_training_config(str(tmp_path), class_loss=1.0, cond=True, device='cpu').losses['class'] == \
         {'weight': 1.0}
-    with pytest.raises(train.SetupError, match='--class-loss'):
-        train.setup_training_config(str(tmp_path), class_loss=-1.0, cond=True, device='cpu')
+    with pytest.raises(run_setup.SetupError, match='--class-loss'):
+        run_setup.setup_training_config(str(tmp_path), class_loss=-1.0, cond=True, device='cpu')

@@ -1,4 +1,5 @@
 """EWC (fsgan/methods/ewc.py, fsgan/losses/ewc.py): the penalty, its Fisher information, and its state on resume."""
+from fsgan import run_setup
 import copy
 import json
 import os
@@ -62,12 +63,12 @@ def test_fisher_is_a_mean_of_per_sample_squares_and_leaves_the_run_alone(source)
 
 
 def test_the_method_brings_the_term_and_the_user_overrides_it(p1_path, target_dir):
-    c = train_cli.setup_training_config(target_dir, resume=p1_path, method='ewc', device='cpu')
+    c = run_setup.setup_training_config(target_dir, resume=p1_path, method='ewc', device='cpu')
     assert c.losses == {'ewc': dict(weight=5e8, samples=1000)} and c.lr == 0.002
-    c = train_cli.setup_training_config(target_dir, resume=p1_path, method='ewc', device='cpu',
+    c = run_setup.setup_training_config(target_dir, resume=p1_path, method='ewc', device='cpu',
                                         losses={'ewc': dict(weight=1e3, samples=10)})
     assert c.losses == {'ewc': dict(weight=1e3, samples=10)}
-    assert train_cli.setup_training_config(target_dir, resume=p1_path, method='ewc', device='cpu',
+    assert run_setup.setup_training_config(target_dir, resume=p1_path, method='ewc', device='cpu',
                                            losses={'ewc': 0}).losses == {}
 
 

@@ -1,4 +1,5 @@
 """Glyph-classifier metrics and `compare.py --preset glyphs` (on a tiny stand-in source network)."""
+from fsgan import run_setup
 import csv
 import json
 import os
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from fsgan.export import save_snapshot
 from metrics.glyph_classifier import fgd_between, load_dataset_zip, load_glyph_classifier
 from metrics.glyph_metrics import glyph_metrics
-from scripts import compare, glyph_preset, train
+from scripts import compare, glyph_preset
 from training import networks
 
 GLYPHS = glyph_preset.GLYPHS
@@ -133,9 +134,9 @@ def test_parse_method():
 
 def test_train_options_reach_the_training_config(p1_path, target_dir, tmp_path, monkeypatch):
     """Comparison-wide training options apply to every row; a row's own @KEY=VALUE wins."""
-    import scripts.train
+    import fsgan.run
     seen = {}
-    monkeypatch.setattr(scripts.train, 'run_training', lambda c, progress=True: seen.setdefault(c.method, c))
+    monkeypatch.setattr(fsgan.run, 'run_training', lambda c, progress=True: seen.setdefault(c.method, c))
     cfg = compare.setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir,
                                 methods='fsgan,tgan@gamma=3@mode_seeking=1', kimg=0.004,
                                 train_options={'gamma': 5, 'pl_weight': 0, 'style_mixing': 0})
@@ -178,7 +179,7 @@ def test_preset_uses_the_source_regularisation(tmp_path):
                                                                            'mode_seeking_hinge': True}}))
     hinged = glyph_preset.source_regularisation(str(tmp_path / 'hinged.pkl'))
     assert hinged == {'mode_seeking': 2.0, 'mode_seeking_hinge': 1.0}
-    c = train.setup_training_config(str(tmp_path), device='cpu', **hinged)  # as the preset and the demo pass it
+    c = run_setup.setup_training_config(str(tmp_path), device='cpu', **hinged)  # as the preset and the demo pass it
     assert c.losses['mode_seeking'] == dict(weight=2.0, hinge=True)
     (tmp_path / 'bad.json').write_text('{"training_options": ')
     with pytest.raises(ValueError, match='bad.json'):

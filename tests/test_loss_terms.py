@@ -1,4 +1,5 @@
 """Registered loss terms (fsgan.losses): the same checks for every term, options, and old run folders."""
+from fsgan import run_setup
 import copy
 import json
 import os
@@ -13,7 +14,7 @@ from fsgan.losses import LOSS_TERMS, LossTerm, build_loss_terms, resolve_losses
 from fsgan.methods import adapt
 from scripts import train as train_cli
 from training.loss import StyleGAN2Loss
-from training.training_loop import loss_config, setup_run, training_step
+from fsgan.training_loop import loss_config, setup_run, training_step
 
 
 def _ctx(n=4, c_dim=3, G=None, D=None):
@@ -126,7 +127,7 @@ def test_shorthand_and_loss_option_train_identically(p1_path, target_dir, tmp_pa
     """--mode-seeking 1 and --loss mode_seeking=1 resolve alike and give bit-identical steps."""
     weights = []
     for kwargs in (dict(mode_seeking=1.0), dict(losses={'mode_seeking': 1.0})):
-        c = train_cli.setup_training_config(target_dir, resume=p1_path, batch=4, device='cpu', **kwargs)
+        c = run_setup.setup_training_config(target_dir, resume=p1_path, batch=4, device='cpu', **kwargs)
         torch.manual_seed(0)
         state = setup_run(c, torch.device('cpu'))
         images = torch.randint(0, 256, [8, 3, 32, 32], dtype=torch.uint8)
@@ -194,10 +195,10 @@ def test_a_method_brings_its_terms(p1_path, target_dir, monkeypatch):
     import dataclasses
     from fsgan.methods import METHODS
     monkeypatch.setitem(METHODS, 'tgan', dataclasses.replace(METHODS['tgan'], losses={'mode_seeking': 0.5}))
-    c = train_cli.setup_training_config(target_dir, resume=p1_path, method='tgan', device='cpu')
+    c = run_setup.setup_training_config(target_dir, resume=p1_path, method='tgan', device='cpu')
     assert c.losses == {'mode_seeking': dict(weight=0.5, hinge=False)}
-    c = train_cli.setup_training_config(target_dir, resume=p1_path, method='tgan', device='cpu',
+    c = run_setup.setup_training_config(target_dir, resume=p1_path, method='tgan', device='cpu',
                                         losses={'mode_seeking': dict(hinge=True)})
     assert c.losses == {'mode_seeking': dict(weight=0.5, hinge=True)}
-    assert train_cli.setup_training_config(target_dir, resume=p1_path, method='tgan', device='cpu',
+    assert run_setup.setup_training_config(target_dir, resume=p1_path, method='tgan', device='cpu',
                                            losses={'mode_seeking': 0}).losses == {}

@@ -129,7 +129,7 @@ def test_p2_float16_blocks_with_the_float16_kernel_contract(half_kernels, monkey
         if not key.startswith('ws_'):  # float16 did run: not the float32 result
             assert diff > 1e-5, key
     opts = selfcheck_sections.train_opts('fsgan', batch=4, source=f'{FIXTURES}/p2.pkl')
-    from training.training_loop import setup_run, training_step
+    from fsgan.training_loop import setup_run, training_step
     state = setup_run(opts, CPU)
     images = torch.randint(0, 256, [4, 3, 64, 64], dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     losses = training_step(state, opts, images, CPU)

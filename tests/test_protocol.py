@@ -1,4 +1,6 @@
 """Adaptation protocols (fsgan.protocol): resolution, what lands in the run folder, and the paper's numbers."""
+from fsgan import run_setup
+from fsgan import run as fsgan_run
 import copy
 import json
 import os
@@ -15,15 +17,15 @@ from fsgan.methods.freezed import paper_depth
 from scripts import train as train_cli
 from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
-from training.training_loop import setup_run, track_w_avg, training_step, update_ema
+from fsgan.training_loop import setup_run, track_w_avg, training_step, update_ema
 
 TINY = ['--kimg', '0.008', '--tick', '0.004', '--snap', '1', '--no-progress']
 
 
 def _config(p1_path, target_dir, tmp_path, **kwargs):
-    c = train_cli.setup_training_config(target_dir, outdir=str(tmp_path), resume=p1_path, shots=4, device='cpu',
+    c = run_setup.setup_training_config(target_dir, outdir=str(tmp_path), resume=p1_path, shots=4, device='cpu',
                                         **kwargs)
-    train_cli.network_geometry(c)  # resolves the source-dependent items
+    run_setup.network_geometry(c)  # resolves the source-dependent items
     return c
 
 
@@ -93,7 +95,7 @@ def test_start_generator_and_adapter(p1_path, target_dir, tmp_path, start):
         ref = source[start](z, torch.zeros([2, 0]), noise_mode='const')
         for net in (state.G, state.G_ema):
             assert (net(z, torch.zeros([2, 0]), noise_mode='const') - ref).abs().max() <= 1e-4
-    run_dir = train_cli.run_training(c, progress=False)
+    run_dir = fsgan_run.run_training(c, progress=False)
     snap = load_network(os.path.join(run_dir, 'network-snapshot-000000.004.pkl'))
     adapted = apply_adapter(load_network(p1_path), os.path.join(run_dir, 'adapter-000000.004.pt'))
     with torch.no_grad():

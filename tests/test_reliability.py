@@ -188,7 +188,7 @@ def test_disk_full_during_snapshot_keeps_previous(p1_path, target_dir, tmp_path,
     """ENOSPC while writing the second snapshot: one-line error, first snapshot and checkpoint intact."""
     import errno
     from dnnlib import fileio
-    from training import training_loop as loop
+    from fsgan import training_loop as loop
     real_fsync = fileio.os.fsync
     state = {'snapshots': 0}
     real_write_snapshot = loop.write_snapshot
@@ -220,7 +220,7 @@ def test_disk_full_during_snapshot_keeps_previous(p1_path, target_dir, tmp_path,
 
 def test_finite_check_names_first_phase_gradient_and_weight():
     from dnnlib import EasyDict
-    from training.training_loop import FiniteCheck, TrainingError
+    from fsgan.training_loop import FiniteCheck, TrainingError
     G, D = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
     state = EasyDict(G=G, D=D, cur_nimg=2000)
     params = list(G.parameters()) + list(D.parameters())

@@ -1,4 +1,5 @@
 """Training from random init (no --resume) with the small CPU configurations."""
+from fsgan import run_setup
 import json
 import os
 
@@ -24,7 +25,7 @@ def test_train_from_scratch(tmp_path, cfg, one_thread):
     assert run_dir.name == f'00000-scratch-{cfg}'
     opts = json.loads((run_dir / 'training_options.json').read_text())
     assert opts['source'] is None and opts['method'] == 'tgan' and opts['cfg'] == cfg
-    spec = train.SCRATCH_CFGS[cfg]
+    spec = run_setup.SCRATCH_CFGS[cfg]
     net = load_network(str(run_dir / 'network-snapshot-000000.016.pkl'))
     G, D = net['G_ema'], net['D']
     assert (G.img_channels, G.img_resolution, G.z_dim) == (1, 32, spec['z_dim'])
@@ -98,17 +99,17 @@ def test_hinged_mode_seeking_only_penalises_pairs_closer_than_real_ones():
 
 def test_mode_seeking_hinge_option(tmp_path, p1_path):
     from scripts.compare import parse_method
-    from training.training_loop import setup_run
-    c = train.setup_training_config(str(tmp_path), resume=p1_path, mode_seeking=2, mode_seeking_hinge=True,
+    from fsgan.training_loop import setup_run
+    c = run_setup.setup_training_config(str(tmp_path), resume=p1_path, mode_seeking=2, mode_seeking_hinge=True,
                                     device='cpu')
     assert c.losses['mode_seeking'] == dict(weight=2.0, hinge=True)
     (term,) = setup_run(c, torch.device('cpu')).loss.terms
     assert term.hinge is True and term.weight == 2
-    assert train.setup_training_config(str(tmp_path), device='cpu').losses == {}
-    assert train.setup_training_config(str(tmp_path), mode_seeking=1, mode_seeking_hinge='0',
+    assert run_setup.setup_training_config(str(tmp_path), device='cpu').losses == {}
+    assert run_setup.setup_training_config(str(tmp_path), mode_seeking=1, mode_seeking_hinge='0',
                                        device='cpu').losses['mode_seeking'] == dict(weight=1.0, hinge=False)
-    with pytest.raises(train.SetupError, match='needs a --mode-seeking weight'):
-        train.setup_training_config(str(tmp_path), mode_seeking_hinge=True, device='cpu')
+    with pytest.raises(run_setup.SetupError, match='needs a --mode-seeking weight'):
+        run_setup.setup_training_config(str(tmp_path), mode_seeking_hinge=True, device='cpu')
     for value, expected in (('1', 1.0), ('true', 1.0), ('off', 0.0)):
         assert parse_method(f'tgan@mode_seeking_hinge={value}')[1] == {'mode_seeking_hinge': expected}
     with pytest.raises(click.BadParameter, match='0 or 1'):

@@ -8,8 +8,8 @@ import torch
 
 from dnnlib import EasyDict
 from torch_utils import distributed, training_stats
-from training import training_loop
-from training.training_loop import (TrainingError, phases, sample_conditions, sample_reals, setup_run,
+from fsgan import training_loop
+from fsgan.training_loop import (TrainingError, phases, sample_conditions, sample_reals, setup_run,
                                     training_step, update_ema)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -140,6 +140,6 @@ def test_backend_settings(monkeypatch):
 
 
 def test_allow_tf32_is_an_option_recorded_with_the_run(target_dir, p1_path):
-    from scripts.train import setup_training_config
+    from fsgan.run_setup import setup_training_config
     assert setup_training_config(target_dir, resume=p1_path, device='cpu').allow_tf32 is False
     assert setup_training_config(target_dir, resume=p1_path, device='cpu', allow_tf32=True).allow_tf32 is True

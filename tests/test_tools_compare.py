@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from fsgan.tools import figure
 from scripts import compare as cli
-from training import training_loop
+from fsgan import training_loop
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def test_refuses_foreign_folder(p1_path, target_dir, tmp_path):
 
 def test_augmentation_rows_reach_the_training_config(p1_path, target_dir, tmp_path, monkeypatch):
     """Rows METHOD@aug=ada / METHOD@aug=diffaug (and ADA's options) train with that augmentation."""
-    import scripts.train
+    import fsgan.run
     assert cli.parse_method('tgan@aug=ada@ada_target=0.7') == ('tgan', {'aug': 'ada', 'ada_target': 0.7}, {})
     assert cli.parse_method('fsgan@aug=fixed@aug_p=0.2@augpipe=bg') == (
         'fsgan', {'aug': 'fixed', 'aug_p': 0.2, 'augpipe': 'bg'}, {})
@@ -168,7 +168,7 @@ def test_augmentation_rows_reach_the_training_config(p1_path, target_dir, tmp_pa
         with pytest.raises(Exception, match=message):
             cli.parse_method(bad)
     seen = {}
-    monkeypatch.setattr(scripts.train, 'run_training', lambda c, progress=True: seen.setdefault(c.aug, c))
+    monkeypatch.setattr(fsgan.run, 'run_training', lambda c, progress=True: seen.setdefault(c.aug, c))
     cfg = cli.setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir,
                             methods='fsgan,fsgan@aug=ada,fsgan@aug=diffaug', kimg=0.004, device='cpu')
     for name, _ in cfg.entries:

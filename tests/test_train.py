@@ -1,4 +1,5 @@
 """End-to-end training from the CLI on a small network: artefacts, resume, errors."""
+from fsgan import run_setup
 import json
 import os
 import subprocess
@@ -147,7 +148,8 @@ def test_two_process_gloo_training(p1_path, target_dir, tmp_path):
 
 def test_progress_bar_when_kimg_is_not_a_multiple_of_batch(tmp_path, p1_path, target_dir, one_thread):
     """The last batch overshoots --kimg (200 images at batch 16 ends at 208); the bar must not break."""
-    from scripts.train import run_training, setup_training_config
+    from fsgan.run import run_training
+    from fsgan.run_setup import setup_training_config
     c = setup_training_config(target_dir, outdir=str(tmp_path), resume=p1_path, method='fsgan', shots=10,
                               kimg=0.04, batch=16, snap=0, kimg_per_tick=0.04, device='cpu')
     run_dir = run_training(c, progress=True)
@@ -156,13 +158,13 @@ def test_progress_bar_when_kimg_is_not_a_multiple_of_batch(tmp_path, p1_path, ta
 
 def test_dlr_sets_only_the_discriminator_rate(p1_path, target_dir):
     """--dlr defaults to --lr; given, it is D's Adam rate (G keeps --lr), both times the lazy-reg ratio."""
-    from training.training_loop import setup_run
-    same = train_cli.setup_training_config(target_dir, resume=p1_path, method='fsgan', lr=0.03, device='cpu')
+    from fsgan.training_loop import setup_run
+    same = run_setup.setup_training_config(target_dir, resume=p1_path, method='fsgan', lr=0.03, device='cpu')
     assert same.dlr == same.lr == 0.03
-    c = train_cli.setup_training_config(target_dir, resume=p1_path, method='fsgan', lr=0.03, dlr=0.002,
+    c = run_setup.setup_training_config(target_dir, resume=p1_path, method='fsgan', lr=0.03, dlr=0.002,
                                         method_options=dict(full_d=True), device='cpu')
     state = setup_run(c, torch.device('cpu'))
     assert state.opt_G.param_groups[0]['lr'] == pytest.approx(0.03 * 4 / 5)
     assert state.opt_D.param_groups[0]['lr'] == pytest.approx(0.002 * 16 / 17)
-    with pytest.raises(train_cli.SetupError, match='--dlr'):
-        train_cli.setup_training_config(target_dir, resume=p1_path, dlr=-1, device='cpu')
+    with pytest.raises(run_setup.SetupError, match='--dlr'):
+        run_setup.setup_training_config(target_dir, resume=p1_path, dlr=-1, device='cpu')

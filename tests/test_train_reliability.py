@@ -199,7 +199,7 @@ def test_a_lock_dies_with_its_process(tmp_path):
 def test_interrupt_before_the_first_snapshot_resumes_exactly(p1_path, target_dir, tmp_path, monkeypatch,
                                                              finished_run):
     """Ctrl-C in the second step: the exact resume command, exit code 130, and the start checkpoint it resumes."""
-    from training import training_loop
+    from fsgan import training_loop
     real, calls = training_loop.training_step, []
 
     def interrupted(*args, **kwargs):

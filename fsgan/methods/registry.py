@@ -18,7 +18,7 @@ class MethodSpec:
                                                               # name -> weight or {weight, **options}
     probe: Optional[Callable] = None   # probe(run, **options) -> {option: value}: options computed from the target
                                        # before adaptation (e.g. AdAM's importance mask), {} when all are known;
-                                       # run: see training.training_loop.probe_method
+                                       # run: see fsgan.training_loop.probe_method
 
 
 METHODS: Dict[str, MethodSpec] = {}

@@ -1,0 +1,166 @@
+"""Running a configured training: the run folder, data, launch in one or several processes, resume, dry run."""
+import contextlib
+import json
+import os
+
+from fsgan import protocol as protocols
+from fsgan.methods import METHODS
+from fsgan.run_setup import SetupError, network_geometry, scratch_kwargs, next_run_dir, target_labels
+
+def _worker(rank, c, run_dir, images, labels, resume, progress, init_file):
+    """One process of a multi-process run."""
+    from torch_utils import distributed
+    from fsgan.training_loop import training_loop
+    distributed.init(rank, c.num_gpus, init_file, 'cuda' if c.device == 'cuda' else 'cpu')
+    try:
+        training_loop(c, run_dir, images, resume=resume, progress=progress, labels=labels)
+        distributed.barrier()  # no rank tears the group down while another still uses it
+    finally:
+        distributed.shutdown()
+
+
+def launch(c, run_dir, images, labels=None, resume=False, progress=True):
+    """Run the training loop in this process, or in c.num_gpus processes."""
+    from fsgan.training_loop import training_loop
+    if c.get('num_gpus', 1) == 1:
+        training_loop(c, run_dir, images, resume=resume, progress=progress, labels=labels)
+        return
+    import tempfile
+    import torch.multiprocessing as mp
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_worker, args=(c, run_dir, images, labels, resume, progress, os.path.join(tmp, 'init')),
+                 nprocs=c.num_gpus, join=True)
+
+
+@contextlib.contextmanager
+def naming_run(run_dir):
+    """Let a KeyboardInterrupt or OSError that leaves the block carry the run folder (for the resume advice)."""
+    try:
+        yield
+    except (KeyboardInterrupt, OSError) as e:
+        e.run_dir = run_dir
+        raise
+
+
+def _resume(c, run_dir, progress, record_options=False):
+    """Continue run_dir from its checkpoint (the caller holds the folder's lock); record_options: first write `c`
+    into its training_options.json (a run extended by --kimg)."""
+    import numpy as np
+    from dnnlib.fileio import atomic_write_json, remove_abandoned_temps
+    remove_abandoned_temps(run_dir)  # left by a kill mid-write; the lock keeps writers out
+    images = np.load(os.path.join(run_dir, 'target_shots.npy'))
+    labels = None
+    if c.get('cond'):
+        labels_path = os.path.join(run_dir, 'target_labels.npy')
+        if not os.path.isfile(labels_path):
+            raise SetupError(f'--resume-run {run_dir}: this --cond run has no target_labels.npy; restore it '
+                             f'or start a new run')
+        labels = np.load(labels_path)
+    if record_options:
+        atomic_write_json(os.path.join(run_dir, 'training_options.json'), c)
+    with naming_run(run_dir):
+        launch(c, run_dir, images, labels, resume=True, progress=progress)
+    return run_dir
+
+
+def run_training(c, resume_run=None, progress=True, dry_run=False):
+    """Prepare data and run folder, then train. Returns the run folder (None for a dry run).
+
+    The run folder is locked while it trains (dnnlib.lock): a second process refuses to train in it.
+    """
+    from dnnlib.lock import folder_lock
+    from training.dataset import load_target
+    from fsgan.training_loop import write_run_files
+    import numpy as np
+    if resume_run is not None:
+        with folder_lock(resume_run):
+            return _resume(c, resume_run, progress)
+    resolution, channels, c_dim = network_geometry(c)
+    if channels is None:  # from scratch: keep the data's channel count (1 for grayscale sources)
+        channels = 1 if _looks_grayscale(c.target_dir) else 3
+    target = load_target(c.target_dir, resolution, channels, shots=c.shots, seed=c.seed)
+    for note in target.notes:
+        print(f'[data] {note}')
+    labels = target_labels(c, target, c_dim)
+    if c.source is None:
+        c.G_kwargs, c.D_kwargs = scratch_kwargs(c.cfg, channels, 0 if labels is None else int(labels.max()) + 1)
+    c.resolution = resolution
+    images = target.images
+    if dry_run:
+        print_dry_run(c, images)
+        return None
+    desc = f'{c.method}-{len(images)}shot' if c.source is not None else f'scratch-{c.cfg}'
+    run_dir = next_run_dir(c.outdir, desc)
+    print(f'Run folder: {run_dir}')
+    with folder_lock(run_dir), naming_run(run_dir):
+        write_run_files(run_dir, c, target.record())
+        from dnnlib.fileio import atomic_open
+        with atomic_open(os.path.join(run_dir, 'target_shots.npy')) as f:
+            np.save(f, images)
+        if labels is not None:
+            with atomic_open(os.path.join(run_dir, 'target_labels.npy')) as f:
+                np.save(f, labels)
+        launch(c, run_dir, images, labels, progress=progress)
+    return run_dir
+
+
+def _looks_grayscale(path):
+    """True when the first image of the target folder/zip is single-channel."""
+    from training.dataset import _list_source
+    import PIL.Image
+    import io
+    names, read, _labels, _skipped = _list_source(path)
+    if not names:
+        return False
+    return PIL.Image.open(io.BytesIO(read(names[0]))).mode in ('L', 'I;16', 'I', '1')
+
+
+def print_dry_run(c, images):
+    """Print the resolved options and the trainable counts of every method, then return."""
+    from fsgan.training_loop import build_networks
+    from fsgan.methods import adapt
+    from fsgan.methods.freezed import paper_depth
+    print(json.dumps(c, indent=2, sort_keys=True))
+    print(f'targets: {list(images.shape)} uint8')
+    print(protocols.describe(c))
+    for name in sorted(METHODS):
+        G, D, _G_ema, _src = build_networks(c, 'cpu')
+        opts = c.method_options if name == c.method else {}
+        if name == 'freezed' and name != c.method and c.source is not None:
+            depth = protocols.protocol_defaults(c.get('protocol', 'ours'))['freezed']
+            opts = dict(freezed=paper_depth(D) if depth == 'paper' else depth)
+        params = adapt(G, D, method=name, **opts)
+        print(f'trainable[{name}]: {sum(p.numel() for p in params):,}')
+
+
+def continue_run(run_dir, kimg=None, dry_run=False, progress=True):
+    """--resume-run: continue run_dir from its checkpoint; `kimg` extends the run (recorded in its options).
+
+    Returns run_dir, or None when nothing ran: a dry run (prints the plan) or a finished run (says so).
+    """
+    from dnnlib.lock import folder_lock
+    from fsgan.run_options import load_run_options
+    from fsgan.training_loop import read_checkpoint
+    c = load_run_options(run_dir)
+    c.kimg = float(c.kimg if kimg is None else kimg)
+    done_kimg = int(read_checkpoint(run_dir, c, mmap=True)['cur_nimg']) / 1000
+    if kimg is not None and kimg <= done_kimg:
+        raise SetupError(f'--kimg {kimg:g}: the run in {run_dir} is already at kimg {done_kimg:g}; give a larger '
+                         f'--kimg to extend it')
+    if dry_run:
+        print(json.dumps(c, indent=2, sort_keys=True))
+        print(f'--dry-run: would continue {run_dir} from kimg {done_kimg:g} to {c.kimg:g}')
+        return None
+    if done_kimg >= c.kimg:
+        print(f'{run_dir} is finished (kimg {done_kimg:g} of {c.kimg:g}); give --kimg to extend it')
+        return None
+    with folder_lock(run_dir):
+        return _resume(c, run_dir, progress, record_options=kimg is not None)
+
+
+def report_last_snapshot(run_dir):
+    """Print where the last snapshot of a finished run is."""
+    from fsgan.export import latest_artefact
+    if run_dir is not None:
+        snapshot = latest_artefact(run_dir, 'network-snapshot-', '.pkl')
+        print(f'Last snapshot: {snapshot}' if snapshot else f'No snapshot in {run_dir}')

@@ -16,14 +16,11 @@ shared with other jobs, --threads 1 gives the steadiest numbers.
 Usage: python scripts/bench_ops.py [--res 64 256] [--device cpu] [--batch 4] [--min-time 0.2] [--threads N]
 """
 import argparse
-import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from torch_utils.ops import bias_act, native, upfirdn2d  # noqa: E402
+from torch_utils.ops import bias_act, native, upfirdn2d
 
 
 def channels(r, channel_base=16384, channel_max=512):

@@ -5,17 +5,15 @@
 """
 import copy
 import os
-import sys
 import time
 
 import click
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dnnlib import EasyDict  # noqa: E402
-from fsgan.training_loop import setup_run, training_step  # noqa: E402
-from fsgan.tools.cli import command, device_option, resolve_device  # noqa: E402
+from dnnlib import EasyDict
+from fsgan.training_loop import setup_run, training_step
+from fsgan.tools.cli import command, device_option, resolve_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

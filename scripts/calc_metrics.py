@@ -6,23 +6,21 @@ Examples:
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import datetime  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import datetime
+import json
+import math
+import tempfile
+import time
 
-import click  # noqa: E402
+import click
 
-from fsgan.tools.cli import (FINITE, check_output_dir, check_output_file, command, device_option,  # noqa: E402
+from fsgan.tools.cli import (FINITE, check_output_dir, check_output_file, command, device_option,
                             overwrite_option, resolve_device)
-from metrics.images import ImageSet  # noqa: E402
-from metrics.registry import MetricContext, default_cache_dir, get_registry  # noqa: E402
-from metrics.util import atomic_open  # noqa: E402
+from metrics.images import ImageSet
+from metrics.registry import MetricContext, default_cache_dir, get_registry
+from metrics.util import atomic_open
 
 NEED_FLAGS = {'data': '--data', 'shots': '--shots-dir', 'lpips_weights': '--lpips-weights'}
 ALIASES = {'fid50k_full': 'fid', 'kid50k_full': 'kid'}  # stylegan2-ada-pytorch's names: 50k samples, all of --data

@@ -24,20 +24,18 @@ import io
 import json
 import os
 import re
-import sys
 
 import click
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dnnlib import EasyDict  # noqa: E402
-from dnnlib.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
-from fsgan.methods import METHODS  # noqa: E402
-from fsgan.protocol import PROTOCOLS  # noqa: E402
-from fsgan.run_setup import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupError, augment_config,  # noqa: E402
+from dnnlib import EasyDict
+from dnnlib.fileio import atomic_write_bytes, atomic_write_json
+from fsgan.methods import METHODS
+from fsgan.protocol import PROTOCOLS
+from fsgan.run_setup import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupError, augment_config,
                              check_train_option, parse_loss_options, parse_method_options)
-from fsgan.losses import resolve_losses  # noqa: E402
-from fsgan.tools.cli import FINITE, command  # noqa: E402
+from fsgan.losses import resolve_losses
+from fsgan.tools.cli import FINITE, command
 
 STATE_FILE = 'compare_state.json'
 STATE_VERSION = 1
@@ -446,7 +444,7 @@ def run_compare(cfg, progress=True):
     from fsgan.tools import interp
     from fsgan.tools.figure import labeled_grid
     from metrics.images import ImageSet
-    from scripts.generate import generate_images, load_generator
+    from fsgan.sampling import generate_images, load_generator
     from torch_utils.image_grid import save_png
     device = cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     for name, run_dir in cfg.entries:

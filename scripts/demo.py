@@ -14,13 +14,11 @@ under --outdir:
 """
 import json
 import os
-import sys
 
 import click
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from fsgan.tools.cli import command  # noqa: E402
+from fsgan.tools.cli import command
 
 GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
 DEFAULT_SOURCE = os.path.join(GLYPHS, 'source_glyph32.pkl')
@@ -69,7 +67,7 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     from fsgan.tools.interp import interpolation_video
     from metrics.images import ImageSet
     from scripts.compare import latest, method_metrics, write_shots
-    from scripts.generate import generate_images, load_generator
+    from fsgan.sampling import generate_images, load_generator
     from scripts.glyph_preset import source_regularisation
     from fsgan.run import run_training
     from fsgan.run_setup import SetupError, setup_training_config

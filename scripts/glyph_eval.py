@@ -12,14 +12,12 @@ they were generated for.
 """
 import json
 import os
-import sys
 
 import click
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from fsgan.tools.cli import (FINITE, check_output_file, command, device_option, overwrite_option,  # noqa: E402
+from fsgan.tools.cli import (FINITE, check_output_file, command, device_option, overwrite_option,
                             resolve_device)
 
 
@@ -41,7 +39,7 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
     import torch
     from metrics.glyph_classifier import DEFAULT_PATH, load_dataset_zip, load_glyph_classifier
     from metrics.glyph_metrics import glyph_metrics, ink_stats
-    from scripts.generate import generate_images, seed_classes
+    from fsgan.sampling import generate_images, seed_classes
     clf = load_glyph_classifier(classifier_path or DEFAULT_PATH)
     if expect not in clf.script_names:
         raise click.BadParameter(f'unknown script {expect!r}; the classifier knows {", ".join(clf.script_names)}',
@@ -89,7 +87,7 @@ def main(network, adapter, test_zip, num_test, shots_zip, num, trunc, expect, ou
     from dnnlib.fileio import atomic_write_json
     from fsgan.export import AdapterError
     from fsgan.loading import NetworkLoadError
-    from scripts.generate import load_generator
+    from fsgan.sampling import load_generator
     if out:
         check_output_file(out, '--out', overwrite)
     device = resolve_device(device)

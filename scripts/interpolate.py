@@ -12,16 +12,14 @@ loop per cell in row-major order (e.g. --seeds 0-11 --grid 2x2: cell 1 loops 0,1
 import math
 import os
 import re
-import sys
 
 import click
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dnnlib import EasyDict  # noqa: E402
-from fsgan.tools.cli import (FINITE, check_output_file, command, device_option, overwrite_option,  # noqa: E402
+from dnnlib import EasyDict
+from fsgan.tools.cli import (FINITE, check_output_file, command, device_option, overwrite_option,
                             resolve_device)
-from scripts.generate import NOISE_MODE_HELP, check_class, load_generator, parse_seeds  # noqa: E402
+from fsgan.sampling import NOISE_MODE_HELP, check_class, load_generator, parse_seeds
 
 
 def parse_grid(text):

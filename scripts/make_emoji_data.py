@@ -7,16 +7,14 @@ previews, MANIFEST.json) and data/emoji/cache/noto_train.zip (the source pretrai
 See fsgan/benchmarks/emoji/ and data/emoji/README.md.
 """
 import os
-import sys
 
 import click
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fsgan.benchmarks.emoji import paths  # noqa: E402
-from fsgan.benchmarks.emoji.data import make_emoji_data  # noqa: E402
-from fsgan.benchmarks.emoji.npm import EmojiDataError  # noqa: E402
-from fsgan.tools.cli import command  # noqa: E402
+from fsgan.benchmarks.emoji import paths
+from fsgan.benchmarks.emoji.data import make_emoji_data
+from fsgan.benchmarks.emoji.npm import EmojiDataError
+from fsgan.tools.cli import command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
 
 import click
@@ -40,11 +39,10 @@ import numpy as np
 import PIL
 from PIL import Image, ImageDraw, ImageFont, features
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dnnlib.fileio import atomic_path  # noqa: E402
-from dnnlib.util import file_sha256  # noqa: E402
-from fsgan.tools.cli import command  # noqa: E402
+from dnnlib.fileio import atomic_path
+from dnnlib.util import file_sha256
+from fsgan.tools.cli import command
 
 # ----------------------------------------------------------------------------
 # Character sets.

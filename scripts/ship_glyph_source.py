@@ -10,13 +10,11 @@ that run's options too, back to the run from scratch) and rewrites data/glyphs/M
 """
 import json
 import os
-import sys
 
 import click
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from fsgan.tools.cli import command  # noqa: E402
+from fsgan.tools.cli import command
 
 GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
 
@@ -71,7 +69,7 @@ def main(snapshot, num):
     from fsgan.export import save_snapshot
     from fsgan.loading import load_network
     from metrics.glyph_classifier import write_manifest
-    from scripts.generate import load_generator
+    from fsgan.sampling import load_generator
     from scripts.glyph_eval import glyph_report
     try:
         stages = training_stages(snapshot)

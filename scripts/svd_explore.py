@@ -18,16 +18,14 @@ i, sigma_i and the seed, the column header the scale.
 import math
 import os
 import re
-import sys
 
 import click
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dnnlib import EasyDict  # noqa: E402
-from fsgan.tools.cli import (FINITE, check_output_file, command, device_option, overwrite_option,  # noqa: E402
+from dnnlib import EasyDict
+from fsgan.tools.cli import (FINITE, check_output_file, command, device_option, overwrite_option,
                             resolve_device)
-from scripts.generate import NOISE_MODE_HELP, load_generator, parse_seeds  # noqa: E402
+from fsgan.sampling import NOISE_MODE_HELP, load_generator, parse_seeds
 
 
 def parse_scales(text):
@@ -93,7 +91,7 @@ def svd_rows(G, layer_name, top, scales, seeds, trunc=0.8, noise_mode='const', c
     """Images of the figure: (rows, row_labels); rows[i * len(seeds) + j][k] is uint8 [H, W, C] for
     singular value i, seed j and scale k. G's weight is restored afterwards."""
     import torch
-    from scripts.generate import generate_images
+    from fsgan.sampling import generate_images
     layer = generator_layers(G)[layer_name][0]
     original = layer.weight.detach().clone()
     svd = layer_svd(original)

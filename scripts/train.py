@@ -11,16 +11,15 @@ import sys
 
 import click
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fsgan import protocol as protocols  # noqa: E402
-from fsgan.losses import LOSS_TERMS  # noqa: E402
-from fsgan.methods import METHODS  # noqa: E402
-from fsgan.run import continue_run, report_last_snapshot, run_training  # noqa: E402
-from fsgan.run_setup import (AUG_MODES, SCRATCH_CFGS, SetupError, parse_loss_options,  # noqa: E402
+from fsgan import protocol as protocols
+from fsgan.losses import LOSS_TERMS
+from fsgan.methods import METHODS
+from fsgan.run import continue_run, report_last_snapshot, run_training
+from fsgan.run_setup import (AUG_MODES, SCRATCH_CFGS, SetupError, parse_loss_options,
                              parse_method_options, setup_training_config)
-from training.augment_ada import ADA_PRESETS  # noqa: E402
-from fsgan.tools.cli import check_output_dir, command  # noqa: E402
+from training.augment_ada import ADA_PRESETS
+from fsgan.tools.cli import check_output_dir, command
 
 RESUME_OPTIONS = ('resume_run', 'kimg', 'dry_run', 'no_progress')  # all else comes from the run's options
 

@@ -19,9 +19,8 @@ import click
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from fsgan.tools.cli import command  # noqa: E402
-from metrics.glyph_classifier import (GlyphClassifier, load_dataset_zip, save_glyph_classifier,  # noqa: E402
+from fsgan.tools.cli import command
+from metrics.glyph_classifier import (GlyphClassifier, load_dataset_zip, save_glyph_classifier,
                                       sha256_file, write_manifest)
 
 TRAIN_ZIPS = ('source.zip', 'near_train.zip', 'kannada_train.zip', 'devanagari_train.zip')

@@ -1,6 +1,5 @@
 """Shared fixtures: paths of the bundled NVIDIA-format network pickles and small target sets."""
 import os
-import sys
 
 import numpy as np
 import PIL.Image
@@ -9,8 +8,6 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, 'tests', 'fixtures')
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 
 @pytest.fixture(scope='session')

@@ -106,7 +106,7 @@ def _tiny_conditional_G(c_dim=3):
 
 
 def test_generate_uses_class_seed_mod_c_dim_by_default():
-    from scripts.generate import generate_images
+    from fsgan.sampling import generate_images
     G = _tiny_conditional_G()
     default = generate_images(G, [0, 1, 2, 3, 4])
     for seed in range(5):

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from scripts.generate import load_generator
+from fsgan.sampling import load_generator
 from scripts.glyph_eval import glyph_report
 from tests.conftest import ROOT
 

@@ -6,7 +6,7 @@ import PIL.Image
 
 from fsgan import load_network
 from metrics.generate import generate_images as metric_images
-from scripts.generate import generate_images as tool_images
+from fsgan.sampling import generate_images as tool_images
 
 
 def test_metric_samples_are_the_seeds_generate_shows(p1_path, tmp_path):

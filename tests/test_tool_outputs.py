@@ -139,7 +139,7 @@ def test_generate_streams_images_in_batches(p1_path, tmp_path, monkeypatch):
 
 
 def test_batched_generation_matches_seed_by_seed(p1_path):
-    from scripts.generate import generate_images, iter_images, load_generator
+    from fsgan.sampling import generate_images, iter_images, load_generator
     G, _ = load_generator(p1_path)
     batched = np.concatenate([images for _seeds, images in iter_images(G, range(5), batch=2)])
     assert np.abs(batched.astype(int) - generate_images(G, range(5)).astype(int)).max() <= 1
@@ -235,7 +235,7 @@ def test_calc_metrics_shows_progress(tmp_path):
 def test_interpolation_keys_use_each_seeds_class(p2_path):
     """A conditional network: key frames are generate.py's images (class seed % classes), in z and in w."""
     from fsgan.tools import interp
-    from scripts.generate import generate_images, load_generator
+    from fsgan.sampling import generate_images, load_generator
     G, _ = load_generator(p2_path)
     seeds = [1, 5]
     ref = generate_images(G, seeds, trunc=0.8)

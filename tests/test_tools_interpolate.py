@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from fsgan.tools import interp
 from scripts import interpolate as cli
-from scripts.generate import generate_images, load_generator
+from fsgan.sampling import generate_images, load_generator
 
 
 @pytest.fixture(scope='module')

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from fsgan.tools import figure
 from scripts import svd_explore as cli
-from scripts.generate import generate_images, load_generator
+from fsgan.sampling import generate_images, load_generator
 
 
 @pytest.fixture(scope='module')

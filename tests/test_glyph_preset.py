@@ -11,7 +11,9 @@ from click.testing import CliRunner
 from fsgan.export import save_snapshot
 from metrics.glyph_classifier import fgd_between, load_dataset_zip, load_glyph_classifier
 from metrics.glyph_metrics import glyph_metrics
-from scripts import compare, glyph_preset
+from fsgan import compare
+from scripts import compare as compare_cli
+from fsgan.benchmarks.glyphs import preset as glyph_preset
 from training import networks
 
 GLYPHS = glyph_preset.GLYPHS
@@ -112,7 +114,7 @@ def test_preset_aggregate_mean_std():
 ])
 def test_preset_bad_arguments(tmp_path, args, message, monkeypatch):
     monkeypatch.setattr(glyph_preset, 'SOURCE', __file__)      # the check must not depend on the shipped source
-    res = CliRunner().invoke(compare.main, ['--outdir', str(tmp_path / 'x')] + args)
+    res = CliRunner().invoke(compare_cli.main, ['--outdir', str(tmp_path / 'x')] + args)
     assert res.exit_code != 0 and message in res.output, res.output
     assert 'Traceback' not in res.output
 

@@ -175,8 +175,8 @@ def test_config_f_w_avg_tracks_the_adapted_mapping(config_f):
 
 
 def test_compare_records_the_protocol(tmp_path, p1_path, target_dir):
-    from scripts import glyph_preset
-    from scripts.compare import setup_compare
+    from fsgan.benchmarks.glyphs import preset as glyph_preset
+    from fsgan.compare import setup_compare
     cfg = setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir, methods='fsgan')
     assert cfg.settings['protocol'] == 'paper' and cfg.settings['batch'] is None
     ours = glyph_preset.cell_config(str(tmp_path), 'far', 10, 0, 'fsgan')

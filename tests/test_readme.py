@@ -35,7 +35,7 @@ def test_class_loss_help_and_readme_agree():
 
 
 def test_compare_legend_lists_only_shown_columns(tmp_path):
-    from scripts.compare import CSV_COLUMNS, write_tables
+    from fsgan.compare import CSV_COLUMNS, write_tables
     row = {k: None for k in CSV_COLUMNS}
     row.update(method='fsgan', fid_test=12.5, sharpness_mean=1.0, sharpness_std=0.1)
     write_tables(str(tmp_path), [row], dict(num=8), 'psi=1')

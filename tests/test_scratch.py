@@ -98,7 +98,7 @@ def test_hinged_mode_seeking_only_penalises_pairs_closer_than_real_ones():
 
 
 def test_mode_seeking_hinge_option(tmp_path, p1_path):
-    from scripts.compare import parse_method
+    from fsgan.compare import parse_method
     from fsgan.training_loop import setup_run
     c = run_setup.setup_training_config(str(tmp_path), resume=p1_path, mode_seeking=2, mode_seeking_hinge=True,
                                     device='cpu')

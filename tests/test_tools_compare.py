@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from fsgan.tools import figure
+from fsgan import compare
 from scripts import compare as cli
 from fsgan import training_loop
 
@@ -48,7 +49,7 @@ def test_compare_trains_resumes_and_writes_outputs(p1_path, target_dir, tmp_path
     res = CliRunner().invoke(cli.main, args)
     assert res.exit_code != 0
     monkeypatch.setattr(training_loop, 'write_snapshot', real_snapshot)
-    state = json.loads((outdir / cli.STATE_FILE).read_text())
+    state = json.loads((outdir / compare.STATE_FILE).read_text())
     assert state['methods']['fsgan']['done'] and 'tgan' not in state['methods']
     fsgan_ck = outdir / 'runs' / 'fsgan' / _runs(outdir, 'fsgan')[0] / 'checkpoint.pt'
     fsgan_mtime = fsgan_ck.stat().st_mtime_ns
@@ -86,9 +87,9 @@ def test_compare_trains_resumes_and_writes_outputs(p1_path, target_dir, tmp_path
     assert len([x for x in md if x.startswith('| ')]) == 3
 
     # 3. Without tgan's 'done' mark it is continued (nothing to train), not retrained; metrics are reused.
-    state = json.loads((outdir / cli.STATE_FILE).read_text())
+    state = json.loads((outdir / compare.STATE_FILE).read_text())
     del state['methods']['tgan']['done']
-    (outdir / cli.STATE_FILE).write_text(json.dumps(state))
+    (outdir / compare.STATE_FILE).write_text(json.dumps(state))
     tgan_ck_mtime = (tgan_run / 'checkpoint.pt').stat().st_mtime_ns
     res = CliRunner().invoke(cli.main, args)
     assert res.exit_code == 0, res.output
@@ -96,7 +97,7 @@ def test_compare_trains_resumes_and_writes_outputs(p1_path, target_dir, tmp_path
     assert _runs(outdir, 'fsgan') == ['00000-fsgan-10shot'] and _runs(outdir, 'tgan') == ['00000-tgan-10shot']
     assert fsgan_ck.stat().st_mtime_ns == fsgan_mtime
     assert (tgan_run / 'checkpoint.pt').stat().st_mtime_ns == tgan_ck_mtime
-    assert json.loads((outdir / cli.STATE_FILE).read_text())['methods']['tgan']['done']
+    assert json.loads((outdir / compare.STATE_FILE).read_text())['methods']['tgan']['done']
 
     # Other settings in the same folder are refused with one line.
     res = CliRunner().invoke(cli.main, [a if a != '0.008' else '0.016' for a in args])
@@ -122,12 +123,12 @@ def test_fgd_for_glyph_sized_images(tmp_path, monkeypatch):
         (tmp_path / d).mkdir()
         for i, im in enumerate(imgs):
             PIL.Image.fromarray(im, 'L').save(tmp_path / d / f'{i}.png')
-    row = cli.method_metrics(str(tmp_path / 'gen'), gen, str(tmp_path / 'shots'), shots, ImageSet(test_dir),
+    row = compare.method_metrics(str(tmp_path / 'gen'), gen, str(tmp_path / 'shots'), shots, ImageSet(test_dir),
                              dict(faces=False))
     assert row['fgd_shots'] > 0 and row['fgd_test'] > 0 and row['fid_shots'] == 1.0
-    row = cli.method_metrics(str(tmp_path / 'gen'), gen, str(tmp_path / 'shots'), shots[:1], None, dict(faces=False))
+    row = compare.method_metrics(str(tmp_path / 'gen'), gen, str(tmp_path / 'shots'), shots[:1], None, dict(faces=False))
     assert row['fgd_shots'] is None and row['fgd_test'] is None and row['memorised_inception'] is None
-    assert cli.glyph_classifier_applies(1, 32) and not cli.glyph_classifier_applies(3, 32)
+    assert compare.glyph_classifier_applies(1, 32) and not compare.glyph_classifier_applies(3, 32)
 
 
 @pytest.mark.parametrize('args, message', [
@@ -159,20 +160,20 @@ def test_refuses_foreign_folder(p1_path, target_dir, tmp_path):
 def test_augmentation_rows_reach_the_training_config(p1_path, target_dir, tmp_path, monkeypatch):
     """Rows METHOD@aug=ada / METHOD@aug=diffaug (and ADA's options) train with that augmentation."""
     import fsgan.run
-    assert cli.parse_method('tgan@aug=ada@ada_target=0.7') == ('tgan', {'aug': 'ada', 'ada_target': 0.7}, {})
-    assert cli.parse_method('fsgan@aug=fixed@aug_p=0.2@augpipe=bg') == (
+    assert compare.parse_method('tgan@aug=ada@ada_target=0.7') == ('tgan', {'aug': 'ada', 'ada_target': 0.7}, {})
+    assert compare.parse_method('fsgan@aug=fixed@aug_p=0.2@augpipe=bg') == (
         'fsgan', {'aug': 'fixed', 'aug_p': 0.2, 'augpipe': 'bg'}, {})
     for bad, message in (('fsgan@aug=bogus', 'aug must be one of'), ('fsgan@aug_p=0.2', '--aug-p needs --aug'),
                          ('fsgan@aug=fixed', 'needs --aug-p'), ('fsgan@aug=ada@augpipe=bgx', 'augpipe must be'),
                          ('fsgan@aug=ada@aug_p=2', 'aug_p must be')):
         with pytest.raises(Exception, match=message):
-            cli.parse_method(bad)
+            compare.parse_method(bad)
     seen = {}
     monkeypatch.setattr(fsgan.run, 'run_training', lambda c, progress=True: seen.setdefault(c.aug, c))
-    cfg = cli.setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir,
+    cfg = compare.setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir,
                             methods='fsgan,fsgan@aug=ada,fsgan@aug=diffaug', kimg=0.004, device='cpu')
     for name, _ in cfg.entries:
-        cli.train_method(cfg, name, progress=False)
+        compare.train_method(cfg, name, progress=False)
     assert seen['none'].augment_kwargs == dict(name='none')
     assert seen['ada'].augment_kwargs == dict(name='ada', preset='bgc', p=0.0, target=0.6, ada_kimg=500.0,
                                               interval=4)

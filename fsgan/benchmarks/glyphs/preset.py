@@ -13,7 +13,7 @@ import numpy as np
 
 from dnnlib.fileio import atomic_write_bytes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
 SOURCE = os.path.join(GLYPHS, 'source_glyph32.pkl')
 TARGETS = {  # name -> (file prefix in data/glyphs, script the adapted samples should be in)
@@ -86,7 +86,7 @@ def cell_config(outdir, target, shots, seed, methods, kimg=KIMG, split='test', s
 
     protocol 'ours' (batch BATCH) is what the documented glyph tables ran under; another protocol uses its own batch.
     """
-    from scripts.compare import setup_compare
+    from fsgan.compare import setup_compare
     prefix, script = TARGETS[target]
     source = source or SOURCE
     shots_zip = os.path.join(GLYPHS, f'{prefix}_shots{shots}.zip')
@@ -121,7 +121,7 @@ def aggregate(results):
 
 def write_report(outdir, rows, header):
     """benchmark.csv (every number) and benchmark.md (a table per target and shots), atomically."""
-    from scripts.compare import write_csv
+    from fsgan.compare import write_csv
     fields = ['target', 'shots', 'method', 'seeds', 'trainable_params']
     fields += [k + s for k, _, _ in COLUMNS for s in ('_mean', '_std')]
     write_csv(os.path.join(outdir, 'benchmark.csv'), rows, fields)
@@ -143,7 +143,7 @@ def write_report(outdir, rows, header):
 def run_preset(outdir, methods=None, targets=tuple(TARGETS), shots=SHOTS, seeds=SEEDS, kimg=KIMG, split='test',
                device=None, progress=True, num=NUM, num_test=NUM_TEST, source=None, protocol='ours'):
     """Run (or continue) every cell, then write the aggregate report. Returns its rows."""
-    from scripts.compare import run_compare
+    from fsgan.compare import run_compare
     todo = cells(targets, shots, seeds)
     configs = {c: cell_config(outdir, *c, methods=methods, kimg=kimg, split=split, device=device, num=num,
                               num_test=num_test, source=source, protocol=protocol) for c in todo}

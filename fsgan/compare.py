@@ -1,0 +1,500 @@
+"""The comparison engine (scripts/compare.py): compare adaptation methods on the same shots and seed: one figure, a metrics table, interpolation strips.
+
+Examples:
+  python scripts/compare.py --source ffhq256 --target-dir shots/ --shots 10 --methods fsgan,tgan,freezed,ssgan --outdir cmp
+  python scripts/compare.py --outdir cmp2 --runs fsgan=runs/00003-fsgan-10shot --runs tgan=runs/00004-tgan-10shot
+
+The comparison folder (--outdir) holds:
+  compare_state.json        settings, and per method its run folder, a 'done' mark and cached metrics
+  runs/<method>/NNNNN-...   the training runs (scripts/train.py run folders)
+  shots/<hash>/shotNN.png   the target shots as the networks saw them (converted, at network resolution)
+  samples/<method>/seedNNNN.png   the --num generated images the metrics use (seeds 0..num-1)
+  comparison.png            top row: target shots; then one row per method, seeds 0..cols-1
+  metrics.csv, metrics.md   the table (Robb et al. Table 2.1 style)
+  interp_<method>.png       interpolation strip seed 0 -> seed 1 (lerp in w) per method
+  figures/                  memorisation figures of the metrics
+
+Running the same command again continues a killed comparison: finished methods (state 'done') are
+kept, a method with a checkpointed run folder under runs/<method>/ is continued with
+run_training(resume_run=...), metrics are reused while the snapshot and metric settings are unchanged.
+"""
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+
+import click
+
+
+from dnnlib import EasyDict
+from dnnlib.fileio import atomic_write_bytes, atomic_write_json
+from fsgan.methods import METHODS
+from fsgan.protocol import PROTOCOLS
+from fsgan.run_setup import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupError, augment_config,
+                             check_train_option, parse_loss_options, parse_method_options)
+from fsgan.losses import resolve_losses
+
+STATE_FILE = 'compare_state.json'
+STATE_VERSION = 1
+DEFAULT_METHODS = ('fsgan', 'tgan', 'freezed', 'ssgan')
+METRIC_COLUMNS = ('num_gen', 'fid_test', 'fid_shots', 'sharpness_mean', 'sharpness_std', 'fqi_mean', 'fqi_std',
+                  'memorised_inception', 'memorised_pixel', 'fgd_test', 'fgd_shots', 'memorised_glyph',
+                  'diversity_glyph', 'script_share', 'classes_covered', 'classes_total')
+CSV_COLUMNS = ('method', 'run_dir', 'network', 'trainable_params', 'trainable_G', 'trainable_D') + METRIC_COLUMNS
+
+
+class CompareError(Exception):
+    """A comparison that cannot go on (the message names the option or file and what to do)."""
+
+
+def parse_runs(pairs):
+    """['name=RUNDIR', ...] -> {name: RUNDIR} (order kept); raises click.BadParameter."""
+    out = {}
+    for pair in pairs:
+        name, sep, path = pair.partition('=')
+        if not sep or not re.fullmatch(r'[A-Za-z0-9_.+-]+', name) or not path:
+            raise click.BadParameter(f'{pair!r}: expected NAME=RUNDIR with NAME of letters, digits, _.+-',
+                                     param_hint='--runs')
+        if name in out:
+            raise click.BadParameter(f'{name} given twice', param_hint='--runs')
+        out[name] = path
+    return out
+
+
+TRAIN_KEYS = tuple(TRAIN_OPTION_BOUNDS) + tuple(TRAIN_OPTION_CHOICES)  # training options a row may set
+AUG_KEYS = ('aug', 'aug_p', 'augpipe', 'ada_target', 'ada_kimg')  # of those, the ones augment_config checks together
+
+
+def parse_method(spec):
+    """'fsgan' -> ('fsgan', {}, {}); 'fsgan@lr=0.01@gamma=5@adapt_torgb=true' -> ('fsgan', {'lr': 0.01, 'gamma': 5.0},
+    {'adapt_torgb': True}): a method with training options (TRAIN_KEYS, as scripts/train.py names them) and/or
+    method options (scripts/train.py --method-opt) changed. 'tgan@aug=ada' -> ('tgan', {'aug': 'ada'}, {}): the
+    augmentation options (AUG_KEYS; DiffAugment rows use the default policy). 'tgan@loss.mode_seeking=1' ->
+    ('tgan', {'losses': {'mode_seeking': {'weight': 1.0}}}, {}): a registered loss term (fsgan.losses), its weight
+    or (loss.NAME.OPTION=VALUE) an option."""
+    name, *overrides = spec.split('@')
+    train, pairs, loss_pairs = {}, [], []
+    for item in overrides:
+        key, sep, value = item.partition('=')
+        if key.startswith('loss.') and sep:
+            loss_pairs.append(item[len('loss.'):])
+        elif key in TRAIN_KEYS:
+            try:
+                train[key] = check_train_option(key, value)
+            except SetupError as e:
+                raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
+        elif not sep or not key:
+            raise click.BadParameter(f'{spec!r}: expected METHOD[@KEY=VALUE...] with KEY one of '
+                                     f'{", ".join(TRAIN_KEYS)} or a method option', param_hint='--methods')
+        else:
+            pairs.append(item)
+    try:
+        augment_config(**{k: train[k] for k in AUG_KEYS if k in train})
+        if loss_pairs:
+            train['losses'] = parse_loss_options(loss_pairs)
+            resolve_losses(train['losses'])
+    except (SetupError, ValueError) as e:
+        raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
+    if name not in METHODS:
+        return name, train, {}
+    try:
+        options = parse_method_options(pairs, name)
+    except SetupError as e:
+        raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
+    return name, train, options
+
+
+def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=None,
+                  protocol='paper', seed=0, tick=1.0, snap=5, test_dir=None, num=64, num_test=256, faces=False, trunc=0.8,
+                  metrics_trunc=1.0, cols=10, strip_steps=10, device=None, cache_dir=None, inception=True, expect=None,
+                  train_options=None):
+    """Pure setup: options -> EasyDict(entries=[(name, run_dir or None)], settings, metric_settings, ...).
+
+    train_options: training options (TRAIN_KEYS) for every trained row; a row's own @KEY=VALUE wins.
+    protocol: the adaptation protocol of every trained row (fsgan.protocol); batch None = the protocol's.
+    settings are what the training runs depend on (a resumed comparison must match them);
+    metric_settings decide whether cached metrics still hold.
+    """
+    run_map = parse_runs(runs)
+    if methods is None:
+        names = [] if run_map else list(DEFAULT_METHODS)
+    else:
+        names = [m.strip() for m in methods.split(',') if m.strip()]
+    unknown = [m for m in names if m not in run_map and parse_method(m)[0] not in METHODS]
+    if unknown:
+        raise click.BadParameter(f'unknown method(s) {", ".join(unknown)}; choose from {", ".join(sorted(METHODS))} '
+                                 f'or name a --runs entry', param_hint='--methods')
+    if len(set(names)) != len(names):
+        raise click.BadParameter('a method is listed twice', param_hint='--methods')
+    names += [n for n in run_map if n not in names]
+    if not names:
+        raise click.BadParameter('nothing to compare; give --methods and/or --runs', param_hint='--methods')
+    to_train = [n for n in names if n not in run_map]
+    if to_train and (source is None or target_dir is None):
+        raise click.BadParameter(f'training {", ".join(to_train)} needs --source and --target-dir '
+                                 f'(or give their run folders with --runs NAME=RUNDIR)', param_hint='--source')
+    for flag, value, low in (('--shots', shots, 1), ('--batch', batch, 1), ('--num', num, 2), ('--cols', cols, 1),
+                             ('--strip-steps', strip_steps, 2), ('--num-test', num_test, 0), ('--snap', snap, 0)):
+        if value is not None and value < low:
+            raise click.BadParameter(f'must be >= {low}, got {value}', param_hint=flag)
+    if (kimg is not None and kimg <= 0) or tick <= 0:
+        raise click.BadParameter('--kimg and --tick must be > 0')
+    if kimg is None:
+        kimg = 16 if shots <= 5 else 20
+
+    def absolute(path):
+        return os.path.abspath(path) if path is not None and os.path.exists(path) else path
+    if protocol not in PROTOCOLS:
+        raise click.BadParameter(f'{protocol!r}: choose one of {", ".join(PROTOCOLS)}', param_hint='--protocol')
+    settings = dict(source=absolute(source), target_dir=absolute(target_dir), shots=int(shots), kimg=float(kimg),
+                    batch=None if batch is None else int(batch), protocol=protocol, seed=int(seed), tick=float(tick),
+                    snap=int(snap))
+    if train_options:
+        unknown = sorted(set(train_options) - set(TRAIN_KEYS))
+        if unknown:
+            raise ValueError(f'train_options: unknown {", ".join(unknown)}; allowed {", ".join(TRAIN_KEYS)}')
+        try:
+            settings['train'] = {k: check_train_option(k, v) for k, v in sorted(train_options.items())}
+        except SetupError as e:
+            raise ValueError(f'train_options: {e}') from None
+    metric_settings = dict(num=int(num), metrics_trunc=float(metrics_trunc), test_dir=absolute(test_dir),
+                           num_test=int(num_test), faces=bool(faces), inception=bool(inception), expect=expect)
+    return EasyDict(outdir=outdir, entries=[(n, run_map.get(n)) for n in names], settings=settings,
+                    metric_settings=metric_settings, trunc=float(trunc), cols=int(cols),
+                    strip_steps=int(strip_steps), device=device, cache_dir=cache_dir)
+
+
+# ----------------------------------------------------------------------------- state and runs
+
+def load_state(cfg):
+    """The comparison's state (created when new, after check_sources); refuses a folder with other settings or
+    foreign files."""
+    path = os.path.join(cfg.outdir, STATE_FILE)
+    if os.path.isfile(path):
+        with open(path) as f:
+            state = json.load(f)
+        old, new = dict(dict(protocol='ours'), **state['settings']), cfg.settings  # comparisons before protocols
+        diff = [f'{k}: {old.get(k)!r} there, {new.get(k)!r} now' for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)]
+        if diff:
+            raise CompareError(f'--outdir {cfg.outdir} holds a comparison with other settings ({"; ".join(diff)}); '
+                               f'use the same settings to continue it or a new --outdir')
+        return state
+    if os.path.isdir(cfg.outdir) and os.listdir(cfg.outdir):
+        raise CompareError(f'--outdir {cfg.outdir} is not empty and holds no {STATE_FILE}; choose a new folder')
+    check_sources(cfg)  # before anything is recorded: a typo must not block the corrected command
+    os.makedirs(cfg.outdir, exist_ok=True)
+    state = dict(version=STATE_VERSION, settings=cfg.settings, methods={})
+    atomic_write_json(path, state)
+    return state
+
+
+def check_sources(cfg):
+    """Before the comparison folder is touched: the source network loads and the target images make the shots
+    (only when a row is to be trained). Raises CompareError naming --source or --target-dir."""
+    if all(run_dir is not None for _name, run_dir in cfg.entries):
+        return
+    from fsgan.loading import NetworkLoadError, load_network
+    from training.dataset import DataError, load_target
+    s = cfg.settings
+    try:
+        net = load_network(s['source'])
+    except NetworkLoadError as e:
+        raise CompareError(f'--source {e}') from None
+    G = net['G_ema'] if net['G_ema'] is not None else net['G']
+    if G is None:
+        raise CompareError(f'--source {s["source"]}: holds no generator to adapt')
+    try:
+        load_target(s['target_dir'], G.img_resolution, G.img_channels, shots=s['shots'], seed=s['seed'])
+    except DataError as e:
+        raise CompareError(str(e)) from None
+
+
+def save_state(cfg, state):
+    atomic_write_json(os.path.join(cfg.outdir, STATE_FILE), state)
+
+
+def latest(run_dir, prefix, ext):
+    """Path of the newest file `prefix*ext` in run_dir by the kimg in its name, or None (fsgan.export)."""
+    from fsgan.export import latest_artefact
+    return latest_artefact(run_dir, prefix, ext)
+
+
+def checkpointed_run(parent):
+    """The newest numbered run folder under `parent` that has a checkpoint.pt, or None."""
+    if not os.path.isdir(parent):
+        return None
+    runs = sorted(n for n in os.listdir(parent) if re.match(r'^\d+-', n)
+                  and os.path.isfile(os.path.join(parent, n, 'checkpoint.pt')))
+    return os.path.join(parent, runs[-1]) if runs else None
+
+
+def train_method(cfg, name, progress=True):
+    """Train `name` into outdir/runs/<name>/, continuing a checkpointed run there. Returns the run folder."""
+    from fsgan.run import run_training
+    from fsgan.run_setup import setup_training_config
+    parent = os.path.join(cfg.outdir, 'runs', name)
+    partial = checkpointed_run(parent)
+    if partial is not None:
+        from fsgan.run_options import load_run_options
+        c = load_run_options(partial)  # checked: a hand-edited file fails in one line
+        print(f'[{name}] continuing {partial}')
+        return run_training(c, resume_run=partial, progress=progress)
+    s = cfg.settings
+    method, row_train, options = parse_method(name)
+    train = dict(s.get('train', {}), **row_train)
+    c = setup_training_config(s['target_dir'], outdir=parent, resume=s['source'], method=method,
+                              method_options=options, shots=s['shots'], kimg=s['kimg'], batch=s['batch'],
+                              protocol=s.get('protocol', 'ours'),
+                              seed=s['seed'], snap=s['snap'], kimg_per_tick=s['tick'], device=cfg.device, **train)
+    print(f'[{name}] training')
+    return run_training(c, progress=progress)
+
+
+def check_run_dir(name, run_dir):
+    """A --runs folder must hold a network snapshot and target_shots.npy (a scripts/train.py run)."""
+    if not os.path.isdir(run_dir):
+        raise CompareError(f'--runs {name}={run_dir}: no such folder')
+    for what, ok in (('network-snapshot-*.pkl', latest(run_dir, 'network-snapshot-', '.pkl')),
+                     ('target_shots.npy', os.path.isfile(os.path.join(run_dir, 'target_shots.npy')))):
+        if not ok:
+            raise CompareError(f'--runs {name}={run_dir}: no {what} there; give a run folder of scripts/train.py')
+
+
+def run_path(cfg, entry):
+    """Run folder of a state entry: trained runs are stored relative to the comparison folder."""
+    return entry['run_dir'] if entry.get('external') else os.path.join(cfg.outdir, entry['run_dir'])
+
+
+def ensure_runs(cfg, state, progress=True):
+    """Train or continue every method not done; record each finished one in the state file."""
+    for name, run_dir in cfg.entries:
+        entry = state['methods'].get(name, {})
+        if entry.get('external') and run_dir is None:
+            entry = {}                                   # was a --runs entry before, now to be trained
+        if run_dir is not None:
+            entry.update(run_dir=os.path.abspath(run_dir), external=True, done=True)
+        elif not (entry.get('done') and 'run_dir' in entry and os.path.isdir(run_path(cfg, entry))):
+            run_dir = train_method(cfg, name, progress)
+            entry.update(run_dir=os.path.relpath(run_dir, cfg.outdir), external=False, done=True)
+        state['methods'][name] = entry
+        save_state(cfg, state)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def write_shots(outdir, shots):
+    """Shots uint8 [N, C, R, R] -> outdir/shots/<content hash>/shotNN.png (once). Returns that folder."""
+    from torch_utils.image_grid import save_png
+    key = hashlib.sha256(repr(shots.shape).encode() + shots.tobytes()).hexdigest()[:12]
+    folder = os.path.join(outdir, 'shots', key)
+    os.makedirs(folder, exist_ok=True)
+    for i, img in enumerate(shots.transpose(0, 2, 3, 1)):
+        path = os.path.join(folder, f'shot{i:02d}.png')
+        if not os.path.isfile(path):
+            save_png(img, path)
+    return folder
+
+
+def trainable_counts(run_dir):
+    """(G, D) numbers the run trained, from its latest adapter file; (None, None) without one."""
+    from fsgan.export import load_adapter
+    path = latest(run_dir, 'adapter-', '.pt')
+    if path is None:
+        return None, None
+    payload = load_adapter(path)
+    return (sum(t.numel() for t in payload['G'].values()), sum(t.numel() for t in payload['D'].values()))
+
+
+def glyph_numbers(gen, shots, test_set, expect=None, shared=None):
+    """Glyph-classifier numbers (metrics.glyph_metrics) of gen uint8 [N, 1, R, R] against shots [K, 1, R, R]
+    and the test ImageSet (used when its images have gen's size); expect: script name or None.
+
+    shared: dict that keeps the classifier and the decoded test images between calls.
+    """
+    import numpy as np
+    from metrics.glyph_metrics import glyph_metrics
+    shared = {} if shared is None else shared
+    clf = glyph_classifier(shared)
+    test = None
+    if test_set is not None:
+        key = ('glyph_test', test_set.path, len(test_set))
+        if key not in shared:
+            shared[key] = np.ascontiguousarray(np.stack([im[:, :, :1] for im in test_set]).transpose(0, 3, 1, 2))
+        test = shared[key] if shared[key].shape[2:] == gen.shape[2:] else None
+    return glyph_metrics(clf, gen, shots, test, expect)
+
+
+def glyph_classifier(shared):
+    """The shipped glyph classifier, loaded once per `shared` dict."""
+    from metrics.glyph_classifier import DEFAULT_PATH, load_glyph_classifier
+    if 'glyph_classifier' not in shared:
+        shared['glyph_classifier'] = load_glyph_classifier(DEFAULT_PATH)
+    return shared['glyph_classifier']
+
+
+def glyph_classifier_applies(channels, resolution, shared=None):
+    """True for images with the glyph classifier's channel count and resolution."""
+    clf = glyph_classifier({} if shared is None else shared)
+    return channels == clf.channels and resolution == clf.resolution
+
+
+def method_metrics(gen_dir, gen, shots_dir, shots, test_set, ms, device='cpu', cache_dir=None, fig_dir='.', tag='run',
+                   shared=None):
+    """Table numbers of one method: gen uint8 [N, H, W, C] (also saved in gen_dir), shots uint8 [K, C, R, R].
+
+    FID against the test set and the shots, sharpness mean/std, FQI (ms['faces']), memorised
+    fractions (>= 2 shots), FGD for 1-channel glyph-sized images. Missing ones are None.
+    shared: dict that keeps the loaded Inception detector between calls.
+    """
+    from metrics.images import ImageSet
+    from metrics.registry import MetricContext, default_cache_dir, get_registry
+    reg = get_registry()
+    shared = {} if shared is None else shared
+    ctx = MetricContext(gen=ImageSet(gen_dir, limit=len(gen)), data=test_set, shots=ImageSet(shots_dir),
+                        device=device, cache_dir=cache_dir or default_cache_dir(), fig_dir=fig_dir, tag=tag,
+                        memo=dict(shared))
+    row = dict.fromkeys(METRIC_COLUMNS)
+    row['num_gen'] = len(gen)
+    if ms.get('inception', True):
+        fid = reg['fid'].fn(ctx)['values']
+        row['fid_test'], row['fid_shots'] = fid.get('fid'), fid.get('fid_shots')
+        if len(shots) >= 2:
+            mem = reg['memorization'].fn(ctx)['values']
+            row['memorised_inception'], row['memorised_pixel'] = mem['fraction_inception'], mem['fraction_pixel']
+    sharp = reg['sharpness'].fn(ctx)['values']
+    row['sharpness_mean'], row['sharpness_std'] = sharp['mean'], sharp['std']
+    if ms['faces']:
+        fqi = reg['fqi'].fn(ctx)['values']
+        row['fqi_mean'], row['fqi_std'] = fqi['mean'], fqi['std']
+    if glyph_classifier_applies(gen.shape[3], gen.shape[1], shared):
+        glyph = glyph_numbers(gen.transpose(0, 3, 1, 2).copy(), shots, test_set, ms.get('expect'), shared)
+        row.update({k: v for k, v in glyph.items() if k in METRIC_COLUMNS and row[k] is None})
+    if 'detector' in ctx.memo:
+        shared['detector'] = ctx.memo['detector']
+    return row
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def _fmt(v, pattern='{:.2f}'):
+    return '' if v is None else pattern.format(v)
+
+
+def write_csv(path, rows, fields):
+    """rows (dicts) -> CSV with columns `fields` (None -> empty cell), atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ('' if r.get(k) is None else r[k]) for k in fields})
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def write_tables(outdir, rows, ms, trunc_note):
+    """metrics.csv (every column) and metrics.md (the columns that have values), atomically."""
+    write_csv(os.path.join(outdir, 'metrics.csv'), rows, CSV_COLUMNS)
+
+    def pm(mean, std):
+        return '' if mean is None else f'{mean:.3f} ± {std:.3f}'
+
+    def pct(v):
+        return _fmt(None if v is None else 100 * v, '{:.1f}%')
+    columns = [('Method', lambda r: r['method'], None),
+               ('Trainable params', lambda r: _fmt(r['trainable_params'], '{:,}'),
+                'Trainable params: numbers in the run\'s adapter file (G + D).'),
+               ('FID test ↓', lambda r: _fmt(r['fid_test']), None),
+               ('FID shots', lambda r: _fmt(r['fid_shots']), None),
+               ('Sharpness ↑', lambda r: pm(r['sharpness_mean'], r['sharpness_std']), None),
+               ('FQI ↑', lambda r: pm(r['fqi_mean'], r['fqi_std']), None),
+               ('Memorised ↓', lambda r: pct(r['memorised_inception']),
+                'Memorised: share of samples closer (Inception features) to a training shot than any two shots '
+                'are to each other.'),
+               ('FGD test ↓', lambda r: _fmt(r['fgd_test']), None),
+               ('FGD shots', lambda r: _fmt(r['fgd_shots']), None),
+               ('Memorised (glyph) ↓', lambda r: pct(r.get('memorised_glyph')),
+                'Memorised (glyph): share of samples closer, in glyph-classifier features, to a shot than to any '
+                'test image (about 1% for held-out real glyphs).'),
+               ('Diversity (glyph) ↑', lambda r: _fmt(r.get('diversity_glyph')),
+                'Diversity: intra-cluster mean pairwise glyph-feature distance.'),
+               ('Target script', lambda r: pct(r.get('script_share')),
+                'Target script: share of samples the glyph classifier puts in the target script.'),
+               ('Characters', lambda r: _fmt(r.get('classes_covered'), '{:d}'),
+                'Characters: how many of the target script\'s characters the samples cover.')]
+    cells = [[f(r) for _, f, _ in columns] for r in rows]
+    keep = [k for k in range(len(columns)) if k == 0 or any(c[k] for c in cells)]
+    lines = ['| ' + ' | '.join(columns[k][0] for k in keep) + ' |',
+             '|' + '|'.join(':---' if k == 0 else '---:' for k in keep) + '|']
+    lines += ['| ' + ' | '.join(c[k] for k in keep) + ' |' for c in cells]
+    lines += ['', f'{ms["num"]} generated images per method (seeds 0..{ms["num"] - 1}, {trunc_note}). FID and FGD '
+              'are biased upward for small sets: compare values within this table only.']
+    legend = ' '.join(columns[k][2] for k in keep if columns[k][2])  # only the columns shown
+    if legend:
+        lines.append(legend)
+    atomic_write_bytes(os.path.join(outdir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
+
+
+def run_compare(cfg, progress=True):
+    """Train/continue, generate, measure and draw. Returns dict(figure, csv, markdown, strips, rows)."""
+    import numpy as np
+    import torch
+    from fsgan.tools import interp
+    from fsgan.tools.figure import labeled_grid
+    from metrics.images import ImageSet
+    from fsgan.sampling import generate_images, load_generator
+    from torch_utils.image_grid import save_png
+    device = cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    for name, run_dir in cfg.entries:
+        if run_dir is not None:
+            check_run_dir(name, run_dir)
+    state = load_state(cfg)
+    ensure_runs(cfg, state, progress)
+    ms = cfg.metric_settings
+    test_set = None
+    if ms['test_dir'] is not None:
+        test_set = ImageSet(ms['test_dir'], limit=ms['num_test'] or None)
+    fig_rows, labels, table, strips, shared = [], [], [], [], {}
+    first_shots = None
+    for name, _ in cfg.entries:
+        entry = state['methods'][name]
+        run_dir = run_path(cfg, entry)
+        network = latest(run_dir, 'network-snapshot-', '.pkl')
+        shots = np.load(os.path.join(run_dir, 'target_shots.npy'))               # [K, C, R, R]
+        if first_shots is None:
+            first_shots = shots
+        elif not np.array_equal(first_shots, shots):
+            print(f'[{name}] warning: its target shots differ from those of {cfg.entries[0][0]}')
+        shots_dir = write_shots(cfg.outdir, shots)
+        G, sha = load_generator(network, None, device)
+        key = dict(ms, network_sha256=sha, shots_dir=os.path.relpath(shots_dir, cfg.outdir))
+        if entry.get('metrics_key') != key:
+            print(f'[{name}] metrics on {ms["num"]} images')
+            gen = generate_images(G, list(range(ms['num'])), trunc=ms['metrics_trunc'], device=device)
+            gen_dir = os.path.join(cfg.outdir, 'samples', name)
+            os.makedirs(gen_dir, exist_ok=True)
+            for seed, img in enumerate(gen):
+                save_png(img, os.path.join(gen_dir, f'seed{seed:04d}.png'))
+            fig_dir = os.path.join(cfg.outdir, 'figures')
+            os.makedirs(fig_dir, exist_ok=True)
+            entry['metrics'] = method_metrics(gen_dir, gen, shots_dir, shots, test_set, ms, device=device,
+                                              cache_dir=cfg.cache_dir, fig_dir=fig_dir, tag=name, shared=shared)
+            entry['metrics_key'] = key
+            save_state(cfg, state)
+        g_count, d_count = trainable_counts(run_dir)
+        table.append(dict(entry['metrics'], method=name, run_dir=run_dir, network=network, trainable_G=g_count,
+                          trainable_D=d_count, trainable_params=None if g_count is None else g_count + d_count))
+        fig_rows.append(list(generate_images(G, list(range(cfg.cols)), trunc=cfg.trunc, device=device)))
+        labels.append(name)
+        strip = interp.render(G, interp.strip_ws(G, 0, 1, cfg.strip_steps, space='w', trunc=cfg.trunc))
+        strip_path = os.path.join(cfg.outdir, f'interp_{name}.png')
+        save_png(labeled_grid([list(strip)]), strip_path)
+        strips.append(strip_path)
+    figure = labeled_grid([list(first_shots.transpose(0, 2, 3, 1)[:cfg.cols])] + fig_rows,
+                          row_labels=['target shots'] + labels)
+    figure_path = os.path.join(cfg.outdir, 'comparison.png')
+    save_png(figure, figure_path)
+    write_tables(cfg.outdir, table, ms, f'psi={ms["metrics_trunc"]:g}')
+    return dict(figure=figure_path, csv=os.path.join(cfg.outdir, 'metrics.csv'),
+                markdown=os.path.join(cfg.outdir, 'metrics.md'), strips=strips, rows=table)

@@ -497,8 +497,6 @@ def _tf_generator_tensors(tf_vars, version, kernel, what):
         tensors[name] = t.contiguous()
         kinds[name] = kind
 
-    layer_fields = {'weight': 'weight', 'mod_weight': 'affine.weight', 'mod_bias': 'affine.bias',
-                    'noise_strength': 'noise_strength', 'bias': 'bias'}
     for vname, t in tf_vars.items():
         if vname == 'lod' and version == 4:
             continue
@@ -518,23 +516,11 @@ def _tf_generator_tensors(tf_vars, version, kernel, what):
         elif vname == 'synthesis/4x4/Const/const':
             put('synthesis.b4.const', _tf_shape(t, 4, vname, what, 1)[0])
         elif m := re.fullmatch(r'synthesis/(\d+)x\1/(Conv|Conv0_up|Conv1|ToRGB)/(\w+)', vname):
-            res = _resolution(m[1], vname, what)
-            layer = {'Conv': 'conv1', 'Conv0_up': 'conv0', 'Conv1': 'conv1', 'ToRGB': 'torgb'}[m[2]]
-            bad_res = (m[2] == 'Conv' and res != 4) or (m[2] in ('Conv0_up', 'Conv1') and res == 4)
-            if bad_res or m[3] not in layer_fields or (m[2] == 'ToRGB' and m[3] == 'noise_strength'):
+            mapped = _tf_synthesis_layer(m, t, vname, what)
+            if mapped is None:
                 unknown.append(vname)
-                continue
-            name = f'synthesis.b{res}.{layer}.{layer_fields[m[3]]}'
-            if m[3] == 'weight':
-                put(name, _tf_conv(t, vname, what, flip=(m[2] == 'Conv0_up')))
-            elif m[3] == 'mod_weight':
-                put(name, _tf_dense(t, vname, what))
-            elif m[3] == 'mod_bias':
-                put(name, _tf_shape(t, 1, vname, what) + 1)
-            elif m[3] == 'noise_strength':
-                put(name, _tf_shape(t, 0, vname, what))
             else:
-                put(name, _tf_shape(t, 1, vname, what))
+                put(*mapped)
         elif m := re.fullmatch(r'synthesis/(\d+)x\1/Skip/weight', vname):
             put(f'synthesis.b{_resolution(m[1], vname, what, 8)}.skip.weight', _tf_conv(t, vname, what, flip=True))
         else:
@@ -542,15 +528,42 @@ def _tf_generator_tensors(tf_vars, version, kernel, what):
     if unknown:
         raise NetworkLoadError(f'{what}: TensorFlow variable(s) with no PyTorch counterpart: {_list_names(unknown)} '
                                f'(progressive-growing or modified StyleGAN2 layouts are not supported)')
-    # The resample_kernel kwarg reaches the blocks and their up-sampling layers (conv0, skip); conv1 keeps the
-    # default filter, as in the stylegan2-ada-pytorch classes.
+    _put_resample_filters(tensors, put, kernel, what)
+    return tensors, kinds
+
+
+_TF_LAYER_FIELDS = {'weight': 'weight', 'mod_weight': 'affine.weight', 'mod_bias': 'affine.bias',
+                    'noise_strength': 'noise_strength', 'bias': 'bias'}
+
+
+def _tf_synthesis_layer(m, t, vname, what):
+    """(name, tensor) of a TF synthesis/<r>x<r>/<layer>/<field> variable (m: its regex match), None if unknown."""
+    res = _resolution(m[1], vname, what)
+    layer = {'Conv': 'conv1', 'Conv0_up': 'conv0', 'Conv1': 'conv1', 'ToRGB': 'torgb'}[m[2]]
+    bad_res = (m[2] == 'Conv' and res != 4) or (m[2] in ('Conv0_up', 'Conv1') and res == 4)
+    if bad_res or m[3] not in _TF_LAYER_FIELDS or (m[2] == 'ToRGB' and m[3] == 'noise_strength'):
+        return None
+    name = f'synthesis.b{res}.{layer}.{_TF_LAYER_FIELDS[m[3]]}'
+    if m[3] == 'weight':
+        return name, _tf_conv(t, vname, what, flip=(m[2] == 'Conv0_up'))
+    if m[3] == 'mod_weight':
+        return name, _tf_dense(t, vname, what)
+    if m[3] == 'mod_bias':
+        return name, _tf_shape(t, 1, vname, what) + 1
+    if m[3] == 'noise_strength':
+        return name, _tf_shape(t, 0, vname, what)
+    return name, _tf_shape(t, 1, vname, what)
+
+
+def _put_resample_filters(tensors, put, kernel, what):
+    """The resample_kernel kwarg reaches the blocks and their up-sampling layers (conv0, skip); conv1 keeps the
+    default filter, as in the stylegan2-ada-pytorch classes."""
     for path in sorted({m[1] for n in tensors if (m := re.match(r'(synthesis\.b\d+)\.', n))}):
         put(f'{path}.resample_filter', _resample_filter(kernel, what), 'buffer')
     for n in list(tensors):
         if m := re.fullmatch(r'(synthesis\.b\d+\.(conv0|conv1|skip))\.weight', n):
             put(f'{m[1]}.resample_filter', _resample_filter([1, 3, 3, 1] if m[2] == 'conv1' else kernel, what),
                 'buffer')
-    return tensors, kinds
 
 
 def _tf_discriminator_tensors(tf_vars, kernel, freeze_layers, what):

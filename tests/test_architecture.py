@@ -120,3 +120,27 @@ def test_the_layer_check_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
     found = [name for _line, name in imports_of(str(pkg / 'x.py'))]
     assert sorted(found) == ['fsgan.compare', 'training.y']
     assert layer_of('fsgan.compare') > layer_of(module_name(str(pkg / 'x.py')))
+
+
+MAX_FUNCTION_LINES = 60
+LIBRARY = ('dnnlib', 'torch_utils', 'training', 'metrics', 'fsgan')
+
+
+def long_functions(path, limit=MAX_FUNCTION_LINES):
+    """['file:line name (N lines)'] of the functions in path longer than `limit` lines, docstring included."""
+    tree = ast.parse(open(path, encoding='utf-8').read(), path)
+    return [f'{os.path.relpath(path, ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)'
+            for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > limit]
+
+
+def test_no_library_function_is_over_60_lines():
+    found = [line for path in project_files() if module_name(path).split('.')[0] in LIBRARY
+             for line in long_functions(path)]
+    assert not found, 'split these:\n' + '\n'.join(found)
+
+
+def test_the_length_check_counts_lines(tmp_path):
+    path = tmp_path / 'm.py'
+    path.write_text('def short():\n    return 1\n\n\ndef long():\n' + '    x = 1\n' * 60 + '    return x\n')
+    assert [line.split()[1] for line in long_functions(str(path))] == ['long']

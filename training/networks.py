@@ -30,6 +30,22 @@ def normalize_2nd_moment(x, dim=1, eps=1e-8):
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 
+def _modulated_conv2d_unfused(x, weight, styles, dcoefs, noise, up, down, padding, resample_filter, flip_weight):
+    """modulated_conv2d without fusing: scale the activations by styles [N, C_in], one shared conv for the batch,
+    then scale by dcoefs [N, C_out] (None: no demodulation) and add noise."""
+    batch_size = x.shape[0]
+    x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
+    x = conv2d_resample.conv2d_resample(x=x, w=weight.to(x.dtype), f=resample_filter, up=up, down=down,
+                                        padding=padding, flip_weight=flip_weight)
+    if dcoefs is not None and noise is not None:
+        x = fma.fma(x, dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1), noise.to(x.dtype))
+    elif dcoefs is not None:
+        x = x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
+    elif noise is not None:
+        x = x.add_(noise.to(x.dtype))
+    return x
+
+
 @misc.profiled_function
 def modulated_conv2d(
     x,                          # Input: [N, C_in, H, W].
@@ -74,17 +90,8 @@ def modulated_conv2d(
         w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
 
     if not fused_modconv:
-        # Scale activations instead of weights: one shared conv for the whole batch.
-        x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
-        x = conv2d_resample.conv2d_resample(x=x, w=weight.to(x.dtype), f=resample_filter, up=up, down=down,
-                                            padding=padding, flip_weight=flip_weight)
-        if demodulate and noise is not None:
-            x = fma.fma(x, dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1), noise.to(x.dtype))
-        elif demodulate:
-            x = x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
-        elif noise is not None:
-            x = x.add_(noise.to(x.dtype))
-        return x
+        return _modulated_conv2d_unfused(x, weight, styles, dcoefs if demodulate else None, noise, up, down,
+                                         padding, resample_filter, flip_weight)
 
     # Fused: fold the batch into groups of one grouped convolution.
     x = x.reshape(1, -1, *x.shape[2:])

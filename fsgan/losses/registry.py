@@ -2,6 +2,8 @@
 from dataclasses import dataclass, field
 from typing import Callable, Dict
 
+from dnnlib.registry import Registry
+
 
 class LossTerm:
     """One weighted term of the main G and/or D loss.
@@ -79,21 +81,17 @@ class LossTermSpec:
     options: Dict[str, object] = field(default_factory=dict)  # option name -> default
 
 
-LOSS_TERMS: Dict[str, LossTermSpec] = {}
+LOSS_TERMS = Registry('loss term')
 
 
 def register(spec: LossTermSpec) -> LossTermSpec:
     """Add a loss term to the registry (one line per term module)."""
-    assert spec.name not in LOSS_TERMS, f'loss term {spec.name!r} registered twice'
-    LOSS_TERMS[spec.name] = spec
-    return spec
+    return LOSS_TERMS.register(spec)
 
 
 def get_loss_term(name: str) -> LossTermSpec:
     """Look up a term by name; the error lists what is registered."""
-    if name not in LOSS_TERMS:
-        raise ValueError(f'Unknown loss term {name!r}; choose one of: {", ".join(sorted(LOSS_TERMS))}')
-    return LOSS_TERMS[name]
+    return LOSS_TERMS.lookup(name)
 
 
 def resolve_losses(losses):

@@ -4,6 +4,8 @@ from typing import Callable, Dict, Optional
 
 import torch
 
+from dnnlib.registry import Registry
+
 
 @dataclass(frozen=True)
 class MethodSpec:
@@ -21,21 +23,17 @@ class MethodSpec:
                                        # run: see fsgan.training_loop.probe_method
 
 
-METHODS: Dict[str, MethodSpec] = {}
+METHODS = Registry('adaptation method', label='Method')
 
 
 def register(spec: MethodSpec) -> MethodSpec:
     """Add a method to the registry (one line per method module)."""
-    assert spec.name not in METHODS, f'method {spec.name!r} registered twice'
-    METHODS[spec.name] = spec
-    return spec
+    return METHODS.register(spec)
 
 
 def get_method(name: str) -> MethodSpec:
     """Look up a method by name; the error lists what is registered."""
-    if name not in METHODS:
-        raise ValueError(f'Unknown adaptation method {name!r}; choose one of: {", ".join(sorted(METHODS))}')
-    return METHODS[name]
+    return METHODS.lookup(name)
 
 
 def adapt(G, D=None, method='fsgan', **options):
@@ -44,11 +42,7 @@ def adapt(G, D=None, method='fsgan', **options):
     Every other tensor ends with requires_grad=False.
     """
     spec = get_method(method)
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        raise ValueError(f'Method {method!r} has no option(s) {", ".join(unknown)}; '
-                         f'its options are: {", ".join(sorted(spec.options)) or "none"}')
-    resolved = {**spec.options, **options}
+    resolved = METHODS.with_defaults(method, options)
     for net in (G, D):
         if net is not None:
             net.requires_grad_(False)

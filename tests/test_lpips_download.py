@@ -5,8 +5,7 @@ import hashlib
 import io
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import PIL.Image
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 from dnnlib.util import DownloadError
 from metrics import lpips
 from metrics.lpips import VGG16_CONVS, WeightFile, fetch_checked
+from tests.local_http import local_server
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -42,22 +42,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server(monkeypatch):
-    monkeypatch.setenv('NO_PROXY', '127.0.0.1,localhost')
-    monkeypatch.setenv('no_proxy', '127.0.0.1,localhost')
-    srv = ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-    srv.daemon_threads = True
-    srv.requests, srv.files = [], {}
-    srv.base = f'http://127.0.0.1:{srv.server_address[1]}'
-    thread = threading.Thread(target=srv.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-    thread.start()
-    watchdog = threading.Timer(120, srv.shutdown)
-    watchdog.daemon = True
-    watchdog.start()
-    yield srv
-    watchdog.cancel()
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    """Local server on 127.0.0.1 in a thread (tests.local_http)."""
+    with local_server(_Handler, monkeypatch, timeout=120, requests=[], files={}) as srv:
+        yield srv
 
 
 def _saved(state):

@@ -2,14 +2,14 @@
 
 import hashlib
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from dnnlib import util
 from dnnlib.util import DownloadError, make_cache_dir_path, open_url
+from tests.local_http import local_server
 
 BODY = bytes(range(256)) * 1200  # 300 KiB, several read chunks
 
@@ -45,23 +45,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server(monkeypatch):
-    """Local server on 127.0.0.1 in a thread; shut down after the test, or after 60 s at the latest."""
-    monkeypatch.setenv('NO_PROXY', '127.0.0.1,localhost')
-    monkeypatch.setenv('no_proxy', '127.0.0.1,localhost')
-    srv = ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-    srv.daemon_threads = True
-    srv.requests, srv.modes = [], {}
-    srv.base = f'http://127.0.0.1:{srv.server_address[1]}'
-    thread = threading.Thread(target=srv.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-    thread.start()
-    watchdog = threading.Timer(60, srv.shutdown)
-    watchdog.daemon = True
-    watchdog.start()
-    yield srv
-    watchdog.cancel()
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    """Local server on 127.0.0.1 in a thread (tests.local_http)."""
+    with local_server(_Handler, monkeypatch, timeout=60, requests=[], modes={}) as srv:
+        yield srv
 
 
 def test_download_then_cache_hit_makes_no_request(server, tmp_path):

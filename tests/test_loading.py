@@ -98,22 +98,9 @@ def test_kwargs_and_metadata(fixture):
 # Networks built from the fixtures reproduce the npz outputs.
 
 def _outputs(res, ref):
-    z, c = torch.from_numpy(ref['z']), torch.from_numpy(ref['c'])
-    G, D, G_ema = res['G'], res['D'], res['G_ema']
-    run = dict(noise_mode='const', force_fp32=True)
-    with torch.no_grad():
-        return {
-            'ws_psi1': G_ema.mapping(z, c, truncation_psi=1),
-            'ws_psi05': G_ema.mapping(z, c, truncation_psi=0.5),
-            'ws_psi07_cut': G_ema.mapping(z, c, truncation_psi=0.7, truncation_cutoff=2),
-            'img_psi1': G_ema(z, c, truncation_psi=1, **run),
-            'img_psi05': G_ema(z, c, truncation_psi=0.5, **run),
-            'img_psi07_cut': G_ema(z, c, truncation_psi=0.7, truncation_cutoff=2, **run),
-            'img_psi1_noise_none': G_ema(z, c, truncation_psi=1, noise_mode='none', force_fp32=True),
-            'img_G_psi1': G(z, c, truncation_psi=1, **run),
-            'd_logits': D(torch.from_numpy(ref['img_psi1']), c, force_fp32=True),
-            'd_logits_real': D(torch.from_numpy(ref['x_fixed']), c, force_fp32=True),
-        }
+    """The fixture outputs on the CPU in float32 (the self-check computes the same keys on a device)."""
+    from fsgan.selfcheck_sections import fixture_outputs
+    return fixture_outputs(res, ref, 'cpu')
 
 
 def _check_outputs(out, ref, what):

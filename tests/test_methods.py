@@ -12,7 +12,7 @@ from fsgan.methods import METHODS, adapt
 from fsgan.methods.reparam import SingularValueScale, thin_svd
 from training.networks import Discriminator, Generator
 
-METHOD_NAMES = ['fsgan', 'tgan', 'freezed', 'ssgan', 'ewc', 'adam', 'cdc']
+METHOD_NAMES = sorted(METHODS)  # every registered method gets the invariant tests below
 
 
 def _outputs(G, D, seed=0):

@@ -3,6 +3,8 @@
 Each kind maps [N, C, H, W] to the same shape for C = 1 and 3, is differentiable twice (R1 takes D's gradient
 through it), reports its tick statistics as numbers, and its state travels as buffers (checkpoint.pt).
 """
+import math
+
 import pytest
 import torch
 
@@ -39,7 +41,7 @@ def test_tick_stats_and_state_round_trip(name):
     aug.observe_real_logits(torch.ones([4, 1]))
     aug.after_step(4, 16)
     stats = aug.tick_stats()
-    assert all(isinstance(k, str) and float(v) == float(v) for k, v in stats.items())
+    assert all(isinstance(k, str) and math.isfinite(float(v)) for k, v in stats.items())
     copy = build_augment(name, **ACTIVE.get(name, {}))
     copy.load_state_dict(aug.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(aug.state_dict().values(), copy.state_dict().values()))

@@ -225,11 +225,19 @@ def test_interrupt_before_the_first_snapshot_resumes_exactly(p1_path, target_dir
     assert all(torch.equal(t, b['G_ema'][n]) for n, t in a['G_ema'].items())
 
 
+def _default_sigint():
+    """In the child before exec: SIGINT back to its default. A suite started in the background (`cmd &` in a
+    script) runs with SIGINT ignored, every child inherits that, and Python then installs no KeyboardInterrupt
+    handler, so Ctrl-C could not be simulated."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_prints_the_resume_command(p1_path, target_dir, tmp_path):
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--resume', p1_path,
                              '--target-dir', target_dir, '--shots', '5', '--outdir', str(tmp_path), '--kimg', '10',
                              '--batch', '4', '--no-progress'], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'),
+                            preexec_fn=_default_sigint)
     start = time.time()
     while not any(os.path.isfile(os.path.join(tmp_path, n, 'checkpoint.pt')) for n in os.listdir(tmp_path)):
         assert proc.poll() is None and time.time() - start < 120, proc.communicate()

@@ -19,6 +19,46 @@ def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True
     return torch.nn.functional.conv2d(x, w, stride=stride, padding=padding, groups=groups)
 
 
+def _resample_padding(f, up, down, padding):
+    """[px0, px1, py0, py1]: the conv padding plus what the resampling filter f needs for up / down."""
+    fw, fh = upfirdn2d._get_filter_size(f)
+    px0, px1, py0, py1 = upfirdn2d._parse_padding(padding)
+    if up > 1:
+        px0 += (fw + up - 1) // 2
+        px1 += (fw - up) // 2
+        py0 += (fh + up - 1) // 2
+        py1 += (fh - up) // 2
+    if down > 1:
+        px0 += (fw - down + 1) // 2
+        px1 += (fw - down) // 2
+        py0 += (fh - down + 1) // 2
+        py1 += (fh - down) // 2
+    return [px0, px1, py0, py1]
+
+
+def _transposed_up(x, w, f, up, down, pad, groups, flip_weight, flip_filter):
+    """Transposed strided conv, then filter (and downsample if also asked); pad from _resample_padding."""
+    out_channels, in_channels_per_group, kh, kw = w.shape
+    if groups == 1:
+        w = w.transpose(0, 1)
+    else:
+        w = w.reshape(groups, out_channels // groups, in_channels_per_group, kh, kw)
+        w = w.transpose(1, 2).reshape(groups * in_channels_per_group, out_channels // groups, kh, kw)
+    px0, px1, py0, py1 = pad
+    px0 -= kw - 1
+    px1 -= kw - up
+    py0 -= kh - 1
+    py1 -= kh - up
+    pxt = max(min(-px0, -px1), 0)
+    pyt = max(min(-py0, -py1), 0)
+    x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
+    x = upfirdn2d.upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2,
+                            flip_filter=flip_filter)
+    if down > 1:
+        x = upfirdn2d.upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+    return x
+
+
 def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
     """Convolve x [N, C_in, H, W] with w [C_out, C_in // groups, kh, kw], resampling by f.
 
@@ -32,23 +72,9 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
     assert isinstance(up, int) and up >= 1
     assert isinstance(down, int) and down >= 1
     assert isinstance(groups, int) and groups >= 1
-    out_channels, in_channels_per_group, kh, kw = w.shape
-    fw, fh = upfirdn2d._get_filter_size(f)
-    px0, px1, py0, py1 = upfirdn2d._parse_padding(padding)
-
-    # Padding that the resampling filter needs on top of the conv padding.
-    if up > 1:
-        px0 += (fw + up - 1) // 2
-        px1 += (fw - up) // 2
-        py0 += (fh + up - 1) // 2
-        py1 += (fh - up) // 2
-    if down > 1:
-        px0 += (fw - down + 1) // 2
-        px1 += (fw - down) // 2
-        py0 += (fh - down + 1) // 2
-        py1 += (fh - down) // 2
-    pad = [px0, px1, py0, py1]
-    is_1x1 = (kw == 1 and kh == 1)
+    pad = _resample_padding(f, up, down, padding)
+    px0, px1, py0, py1 = pad
+    is_1x1 = w.shape[2] == 1 and w.shape[3] == 1
 
     if is_1x1 and down > 1 and up == 1:
         # 1x1 conv commutes with the filter: downsample first (fewer pixels to convolve).
@@ -66,24 +92,7 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
 
     if up > 1:
-        # Transposed strided conv, then filter (and downsample if also asked).
-        if groups == 1:
-            w = w.transpose(0, 1)
-        else:
-            w = w.reshape(groups, out_channels // groups, in_channels_per_group, kh, kw)
-            w = w.transpose(1, 2).reshape(groups * in_channels_per_group, out_channels // groups, kh, kw)
-        px0 -= kw - 1
-        px1 -= kw - up
-        py0 -= kh - 1
-        py1 -= kh - up
-        pxt = max(min(-px0, -px1), 0)
-        pyt = max(min(-py0, -py1), 0)
-        x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
-        x = upfirdn2d.upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2,
-                                flip_filter=flip_filter)
-        if down > 1:
-            x = upfirdn2d.upfirdn2d(x, f, down=down, flip_filter=flip_filter)
-        return x
+        return _transposed_up(x, w, f, up, down, pad, groups, flip_weight, flip_filter)
 
     if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
         # Plain conv with symmetric padding.

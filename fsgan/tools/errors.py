@@ -10,7 +10,7 @@ class ToolError(Exception):
     """A user-facing problem found while working; the message names the file or option and what to do."""
 
 
-class OptionError(ToolError, ValueError):
+class OptionError(ToolError):
     """A bad option value. `option` is the command-line option it came from (e.g. '--seeds'), or None."""
 
     def __init__(self, message, option=None):

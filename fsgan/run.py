@@ -106,13 +106,13 @@ def run_training(c, resume_run=None, progress=True, dry_run=False):
 
 def _looks_grayscale(path):
     """True when the first image of the target folder/zip is single-channel."""
-    from training.dataset import _list_source
+    from training.dataset import ImageSource
     import PIL.Image
     import io
-    names, read, _labels, _skipped = _list_source(path)
-    if not names:
+    source = ImageSource(path)
+    if not source.names:
         return False
-    return PIL.Image.open(io.BytesIO(read(names[0]))).mode in ('L', 'I;16', 'I', '1')
+    return PIL.Image.open(io.BytesIO(source.read(source.names[0]))).mode in ('L', 'I;16', 'I', '1')
 
 
 def print_dry_run(c, images):

@@ -5,7 +5,7 @@ a conditional network unless a class is given.
 """
 import re
 
-import click
+from fsgan.tools.errors import OptionError
 
 NOISE_MODE_HELP = ('Per-pixel noise inputs: const = the fixed noise buffers stored in the network, random = fresh '
                    'noise per image, none = no noise.')
@@ -17,48 +17,53 @@ MAX_SEED = 2 ** 32 - 1  # numpy RandomState seeds
 def parse_seed_ranges(text):
     """'0-3,7' -> [range(0, 4), range(7, 8)] (lazy: a range of 10^8 seeds costs no memory).
 
-    Raises click.BadParameter naming --seeds on a malformed or empty range or a seed above MAX_SEED.
+    Raises OptionError naming --seeds on a malformed or empty range or a seed above MAX_SEED.
     """
     ranges = []
     for part in str(text).split(','):
         part = part.strip()
         m = re.fullmatch(r'(\d+)(?:-(\d+))?', part)
         if not m:
-            raise click.BadParameter(f'{part!r} is not a seed or a range like 0-63', param_hint='--seeds')
+            raise OptionError(f'{part!r} is not a seed or a range like 0-63', '--seeds')
         lo, hi = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
         if hi < lo:
-            raise click.BadParameter(f'range {part} is empty (end before start)', param_hint='--seeds')
+            raise OptionError(f'range {part} is empty (end before start)', '--seeds')
         if hi > MAX_SEED:
-            raise click.BadParameter(f'{hi} is too large; seeds are 0..{MAX_SEED}', param_hint='--seeds')
+            raise OptionError(f'{hi} is too large; seeds are 0..{MAX_SEED}', '--seeds')
         ranges.append(range(lo, hi + 1))
     return ranges
 
 
 def parse_seeds(text):
-    """'0-3,7' -> [0, 1, 2, 3, 7]; raises click.BadParameter (see parse_seed_ranges)."""
+    """'0-3,7' -> [0, 1, 2, 3, 7]; raises OptionError (see parse_seed_ranges)."""
     return [seed for r in parse_seed_ranges(text) for seed in r]
 
 
 def load_generator(network, adapter=None, device='cpu'):
-    """G_ema (else G) of a network, with an adapter applied when given; in eval mode on `device`."""
+    """(G_ema, else G, of a network with an adapter applied when given, in eval mode on `device`; its sha256).
+
+    Raises fsgan.loading.NetworkLoadError for an unreadable network or one without a generator, and
+    fsgan.export.AdapterError for an adapter that does not fit.
+    """
     from fsgan import load_network
     from fsgan.export import apply_adapter
+    from fsgan.loading import NetworkLoadError
     net = load_network(network)
     if adapter is not None:
         apply_adapter(net, adapter)
     G = net['G_ema'] if net['G_ema'] is not None else net['G']
     if G is None:
-        raise click.ClickException(f'{network}: contains no generator')
+        raise NetworkLoadError(f'{network}: contains no generator')
     return G.eval().requires_grad_(False).to(device), net['sha256']
 
 
 def check_class(G, class_idx):
-    """Validate --class for G: a warning (and None) on an unconditional network, BadParameter when out of range."""
+    """Validate --class for G: a warning (and None) on an unconditional network, OptionError when out of range."""
     if class_idx is not None and G.c_dim == 0:
         print(f'warning: --class {class_idx} ignored: the network is unconditional')
         return None
     if class_idx is not None and not 0 <= class_idx < G.c_dim:
-        raise click.BadParameter(f'must be in 0..{G.c_dim - 1}', param_hint='--class')
+        raise OptionError(f'must be in 0..{G.c_dim - 1}', '--class')
     return class_idx
 
 
@@ -97,3 +102,34 @@ def generate_images(G, seeds, trunc=0.8, noise_mode='const', class_idx=None, dev
     import numpy as np
     return np.concatenate([images for _group, images in iter_images(G, seeds, trunc, noise_mode, class_idx,
                                                                     device)])
+
+
+def write_seed_images(network, seed_ranges, outdir, adapter=None, trunc=0.8, noise_mode='const', class_idx=None,
+                      device='cpu', batch=1, grid=False):
+    """Write outdir/seed{NNNN}.png per seed (each batch as it is made) and, with `grid`, outdir/grid.png.
+
+    seed_ranges: ranges of seeds (parse_seed_ranges). The folder is created only after the network loaded
+    and --class was checked. Returns the number of images written. Raises NetworkLoadError / AdapterError
+    (see load_generator), OptionError for --class, ToolError when outdir cannot be created.
+    """
+    import itertools
+    import os
+    import numpy as np
+    from fsgan.tools.errors import ToolError
+    from torch_utils.image_grid import save_png, tile
+    G, _sha = load_generator(network, adapter, device)
+    class_idx = check_class(G, class_idx)
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as e:
+        raise ToolError(f'--outdir {outdir}: cannot create it ({e.strerror})') from None
+    kept, written = [], 0
+    for group, images in iter_images(G, itertools.chain(*seed_ranges), trunc, noise_mode, class_idx, device, batch):
+        for seed, img in zip(group, images):
+            save_png(img, os.path.join(outdir, f'seed{seed:04d}.png'))
+        written += len(group)
+        if grid:
+            kept.append(images)
+    if grid:
+        save_png(tile(np.concatenate(kept)), os.path.join(outdir, 'grid.png'))
+    return written

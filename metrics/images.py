@@ -1,13 +1,11 @@
 """Image sets read from a folder (recursively) or a zip archive, plus small image helpers.
 
-Every image is returned as an H x W x 3 uint8 RGB array: grey images are replicated to three
-channels, an alpha channel is dropped, palette images are expanded (PIL `convert('RGB')`).
+Every image is returned as an H x W x 3 uint8 RGB array, upright by its EXIF orientation: grey images are
+replicated to three channels, an alpha channel is dropped, palette images are expanded (PIL `convert('RGB')`).
 """
 
 import hashlib
-import io
 import os
-import zipfile
 
 import numpy as np
 import PIL.Image
@@ -16,38 +14,25 @@ import torch
 import torch.nn.functional as F
 
 from metrics.util import atomic_open
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')
+from training.dataset import IMAGE_EXTENSIONS, DataError, ImageSource, decode_image
 
 
 class ImageSet:
     """The images under `path` (a folder, searched recursively, or a .zip file), sorted by relative path.
 
-    `limit` keeps only the first `limit` images of that order. Raises ValueError when `path` is neither a
-    folder nor a zip archive or holds no image with one of IMAGE_EXTENSIONS (case-insensitive).
+    Listing and decoding are training.dataset.ImageSource's (EXIF orientation applied, a corrupt file named
+    in the DataError). `limit` keeps only the first `limit` images of that order. Raises ValueError when
+    `path` is neither a folder nor a zip archive or holds no image with one of IMAGE_EXTENSIONS (any case).
     """
 
     def __init__(self, path, limit=None):
         self.path = os.fspath(path)
-        self._zip = None
-        if os.path.isdir(self.path):
-            names = []
-            for root, dirs, files in os.walk(self.path):
-                dirs.sort()
-                for name in files:
-                    if name.lower().endswith(IMAGE_EXTENSIONS):
-                        rel = os.path.relpath(os.path.join(root, name), self.path)
-                        names.append(rel.replace(os.sep, '/'))
-            self.is_zip = False
-        elif os.path.isfile(self.path) and zipfile.is_zipfile(self.path):
-            with zipfile.ZipFile(self.path) as z:
-                names = [n for n in z.namelist() if not n.endswith('/') and n.lower().endswith(IMAGE_EXTENSIONS)]
-            self.is_zip = True
-        else:
-            raise ValueError(f'{self.path!r} is neither a folder nor a zip archive')
-        names.sort()
-        if limit is not None:
-            names = names[:limit]
+        try:
+            self._source = ImageSource(self.path)
+        except DataError:
+            raise ValueError(f'{self.path!r} is neither a folder nor a zip archive') from None
+        self.is_zip = self._source.is_zip
+        names = self._source.names[:limit]
         if not names:
             raise ValueError(f'{self.path!r} holds no image ({", ".join(IMAGE_EXTENSIONS)})')
         self.names = names
@@ -58,17 +43,11 @@ class ImageSet:
 
     def read_bytes(self, i):
         """Raw file contents of image `i`."""
-        if self.is_zip:
-            if self._zip is None:
-                self._zip = zipfile.ZipFile(self.path)
-            return self._zip.read(self.names[i])
-        with open(os.path.join(self.path, self.names[i]), 'rb') as f:
-            return f.read()
+        return self._source.read(self.names[i])
 
     def read(self, i):
-        """Image `i` as an [H, W, 3] uint8 RGB array."""
-        with PIL.Image.open(io.BytesIO(self.read_bytes(i))) as im:
-            return np.asarray(im.convert('RGB'), dtype=np.uint8)
+        """Image `i` as an [H, W, 3] uint8 RGB array (upright by its EXIF orientation)."""
+        return np.asarray(decode_image(self.read_bytes(i), self.names[i]).convert('RGB'), dtype=np.uint8)
 
     def __iter__(self):
         for i in range(len(self)):

@@ -4,11 +4,9 @@ Examples:
   python scripts/generate.py --network runs/00000-fsgan-10shot/network-snapshot-000020.000.pkl --seeds 0-63 --grid
   python scripts/generate.py --network ffhq256 --adapter adapter-000020.000.pt --seeds 0,1,2 --trunc 0.8
 """
-import os
-
 import click
 
-from fsgan.sampling import NOISE_MODE_HELP, check_class, iter_images, load_generator, parse_seed_ranges
+from fsgan.sampling import NOISE_MODE_HELP, parse_seed_ranges, write_seed_images
 from fsgan.tools.cli import (FINITE, check_output_dir, command, device_option, overwrite_option,
                             resolve_device)
 
@@ -32,11 +30,8 @@ MAX_GRID = 1024  # --grid keeps every image in memory
 @device_option()
 def main(network, adapter, seeds, trunc, noise_mode, class_idx, outdir, overwrite, grid, batch, device):
     """Write seed{NNNN}.png per seed (and an optional grid) into --outdir, each batch as it is made."""
-    import itertools
-    import numpy as np
     from fsgan.export import AdapterError
     from fsgan.loading import NetworkLoadError
-    from torch_utils.image_grid import save_png, tile
     ranges = parse_seed_ranges(seeds)
     count = sum(len(r) for r in ranges)
     if grid and count > MAX_GRID:
@@ -45,23 +40,10 @@ def main(network, adapter, seeds, trunc, noise_mode, class_idx, outdir, overwrit
     device = resolve_device(device)
     existing = check_output_dir(outdir, '--outdir', overwrite)
     try:
-        G, _sha = load_generator(network, adapter, device)
+        written = write_seed_images(network, ranges, outdir, adapter=adapter, trunc=trunc, noise_mode=noise_mode,
+                                    class_idx=class_idx, device=device, batch=batch, grid=grid)
     except (NetworkLoadError, AdapterError) as e:
         raise click.ClickException(str(e)) from None
-    class_idx = check_class(G, class_idx)  # before the folder is made
-    try:
-        os.makedirs(outdir, exist_ok=True)
-    except OSError as e:
-        raise click.ClickException(f'--outdir {outdir}: cannot create it ({e.strerror})') from None
-    kept, written = [], 0
-    for group, images in iter_images(G, itertools.chain(*ranges), trunc, noise_mode, class_idx, device, batch):
-        for seed, img in zip(group, images):
-            save_png(img, os.path.join(outdir, f'seed{seed:04d}.png'))
-        written += len(group)
-        if grid:
-            kept.append(images)
-    if grid:
-        save_png(tile(np.concatenate(kept)), os.path.join(outdir, 'grid.png'))
     note = f' (--overwrite: the folder held {existing} entries before)' if existing else ''
     print(f'Wrote {written} image{"s" if written != 1 else ""} to {outdir}{note}')
 

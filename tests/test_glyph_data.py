@@ -1,7 +1,6 @@
 """Glyph dataset format: the shipped target splits and a tiny fresh render."""
 
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -11,6 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+
+from fsgan.benchmarks.glyphs import data as mgd
+from scripts.make_glyph_data import main as make_glyph_data_cli
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 DATA = os.path.join(ROOT, 'data', 'glyphs')
@@ -26,14 +28,6 @@ TINY_FONTS = {
 }
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location('make_glyph_data', os.path.join(ROOT, 'scripts', 'make_glyph_data.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-mgd = _load_script()
 
 
 def read_zip(path):
@@ -118,7 +112,7 @@ def _render(fonts_root, outdir, seed=3, extra=()):
     args = ['--outdir', str(outdir), '--fonts-root', fonts_root, '--seed', str(seed), '--max-chars', '4',
             '--source-size', '12', '--source-test-size', '6', '--shots', '2,5', '--val-size', '4',
             '--test-size', '8', '--train-size', '3', *extra]
-    res = CliRunner().invoke(mgd.main, args)
+    res = CliRunner().invoke(make_glyph_data_cli, args)
     assert res.exit_code == 0, res.output + repr(res.exception)
     return res.output
 
@@ -166,5 +160,5 @@ def test_dry_run_writes_nothing(tiny_fonts_root, tmp_path):
 @pytest.mark.parametrize('args', [['--resolution', '30'], ['--shots', '5,x'], ['--datasets', 'far'],
                                   ['--shots', '0'], ['--heldout-regex', '(']])
 def test_bad_options_are_rejected(args, tmp_path):
-    res = CliRunner().invoke(mgd.main, ['--outdir', str(tmp_path), '--fonts-root', str(tmp_path), '--dry-run', *args])
+    res = CliRunner().invoke(make_glyph_data_cli, ['--outdir', str(tmp_path), '--fonts-root', str(tmp_path), '--dry-run', *args])
     assert res.exit_code == 2 and f"Invalid value for '{args[0]}'" in res.output, res.output

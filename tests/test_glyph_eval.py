@@ -4,7 +4,7 @@ import os
 import pytest
 
 from fsgan.sampling import load_generator
-from scripts.glyph_eval import glyph_report
+from fsgan.benchmarks.glyphs.eval import glyph_report
 from tests.conftest import ROOT
 
 
@@ -18,10 +18,11 @@ def test_glyph_report_on_small_network(p1_path):
 
 
 def test_glyph_report_rejects_unknown_script(p1_path):
-    import click
+    from fsgan.tools.errors import OptionError
     G, _ = load_generator(p1_path)
-    with pytest.raises(click.BadParameter, match='unknown script'):
+    with pytest.raises(OptionError, match='unknown script') as info:
         glyph_report(G, os.path.join(ROOT, 'data', 'glyphs', 'near_shots25.zip'), num=4, expect='klingon')
+    assert info.value.option == '--expect'
 
 
 def test_glyph_report_first_test_images_and_shots():

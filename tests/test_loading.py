@@ -852,3 +852,26 @@ def test_load_network_from_url_and_short_name(tmp_path, monkeypatch):
     monkeypatch.setitem(NETWORK_URLS, 'fixture-t1', (FIX / 't1.pkl').as_uri())
     res = load_network('fixture-t1', cache_dir=tmp_path / 'c2')
     assert res['sha256'] == FILE_SHA256['t1']
+
+
+def test_plain_unpickling_needs_the_network_classes_and_load_network_does_not(tmp_path):
+    """torch_utils.persistence imports nothing above it: a plain pickle.load of an NVIDIA snapshot in a fresh
+    process is refused with what to do until training.networks is imported; fsgan.load_network needs neither."""
+    fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'p1.pkl')
+    code = ('import pickle, sys\n'
+            'data = open(sys.argv[1], "rb").read()\n'
+            'try:\n'
+            '    pickle.loads(data)\n'
+            'except ValueError as e:\n'
+            '    print("refused:", e)\n'
+            'print("training imported:", "training" in sys.modules)\n'
+            'import training.networks\n'
+            'print("loaded:", type(pickle.loads(data)["G_ema"]).__name__)\n')
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, '-c', code, fixture], cwd=root, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("refused: Unknown persistent class")
+    assert 'training.networks' in lines[0] and 'fsgan.load_network' in lines[0]
+    assert lines[1:] == ['training imported: False', 'loaded: Generator']

@@ -1,5 +1,6 @@
 """ImageSet: recursive folders, zips, extensions, colour conversion, limits and content hashes."""
 
+import io
 import zipfile
 
 import numpy as np
@@ -60,3 +61,39 @@ def test_downsample_area_and_grid(tmp_path):
     save_grid([[img, img], [img]], tmp_path / 'g.png', cell=16, captions=['a', 'b'], title='t')
     with PIL.Image.open(tmp_path / 'g.png') as g:
         assert g.size[0] == 2 * (16 + 4) + 4
+
+
+def test_exif_orientation_and_corrupt_files_as_in_training(tmp_path):
+    """ImageSet decodes as the training targets do: upright by EXIF, a corrupt file named in the error."""
+    from training.dataset import DataError
+    img = PIL.Image.fromarray(np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10)
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise
+    img.save(tmp_path / 'photo.png', exif=exif)
+    (tmp_path / 'z_broken.png').write_bytes(b'\x89PNG not really')
+    s = ImageSet(tmp_path)
+    assert s.read(0).shape == (3, 2, 3)
+    np.testing.assert_array_equal(s.read(0), np.asarray(img.transpose(PIL.Image.Transpose.ROTATE_270)))
+    with pytest.raises(DataError, match='z_broken.png: cannot be read as an image'):
+        s.read(1)
+
+
+def test_dataset_arrays_follow_dataset_json(tmp_path):
+    """read_dataset_arrays: dataset.json's order and labels; sorted names and -1 without it; grey stays 1 channel."""
+    import json
+    from training.dataset import read_dataset_arrays
+    with zipfile.ZipFile(tmp_path / 'd.zip', 'w') as z:
+        for i, value in enumerate((30, 60, 90)):
+            buf = io.BytesIO()
+            PIL.Image.fromarray(np.full((4, 4), value, np.uint8)).save(buf, format='PNG')
+            z.writestr(f'img{i}.png', buf.getvalue())
+        z.writestr('dataset.json', json.dumps({'labels': [['img2.png', 5], ['img0.png', 7]]}))
+    images, labels = read_dataset_arrays(tmp_path / 'd.zip')
+    assert images.shape == (2, 1, 4, 4) and images.dtype == np.uint8
+    assert images[:, 0, 0, 0].tolist() == [90, 30] and labels.tolist() == [5, 7]
+    folder = tmp_path / 'f'
+    folder.mkdir()
+    for name, value in (('b.png', 20), ('a.png', 10)):
+        PIL.Image.fromarray(np.full((4, 4, 3), value, np.uint8)).save(folder / name)
+    images, labels = read_dataset_arrays(folder, limit=1)
+    assert images.shape == (1, 3, 4, 4) and images[0, :, 0, 0].tolist() == [10, 10, 10] and labels.tolist() == [-1]

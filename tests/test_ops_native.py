@@ -6,6 +6,7 @@ compile of the CUDA device code, and the CUDA per-element code (ops_math.h, exac
 CUDA kernels run per thread) executed on the host through the same autograd Functions.
 The CPU extension is built once per session (cached on disk across runs).
 """
+import contextlib
 import ctypes
 import os
 import shutil
@@ -68,8 +69,24 @@ def _derivatives(fn, inputs, seed=0):
     return [y.detach()] + [None if g is None else g.detach() for g in grads] + list(grads2)
 
 
+@contextlib.contextmanager
+def _calls(kind='cpu'):
+    """{'native': kernel launches, 'reference': fallbacks} on `kind` during the block (native.call_counts)."""
+    before, counted = native.call_counts()[kind], {}
+    yield counted
+    after = native.call_counts()[kind]
+    counted.update({path: after[path] - before[path] for path in after})
+
+
 def _compare(fn_native, fn_ref, inputs, tol):
-    for a, b in zip(_derivatives(fn_native, inputs), _derivatives(fn_ref, inputs)):
+    """fn_native's value and derivatives match fn_ref's, and fn_native ran only native kernels."""
+    with _calls() as native_calls:
+        got = _derivatives(fn_native, inputs)
+    with _calls() as ref_calls:
+        want = _derivatives(fn_ref, inputs)
+    assert native_calls['native'] > 0 and native_calls['reference'] == 0, native_calls
+    assert ref_calls == dict(native=0, reference=0), ref_calls
+    for a, b in zip(got, want):
         _assert_close(a, b, tol)
 
 
@@ -115,10 +132,12 @@ def test_bias_act_gradcheck_float64(act):
 def test_bias_act_native_path_is_used():
     """The native Functions are in the graph (the comparison above is not ref vs ref)."""
     x = torch.randn([2, 3, 4, 4], requires_grad=True)
-    y = bias_act.bias_act(x, torch.randn(3), act='lrelu')
-    assert type(y.grad_fn).__name__.startswith('_BiasAct')
-    y = upfirdn2d.upsample2d(x, upfirdn2d.setup_filter([1, 3, 3, 1]))
-    assert type(y.grad_fn).__name__.startswith('_Upfirdn2d')
+    with _calls() as calls:
+        y = bias_act.bias_act(x, torch.randn(3), act='lrelu')
+        assert type(y.grad_fn).__name__.startswith('_BiasAct')
+        y = upfirdn2d.upsample2d(x, upfirdn2d.setup_filter([1, 3, 3, 1]))
+        assert type(y.grad_fn).__name__.startswith('_Upfirdn2d')
+    assert calls == dict(native=2, reference=0), calls
 
 
 # ------------------------------------------------------------------------------------------ upfirdn2d
@@ -179,13 +198,18 @@ def test_resampling_helpers_and_conv2d_resample_match_reference(monkeypatch):
     w1 = torch.randn([5, 4, 1, 1])
 
     def outputs():
-        return [upfirdn2d.upsample2d(x, f), upfirdn2d.downsample2d(x, f), upfirdn2d.filter2d(x, f, padding=1),
+        return [upfirdn2d.upsample2d(x, f), upfirdn2d.downsample2d(x, f), upfirdn2d.upfirdn2d(x, f, padding=[3, 2, 3, 2]),
                 conv2d_resample.conv2d_resample(x, w, f, up=2, padding=1),
                 conv2d_resample.conv2d_resample(x, w, f, down=2, padding=1),
                 conv2d_resample.conv2d_resample(x, w1, f, up=2), conv2d_resample.conv2d_resample(x, w1, f, down=2)]
-    native_out = outputs()
+    with _calls() as native_calls:
+        native_out = outputs()
     monkeypatch.setenv('FSGAN_NATIVE_OPS', '0')
-    for a, b in zip(native_out, outputs()):
+    with _calls() as ref_calls:
+        ref_out = outputs()
+    assert native_calls['native'] >= len(native_out) and native_calls['reference'] == 0, native_calls
+    assert ref_calls['native'] == 0 and ref_calls['reference'] >= len(ref_out), ref_calls
+    for a, b in zip(native_out, ref_out):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
@@ -202,7 +226,9 @@ def test_native_threads_agree():
         return [bias_act.bias_act(x, b, act='lrelu', clamp=0.5), bias_act.bias_act(xs, bs, act='swish'),
                 bias_act.bias_act(x, act='tanh'), upfirdn2d.upfirdn2d(x, f, padding=1),  # row path
                 upfirdn2d.upsample2d(x, f), upfirdn2d.downsample2d(x, f)]  # interleaved-planes path
-    single = run()
+    with _calls() as calls:
+        single = run()
+    assert calls == dict(native=len(single), reference=0), calls
     torch.set_num_threads(2)
     try:
         threaded = run()
@@ -263,8 +289,10 @@ def test_env_var_disables_native(monkeypatch):
     assert not native.available(CPU)
     assert native.build_status()['cpu']['state'] == 'disabled'
     x = torch.randn([2, 3, 4, 4], requires_grad=True)
-    y = bias_act.bias_act(x, torch.randn(3), act='lrelu')
+    with _calls() as calls:
+        y = bias_act.bias_act(x, torch.randn(3), act='lrelu')
     assert not type(y.grad_fn).__name__.startswith('_BiasAct')
+    assert calls == dict(native=0, reference=1), calls
 
 
 # ------------------------------------------------------------------------------------------------ CUDA

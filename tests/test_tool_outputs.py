@@ -94,13 +94,13 @@ def test_calc_metrics_appends_only_to_json_lines(tmp_path):
 
 def test_output_paths_are_checked_before_any_work(p1_path, tmp_path, monkeypatch):
     """An unwritable --out fails at once: the network is neither loaded nor sampled."""
+    import fsgan.sampling
     import metrics.generate
-    import scripts.generate
 
     def refuse(*args, **kwargs):
         raise AssertionError('work started before the output path was checked')
     monkeypatch.setattr(metrics.generate, 'generate_images', refuse)
-    monkeypatch.setattr(scripts.generate, 'load_generator', refuse)
+    monkeypatch.setattr(fsgan.sampling, 'load_generator', refuse)
     blocker = tmp_path / 'file'
     blocker.write_text('x')
     res = _invoke('calc_metrics', ['--network', p1_path, '--metrics', 'sharpness', '--num', '2',
@@ -124,18 +124,18 @@ def test_failed_runs_leave_no_empty_folder(p2_path, tmp_path):
 
 def test_generate_streams_images_in_batches(p1_path, tmp_path, monkeypatch):
     """Each batch is on disk before the next one is rendered."""
-    from scripts import generate
-    real, seen = generate.iter_images, []
+    from fsgan import sampling
+    real, seen = sampling.iter_images, []
 
     def watched(*args, **kwargs):
         for item in real(*args, **kwargs):
             seen.append(len(os.listdir(tmp_path / 'out')))
             yield item
-    monkeypatch.setattr(generate, 'iter_images', watched)
+    monkeypatch.setattr(sampling, 'iter_images', watched)
     res = _invoke('generate', ['--network', p1_path, '--seeds', '0-4', '--batch', '2', '--outdir', tmp_path / 'out'])
     assert res.exit_code == 0, res.output
     assert seen == [0, 2, 4] and len(os.listdir(tmp_path / 'out')) == 5
-    assert len(generate.parse_seed_ranges('0-100000000')[0]) == 100000001  # a range, not a list in memory
+    assert len(sampling.parse_seed_ranges('0-100000000')[0]) == 100000001  # a range, not a list in memory
 
 
 def test_batched_generation_matches_seed_by_seed(p1_path):

@@ -6,6 +6,7 @@ import torch
 from click.testing import CliRunner
 
 from fsgan.tools import figure
+from fsgan.tools import svd_explore
 from scripts import svd_explore as cli
 from fsgan.sampling import generate_images, load_generator
 
@@ -31,10 +32,10 @@ def test_list_names_shapes_counts(p1_path):
 
 def test_scaled_weight_is_rank_one_change(G):
     w = G.synthesis.b8.conv0.weight
-    svd = cli.layer_svd(w)
-    assert torch.equal(cli.scaled_weight(w, svd, 0, 1.0), w)
+    svd = svd_explore.layer_svd(w)
+    assert torch.equal(svd_explore.scaled_weight(w, svd, 0, 1.0), w)
     flat = w.reshape(w.shape[0], -1).double()
-    changed = cli.scaled_weight(w, svd, 1, 3.0).reshape(w.shape[0], -1).double()
+    changed = svd_explore.scaled_weight(w, svd, 1, 3.0).reshape(w.shape[0], -1).double()
     s_old = torch.linalg.svdvals(flat)
     s_new = torch.linalg.svdvals(changed)
     # sigma_2 tripled (it becomes the largest), the rest unchanged
@@ -47,7 +48,7 @@ def test_scale_one_is_identity_scale_zero_changes(G, layer):
     seeds = [0, 1]
     ref = generate_images(G, seeds)
     before = {k: v.clone() for k, v in G.state_dict().items()}
-    rows, labels = cli.svd_rows(G, layer, top=2, scales=[1.0, 0.0], seeds=seeds)
+    rows, labels = svd_explore.svd_rows(G, layer, top=2, scales=[1.0, 0.0], seeds=seeds)
     assert len(rows) == 2 * len(seeds) and labels[0].startswith('sv1') and labels[2].startswith('sv2')
     for r, row in enumerate(rows):
         assert np.array_equal(row[0], ref[r % len(seeds)])       # scale 1: the unmodified image

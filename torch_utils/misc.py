@@ -43,29 +43,6 @@ def profiled_function(fn):
     return decorator
 
 
-def params_and_buffers(module):
-    """All parameters followed by all buffers of `module` (recursive)."""
-    assert isinstance(module, torch.nn.Module)
-    return list(module.parameters()) + list(module.buffers())
-
-
-def named_params_and_buffers(module):
-    """(name, tensor) for all parameters followed by all buffers of `module` (recursive)."""
-    assert isinstance(module, torch.nn.Module)
-    return list(module.named_parameters()) + list(module.named_buffers())
-
-
-@torch.no_grad()
-def copy_params_and_buffers(src_module, dst_module, require_all=False):
-    """Copy tensors by name from `src_module` into `dst_module` (in place)."""
-    src_tensors = dict(named_params_and_buffers(src_module))
-    for name, tensor in named_params_and_buffers(dst_module):
-        if name in src_tensors:
-            tensor.copy_(src_tensors[name].detach()).requires_grad_(tensor.requires_grad)
-        elif require_all:
-            raise KeyError(f'Missing tensor in source module: {name}')
-
-
 def one_hot(classes, c_dim, device='cpu'):
     """Conditioning c for class ids: int64 [N] -> float [N, c_dim] (an empty [N, 0] when c_dim is 0)."""
     classes = torch.as_tensor(classes, dtype=torch.int64)

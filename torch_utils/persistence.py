@@ -6,7 +6,9 @@ type='class', version=6, module_src (the text of the module that defines the cla
 class_name and state (the instance __dict__, including `_init_args` / `_init_kwargs`).
 stylegan2-ada-pytorch reads such files by executing module_src; this project never does:
 its loader (fsgan.loading) rebuilds objects from class_name, init kwargs and tensors, and
-`_reconstruct_persistent_obj` here looks the class up by name among the registered classes.
+`_reconstruct_persistent_obj` here looks the class up by name among the registered classes: a plain
+pickle.load of a network file needs the module that defines its classes (training.networks) imported
+first, as for any pickled class; fsgan.load_network needs nothing of this module.
 """
 import copy
 import inspect
@@ -60,21 +62,14 @@ def persistent_class(orig_class):
     return Decorator
 
 
-def is_persistent(obj):
-    """True for instances (or classes) made by `persistent_class`."""
-    cls = obj if isinstance(obj, type) else type(obj)
-    return any(c in _registry.values() for c in cls.__mro__)
-
-
 def _reconstruct_persistent_obj(meta):
     """Unpickling hook: rebuild an object from its meta dict, by class name (source is never run)."""
     if meta.get('type') != 'class':
         raise ValueError(f'Unsupported persistent object type: {meta.get("type")!r}')
     class_name = meta['class_name']
     if class_name not in _registry:
-        import training.networks  # noqa: F401  (registers the network classes)
-    if class_name not in _registry:
-        raise ValueError(f'Unknown persistent class {class_name!r}')
+        raise ValueError(f'Unknown persistent class {class_name!r}: import the module that defines it '
+                         '(training.networks) before unpickling, or load the file with fsgan.load_network')
     cls = _registry[class_name]
     obj = cls.__new__(cls)
     if hasattr(obj, '__setstate__'):

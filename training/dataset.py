@@ -6,7 +6,8 @@ Conversion policy (applied to every image, each change logged):
     then RGB -> 'L' (luma) for 1-channel networks, or grayscale -> RGB for 3-channel ones;
   * shape: centre-crop to a square (the shorter side), then Lanczos resize to R x R;
     images smaller than R are upsampled (with a warning).
-Sources: a folder (searched recursively) or a zip, with files ending in .png .jpg .jpeg .webp .bmp.
+Sources: a folder (searched recursively) or a zip, with files ending in .png .jpg .jpeg .webp .bmp
+(ImageSource: the reader of image folders and zips that metrics.images and the glyph classifier use too).
 """
 import hashlib
 import io
@@ -46,43 +47,69 @@ class TargetImages:
                     labels=None if self.labels is None else self.labels.tolist())
 
 
-def _list_source(path):
-    """Sorted image names in a folder or zip, and a reader name -> bytes; labels if dataset.json exists."""
-    if not os.path.exists(path):
-        raise DataError(f'--target-dir {path}: no such file or folder; give a folder or zip of images')
-    if os.path.isdir(path):
-        names = []
-        for root, _dirs, files in os.walk(path):
-            for f in files:
-                rel = os.path.relpath(os.path.join(root, f), path).replace(os.sep, '/')
-                names.append(rel)
+class ImageSource:
+    """The image files of a folder (searched recursively) or a zip archive: the one reader of image sets.
 
-        def read(name):
-            with open(os.path.join(path, name), 'rb') as fh:
-                return fh.read()
-    elif zipfile.is_zipfile(path):
-        archive = zipfile.ZipFile(path)  # kept open for the reads; closed when garbage-collected
-        names = [n for n in archive.namelist() if not n.endswith('/')]
+    names: the image files (extension in IMAGE_EXTENSIONS, any case), relative '/'-separated paths, sorted;
+    skipped: the other files, except META_FILES. Raises DataError naming `path` when it does not exist or is
+    neither a folder nor a zip archive. A zip stays open for the reads (closed when garbage-collected).
+    """
 
-        def read(name):
-            return archive.read(name)
-    else:
-        raise DataError(f'--target-dir {path}: not a folder or a zip file; give a folder or zip of images')
-    labels = None
-    if 'dataset.json' in names:
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._zip = None
+        if not os.path.exists(self.path):
+            raise DataError(f'{self.path}: no such file or folder; give a folder or zip of images')
+        if os.path.isdir(self.path):
+            files = []
+            for root, _dirs, names in os.walk(self.path):
+                files += [os.path.relpath(os.path.join(root, f), self.path).replace(os.sep, '/') for f in names]
+        elif zipfile.is_zipfile(self.path):
+            self._zip = zipfile.ZipFile(self.path)
+            files = [n for n in self._zip.namelist() if not n.endswith('/')]
+        else:
+            raise DataError(f'{self.path}: not a folder or a zip file; give a folder or zip of images')
+        self.is_zip = self._zip is not None
+        self._files = set(files)
+        self.names = sorted(n for n in files if n.lower().endswith(IMAGE_EXTENSIONS))
+        self.skipped = sorted(n for n in files if not n.lower().endswith(IMAGE_EXTENSIONS) and n not in META_FILES)
+
+    def read(self, name):
+        """Raw bytes of file `name` (OSError when it cannot be read)."""
+        if self._zip is not None:
+            return self._zip.read(name)
+        with open(os.path.join(self.path, name), 'rb') as fh:
+            return fh.read()
+
+    def image(self, name, changes=None):
+        """File `name` decoded, upright (see decode_image); DataError naming it when it is not an image."""
+        return decode_image(self.read(name), name, changes)
+
+    def label_entries(self):
+        """dataset.json's "labels" list of [name, label or None] as stored, or None without one."""
+        if 'dataset.json' not in self._files:
+            return None
         try:
-            meta = json.loads(read('dataset.json'))
-            if meta.get('labels') is not None:
-                labels = {str(k): int(v) for k, v in meta['labels']}
+            entries = json.loads(self.read('dataset.json')).get('labels')
+            return None if entries is None else [[str(name), label] for name, label in entries]
+        except (ValueError, TypeError, AttributeError) as e:
+            raise DataError(f'{self.path}: dataset.json is not valid ({e}); fix or remove it') from None
+
+    def labels(self):
+        """{name: int label} from dataset.json, or None without labels; DataError when one is not an integer."""
+        entries = self.label_entries()
+        try:
+            return None if entries is None else {name: int(label) for name, label in entries}
         except (ValueError, TypeError) as e:
-            raise DataError(f'{path}: dataset.json is not valid ({e}); fix or remove it') from None
-    images = sorted(n for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
-    skipped = sorted(n for n in names if not n.lower().endswith(IMAGE_EXTENSIONS) and n not in META_FILES)
-    return images, read, labels, skipped
+            raise DataError(f'{self.path}: dataset.json is not valid ({e}); fix or remove it') from None
 
 
-def _to_array(data, name, resolution, channels, notes):
-    """Decode and convert one image to uint8 [C, R, R] by the module's policy."""
+def decode_image(data, name, changes=None):
+    """Image file bytes -> loaded PIL image, turned upright by its EXIF orientation tag (as viewers show it).
+
+    changes: a list that gets 'EXIF orientation N applied' when the tag turned the image. Raises DataError
+    naming `name` when the bytes are not an image PIL can read.
+    """
     try:
         img = PIL.Image.open(io.BytesIO(data))
         img.load()
@@ -91,11 +118,44 @@ def _to_array(data, name, resolution, channels, notes):
     except Exception as e:  # PIL raises many types for corrupt data
         reason = re.sub(r'\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>', '', str(e))  # the file is named instead
         raise DataError(f'{name}: cannot be read as an image ({type(e).__name__}: {reason})') from None
-    changes = []
     orientation = img.getexif().get(EXIF_ORIENTATION, 1)
     if orientation in range(2, 9):
         img = PIL.ImageOps.exif_transpose(img)
-        changes.append(f'EXIF orientation {orientation} applied')
+        if changes is not None:
+            changes.append(f'EXIF orientation {orientation} applied')
+    return img
+
+
+def read_dataset_arrays(path, limit=None):
+    """A stylegan2-ada dataset (zip or folder) as stored: (uint8 images [N, C, H, W], int64 labels [N]).
+
+    Order: dataset.json's "labels" list when it has one, else the sorted image names; `limit` keeps the
+    first ones. C is 1 for grayscale ('L') files and 3 otherwise (converted to RGB); labels are -1 where
+    the dataset has none. Raises DataError naming the dataset or the file that is missing or unreadable.
+    """
+    source = ImageSource(path)
+    entries = source.label_entries()
+    if entries is None:
+        entries = [[name, None] for name in source.names]
+    entries = entries[:limit]
+    if not entries:
+        raise DataError(f'{path}: no images')
+    arrays = []
+    for name, _label in entries:
+        try:
+            img = source.image(name)
+        except (OSError, KeyError) as e:
+            raise DataError(f'{path}: {name} cannot be opened ({e})') from None
+        arr = np.asarray(img if img.mode == 'L' else img.convert('RGB'), dtype=np.uint8)
+        arrays.append(arr[:, :, None] if arr.ndim == 2 else arr)
+    labels = np.array([-1 if label is None else int(label) for _name, label in entries], dtype=np.int64)
+    return np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)), labels
+
+
+def _to_array(data, name, resolution, channels, notes):
+    """Decode and convert one image to uint8 [C, R, R] by the module's policy."""
+    changes = []
+    img = decode_image(data, name, changes)
     if img.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I'):
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if arr.max() > 255 else 255.0
@@ -139,7 +199,12 @@ def load_target(path, resolution, channels, shots=None, seed=0):
     """
     if channels not in (1, 3):
         raise DataError(f'network has {channels} image channels; only 1 and 3 are supported')
-    names, read, labels, skipped = _list_source(path)
+    try:
+        source = ImageSource(path)
+    except DataError as e:
+        raise DataError(f'--target-dir {e}') from None
+    labels = source.labels()
+    names, skipped = source.names, source.skipped
     if not names:
         raise DataError(f'--target-dir {path}: contains no images ({", ".join(IMAGE_EXTENSIONS)})')
     notes = []
@@ -157,7 +222,7 @@ def load_target(path, resolution, channels, shots=None, seed=0):
     arrays, hashes, bad = [], [], []
     for name in names:
         try:
-            data = read(name)
+            data = source.read(name)
         except OSError as e:
             bad.append(f'{name}: cannot be opened ({e.strerror or e})')
             continue

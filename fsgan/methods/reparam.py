@@ -161,7 +161,3 @@ def baked(net):
     device = next(iter(net.parameters()), torch.empty(0)).device
     return plain.to(device).train(net.training)
 
-
-def is_reparameterised(net):
-    """True when any submodule of `net` still carries a parametrization."""
-    return any(parametrize.is_parametrized(m) for m in net.modules())

@@ -109,14 +109,6 @@ def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     return x[:, :, ::downy, ::downx]
 
 
-def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='cuda'):
-    """Filter x [N, C, H, W] with f, keeping the size (plus `padding`)."""
-    px0, px1, py0, py1 = _parse_padding(padding)
-    fw, fh = _get_filter_size(f)
-    p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
-    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
-
-
 def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
     """Upsample x [N, C, H, W] by `up` with filter f; the gain keeps the mean (x up**2)."""
     upx, upy = _parse_scaling(up)

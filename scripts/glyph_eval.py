@@ -6,7 +6,7 @@
 Prints (and with --out, writes as JSON): the share of samples the glyph classifier assigns to each
 script, how many distinct characters of the expected script are predicted (mode-collapse check),
 and FGD (Fréchet distance in the classifier's feature space) between samples and the test set; also
-the ink share and mean pair distance of samples and test images (metrics.glyph_metrics.ink_stats); for a
+the ink share and mean pair distance of samples and test images (fsgan.benchmarks.glyphs.metrics.ink_stats); for a
 class-conditional network (classes = the dataset's labels), the share of samples read as the character
 they were generated for.
 """
@@ -37,8 +37,8 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
     test set or shots whose images are not the classifier's size; all checked before generating.
     """
     import torch
-    from metrics.glyph_classifier import DEFAULT_PATH, load_dataset_zip, load_glyph_classifier
-    from metrics.glyph_metrics import glyph_metrics, ink_stats
+    from fsgan.benchmarks.glyphs.classifier import DEFAULT_PATH, load_dataset_zip, load_glyph_classifier
+    from fsgan.benchmarks.glyphs.metrics import glyph_metrics, ink_stats
     from fsgan.sampling import generate_images, seed_classes
     clf = load_glyph_classifier(classifier_path or DEFAULT_PATH)
     if expect not in clf.script_names:

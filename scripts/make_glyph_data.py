@@ -445,7 +445,7 @@ def main(outdir, seed, resolution, channels, fonts_root, datasets, heldout_regex
 
 def ship(outdir, ship_dir, names):
     """Copy zips ``names`` and their previews from outdir to ship_dir; rewrite ship_dir/MANIFEST.json."""
-    from metrics.glyph_classifier import write_manifest  # pylint: disable=import-outside-toplevel
+    from fsgan.benchmarks.glyphs.classifier import write_manifest  # pylint: disable=import-outside-toplevel
     os.makedirs(os.path.join(ship_dir, 'previews'), exist_ok=True)
     for name in names:
         for rel in (name, os.path.join('previews', name[:-4] + '.png')):

@@ -68,7 +68,7 @@ def main(snapshot, num):
     from dnnlib.fileio import atomic_write_json
     from fsgan.export import save_snapshot
     from fsgan.loading import load_network
-    from metrics.glyph_classifier import write_manifest
+    from fsgan.benchmarks.glyphs.classifier import write_manifest
     from fsgan.sampling import load_generator
     from scripts.glyph_eval import glyph_report
     try:

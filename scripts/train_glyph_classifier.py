@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from fsgan.tools.cli import command
-from metrics.glyph_classifier import (GlyphClassifier, load_dataset_zip, save_glyph_classifier,
+from fsgan.benchmarks.glyphs.classifier import (GlyphClassifier, load_dataset_zip, save_glyph_classifier,
                                       sha256_file, write_manifest)
 
 TRAIN_ZIPS = ('source.zip', 'near_train.zip', 'kannada_train.zip', 'devanagari_train.zip')

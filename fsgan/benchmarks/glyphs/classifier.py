@@ -30,15 +30,12 @@ from torch import nn
 
 from dnnlib.fileio import atomic_open
 from dnnlib.util import file_sha256 as sha256_file
+from fsgan.benchmarks.glyphs import GLYPHS
 from metrics.frechet import fid_from_features
 
 ARCH = 'glyphnet-v1'
+DEFAULT_PATH = os.path.join(GLYPHS, 'glyph_classifier.pt')  # shipped with the benchmark (weights .pt + config .json)
 
-
-
-# The classifier shipped with the glyph benchmark (weights .pt + config .json).
-DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'glyphs',
-                            'glyph_classifier.pt')
 
 class GlyphNet(nn.Module):
     """CNN: [N, C, R, R] in [-1, 1] -> features [N, feature_dim], script / char / font-family logits.

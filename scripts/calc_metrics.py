@@ -3,6 +3,10 @@
 Examples:
     python scripts/calc_metrics.py --network run/network-final.pkl --metrics fid,kid --data test/ --shots-dir shots/
     python scripts/calc_metrics.py --gen-dir samples/ --metrics sharpness,fqi --out metrics.jsonl
+    python scripts/calc_metrics.py --network run/network-final.pkl --num 500 --data data/glyphs/kannada_test.zip \
+        --shots-dir data/glyphs/kannada_shots10.zip --metrics glyph_fgd,glyph_script --metric-opt expect=kannada
+
+The work happens in fsgan/evaluate.py (calc_metrics); this script parses and reports.
 """
 
 import os

@@ -36,9 +36,9 @@ def write_report(run_dir, row, extra):
     total = row.get('classes_total')
     lines += ['', f'{row["num_gen"]} samples (psi 1) against {extra["num_test"]} test images'
               f'{"" if total is None else f"; the target script has {total} characters"}.',
-              evaluate.legend(columns) + ' Held-out real glyphs score about 1% memorised (glyph), copies of the '
-              'shots 100%. In pixels the memorisation check is unreliable for thin strokes: a faint or blurry glyph '
-              'lies closer to every shot than two distinct glyphs do.', '',
+              evaluate.legend(columns) + ' Copies of the shots score 100% memorised (glyph). In pixels the '
+              'memorisation check is unreliable for thin strokes: a faint or blurry glyph lies closer to every shot '
+              'than two distinct glyphs do.', '',
               f'FSGAN, lr {extra["lr"]:g}, {extra["kimg"]:g} kimg, batch 16, seed 0; '
               f'regularisation {extra["regularisation"]}: '
               f'R1 gamma {extra["gamma"]:g}, path length {extra["pl_weight"]:g}, style mixing {extra["style_mixing"]:g}, '

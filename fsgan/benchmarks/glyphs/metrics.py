@@ -27,6 +27,7 @@ glyph_memorisation and glyph_diversity.
 ink_stats gives two pixel statistics to set beside real glyphs: the ink share, and the mean L1 distance
 between image pairs that the mode-seeking term of training.loss rewards.
 """
+import dataclasses
 import io
 
 import numpy as np
@@ -54,7 +55,7 @@ MEMORISED_COLUMNS = (
     Column('memorised_glyph', 'Memorised (glyph)', '.1%', 'down',
            note='share of samples closer, in glyph-classifier features, to a shot than to any test image '
                 '(about 1% for held-out real glyphs).'),
-    MEMORISED_PIXEL)
+    dataclasses.replace(MEMORISED_PIXEL, value=None))  # the same column; here `values` holds it under its key
 DIVERSITY_COLUMNS = (Column('diversity_glyph', 'Diversity (glyph)', '.2f', 'up',
                             note='intra-cluster mean pairwise glyph-feature distance.'),)
 

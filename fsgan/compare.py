@@ -1,4 +1,5 @@
-"""The comparison engine (scripts/compare.py): compare adaptation methods on the same shots and seed: one figure, a metrics table, interpolation strips.
+"""The comparison engine (scripts/compare.py): adaptation methods on the same shots and seed, one figure, a
+metrics table (built from the registered metrics' Columns), interpolation strips.
 
 Examples:
   python scripts/compare.py --source ffhq256 --target-dir shots/ --shots 10 --methods fsgan,tgan,freezed,ssgan --outdir cmp
@@ -8,7 +9,7 @@ The comparison folder (--outdir) holds:
   compare_state.json        settings, and per method its run folder, a 'done' mark and cached metrics
   runs/<method>/NNNNN-...   the training runs (scripts/train.py run folders)
   shots/<hash>/shotNN.png   the target shots as the networks saw them (converted, at network resolution)
-  samples/<method>/seedNNNN.png   the --num generated images the metrics use (seeds 0..num-1)
+  samples/<method>/NNNNNN.png     the --num generated images the metrics use (image i is seed i)
   comparison.png            top row: target shots; then one row per method, seeds 0..cols-1
   metrics.csv, metrics.md   the table (Robb et al. Table 2.1 style)
   interp_<method>.png       interpolation strip seed 0 -> seed 1 (lerp in w) per method
@@ -25,9 +26,6 @@ import json
 import os
 import re
 
-import click
-
-
 from dnnlib import EasyDict
 from dnnlib.fileio import atomic_write_bytes, atomic_write_json
 from fsgan.methods import METHODS
@@ -35,30 +33,40 @@ from fsgan.protocol import PROTOCOLS
 from fsgan.run_setup import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupError, augment_config,
                              check_train_option, parse_loss_options, parse_method_options)
 from fsgan.losses import resolve_losses
+from fsgan import evaluate
+from metrics.registry import Column
 
 STATE_FILE = 'compare_state.json'
 STATE_VERSION = 1
 DEFAULT_METHODS = ('fsgan', 'tgan', 'freezed', 'ssgan')
-METRIC_COLUMNS = ('num_gen', 'fid_test', 'fid_shots', 'sharpness_mean', 'sharpness_std', 'fqi_mean', 'fqi_std',
-                  'memorised_inception', 'memorised_pixel', 'fgd_test', 'fgd_shots', 'memorised_glyph',
-                  'diversity_glyph', 'script_share', 'classes_covered', 'classes_total')
+# The registered metrics (fsgan.evaluate.metric_registry) a comparison measures, those that apply (metric_names).
+METRICS = ('fid', 'sharpness', 'fqi', 'memorization', 'glyph_fgd', 'glyph_memorisation', 'glyph_diversity',
+           'glyph_script')
+METRIC_COLUMNS = ('num_gen',) + tuple(c.key for c in evaluate.columns(METRICS))
 CSV_COLUMNS = ('method', 'run_dir', 'network', 'trainable_params', 'trainable_G', 'trainable_D') + METRIC_COLUMNS
+METHOD_COLUMN = Column('method', 'Method', 's')
+TRAINABLE_COLUMN = Column('trainable_params', 'Trainable params', ',',
+                          note="numbers in the run's adapter file (G + D).")
 
 
 class CompareError(Exception):
-    """A comparison that cannot go on (the message names the option or file and what to do)."""
+    """A comparison that cannot go on (the message says what to do). option: the option it concerns, or None
+    (scripts/compare.py then prints the message alone)."""
+
+    def __init__(self, message, option=None):
+        super().__init__(message)
+        self.option = option
 
 
 def parse_runs(pairs):
-    """['name=RUNDIR', ...] -> {name: RUNDIR} (order kept); raises click.BadParameter."""
+    """['name=RUNDIR', ...] -> {name: RUNDIR} (order kept); raises CompareError naming --runs."""
     out = {}
     for pair in pairs:
         name, sep, path = pair.partition('=')
         if not sep or not re.fullmatch(r'[A-Za-z0-9_.+-]+', name) or not path:
-            raise click.BadParameter(f'{pair!r}: expected NAME=RUNDIR with NAME of letters, digits, _.+-',
-                                     param_hint='--runs')
+            raise CompareError(f'{pair!r}: expected NAME=RUNDIR with NAME of letters, digits, _.+-', '--runs')
         if name in out:
-            raise click.BadParameter(f'{name} given twice', param_hint='--runs')
+            raise CompareError(f'{name} given twice', '--runs')
         out[name] = path
     return out
 
@@ -84,10 +92,10 @@ def parse_method(spec):
             try:
                 train[key] = check_train_option(key, value)
             except SetupError as e:
-                raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
+                raise CompareError(f'{spec!r}: {e}', '--methods') from None
         elif not sep or not key:
-            raise click.BadParameter(f'{spec!r}: expected METHOD[@KEY=VALUE...] with KEY one of '
-                                     f'{", ".join(TRAIN_KEYS)} or a method option', param_hint='--methods')
+            raise CompareError(f'{spec!r}: expected METHOD[@KEY=VALUE...] with KEY one of '
+                               f'{", ".join(TRAIN_KEYS)} or a method option', '--methods')
         else:
             pairs.append(item)
     try:
@@ -96,14 +104,38 @@ def parse_method(spec):
             train['losses'] = parse_loss_options(loss_pairs)
             resolve_losses(train['losses'])
     except (SetupError, ValueError) as e:
-        raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
+        raise CompareError(f'{spec!r}: {e}', '--methods') from None
     if name not in METHODS:
         return name, train, {}
     try:
         options = parse_method_options(pairs, name)
     except SetupError as e:
-        raise click.BadParameter(f'{spec!r}: {e}', param_hint='--methods') from None
+        raise CompareError(f'{spec!r}: {e}', '--methods') from None
     return name, train, options
+
+
+def row_names(methods, run_map, source, target_dir):
+    """The comparison's rows: the --methods entries (default DEFAULT_METHODS without --runs), then the --runs
+    names not among them. Raises CompareError for unknown or repeated methods, or rows to train without a source
+    and target."""
+    if methods is None:
+        names = [] if run_map else list(DEFAULT_METHODS)
+    else:
+        names = [m.strip() for m in methods.split(',') if m.strip()]
+    unknown = [m for m in names if m not in run_map and parse_method(m)[0] not in METHODS]
+    if unknown:
+        raise CompareError(f'unknown method(s) {", ".join(unknown)}; choose from {", ".join(sorted(METHODS))} '
+                           f'or name a --runs entry', '--methods')
+    if len(set(names)) != len(names):
+        raise CompareError('a method is listed twice', '--methods')
+    names += [n for n in run_map if n not in names]
+    if not names:
+        raise CompareError('nothing to compare; give --methods and/or --runs', '--methods')
+    to_train = [n for n in names if n not in run_map]
+    if to_train and (source is None or target_dir is None):
+        raise CompareError(f'training {", ".join(to_train)} needs --source and --target-dir '
+                           f'(or give their run folders with --runs NAME=RUNDIR)', '--source')
+    return names
 
 
 def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=None,
@@ -118,36 +150,20 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
     metric_settings decide whether cached metrics still hold.
     """
     run_map = parse_runs(runs)
-    if methods is None:
-        names = [] if run_map else list(DEFAULT_METHODS)
-    else:
-        names = [m.strip() for m in methods.split(',') if m.strip()]
-    unknown = [m for m in names if m not in run_map and parse_method(m)[0] not in METHODS]
-    if unknown:
-        raise click.BadParameter(f'unknown method(s) {", ".join(unknown)}; choose from {", ".join(sorted(METHODS))} '
-                                 f'or name a --runs entry', param_hint='--methods')
-    if len(set(names)) != len(names):
-        raise click.BadParameter('a method is listed twice', param_hint='--methods')
-    names += [n for n in run_map if n not in names]
-    if not names:
-        raise click.BadParameter('nothing to compare; give --methods and/or --runs', param_hint='--methods')
-    to_train = [n for n in names if n not in run_map]
-    if to_train and (source is None or target_dir is None):
-        raise click.BadParameter(f'training {", ".join(to_train)} needs --source and --target-dir '
-                                 f'(or give their run folders with --runs NAME=RUNDIR)', param_hint='--source')
+    names = row_names(methods, run_map, source, target_dir)
     for flag, value, low in (('--shots', shots, 1), ('--batch', batch, 1), ('--num', num, 2), ('--cols', cols, 1),
                              ('--strip-steps', strip_steps, 2), ('--num-test', num_test, 0), ('--snap', snap, 0)):
         if value is not None and value < low:
-            raise click.BadParameter(f'must be >= {low}, got {value}', param_hint=flag)
+            raise CompareError(f'must be >= {low}, got {value}', flag)
     if (kimg is not None and kimg <= 0) or tick <= 0:
-        raise click.BadParameter('--kimg and --tick must be > 0')
+        raise CompareError('--kimg and --tick must be > 0')
     if kimg is None:
         kimg = 16 if shots <= 5 else 20
 
     def absolute(path):
         return os.path.abspath(path) if path is not None and os.path.exists(path) else path
     if protocol not in PROTOCOLS:
-        raise click.BadParameter(f'{protocol!r}: choose one of {", ".join(PROTOCOLS)}', param_hint='--protocol')
+        raise CompareError(f'{protocol!r}: choose one of {", ".join(PROTOCOLS)}', '--protocol')
     settings = dict(source=absolute(source), target_dir=absolute(target_dir), shots=int(shots), kimg=float(kimg),
                     batch=None if batch is None else int(batch), protocol=protocol, seed=int(seed), tick=float(tick),
                     snap=int(snap))
@@ -308,80 +324,38 @@ def trainable_counts(run_dir):
     return (sum(t.numel() for t in payload['G'].values()), sum(t.numel() for t in payload['D'].values()))
 
 
-def glyph_numbers(gen, shots, test_set, expect=None, shared=None):
-    """Glyph-classifier numbers (metrics.glyph_metrics) of gen uint8 [N, 1, R, R] against shots [K, 1, R, R]
-    and the test ImageSet (used when its images have gen's size); expect: script name or None.
-
-    shared: dict that keeps the classifier and the decoded test images between calls.
-    """
-    import numpy as np
-    from metrics.glyph_metrics import glyph_metrics
-    shared = {} if shared is None else shared
-    clf = glyph_classifier(shared)
-    test = None
-    if test_set is not None:
-        key = ('glyph_test', test_set.path, len(test_set))
-        if key not in shared:
-            shared[key] = np.ascontiguousarray(np.stack([im[:, :, :1] for im in test_set]).transpose(0, 3, 1, 2))
-        test = shared[key] if shared[key].shape[2:] == gen.shape[2:] else None
-    return glyph_metrics(clf, gen, shots, test, expect)
+def metric_names(ms, num_shots):
+    """The METRICS that a comparison with metric settings `ms` measures: FID and memorisation (>= 2 shots) unless
+    ms['inception'] is False, FQI for ms['faces'], the target script's share when ms['expect'] names one; the
+    glyph metrics note themselves as not applicable to images other than the glyph classifier's."""
+    skip = dict(fid=not ms.get('inception', True), memorization=not ms.get('inception', True) or num_shots < 2,
+                fqi=not ms['faces'], glyph_script=not ms.get('expect'))
+    return [name for name in METRICS if not skip.get(name)]
 
 
-def glyph_classifier(shared):
-    """The shipped glyph classifier, loaded once per `shared` dict."""
-    from metrics.glyph_classifier import DEFAULT_PATH, load_glyph_classifier
-    if 'glyph_classifier' not in shared:
-        shared['glyph_classifier'] = load_glyph_classifier(DEFAULT_PATH)
-    return shared['glyph_classifier']
-
-
-def glyph_classifier_applies(channels, resolution, shared=None):
-    """True for images with the glyph classifier's channel count and resolution."""
-    clf = glyph_classifier({} if shared is None else shared)
-    return channels == clf.channels and resolution == clf.resolution
-
-
-def method_metrics(gen_dir, gen, shots_dir, shots, test_set, ms, device='cpu', cache_dir=None, fig_dir='.', tag='run',
+def method_metrics(gen_dir, shots_dir, test_set, ms, device='cpu', cache_dir=None, fig_dir='.', tag='run',
                    shared=None):
-    """Table numbers of one method: gen uint8 [N, H, W, C] (also saved in gen_dir), shots uint8 [K, C, R, R].
+    """Table numbers of one method, {METRIC_COLUMNS key: number or None}: the metrics of metric_names() on the
+    first ms['num'] (default all) images of gen_dir against the shots in shots_dir and the test ImageSet (or None).
 
-    FID against the test set and the shots, sharpness mean/std, FQI (ms['faces']), memorised
-    fractions (>= 2 shots), FGD for 1-channel glyph-sized images. Missing ones are None.
-    shared: dict that keeps the loaded Inception detector between calls.
+    shared: dict of intermediates that depend on neither the samples nor the shots (the Inception detector, the
+    glyph classifier, test-set features, notes printed), kept between calls.
     """
     from metrics.images import ImageSet
-    from metrics.registry import MetricContext, default_cache_dir, get_registry
-    reg = get_registry()
+    from metrics.registry import MetricContext, default_cache_dir
     shared = {} if shared is None else shared
-    ctx = MetricContext(gen=ImageSet(gen_dir, limit=len(gen)), data=test_set, shots=ImageSet(shots_dir),
-                        device=device, cache_dir=cache_dir or default_cache_dir(), fig_dir=fig_dir, tag=tag,
-                        memo=dict(shared))
+    shots = ImageSet(shots_dir)
+    ctx = MetricContext(gen=ImageSet(gen_dir, limit=ms.get('num')), data=test_set, shots=shots, device=device,
+                        cache_dir=cache_dir or default_cache_dir(), fig_dir=fig_dir, tag=tag,
+                        options={'expect': ms['expect']} if ms.get('expect') else {}, memo=dict(shared))
+    names = [n for n in metric_names(ms, len(shots)) if not ctx.missing(evaluate.metric_registry()[n])]
     row = dict.fromkeys(METRIC_COLUMNS)
-    row['num_gen'] = len(gen)
-    if ms.get('inception', True):
-        fid = reg['fid'].fn(ctx)['values']
-        row['fid_test'], row['fid_shots'] = fid.get('fid'), fid.get('fid_shots')
-        if len(shots) >= 2:
-            mem = reg['memorization'].fn(ctx)['values']
-            row['memorised_inception'], row['memorised_pixel'] = mem['fraction_inception'], mem['fraction_pixel']
-    sharp = reg['sharpness'].fn(ctx)['values']
-    row['sharpness_mean'], row['sharpness_std'] = sharp['mean'], sharp['std']
-    if ms['faces']:
-        fqi = reg['fqi'].fn(ctx)['values']
-        row['fqi_mean'], row['fqi_std'] = fqi['mean'], fqi['std']
-    if glyph_classifier_applies(gen.shape[3], gen.shape[1], shared):
-        glyph = glyph_numbers(gen.transpose(0, 3, 1, 2).copy(), shots, test_set, ms.get('expect'), shared)
-        row.update({k: v for k, v in glyph.items() if k in METRIC_COLUMNS and row[k] is None})
-    if 'detector' in ctx.memo:
-        shared['detector'] = ctx.memo['detector']
+    row.update(evaluate.row_of(evaluate.run_metrics(ctx, names)), num_gen=len(ctx.gen))
+    shared.update({k: v for k, v in ctx.memo.items() if k.startswith('shared/')})
     return row
 
 
 # ----------------------------------------------------------------------------- outputs
-
-def _fmt(v, pattern='{:.2f}'):
-    return '' if v is None else pattern.format(v)
-
 
 def write_csv(path, rows, fields):
     """rows (dicts) -> CSV with columns `fields` (None -> empty cell), atomically."""
@@ -394,56 +368,65 @@ def write_csv(path, rows, fields):
 
 
 def write_tables(outdir, rows, ms, trunc_note):
-    """metrics.csv (every column) and metrics.md (the columns that have values), atomically."""
+    """metrics.csv (every column) and metrics.md (the columns that have values; headers, formats and legend from
+    the metrics' Columns), atomically."""
     write_csv(os.path.join(outdir, 'metrics.csv'), rows, CSV_COLUMNS)
-
-    def pm(mean, std):
-        return '' if mean is None else f'{mean:.3f} ± {std:.3f}'
-
-    def pct(v):
-        return _fmt(None if v is None else 100 * v, '{:.1f}%')
-    columns = [('Method', lambda r: r['method'], None),
-               ('Trainable params', lambda r: _fmt(r['trainable_params'], '{:,}'),
-                'Trainable params: numbers in the run\'s adapter file (G + D).'),
-               ('FID test ↓', lambda r: _fmt(r['fid_test']), None),
-               ('FID shots', lambda r: _fmt(r['fid_shots']), None),
-               ('Sharpness ↑', lambda r: pm(r['sharpness_mean'], r['sharpness_std']), None),
-               ('FQI ↑', lambda r: pm(r['fqi_mean'], r['fqi_std']), None),
-               ('Memorised ↓', lambda r: pct(r['memorised_inception']),
-                'Memorised: share of samples closer (Inception features) to a training shot than any two shots '
-                'are to each other.'),
-               ('FGD test ↓', lambda r: _fmt(r['fgd_test']), None),
-               ('FGD shots', lambda r: _fmt(r['fgd_shots']), None),
-               ('Memorised (glyph) ↓', lambda r: pct(r.get('memorised_glyph')),
-                'Memorised (glyph): share of samples closer, in glyph-classifier features, to a shot than to any '
-                'test image (about 1% for held-out real glyphs).'),
-               ('Diversity (glyph) ↑', lambda r: _fmt(r.get('diversity_glyph')),
-                'Diversity: intra-cluster mean pairwise glyph-feature distance.'),
-               ('Target script', lambda r: pct(r.get('script_share')),
-                'Target script: share of samples the glyph classifier puts in the target script.'),
-               ('Characters', lambda r: _fmt(r.get('classes_covered'), '{:d}'),
-                'Characters: how many of the target script\'s characters the samples cover.')]
-    cells = [[f(r) for _, f, _ in columns] for r in rows]
-    keep = [k for k in range(len(columns)) if k == 0 or any(c[k] for c in cells)]
-    lines = ['| ' + ' | '.join(columns[k][0] for k in keep) + ' |',
-             '|' + '|'.join(':---' if k == 0 else '---:' for k in keep) + '|']
-    lines += ['| ' + ' | '.join(c[k] for k in keep) + ' |' for c in cells]
+    columns = [TRAINABLE_COLUMN] + evaluate.table_columns(METRICS)
+    columns = [METHOD_COLUMN] + [c for c in columns if any(evaluate.cell(c, r) for r in rows)]
+    lines = evaluate.markdown_table([c.title for c in columns], [[evaluate.cell(c, r) for c in columns] for r in rows])
     lines += ['', f'{ms["num"]} generated images per method (seeds 0..{ms["num"] - 1}, {trunc_note}). FID and FGD '
               'are biased upward for small sets: compare values within this table only.']
-    legend = ' '.join(columns[k][2] for k in keep if columns[k][2])  # only the columns shown
-    if legend:
-        lines.append(legend)
+    if evaluate.legend(columns):
+        lines.append(evaluate.legend(columns))  # only the columns shown
     atomic_write_bytes(os.path.join(outdir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
+
+
+def measure_method(cfg, state, name, shots, test_set, device, shared):
+    """Metrics of method `name` (cached in the state file while its snapshot and the metric settings hold), on
+    ms['num'] samples written to outdir/samples/<name>/ (fsgan.evaluate.write_samples: image i is seed i).
+    shots: uint8 [K, C, R, R] as the run saw them. Returns (G, the method's table row)."""
+    from fsgan.sampling import load_generator
+    entry = state['methods'][name]
+    ms = cfg.metric_settings
+    run_dir = run_path(cfg, entry)
+    network = latest(run_dir, 'network-snapshot-', '.pkl')
+    shots_dir = write_shots(cfg.outdir, shots)
+    G, sha = load_generator(network, None, device)
+    key = dict(ms, network_sha256=sha, shots_dir=os.path.relpath(shots_dir, cfg.outdir))
+    if entry.get('metrics_key') != key:
+        print(f'[{name}] metrics on {ms["num"]} images')
+        gen_dir = evaluate.write_samples(G, os.path.join(cfg.outdir, 'samples', name), range(ms['num']),
+                                         trunc=ms['metrics_trunc'], device=device, batch=1)
+        fig_dir = os.path.join(cfg.outdir, 'figures')
+        os.makedirs(fig_dir, exist_ok=True)
+        entry['metrics'] = method_metrics(gen_dir, shots_dir, test_set, ms, device=device, cache_dir=cfg.cache_dir,
+                                          fig_dir=fig_dir, tag=name, shared=shared)
+        entry['metrics_key'] = key
+        save_state(cfg, state)
+    g_count, d_count = trainable_counts(run_dir)
+    row = dict(entry['metrics'], method=name, run_dir=run_dir, network=network, trainable_G=g_count,
+               trainable_D=d_count, trainable_params=None if g_count is None else g_count + d_count)
+    return G, row
+
+
+def write_strip(cfg, name, G):
+    """outdir/interp_<name>.png: cfg.strip_steps images from seed 0 to seed 1 (lerp in w). Returns its path."""
+    from fsgan.tools import interp
+    from fsgan.tools.figure import labeled_grid
+    from torch_utils.image_grid import save_png
+    strip = interp.render(G, interp.strip_ws(G, 0, 1, cfg.strip_steps, space='w', trunc=cfg.trunc))
+    path = os.path.join(cfg.outdir, f'interp_{name}.png')
+    save_png(labeled_grid([list(strip)]), path)
+    return path
 
 
 def run_compare(cfg, progress=True):
     """Train/continue, generate, measure and draw. Returns dict(figure, csv, markdown, strips, rows)."""
     import numpy as np
     import torch
-    from fsgan.tools import interp
+    from fsgan.sampling import generate_images
     from fsgan.tools.figure import labeled_grid
     from metrics.images import ImageSet
-    from fsgan.sampling import generate_images, load_generator
     from torch_utils.image_grid import save_png
     device = cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     for name, run_dir in cfg.entries:
@@ -452,47 +435,21 @@ def run_compare(cfg, progress=True):
     state = load_state(cfg)
     ensure_runs(cfg, state, progress)
     ms = cfg.metric_settings
-    test_set = None
-    if ms['test_dir'] is not None:
-        test_set = ImageSet(ms['test_dir'], limit=ms['num_test'] or None)
-    fig_rows, labels, table, strips, shared = [], [], [], [], {}
+    test_set = None if ms['test_dir'] is None else ImageSet(ms['test_dir'], limit=ms['num_test'] or None)
+    fig_rows, table, strips, shared = [], [], [], {}
     first_shots = None
     for name, _ in cfg.entries:
-        entry = state['methods'][name]
-        run_dir = run_path(cfg, entry)
-        network = latest(run_dir, 'network-snapshot-', '.pkl')
-        shots = np.load(os.path.join(run_dir, 'target_shots.npy'))               # [K, C, R, R]
+        shots = np.load(os.path.join(run_path(cfg, state['methods'][name]), 'target_shots.npy'))  # [K, C, R, R]
         if first_shots is None:
             first_shots = shots
         elif not np.array_equal(first_shots, shots):
             print(f'[{name}] warning: its target shots differ from those of {cfg.entries[0][0]}')
-        shots_dir = write_shots(cfg.outdir, shots)
-        G, sha = load_generator(network, None, device)
-        key = dict(ms, network_sha256=sha, shots_dir=os.path.relpath(shots_dir, cfg.outdir))
-        if entry.get('metrics_key') != key:
-            print(f'[{name}] metrics on {ms["num"]} images')
-            gen = generate_images(G, list(range(ms['num'])), trunc=ms['metrics_trunc'], device=device)
-            gen_dir = os.path.join(cfg.outdir, 'samples', name)
-            os.makedirs(gen_dir, exist_ok=True)
-            for seed, img in enumerate(gen):
-                save_png(img, os.path.join(gen_dir, f'seed{seed:04d}.png'))
-            fig_dir = os.path.join(cfg.outdir, 'figures')
-            os.makedirs(fig_dir, exist_ok=True)
-            entry['metrics'] = method_metrics(gen_dir, gen, shots_dir, shots, test_set, ms, device=device,
-                                              cache_dir=cfg.cache_dir, fig_dir=fig_dir, tag=name, shared=shared)
-            entry['metrics_key'] = key
-            save_state(cfg, state)
-        g_count, d_count = trainable_counts(run_dir)
-        table.append(dict(entry['metrics'], method=name, run_dir=run_dir, network=network, trainable_G=g_count,
-                          trainable_D=d_count, trainable_params=None if g_count is None else g_count + d_count))
+        G, row = measure_method(cfg, state, name, shots, test_set, device, shared)
+        table.append(row)
         fig_rows.append(list(generate_images(G, list(range(cfg.cols)), trunc=cfg.trunc, device=device)))
-        labels.append(name)
-        strip = interp.render(G, interp.strip_ws(G, 0, 1, cfg.strip_steps, space='w', trunc=cfg.trunc))
-        strip_path = os.path.join(cfg.outdir, f'interp_{name}.png')
-        save_png(labeled_grid([list(strip)]), strip_path)
-        strips.append(strip_path)
+        strips.append(write_strip(cfg, name, G))
     figure = labeled_grid([list(first_shots.transpose(0, 2, 3, 1)[:cfg.cols])] + fig_rows,
-                          row_labels=['target shots'] + labels)
+                          row_labels=['target shots'] + [name for name, _ in cfg.entries])
     figure_path = os.path.join(cfg.outdir, 'comparison.png')
     save_png(figure, figure_path)
     write_tables(cfg.outdir, table, ms, f'psi={ms["metrics_trunc"]:g}')

@@ -2,6 +2,7 @@
 
 Modules: inception (TF-Inception features), frechet (FID, KID), sharpness, face_quality (FQI),
 memorization, lpips, diversity (intra-cluster LPIPS / Inception), images (image folders and zips),
-generate (network -> PNG folder), registry (name -> metric function) and builtin (the registered metrics).
-Command line: scripts/calc_metrics.py.
+registry (name -> metric function and the table columns it reports) and builtin (the registered metrics).
+Benchmarks add metrics of their own (fsgan.benchmarks); fsgan.evaluate generates a network's samples and runs
+the metrics. Command line: scripts/calc_metrics.py.
 """

@@ -4,7 +4,12 @@ import os
 
 import numpy as np
 
-from metrics.registry import register
+from metrics.registry import Column, register
+
+# Shared by the metrics that report pixel-space memorisation (here and in benchmark metric modules).
+MEMORISED_PIXEL = Column('memorised_pixel', 'Memorised (pixel)', '.1%', 'down', value='fraction_pixel',
+                         note='share of samples closer in pixels to a training shot than any two shots are to '
+                              'each other.')
 
 
 def _mean_std(values):
@@ -13,7 +18,8 @@ def _mean_std(values):
 
 
 @register('fid', help='FID vs --data (test set) and/or --shots-dir; with both also the ratio test-FID / shots-FID',
-          needs=('data|shots',))
+          needs=('data|shots',),
+          columns=(Column('fid_test', 'FID test', '.2f', 'down', value='fid'), Column('fid_shots', 'FID shots')))
 def fid_metric(ctx):
     from metrics.frechet import fid_from_features
 
@@ -32,7 +38,8 @@ def fid_metric(ctx):
 
 
 @register('kid', help='KID vs --data: unbiased MMD^2, cubic kernel, mean over subsets (x1e3 not applied)',
-          needs=('data',))
+          needs=('data',),
+          columns=(Column('kid', 'KID', '.5f', 'down', std='kid_std'), Column('kid_std', 'KID std', '.5f')))
 def kid_metric(ctx):
     from metrics.frechet import kid
 
@@ -44,7 +51,9 @@ def kid_metric(ctx):
     return dict(value=mean, values=values, options=options)
 
 
-@register('sharpness', help='Kumar et al. 2012 sharpness (pydom conventions), mean and std over images')
+@register('sharpness', help='Kumar et al. 2012 sharpness (pydom conventions), mean and std over images',
+          columns=(Column('sharpness_mean', 'Sharpness', '.3f', 'up', value='mean', std='sharpness_std'),
+                   Column('sharpness_std', 'Sharpness std', '.3f', value='std')))
 def sharpness_metric(ctx):
     from metrics.sharpness import sharpness
 
@@ -58,7 +67,9 @@ def sharpness_metric(ctx):
     return dict(value=mean, values=values, options=options)
 
 
-@register('fqi', help='face-quality index: MTCNN probability x landmark plausibility (or FaceQnet with --faceqnet)')
+@register('fqi', help='face-quality index: MTCNN probability x landmark plausibility (or FaceQnet with --faceqnet)',
+          columns=(Column('fqi_mean', 'FQI', '.3f', 'up', value='mean', std='fqi_std'),
+                   Column('fqi_std', 'FQI std', '.3f', value='std')))
 def fqi_metric(ctx):
     from metrics.face_quality import FaceQuality
 
@@ -73,6 +84,10 @@ def fqi_metric(ctx):
 
 
 @register('memorization', needs=('shots',),
+          columns=(Column('memorised_inception', 'Memorised (Inception)', '.1%', 'down', value='fraction_inception',
+                          note='share of samples closer (Inception features) to a training shot than any two '
+                               'shots are to each other.'),
+                   MEMORISED_PIXEL),
           help='fraction of samples nearer a shot than any two shots are (Inception and 64x64 pixel space); '
                'saves a PNG of the closest pairs')
 def memorization_metric(ctx, top_k=8):
@@ -107,7 +122,7 @@ def memorization_metric(ctx, top_k=8):
     return dict(value=inc['fraction'], values=values, options=options)
 
 
-@register('intra_lpips', needs=('shots',),
+@register('intra_lpips', needs=('shots',), columns=(Column('intra_lpips', 'Intra-LPIPS', '.4f', 'up'),),
           help='CDC intra-cluster LPIPS: the first 1000 samples join their nearest shot\'s cluster, mean pairwise '
                'LPIPS within clusters (<=50 each); LPIPS-VGG weights downloaded once (or --lpips-weights)')
 def intra_lpips_metric(ctx):
@@ -123,6 +138,7 @@ def intra_lpips_metric(ctx):
 
 
 @register('intra_inception', needs=('shots',),
+          columns=(Column('intra_inception', 'Intra-cluster Inception distance', '.2f', 'up'),),
           help='offline diversity: CDC-style intra-cluster mean pairwise L2 distance of Inception features')
 def intra_inception_metric(ctx):
     from metrics.diversity import intra_cluster_from_features

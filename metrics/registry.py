@@ -1,12 +1,17 @@
-"""Metric registry (name -> function) and the context that metric functions receive.
+"""Metric registry (name -> function), the table columns each metric reports, and the context metric functions
+receive.
 
 A metric function takes a MetricContext and returns a dict: `value` (the headline float), `values` (dict of
-all numbers it reports) and optionally `options` (settings it used, for the record). Register one with
+all numbers it reports), optionally `options` (settings it used, for the record) and `note` (a sentence for the
+user, e.g. why the metric does not apply; its numbers are then None). Register one with
 
-    @register('name', help='one line', needs=('shots',))
+    @register('name', help='one line', needs=('shots',),
+              columns=(Column('my_mean', 'My metric', '.3f', 'up', value='mean'),))
     def my_metric(ctx): ...
 
-`needs` names inputs that must be present: 'data', 'shots', 'data|shots' (at least one), 'lpips_weights'.
+`needs` names inputs that must be present: 'data', 'shots', 'data|shots' (at least one), 'lpips_weights', or
+'option:KEY' (MetricContext.options must hold KEY). `columns` are the table columns of the numbers the metric
+reports (tables and CSV files are built from them; `values` may hold more, e.g. image counts).
 """
 
 import dataclasses
@@ -15,6 +20,50 @@ from typing import Callable, Optional
 
 from metrics.images import ImageSet
 
+ARROWS = {'up': ' ↑', 'down': ' ↓', None: ''}
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One number of a metric as tables show it.
+
+    key: the row / CSV column name (e.g. 'fid_test'); header: table header without arrow; fmt: format spec of
+    one value (e.g. '.2f', '.1%'); better: 'up', 'down' or None (which direction is better; the title carries
+    ↑ / ↓); value: the key of the number in the metric's `values` (default `key`); std: the key of another
+    column of the same metric holding this number's spread (tables then show 'mean ± std' in this column);
+    show: False for numbers that go to CSV / JSON files only; note: legend sentence for tables that show it.
+    """
+    key: str
+    header: str
+    fmt: str = '.2f'
+    better: Optional[str] = None
+    value: Optional[str] = None
+    std: Optional[str] = None
+    show: bool = True
+    note: str = ''
+
+    def __post_init__(self):
+        if self.better not in ARROWS:
+            raise ValueError(f'column {self.key}: better must be up, down or None, not {self.better!r}')
+
+    @property
+    def title(self):
+        """The header with ↑ (higher is better) or ↓ (lower is better)."""
+        return self.header + ARROWS[self.better]
+
+    @property
+    def source(self):
+        """Key of this number in the metric's `values`."""
+        return self.value or self.key
+
+    def format(self, v):
+        """v formatted with fmt; '' for None."""
+        return '' if v is None else format(v, self.fmt)
+
+    def legend(self):
+        """'Header: note' or '' without a note."""
+        return f'{self.header}: {self.note}' if self.note else ''
+
 
 @dataclasses.dataclass(frozen=True)
 class MetricSpec:
@@ -22,15 +71,23 @@ class MetricSpec:
     fn: Callable
     help: str
     needs: tuple = ()
+    columns: tuple = ()
+
+    def row(self, result):
+        """{column key: number} of a result of fn (None where `values` lacks it)."""
+        return {c.key: result['values'].get(c.source) for c in self.columns}
 
 
 REGISTRY = {}
 
 
-def register(name, help, needs=()):
-    """Decorator adding a metric function to REGISTRY under `name`."""
+def register(name, help, needs=(), columns=()):
+    """Decorator adding a metric function to REGISTRY under `name`; `columns`: its Column tuple (at least one)."""
+    if not columns or not all(isinstance(c, Column) for c in columns):
+        raise ValueError(f'metric {name}: declare the columns of its numbers (Column objects)')
+
     def decorator(fn):
-        REGISTRY[name] = MetricSpec(name=name, fn=fn, help=help, needs=tuple(needs))
+        REGISTRY[name] = MetricSpec(name=name, fn=fn, help=help, needs=tuple(needs), columns=tuple(columns))
         return fn
     return decorator
 
@@ -39,6 +96,22 @@ def get_registry():
     """REGISTRY with this package's built-in metrics loaded."""
     import metrics.builtin  # noqa: F401  (registers on import)
     return REGISTRY
+
+
+def metric_columns(names, registry=None, tables=False):
+    """The Columns of the metrics `names` in order; a key declared by two metrics counts once (the first).
+
+    tables: only the columns tables show (not show=False, not the spread of another column).
+    """
+    registry = get_registry() if registry is None else registry
+    columns = {}
+    for name in names:
+        for c in registry[name].columns:
+            columns.setdefault(c.key, c)
+    if tables:
+        spreads = {c.std for c in columns.values() if c.std}
+        return [c for c in columns.values() if c.show and c.key not in spreads]
+    return list(columns.values())
 
 
 def default_cache_dir():
@@ -52,6 +125,9 @@ class MetricContext:
 
     gen / data / shots: ImageSets of generated images, the test set and the training shots.
     fig_dir: where figures go; tag: distinguishes this run's figure names.
+    options: settings of particular metrics, {key: value} (e.g. {'expect': 'kannada'}; see their `needs`).
+    memo: intermediates (see cached); keys that begin 'shared/' depend on neither gen nor shots, so a context
+    of the same data may start from them.
     """
     gen: ImageSet
     data: Optional[ImageSet] = None
@@ -68,15 +144,18 @@ class MetricContext:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     progress: bool = False                      # progress bars while Inception features are computed
+    options: dict = dataclasses.field(default_factory=dict)
     memo: dict = dataclasses.field(default_factory=dict)
 
     def missing(self, spec):
         """The needs of MetricSpec `spec` that this context lacks (list of need strings)."""
         have = dict(data=self.data is not None, shots=self.shots is not None,
                     lpips_weights=self.lpips_weights is not None)
-        return [n for n in spec.needs if not any(have[alt] for alt in n.split('|'))]
+        have.update({'option:' + k: True for k in self.options})
+        return [n for n in spec.needs if not any(have.get(alt, False) for alt in n.split('|'))]
 
-    def _cached(self, key, make):
+    def cached(self, key, make):
+        """memo[key], made by make() the first time."""
         if key not in self.memo:
             self.memo[key] = make()
         return self.memo[key]
@@ -84,7 +163,7 @@ class MetricContext:
     def detector(self):
         """The InceptionDetector (loaded once)."""
         from metrics.inception import InceptionDetector
-        return self._cached('detector', lambda: InceptionDetector(self.detector_source, device=self.device))
+        return self.cached('shared/detector', lambda: InceptionDetector(self.detector_source, device=self.device))
 
     def features(self, which):
         """Inception features [N, 2048] of 'gen', 'data' or 'shots'; data and shots go through the disk cache."""
@@ -96,7 +175,7 @@ class MetricContext:
             if which == 'gen':
                 return self.detector().features_of(image_set, self.batch_size, desc)
             return cached_features(self.detector(), image_set, self.cache_dir, self.batch_size, desc)[0]
-        return self._cached('features/' + which, make)
+        return self.cached('features/' + which, make)
 
     def detector_options(self):
         det = self.detector()

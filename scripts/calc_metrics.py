@@ -3,155 +3,70 @@
 Examples:
     python scripts/calc_metrics.py --network run/network-final.pkl --metrics fid,kid --data test/ --shots-dir shots/
     python scripts/calc_metrics.py --gen-dir samples/ --metrics sharpness,fqi --out metrics.jsonl
+    python scripts/calc_metrics.py --network run/network-final.pkl --num 500 --data data/glyphs/kannada_test.zip \
+        --shots-dir data/glyphs/kannada_shots10.zip --metrics glyph_fgd,glyph_script --metric-opt expect=kannada
+
+The work happens in fsgan/evaluate.py (calc_metrics); this script parses and reports.
 """
 
 import os
 
-
-import datetime
-import json
-import math
-import tempfile
-import time
-
 import click
 
+from fsgan import evaluate
 from fsgan.tools.cli import (FINITE, check_output_dir, check_output_file, command, device_option,
-                            overwrite_option, resolve_device)
-from metrics.images import ImageSet
-from metrics.registry import MetricContext, default_cache_dir, get_registry
-from metrics.util import atomic_open
-
-NEED_FLAGS = {'data': '--data', 'shots': '--shots-dir', 'lpips_weights': '--lpips-weights'}
-ALIASES = {'fid50k_full': 'fid', 'kid50k_full': 'kid'}  # stylegan2-ada-pytorch's names: 50k samples, all of --data
-ALIAS_NUM = 50000
+                             overwrite_option, resolve_device)
+from metrics.registry import default_cache_dir
 
 
 def _metrics_epilog():
     lines = ['\b', 'Registered metrics:']
-    lines += [f'  {name:16s} {spec.help}' for name, spec in get_registry().items()]
-    lines += [f'  {alias:16s} {name} with --num {ALIAS_NUM} unless --num is given (stylegan2-ada-pytorch\'s name)'
-              for alias, name in ALIASES.items()]
-    lines += [f'  {"none":16s} no metric (as stylegan2-ada-pytorch\'s --metrics none)']
+    lines += [f'  {name:18s} {spec.help}' for name, spec in evaluate.metric_registry().items()]
+    lines += [f'  {alias:18s} {name} with --num {evaluate.ALIAS_NUM} unless --num is given '
+              f'(stylegan2-ada-pytorch\'s name)' for alias, name in evaluate.ALIASES.items()]
+    lines += [f'  {"none":18s} no metric (as stylegan2-ada-pytorch\'s --metrics none)']
     return '\n'.join(lines)
 
 
 def _parse_metrics(ctx, param, value):
-    """'fid,kid50k_full' -> names as given (aliases kept; see ALIASES); 'none' -> []."""
-    names = [n.strip() for n in value.split(',') if n.strip()]
-    if names == ['none']:
-        return []
-    registry = get_registry()
-    unknown = [n for n in names if n not in registry and n not in ALIASES]
-    if not names or unknown:
-        raise click.BadParameter(f'unknown metric(s) {", ".join(unknown) or "(none given)"}; registered: '
-                                 f'{", ".join(registry)}; aliases: {", ".join(ALIASES)}; or none alone')
-    return list(dict.fromkeys(names))
-
-
-def _resolve_aliases(names, num):
-    """(registered names, --num): an alias stands for its metric on ALIAS_NUM samples when num is None."""
-    if num is None:
-        num = ALIAS_NUM if any(n in ALIASES for n in names) else 5000
-    return list(dict.fromkeys(ALIASES.get(n, n) for n in names)), num
-
-
-def _image_set(path, param_hint, limit=None):
-    if path is None:
-        return None
+    """'fid,kid50k_full' -> names as given (aliases kept; see evaluate.ALIASES); 'none' -> []."""
     try:
-        return ImageSet(path, limit=limit)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint=param_hint)
+        return evaluate.check_metric_names([n.strip() for n in value.split(',') if n.strip()])
+    except evaluate.EvaluateError as e:
+        raise click.BadParameter(str(e)) from None
 
 
-def _json_safe(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    if hasattr(v, 'item'):  # numpy scalars
-        return _json_safe(v.item())
-    return v
-
-
-def _fmt(v):
-    return f'{v:.6g}' if isinstance(v, float) else str(v)
-
-
-def _print_table(records):
-    rows = [(r['metric'], _fmt(r['value']),
-             ', '.join(f'{k}={_fmt(v)}' for k, v in r['values'].items() if not isinstance(v, (list, dict))))
-            for r in records]
-    width = [max(len(row[i]) for row in rows + [('metric', 'value', '')]) for i in range(2)]
-    click.echo(f'{"metric":{width[0]}}  {"value":>{width[1]}}  details')
-    for name, value, details in rows:
-        click.echo(f'{name:{width[0]}}  {value:>{width[1]}}  {details}')
-
-
-def _report(records, out, replace=False):
-    if records:
-        _print_table(records)
-        if out:
-            appended = not replace and os.path.isfile(out) and os.path.getsize(out) > 0
-            _append_jsonl(out, records, replace)
-            click.echo(f'{"Appended to" if appended else "Wrote"} {out}')
-
-
-def _is_jsonl(path):
-    """True when every non-empty line of the file at `path` is a JSON object."""
+def _parse_metric_options(ctx, param, value):
     try:
-        with open(path, encoding='utf-8') as f:
-            return all(isinstance(json.loads(line), dict) for line in f if line.strip())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
+        return evaluate.parse_metric_options(value)
+    except evaluate.EvaluateError as e:
+        raise click.BadParameter(str(e)) from None
 
 
-def _check_out(out, overwrite):
-    """--out before any work: a new file, a JSON-lines file to append to, or (with overwrite) any file to replace."""
-    if out is None:
-        return
-    if os.path.isfile(out) and not overwrite:
-        if not _is_jsonl(out):
+def _check_paths(detector, lpips_weights, out, overwrite, fig_dir, gen_out):
+    """Check the given paths before any work; returns the figure folder."""
+    if detector is not None and detector != 'nvidia' and '://' not in detector and not os.path.isfile(detector):
+        raise click.BadParameter(f'{detector!r} is not a file, a URL or "nvidia"', param_hint='--detector')
+    if lpips_weights is not None and '://' not in lpips_weights and not os.path.isfile(lpips_weights):
+        raise click.BadParameter(f'{lpips_weights!r} is neither a file nor a URL', param_hint='--lpips-weights')
+    if out is not None:  # a new file, a JSON-lines file to append to, or (with --overwrite) any file to replace
+        if os.path.isfile(out) and not overwrite and not evaluate.is_jsonl(out):
             raise click.BadParameter(f'{out} exists and is not a JSON-lines file of metrics; give another path, '
                                      f'or --overwrite to replace it', param_hint='--out')
-        overwrite = True  # appended to, after the checks of its folder
-    check_output_file(out, '--out', overwrite)
+        check_output_file(out, '--out', overwrite=True)
+    if fig_dir is None:
+        fig_dir = os.path.dirname(os.path.abspath(out)) if out else os.path.join('out', 'metrics')
+    check_output_dir(fig_dir, '--fig-dir', overwrite=True)  # figures are named by their inputs
+    if gen_out is not None:
+        check_output_dir(gen_out, '--gen-out')  # a new or empty folder: its images are read back
+    return fig_dir
 
 
-def _append_jsonl(path, records, replace=False):
-    old = b''
-    if os.path.isfile(path) and not replace:
-        with open(path, 'rb') as f:
-            old = f.read()
-        if old and not old.endswith(b'\n'):
-            old += b'\n'
-    with atomic_open(path, 'wb') as f:
-        f.write(old)
-        for r in records:
-            f.write((json.dumps(r, sort_keys=False) + '\n').encode('utf-8'))
-
-
-def _generate(network, num, seed, trunc, device, batch, gen_out, progress):
-    try:
-        import fsgan
-        load_network = fsgan.load_network
-    except (ImportError, AttributeError) as e:
-        raise click.ClickException(f'--network needs fsgan.load_network, which cannot be imported ({e})')
-    load_errors = (OSError, ValueError, KeyError, getattr(fsgan, 'NetworkLoadError', OSError))
-    try:
-        net = load_network(network)
-    except load_errors as e:
-        raise click.BadParameter(f'cannot load {network!r}: {str(e).splitlines()[0]}', param_hint='--network')
-    from metrics.generate import generate_images
-    G = net['G_ema'] if net['G_ema'] is not None else net['G']
-    if G is None:
-        raise click.BadParameter(f'{network} holds no generator', param_hint='--network')
-    generate_images(G, gen_out, num=num, seed=seed, truncation_psi=trunc, device=device, batch_size=batch,
-                    progress=progress)
-    return net.get('sha256')
+def _report(result):
+    if result['records']:
+        click.echo(evaluate.format_table(result['records']))
+    if result['out']:
+        click.echo(f'{"Appended to" if result["appended"] else "Wrote"} {result["out"]}')
 
 
 @command(epilog=_metrics_epilog())
@@ -161,11 +76,13 @@ def _generate(network, num, seed, trunc, device, batch, gen_out, progress):
               help='Folder or zip of already generated images (instead of --network).')
 @click.option('--metrics', 'metric_names', default='fid,kid', show_default=True, callback=_parse_metrics,
               help='Comma-separated metric names (list below), or none.')
+@click.option('--metric-opt', 'metric_options', multiple=True, metavar='KEY=VALUE', callback=_parse_metric_options,
+              help='A setting of the metrics that need one (repeatable), e.g. expect=kannada for glyph_script.')
 @click.option('--data', type=click.Path(exists=True), help='Test-set images: folder (recursive) or zip.')
 @click.option('--shots-dir', type=click.Path(exists=True), help='Training-shot images: folder (recursive) or zip.')
 @click.option('--num', type=click.IntRange(min=1),
               help='Number of generated images (with --gen-dir: at most this many, first in name order) '
-                   f'[default: 5000; {ALIAS_NUM} with fid50k_full or kid50k_full].')
+                   f'[default: {evaluate.DEFAULT_NUM}; {evaluate.ALIAS_NUM} with fid50k_full or kid50k_full].')
 @click.option('--trunc', type=FINITE, default=1.0, show_default=True, help='Truncation psi for generation.')
 @click.option('--seed', type=int, default=0, show_default=True, help='Seed for latents and KID subsets.')
 @click.option('--detector', help='Inception detector: TorchScript path, URL, or "nvidia" (NVIDIA\'s URL). '
@@ -192,67 +109,33 @@ def _generate(network, num, seed, trunc, device, batch, gen_out, progress):
 @click.option('--kid-subset-size', type=click.IntRange(min=2), default=1000, show_default=True,
               help='KID: images per subset (at most the smaller set).')
 @click.option('--no-progress', is_flag=True, help='No progress bars.')
-def main(network, gen_dir, metric_names, data, shots_dir, num, trunc, seed, detector, device, batch, out, overwrite,
-         fig_dir, cache_dir, gen_out, lpips_weights, faceqnet, kid_subsets, kid_subset_size, no_progress):
+def main(network, gen_dir, metric_names, metric_options, data, shots_dir, num, trunc, seed, detector, device, batch,
+         out, overwrite, fig_dir, cache_dir, gen_out, lpips_weights, faceqnet, kid_subsets, kid_subset_size,
+         no_progress):
     """Compute few-shot GAN metrics; prints a table and optionally appends JSON lines to --out."""
     if (network is None) == (gen_dir is None):
         raise click.UsageError('give exactly one of --network and --gen-dir')
-    metric_names, num = _resolve_aliases(metric_names, num)
+    metric_names, num = evaluate.resolve_aliases(metric_names, num)
     if not metric_names:
         click.echo('--metrics none: nothing to compute')
         return
     device = resolve_device(device)
-    if detector is not None and detector != 'nvidia' and '://' not in detector and not os.path.isfile(detector):
-        raise click.BadParameter(f'{detector!r} is not a file, a URL or "nvidia"', param_hint='--detector')
-    if lpips_weights is not None and '://' not in lpips_weights and not os.path.isfile(lpips_weights):
-        raise click.BadParameter(f'{lpips_weights!r} is neither a file nor a URL', param_hint='--lpips-weights')
-    _check_out(out, overwrite)
-    if fig_dir is None:
-        fig_dir = os.path.dirname(os.path.abspath(out)) if out else os.path.join('out', 'metrics')
-    check_output_dir(fig_dir, '--fig-dir', overwrite=True)  # figures are named by their inputs
-    if gen_out is not None:
-        check_output_dir(gen_out, '--gen-out')  # a new or empty folder: its images are read back
-
-    data_set = _image_set(data, '--data')
-    shots_set = _image_set(shots_dir, '--shots-dir')
-    ctx = MetricContext(gen=None, data=data_set, shots=shots_set, device=device, batch_size=batch, seed=seed,
-                        detector_source=detector, cache_dir=cache_dir or default_cache_dir(), fig_dir=fig_dir,
-                        lpips_weights=lpips_weights, faceqnet=faceqnet, kid_subsets=kid_subsets,
-                        kid_subset_size=kid_subset_size, progress=not no_progress)
-    registry = get_registry()
-    for name in metric_names:
-        missing = ctx.missing(registry[name])
-        if missing:
-            flags = ' or '.join(NEED_FLAGS[m] for n in missing for m in n.split('|'))
-            raise click.UsageError(f'metric {name!r} needs {flags}')
-
-    with tempfile.TemporaryDirectory(prefix='fsgan-gen-') as tmp:
-        network_sha256 = None
-        if network is not None:
-            folder = gen_out or tmp
-            network_sha256 = _generate(network, num, seed, trunc, device, batch, folder, not no_progress)
-            ctx.gen = _image_set(folder, '--network', limit=num)
-            ctx.tag = f'{(network_sha256 or "net")[:12]}-s{seed}-t{trunc:g}'
-        else:
-            ctx.gen = _image_set(gen_dir, '--gen-dir', limit=num)
-            ctx.tag = 'gen-' + ctx.gen.content_hash()[:12]
-
-        common = dict(network=network, gen_dir=gen_dir, data=data, shots_dir=shots_dir, num=num,
-                      num_gen=len(ctx.gen), trunc=trunc if network else None, seed=seed, device=device)
-        records = []
-        for name in metric_names:
-            start = time.time()
-            try:
-                result = registry[name].fn(ctx)
-            except (ValueError, OSError) as e:  # OSError: files, and downloads (dnnlib.util.DownloadError)
-                _report(records, out, overwrite)  # keep what was computed before the failure
-                raise click.ClickException(f'{name}: {e}')
-            records.append(_json_safe(dict(
-                metric=name, value=result['value'], values=result['values'],
-                options=dict(common, **result.get('options', {})), network_sha256=network_sha256,
-                time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                seconds=round(time.time() - start, 3))))
-    _report(records, out, overwrite)
+    fig_dir = _check_paths(detector, lpips_weights, out, overwrite, fig_dir, gen_out)
+    try:
+        result = evaluate.calc_metrics(
+            metric_names, network=network, gen_dir=gen_dir, data=data, shots_dir=shots_dir, num=num, trunc=trunc,
+            seed=seed, device=device, batch=batch, out=out, replace=overwrite, gen_out=gen_out,
+            metric_options=metric_options, progress=not no_progress, detector_source=detector,
+            cache_dir=cache_dir, fig_dir=fig_dir, lpips_weights=lpips_weights, faceqnet=faceqnet,
+            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+    except evaluate.MetricFailed as e:
+        _report(e.result)
+        raise click.ClickException(str(e)) from None
+    except evaluate.EvaluateError as e:
+        if e.option:
+            raise click.BadParameter(str(e), param_hint=e.option) from None
+        raise click.UsageError(str(e)) from None
+    _report(result)
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@ The comparison folder (--outdir) holds:
   compare_state.json        settings, and per method its run folder, a 'done' mark and cached metrics
   runs/<method>/NNNNN-...   the training runs (scripts/train.py run folders)
   shots/<hash>/shotNN.png   the target shots as the networks saw them (converted, at network resolution)
-  samples/<method>/seedNNNN.png   the --num generated images the metrics use (seeds 0..num-1)
+  samples/<method>/NNNNNN.png     the --num generated images the metrics use (image i is seed i)
   comparison.png            top row: target shots; then one row per method, seeds 0..cols-1
   metrics.csv, metrics.md   the table (Robb et al. Table 2.1 style)
   interp_<method>.png       interpolation strip seed 0 -> seed 1 (lerp in w) per method
@@ -23,9 +23,17 @@ import os
 import click
 
 from fsgan.compare import DEFAULT_METHODS, TRAIN_KEYS, CompareError, run_compare, setup_compare
+from fsgan.evaluate import EvaluateError
 from fsgan.protocol import PROTOCOLS
 from fsgan.run_setup import SetupError
 from fsgan.tools.cli import FINITE, command
+
+
+def one_line_error(e):
+    """A library error as click's one-line error: naming its option when it has one."""
+    if getattr(e, 'option', None):
+        return click.BadParameter(str(e), param_hint=e.option)
+    return click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
 def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device, progress, given, protocol='ours'):
@@ -42,8 +50,8 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
             seeds=glyph_preset.parse_list(seeds, int, '--preset-seeds'),
             kimg=glyph_preset.KIMG if kimg is None else kimg, split=split, device=device, progress=progress,
             protocol=protocol)
-    except (CompareError, SetupError, DataError, TrainingError, ValueError) as e:
-        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    except (CompareError, EvaluateError, SetupError, DataError, TrainingError, ValueError) as e:
+        raise one_line_error(e) from None
     with open(os.path.join(outdir, 'benchmark.md')) as f:
         click.echo(f.read())
     click.echo(f'{len(rows)} rows: {os.path.join(outdir, "benchmark.csv")}, figures {outdir}/figure-*.png')
@@ -110,14 +118,16 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
                                                                 ('--runs', runs), ('--test-dir', test_dir)) if v],
                          protocol=protocol or 'ours')
         return
-    cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,
-                        kimg=kimg, batch=batch, protocol=protocol or 'paper', seed=seed, tick=tick, snap=snap, test_dir=test_dir, num=num,
-                        num_test=num_test, faces=faces, trunc=trunc, metrics_trunc=metrics_trunc, cols=cols,
-                        strip_steps=strip_steps, device=device, cache_dir=cache_dir)
     try:
+        cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,
+                            kimg=kimg, batch=batch, protocol=protocol or 'paper', seed=seed, tick=tick, snap=snap,
+                            test_dir=test_dir, num=num, num_test=num_test, faces=faces, trunc=trunc,
+                            metrics_trunc=metrics_trunc, cols=cols, strip_steps=strip_steps, device=device,
+                            cache_dir=cache_dir)
         result = run_compare(cfg, progress=not no_progress)
-    except (CompareError, SetupError, DataError, NetworkLoadError, TrainingError, AdapterError, ValueError) as e:
-        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    except (CompareError, EvaluateError, SetupError, DataError, NetworkLoadError, TrainingError, AdapterError,
+            ValueError) as e:
+        raise one_line_error(e) from None
     except OSError as e:
         raise click.ClickException(f'{e.filename or outdir}: {e.strerror or e}') from None
     with open(result['markdown']) as f:

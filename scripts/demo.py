@@ -37,13 +37,14 @@ from fsgan.tools.cli import command
               help='Test images for the metrics.')
 def main(outdir, kimg, lr, source, target, test, num, num_test):
     """Adapt --source to --target with FSGAN and write samples, a video and metrics."""
+    from fsgan.evaluate import EvaluateError
     from fsgan.loading import NetworkLoadError
     from fsgan.run_setup import SetupError
     from training.dataset import DataError
     from fsgan.training_loop import TrainingError
     try:
         run_dir, paths, row = run_demo(outdir, source, target, test, kimg, lr, num, num_test)
-    except (NetworkLoadError, SetupError, DataError, TrainingError) as e:
+    except (EvaluateError, NetworkLoadError, SetupError, DataError, TrainingError) as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
     with open(os.path.join(run_dir, 'metrics.md')) as f:
         print('\n' + f.read())

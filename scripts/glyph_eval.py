@@ -6,7 +6,7 @@
 Prints (and with --out, writes as JSON): the share of samples the glyph classifier assigns to each
 script, how many distinct characters of the expected script are predicted (mode-collapse check),
 and FGD (Fréchet distance in the classifier's feature space) between samples and the test set; also
-the ink share and mean pair distance of samples and test images (metrics.glyph_metrics.ink_stats); for a
+the ink share and mean pair distance of samples and test images (fsgan.benchmarks.glyphs.metrics.ink_stats); for a
 class-conditional network (classes = the dataset's labels), the share of samples read as the character
 they were generated for.
 """

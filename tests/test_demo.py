@@ -26,7 +26,7 @@ def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
     for key in ('memorised_glyph', 'memorised_inception', 'memorised_pixel', 'script_share'):
         assert 0 <= metrics[key] <= 1, key
     assert metrics['classes_total'] > 60 and metrics['diversity_glyph'] > 0
-    assert 'FGD vs test set' in (run_dir / 'metrics.md').read_text()
+    assert '| FGD test ↓ |' in (run_dir / 'metrics.md').read_text()
     # the shipped source's own regularisation (source_glyph32.json), not train.py's defaults
     opts = json.loads((run_dir / 'training_options.json').read_text())
     with open(os.path.splitext(demo.DEFAULT_SOURCE)[0] + '.json') as f:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from metrics.frechet import feature_stats, fid_from_features, fid_from_stats
-from metrics.glyph_classifier import (fgd_between, load_dataset_zip, load_glyph_classifier, save_glyph_classifier,
+from fsgan.benchmarks.glyphs.classifier import (fgd_between, load_dataset_zip, load_glyph_classifier, save_glyph_classifier,
                                       sha256_file)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')

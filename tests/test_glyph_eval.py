@@ -38,7 +38,7 @@ def test_glyph_report_first_test_images_and_shots():
 def test_ink_stats_on_known_images():
     """Black/white halves: ink share and pair distance in the generator's [-1, 1] units."""
     import torch
-    from metrics.glyph_metrics import ink_stats
+    from fsgan.benchmarks.glyphs.metrics import ink_stats
     black = torch.zeros([2, 1, 4, 4], dtype=torch.uint8)
     white = torch.full([2, 1, 4, 4], 255, dtype=torch.uint8)
     stats = ink_stats(torch.cat([black, white]))        # pairs (black, white): distance 2 everywhere
@@ -56,8 +56,8 @@ def test_glyph_report_has_ink_stats():
     glyphs = os.path.join(ROOT, 'data', 'glyphs')
     G, _ = load_generator(os.path.join(glyphs, 'source_glyph32.pkl'))
     report = glyph_report(G, os.path.join(glyphs, 'near_shots25.zip'), num=20)
-    from metrics.glyph_classifier import load_dataset_zip
-    from metrics.glyph_metrics import ink_stats
+    from fsgan.benchmarks.glyphs.classifier import load_dataset_zip
+    from fsgan.benchmarks.glyphs.metrics import ink_stats
     real = ink_stats(load_dataset_zip(os.path.join(glyphs, 'near_shots25.zip'))[0])
     assert report['ink_test'] == pytest.approx(real['ink']) and report['pair_l1_test'] == pytest.approx(real['pair_l1'])
     for key in ('ink_samples', 'pair_l1_samples'):
@@ -77,7 +77,7 @@ class _LookupGenerator:
 
 
 def test_glyph_report_class_match_of_a_conditional_generator():
-    from metrics.glyph_classifier import load_dataset_zip
+    from fsgan.benchmarks.glyphs.classifier import load_dataset_zip
     test_zip = os.path.join(ROOT, 'data', 'glyphs', 'near_test.zip')
     glyphs, labels = load_dataset_zip(test_zip)
     right = glyph_report(_LookupGenerator(glyphs, labels, 0), test_zip, num=124, num_test=200)

@@ -9,8 +9,8 @@ import torch
 from click.testing import CliRunner
 
 from fsgan.export import save_snapshot
-from metrics.glyph_classifier import fgd_between, load_dataset_zip, load_glyph_classifier
-from metrics.glyph_metrics import glyph_metrics
+from fsgan.benchmarks.glyphs.classifier import fgd_between, load_dataset_zip, load_glyph_classifier
+from fsgan.benchmarks.glyphs.metrics import glyph_metrics
 from fsgan import compare
 from scripts import compare as compare_cli
 from fsgan.benchmarks.glyphs import preset as glyph_preset

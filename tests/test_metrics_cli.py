@@ -154,3 +154,66 @@ def test_end_to_end_on_a_network(cli, folders, tmp_path):
     assert sorted(os.listdir(gen_out)) == ['000000.png', '000001.png', '000002.png']
     with PIL.Image.open(gen_out / '000000.png') as im:
         assert im.size == (32, 32)
+
+
+GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
+GLYPH_METRICS = 'glyph_fgd,glyph_script,glyph_memorisation,glyph_diversity'
+
+
+def test_glyph_metrics_are_registered_metrics(cli, folders, tmp_path):
+    """calc_metrics computes the glyph benchmark's metrics: copies of the shots are memorised, at FGD 0 to them,
+    and give the numbers of fsgan.benchmarks.glyphs.metrics.glyph_metrics; other images are not applicable."""
+    from fsgan.benchmarks.glyphs.classifier import DEFAULT_PATH, load_dataset_zip, load_glyph_classifier
+    from fsgan.benchmarks.glyphs.metrics import glyph_metrics
+    shots_zip, test_zip = os.path.join(GLYPHS, 'kannada_shots10.zip'), os.path.join(GLYPHS, 'kannada_val.zip')
+    out = tmp_path / 'g.jsonl'
+    result = _run(cli, ['--gen-dir', shots_zip, '--shots-dir', shots_zip, '--data', test_zip, '--metrics',
+                        GLYPH_METRICS, '--metric-opt', 'expect=kannada', '--out', out])
+    assert result.exit_code == 0, result.output
+    recs = {r['metric']: r for r in map(json.loads, out.read_text().splitlines())}
+    assert list(recs) == GLYPH_METRICS.split(',')
+    values = {k: v for r in recs.values() for k, v in r['values'].items()}
+    assert values['fgd_shots'] == pytest.approx(0, abs=1e-3) and values['fgd_test'] > 10
+    assert values['memorised_glyph'] == 1.0 and values['memorised_pixel'] == 1.0
+    assert recs['glyph_script']['options']['expect'] == 'kannada' and values['script_share'] > 0.9
+    shots, _ = load_dataset_zip(shots_zip)
+    test, _ = load_dataset_zip(test_zip)
+    direct = glyph_metrics(load_glyph_classifier(DEFAULT_PATH), shots, shots, test, expect='kannada')
+    for key in ('fgd_test', 'classes_covered', 'classes_total', 'script_share'):
+        assert values[key] == pytest.approx(direct[key], rel=1e-6, abs=1e-9), key
+    assert values['diversity_glyph'] is None  # one sample per shot: no pairs within a cluster (NaN in JSON: null)
+
+    result = _run(cli, ['--gen-dir', folders / 'shots', '--shots-dir', folders / 'shots', '--metrics', GLYPH_METRICS,
+                        '--metric-opt', 'expect=kannada', '--out', tmp_path / 'rgb.jsonl'])
+    assert result.exit_code == 0, result.output
+    assert result.output.count('glyph metrics not applicable') == 1
+    recs = [json.loads(line) for line in (tmp_path / 'rgb.jsonl').read_text().splitlines()]
+    assert len(recs) == 4 and all(r['value'] is None and 'not applicable' in r['note'] for r in recs)
+    assert all(v is None for r in recs for k, v in r['values'].items())
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--metrics', 'glyph_script'], "needs --metric-opt expect=..."),
+    (['--metrics', 'glyph_script', '--metric-opt', 'expect=klingon'], "unknown script 'klingon'"),
+    (['--metrics', 'glyph_memorisation'], 'needs --shots-dir'),
+    (['--metrics', 'sharpness', '--metric-opt', 'expect'], 'expected KEY=VALUE'),
+])
+def test_glyph_metric_mistakes_are_one_line(cli, args, message):
+    result = CliRunner().invoke(cli, ['--gen-dir', os.path.join(GLYPHS, 'kannada_shots10.zip')] + args)
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert 'Traceback' not in result.output
+
+
+def test_every_metric_declares_its_columns():
+    from fsgan.evaluate import metric_registry
+    from metrics.registry import Column, register
+    registry = metric_registry()
+    assert {'glyph_fgd', 'glyph_script', 'glyph_memorisation', 'glyph_diversity', 'fid', 'kid'} <= set(registry)
+    for spec in registry.values():
+        assert spec.columns and all(isinstance(c, Column) for c in spec.columns), spec.name
+    assert [c.key for c in registry['glyph_fgd'].columns] == ['fgd_test', 'fgd_shots']
+    assert registry['fid'].columns[0].title == 'FID test ↓' and registry['intra_lpips'].columns[0].title.endswith('↑')
+    with pytest.raises(ValueError, match='declare the columns'):
+        register('no_columns', help='')
+    with pytest.raises(ValueError, match='better must be'):
+        Column('x', 'X', better='higher')

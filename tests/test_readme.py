@@ -47,7 +47,7 @@ def test_compare_legend_lists_only_shown_columns(tmp_path):
     write_tables(str(tmp_path), [row], dict(num=8), 'psi=1')
     text = (tmp_path / 'metrics.md').read_text()
     assert 'Memorised (glyph): share' in text and 'Trainable params: numbers' in text
-    assert 'Diversity:' not in text
+    assert 'Diversity (glyph):' not in text
 
 
 @pytest.mark.parametrize('needle', ['target_shots.npy', 'EXIF orientation'])

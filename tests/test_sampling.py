@@ -5,14 +5,15 @@ import numpy as np
 import PIL.Image
 
 from fsgan import load_network
-from metrics.generate import generate_images as metric_images
+from fsgan.evaluate import write_samples
 from fsgan.sampling import generate_images as tool_images
 
 
 def test_metric_samples_are_the_seeds_generate_shows(p1_path, tmp_path):
-    G = load_network(p1_path)['G_ema']
-    metric_images(G, str(tmp_path), num=5, seed=3, truncation_psi=1.0, batch_size=2)
+    G = load_network(p1_path)['G_ema'].eval().requires_grad_(False)
+    write_samples(G, str(tmp_path), range(3, 8), trunc=1.0, batch=2)
     shown = tool_images(G, [3, 4, 5, 6, 7], trunc=1.0)  # uint8 [5, H, W, C], seed by seed
+    assert sorted(os.listdir(tmp_path)) == [f'{i:06d}.png' for i in range(5)]
     for i in range(5):
         saved = np.asarray(PIL.Image.open(os.path.join(tmp_path, f'{i:06d}.png')))
         saved = saved[:, :, None] if saved.ndim == 2 else saved

@@ -94,12 +94,12 @@ def test_calc_metrics_appends_only_to_json_lines(tmp_path):
 
 def test_output_paths_are_checked_before_any_work(p1_path, tmp_path, monkeypatch):
     """An unwritable --out fails at once: the network is neither loaded nor sampled."""
+    import fsgan.evaluate
     import fsgan.sampling
-    import metrics.generate
 
     def refuse(*args, **kwargs):
         raise AssertionError('work started before the output path was checked')
-    monkeypatch.setattr(metrics.generate, 'generate_images', refuse)
+    monkeypatch.setattr(fsgan.evaluate, 'write_samples', refuse)
     monkeypatch.setattr(fsgan.sampling, 'load_generator', refuse)
     blocker = tmp_path / 'file'
     blocker.write_text('x')
@@ -212,10 +212,11 @@ def test_help_texts_agree():
 
 
 def test_metric_aliases_of_stylegan2_ada(tmp_path):
+    from fsgan.evaluate import resolve_aliases
     cli = _calc_metrics()
-    assert cli._resolve_aliases(['fid50k_full', 'kid50k_full'], None) == (['fid', 'kid'], 50000)
-    assert cli._resolve_aliases(['fid50k_full'], 64) == (['fid'], 64)
-    assert cli._resolve_aliases(['fid'], None) == (['fid'], 5000)
+    assert resolve_aliases(['fid50k_full', 'kid50k_full'], None) == (['fid', 'kid'], 50000)
+    assert resolve_aliases(['fid50k_full'], 64) == (['fid'], 64)
+    assert resolve_aliases(['fid'], None) == (['fid'], 5000)
     res = CliRunner().invoke(cli.main, ['--gen-dir', str(tmp_path), '--metrics', 'none'])
     assert res.exit_code == 0 and 'nothing to compute' in res.output, res.output
 

@@ -105,30 +105,40 @@ def test_compare_trains_resumes_and_writes_outputs(p1_path, target_dir, tmp_path
     assert 'Traceback' not in res.output
 
 
-def test_fgd_for_glyph_sized_images(tmp_path, monkeypatch):
-    """1-channel 32x32 images get FGD against shots and test set; the other metrics are stubbed out."""
+def test_fgd_for_glyph_sized_images(tmp_path, monkeypatch, capsys):
+    """1-channel 32x32 images get FGD against shots and test set; the Inception metrics are stubbed out. Other
+    images get None for the glyph numbers, with one note for the whole comparison."""
+    from fsgan.evaluate import metric_registry
     from metrics import registry
-    values = dict(fid_shots=1.0, mean=0.5, std=0.1, fraction_inception=0.0, fraction_pixel=0.0)
-    stub = registry.MetricSpec('stub', lambda ctx: dict(value=0.0, values=values), '')
-    monkeypatch.setattr(registry, 'get_registry', lambda: dict(fid=stub, sharpness=stub, memorization=stub))
-    rng = np.random.RandomState(0)
-    gen = (rng.rand(6, 32, 32, 1) * 255).astype(np.uint8)
-    shots = (rng.rand(4, 1, 32, 32) * 255).astype(np.uint8)
-    test_dir = tmp_path / 'test'
-    test_dir.mkdir()
-    for i in range(5):
-        PIL.Image.fromarray((rng.rand(32, 32) * 255).astype(np.uint8), 'L').save(test_dir / f'{i}.png')
     from metrics.images import ImageSet
-    for d, imgs in (('gen', gen[..., 0]), ('shots', shots[:, 0])):
+    values = dict(fid_shots=1.0, mean=0.5, std=0.1, fraction_inception=0.0, fraction_pixel=0.0)
+    reg = metric_registry()
+    for name in ('fid', 'sharpness', 'memorization'):
+        stub = registry.MetricSpec(name, lambda ctx: dict(value=0.0, values=values), '', columns=reg[name].columns)
+        monkeypatch.setitem(registry.REGISTRY, name, stub)
+    rng = np.random.RandomState(0)
+    test_dir = tmp_path / 'test'
+    for d, shape, mode, n in (('gen', (32, 32), 'L', 6), ('shots', (32, 32), 'L', 4), ('shot1', (32, 32), 'L', 1),
+                              ('test', (32, 32), 'L', 5), ('rgb', (32, 32, 3), 'RGB', 6)):
         (tmp_path / d).mkdir()
-        for i, im in enumerate(imgs):
-            PIL.Image.fromarray(im, 'L').save(tmp_path / d / f'{i}.png')
-    row = compare.method_metrics(str(tmp_path / 'gen'), gen, str(tmp_path / 'shots'), shots, ImageSet(test_dir),
-                             dict(faces=False))
-    assert row['fgd_shots'] > 0 and row['fgd_test'] > 0 and row['fid_shots'] == 1.0
-    row = compare.method_metrics(str(tmp_path / 'gen'), gen, str(tmp_path / 'shots'), shots[:1], None, dict(faces=False))
+        for i in range(n):
+            PIL.Image.fromarray((rng.rand(*shape) * 255).astype(np.uint8), mode).save(tmp_path / d / f'{i}.png')
+    ms = dict(faces=False, expect='kannada')
+    row = compare.method_metrics(str(tmp_path / 'gen'), str(tmp_path / 'shots'), ImageSet(test_dir), ms)
+    assert row['fgd_shots'] > 0 and row['fgd_test'] > 0 and row['fid_shots'] == 1.0 and row['num_gen'] == 6
+    assert 0 <= row['script_share'] <= 1 and row['classes_total'] > 60 and row['diversity_glyph'] > 0
+    assert set(row) == set(compare.METRIC_COLUMNS)
+    row = compare.method_metrics(str(tmp_path / 'gen'), str(tmp_path / 'shot1'), None, dict(faces=False))
     assert row['fgd_shots'] is None and row['fgd_test'] is None and row['memorised_inception'] is None
-    assert compare.glyph_classifier_applies(1, 32) and not compare.glyph_classifier_applies(3, 32)
+    assert row['script_share'] is None
+    shared = {}
+    assert 'not applicable' not in capsys.readouterr().out
+    for _ in range(2):
+        row = compare.method_metrics(str(tmp_path / 'rgb'), str(tmp_path / 'shots'), ImageSet(test_dir), ms,
+                                     shared=shared)
+        assert row['fgd_test'] is None and row['memorised_glyph'] is None and row['script_share'] is None
+        assert row['sharpness_mean'] == 0.5
+    assert capsys.readouterr().out.count('glyph metrics not applicable') == 1
 
 
 @pytest.mark.parametrize('args, message', [

@@ -3,7 +3,7 @@
 Training data: source.zip and <target>_train.zip from a folder made by scripts/make_glyph_data.py
 (paths.CLASSIFIER_TRAIN_NAMES). After training, every *_test.zip, *_val.zip and *_shots*.zip of an
 evaluation folder is scored; the accuracies are stored in the JSON config next to the weights
-(<name>.pt + <name>.json, written atomically by metrics.glyph_classifier.save_glyph_classifier).
+(<name>.pt + <name>.json, written atomically by fsgan.benchmarks.glyphs.classifier.save_glyph_classifier).
 """
 import glob
 import json
@@ -30,7 +30,7 @@ def _read_meta(zip_path):
 
 def evaluate(model, zip_paths):
     """Char / script accuracy per zip -> {zip name: {n, char_acc, script_acc}}."""
-    from metrics.glyph_classifier import load_dataset_zip
+    from fsgan.benchmarks.glyphs.classifier import load_dataset_zip
     char_script = model.char_script()
     out = {}
     for path in zip_paths:
@@ -50,7 +50,7 @@ def load_training_set(zip_paths, max_source, log=print):
     Returns (images uint8 [N, C, R, R], labels int64 [N], label map, font family name per image).
     Raises ToolError when the zips' label maps differ.
     """
-    from metrics.glyph_classifier import load_dataset_zip
+    from fsgan.benchmarks.glyphs.classifier import load_dataset_zip
     label_map = _read_meta(zip_paths[0])[0]
     images, labels, family_names = [], [], []
     for path in zip_paths:
@@ -122,7 +122,7 @@ def train_glyph_classifier(train_dir, eval_dir, out, epochs=3, batch_size=128, l
     command: the command line recorded in the config. Refreshes MANIFEST.json of out's folder when it has one.
     Returns {zip name: {n, char_acc, script_acc}}.
     """
-    from metrics.glyph_classifier import GlyphClassifier, save_glyph_classifier, sha256_file, write_manifest
+    from fsgan.benchmarks.glyphs.classifier import GlyphClassifier, save_glyph_classifier, sha256_file, write_manifest
     zip_paths = _check_inputs(train_dir, out)
     eval_paths = sorted(p for pat in EVAL_PATTERNS for p in glob.glob(os.path.join(eval_dir, pat)))
     torch.manual_seed(seed)

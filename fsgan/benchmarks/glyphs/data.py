@@ -451,7 +451,7 @@ def make_glyph_data(outdir, opts=GlyphDataOptions(), ship_dir=None, dry_run=Fals
 
 def ship_files(outdir, ship_dir, names, log=print):
     """Copy zips ``names`` and their previews from outdir to ship_dir; rewrite ship_dir/MANIFEST.json."""
-    from metrics.glyph_classifier import write_manifest  # pylint: disable=import-outside-toplevel
+    from fsgan.benchmarks.glyphs.classifier import write_manifest  # pylint: disable=import-outside-toplevel
     os.makedirs(os.path.join(ship_dir, 'previews'), exist_ok=True)
     for name in names:
         for rel in (name, os.path.join('previews', name[:-4] + '.png')):

@@ -14,14 +14,16 @@ under --outdir:
 """
 import os
 
-from fsgan.benchmarks.glyphs.preset import ROOT  # noqa: F401  (re-exported for scripts/demo.py)
+from fsgan import evaluate
+from fsgan.benchmarks.glyphs import GLYPHS, ROOT  # noqa: F401  (ROOT re-exported for scripts/demo.py)
 
-GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
 DEFAULT_SOURCE = os.path.join(GLYPHS, 'source_glyph32.pkl')
 DEFAULT_TARGET = os.path.join(GLYPHS, 'kannada_shots10.zip')
 DEFAULT_TEST = os.path.join(GLYPHS, 'kannada_test.zip')
 DEFAULT_KIMG = 2.0      # as in docs/benchmark-glyphs.md; the paper's 20 kimg takes ~15 min here
 DEFAULT_LR = 0.03       # FSGAN's best on kannada_val of 0.003 (the paper's), 0.01, 0.03, 0.1 (docs/benchmark-glyphs.md)
+# The report's metrics (fsgan.compare.METRICS measures them all); its table: their Columns, in this order.
+METRICS = ('glyph_fgd', 'fid', 'sharpness', 'glyph_memorisation', 'memorization', 'glyph_diversity', 'glyph_script')
 
 
 def write_report(run_dir, row, extra):
@@ -29,54 +31,47 @@ def write_report(run_dir, row, extra):
     from dnnlib.fileio import atomic_write_bytes, atomic_write_json
     report = dict(extra, **row)
     atomic_write_json(os.path.join(run_dir, 'metrics.json'), report)
-
-    def f(key, pattern):
-        return 'n/a' if row.get(key) is None else pattern.format(row[key])
-    lines = ['| Metric | Value |', '|:---|---:|',
-             f'| FGD vs test set ↓ | {f("fgd_test", "{:.1f}")} |',
-             f'| FGD vs shots | {f("fgd_shots", "{:.1f}")} |',
-             f'| FID vs test set ↓ | {f("fid_test", "{:.1f}")} |',
-             f'| FID vs shots | {f("fid_shots", "{:.1f}")} |',
-             f'| Sharpness ↑ | {f("sharpness_mean", "{:.3f}")} ± {f("sharpness_std", "{:.3f}")} |',
-             f'| Memorised (nearer a shot than any test glyph) ↓ | {f("memorised_glyph", "{:.1%}")} |',
-             f'| Memorised (Inception) ↓ | {f("memorised_inception", "{:.1%}")} |',
-             f'| Memorised (pixels, see below) | {f("memorised_pixel", "{:.1%}")} |',
-             f'| Diversity (intra-cluster glyph distance) ↑ | {f("diversity_glyph", "{:.2f}")} |',
-             f'| Samples in the target script | {f("script_share", "{:.1%}")} |',
-             f'| Target characters covered | {f("classes_covered", "{:d}")} of {f("classes_total", "{:d}")} |',
-             '', f'{row["num_gen"]} samples (psi 1) against {extra["num_test"]} test images. Memorised (first row): '
-             'share of samples whose nearest shot is nearer, in glyph-classifier features, than their nearest test '
-             'glyph; held-out real glyphs score about 1%, copies of the shots 100%. Inception and pixel rows: share '
-             'closer to a shot than any two shots are to each other. In pixels this check is unreliable for '
-             'thin strokes: a faint or blurry glyph lies closer to every shot than two distinct glyphs do.', '',
-             f'FSGAN, lr {extra["lr"]:g}, {extra["kimg"]:g} kimg, batch 16, seed 0; '
-             f'regularisation {extra["regularisation"]}: '
-             f'R1 gamma {extra["gamma"]:g}, path length {extra["pl_weight"]:g}, style mixing {extra["style_mixing"]:g}, '
-             f'mode seeking {extra["mode_seeking"]:g}{" (hinged)" if extra.get("mode_seeking_hinge") else ""}.']
+    columns = evaluate.table_columns(METRICS)
+    lines = evaluate.markdown_table(['Metric', 'Value'], [[c.title, evaluate.cell(c, row) or 'n/a'] for c in columns])
+    total = row.get('classes_total')
+    lines += ['', f'{row["num_gen"]} samples (psi 1) against {extra["num_test"]} test images'
+              f'{"" if total is None else f"; the target script has {total} characters"}.',
+              evaluate.legend(columns) + ' Copies of the shots score 100% memorised (glyph). In pixels the '
+              'memorisation check is unreliable for thin strokes: a faint or blurry glyph lies closer to every shot '
+              'than two distinct glyphs do.', '',
+              f'FSGAN, lr {extra["lr"]:g}, {extra["kimg"]:g} kimg, batch 16, seed 0; '
+              f'regularisation {extra["regularisation"]}: '
+              f'R1 gamma {extra["gamma"]:g}, path length {extra["pl_weight"]:g}, style mixing {extra["style_mixing"]:g}, '
+              f'mode seeking {extra["mode_seeking"]:g}{" (hinged)" if extra.get("mode_seeking_hinge") else ""}.']
     atomic_write_bytes(os.path.join(run_dir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
     return os.path.join(run_dir, 'metrics.json')
 
 
-def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=True):
-    """Adapt, render and measure. Returns (run_dir, paths dict, metrics row)."""
-    import tqdm
-    from fsgan.tools.interp import interpolation_video
-    from metrics.images import ImageSet
-    from fsgan.compare import latest, method_metrics, write_shots
-    from fsgan.sampling import generate_images, load_generator
+def adapt(outdir, source, target, kimg, lr, progress=True):
+    """FSGAN run of the demo with the source's own regularisation -> (run folder, training config, regularisation
+    {key: value}, {} for a source without a .json)."""
     from fsgan.benchmarks.glyphs.preset import source_regularisation
     from fsgan.run import run_training
     from fsgan.run_setup import SetupError, setup_training_config
-    from torch_utils.image_grid import save_png, tile
-    import numpy as np
-
     try:
         reg = source_regularisation(source)
     except ValueError as e:
         raise SetupError(f'--source: {e}') from None
     c = setup_training_config(target, outdir=outdir, resume=source, method='fsgan', shots=10, kimg=kimg, lr=lr,
                               batch=16, protocol='ours', seed=0, snap=0, kimg_per_tick=kimg / 4, device='cpu', **reg)
-    run_dir = run_training(c, progress=progress)
+    return run_training(c, progress=progress), c, reg
+
+
+def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=True):
+    """Adapt, render and measure. Returns (run_dir, paths dict, metrics row)."""
+    import numpy as np
+    import tqdm
+    from fsgan.compare import latest, method_metrics, write_shots
+    from fsgan.sampling import generate_images, load_generator
+    from fsgan.tools.interp import interpolation_video
+    from metrics.images import ImageSet
+    from torch_utils.image_grid import save_png, tile
+    run_dir, c, reg = adapt(outdir, source, target, kimg, lr, progress)
     stages = tqdm.tqdm(total=4, desc='samples, video, metrics', unit='stage', disable=not progress)
     network = latest(run_dir, 'network-snapshot-', '.pkl')
     G, sha = load_generator(network)
@@ -87,17 +82,12 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     interpolation_video(G, [[1, 5, 9, 13]], paths['video'], frames_per_transition=16, space='w', trunc=0.8,
                         fps=24, factor=4)
     stages.update()
-    gen = generate_images(G, list(range(num)), trunc=1.0)
-    gen_dir = os.path.join(run_dir, 'metric_samples')
-    os.makedirs(gen_dir, exist_ok=True)
-    for seed, img in enumerate(gen):
-        save_png(img, os.path.join(gen_dir, f'seed{seed:04d}.png'))
-    shots = np.load(os.path.join(run_dir, 'target_shots.npy'))
-    shots_dir = write_shots(run_dir, shots)
+    gen_dir = evaluate.write_samples(G, os.path.join(run_dir, 'metric_samples'), range(num), trunc=1.0, batch=1)
+    shots_dir = write_shots(run_dir, np.load(os.path.join(run_dir, 'target_shots.npy')))
     stages.update()
-    ms = dict(num=num, faces=False, inception=True, expect='kannada')
     test_set = ImageSet(test, limit=num_test)
-    row = method_metrics(gen_dir, gen, shots_dir, shots, test_set, ms, fig_dir=run_dir, tag='demo')
+    row = method_metrics(gen_dir, shots_dir, test_set, dict(num=num, faces=False, inception=True, expect='kannada'),
+                         fig_dir=run_dir, tag='demo')
     stages.update()
     stages.close()
     extra = dict(network=os.path.relpath(network, ROOT) if network.startswith(ROOT) else network,

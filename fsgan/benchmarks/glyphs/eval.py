@@ -1,8 +1,8 @@
 """The glyph report of a generator (scripts/glyph_eval.py): script shares, character coverage, FGD, ink.
 
 Samples are seeds seed..seed+num-1 rendered as fsgan.sampling renders them; the glyph classifier
-(metrics.glyph_classifier, data/glyphs/glyph_classifier.pt by default) reads them and the test set
-(and optionally the target shots) for metrics.glyph_metrics.
+(fsgan.benchmarks.glyphs.classifier, data/glyphs/glyph_classifier.pt by default) reads them and the test set
+(and optionally the target shots) for fsgan.benchmarks.glyphs.metrics.
 """
 import os
 
@@ -19,7 +19,7 @@ def _check_size(what, option, shape, clf):
 
 def _load_inputs(G, test_zip, classifier_path, expect, num_test, shots_zip):
     """(classifier, test images, shots or None), each checked against the classifier before any generation."""
-    from metrics.glyph_classifier import load_dataset_zip, load_glyph_classifier
+    from fsgan.benchmarks.glyphs.classifier import load_dataset_zip, load_glyph_classifier
     clf = load_glyph_classifier(classifier_path or paths.CLASSIFIER)
     if expect not in clf.script_names:
         raise OptionError(f'unknown script {expect!r}; the classifier knows {", ".join(clf.script_names)}',
@@ -43,7 +43,7 @@ def glyph_report(G, test_zip, num=1000, trunc=1.0, seed=0, classifier_path=None,
     test set or shots whose images are not the classifier's size; all checked before generating.
     """
     import torch
-    from metrics.glyph_metrics import glyph_metrics, ink_stats
+    from fsgan.benchmarks.glyphs.metrics import glyph_metrics, ink_stats
     from fsgan.sampling import generate_images, seed_classes
     clf, real, shots = _load_inputs(G, test_zip, classifier_path, expect, num_test, shots_zip)
     images = generate_images(G, list(range(seed, seed + num)), trunc=trunc, device=device)   # [N, H, W, C] uint8

@@ -12,9 +12,9 @@ import shutil
 import numpy as np
 
 from dnnlib.fileio import atomic_write_bytes
+from fsgan import evaluate
+from fsgan.benchmarks.glyphs import GLYPHS, ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
 SOURCE = os.path.join(GLYPHS, 'source_glyph32.pkl')
 TARGETS = {  # name -> (file prefix in data/glyphs, script the adapted samples should be in)
     'near': ('near', 'latin'),
@@ -26,11 +26,10 @@ KIMG = 2.0          # per run; the paper's 20 kimg is ~20 min per run on 2 CPU c
 BATCH = 16
 NUM = 500           # samples per method for the metrics
 NUM_TEST = 1000     # real images of the split used
-# (column in compare's rows, table header, format); mean ± std over seeds
-COLUMNS = (('fgd_test', 'FGD test ↓', '{:.1f}'), ('fgd_shots', 'FGD shots', '{:.1f}'),
-           ('memorised_glyph', 'Memorised ↓', '{:.3f}'), ('memorised_pixel', 'Memorised (pixel) ↓', '{:.3f}'),
-           ('diversity_glyph', 'Diversity ↑', '{:.2f}'), ('script_share', 'Target script', '{:.3f}'),
-           ('classes_covered', 'Characters', '{:.1f}'), ('sharpness_mean', 'Sharpness ↑', '{:.3f}'))
+# The table's metrics; COLUMNS: the Columns (metrics.registry) of their numbers that tables show, each reported
+# as mean ± std over seeds (compare's rows hold them under these keys).
+METRICS = ('glyph_fgd', 'glyph_memorisation', 'glyph_diversity', 'glyph_script', 'sharpness')
+COLUMNS = tuple(evaluate.table_columns(METRICS))
 
 
 def cell_name(target, shots, seed):
@@ -111,33 +110,31 @@ def aggregate(results):
     for (target, shots, method), rows in groups.items():
         row = dict(target=target, shots=shots, method=method, seeds=len(rows),
                    trainable_params=rows[0].get('trainable_params'))
-        for key, _, _ in COLUMNS:
-            values = [r[key] for r in rows if r.get(key) is not None]
-            row[key + '_mean'] = float(np.mean(values)) if values else None
-            row[key + '_std'] = float(np.std(values)) if values else None
+        for c in COLUMNS:
+            values = [r[c.key] for r in rows if r.get(c.key) is not None]
+            row[c.key + '_mean'] = float(np.mean(values)) if values else None
+            row[c.key + '_std'] = float(np.std(values)) if values else None
         out.append(row)
     return out
 
 
 def write_report(outdir, rows, header):
-    """benchmark.csv (every number) and benchmark.md (a table per target and shots), atomically."""
-    from fsgan.compare import write_csv
+    """benchmark.csv (every number) and benchmark.md (a table per target and shots, then the columns' legend),
+    atomically."""
+    from fsgan.compare import TRAINABLE_COLUMN, write_csv
     fields = ['target', 'shots', 'method', 'seeds', 'trainable_params']
-    fields += [k + s for k, _, _ in COLUMNS for s in ('_mean', '_std')]
+    fields += [c.key + s for c in COLUMNS for s in ('_mean', '_std')]
     write_csv(os.path.join(outdir, 'benchmark.csv'), rows, fields)
     lines = [header, '']
     for target, shots in sorted({(r['target'], r['shots']) for r in rows}):
         block = [r for r in rows if r['target'] == target and r['shots'] == shots]
-        lines += [f'### {target}, {shots} shots ({block[0]["seeds"]} seeds)', '',
-                  '| Method | Trainable | ' + ' | '.join(h for _, h, _ in COLUMNS) + ' |',
-                  '|:---|---:|' + '---:|' * len(COLUMNS)]
-        for r in block:
-            cells_ = [('' if r[k + '_mean'] is None else f'{fmt.format(r[k + "_mean"])} ± {fmt.format(r[k + "_std"])}')
-                      for k, _, fmt in COLUMNS]
-            count = '' if r['trainable_params'] is None else f'{r["trainable_params"]:,}'
-            lines.append(f'| {r["method"]} | {count} | ' + ' | '.join(cells_) + ' |')
-        lines.append('')
-    atomic_write_bytes(os.path.join(outdir, 'benchmark.md'), '\n'.join(lines).encode())
+        body = [[r['method'], TRAINABLE_COLUMN.format(r['trainable_params'])]
+                + [evaluate.mean_std(c, r[c.key + '_mean'], r[c.key + '_std']) for c in COLUMNS]
+                for r in block]
+        lines += [f'### {target}, {shots} shots ({block[0]["seeds"]} seeds)', '']
+        lines += evaluate.markdown_table(['Method', 'Trainable'] + [c.title for c in COLUMNS], body) + ['']
+    lines.append(evaluate.legend(COLUMNS))
+    atomic_write_bytes(os.path.join(outdir, 'benchmark.md'), ('\n'.join(lines) + '\n').encode())
 
 
 def run_preset(outdir, methods=None, targets=tuple(TARGETS), shots=SHOTS, seeds=SEEDS, kimg=KIMG, split='test',

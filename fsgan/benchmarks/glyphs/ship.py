@@ -69,7 +69,7 @@ def ship_glyph_source(snapshot, num=1000):
     from fsgan.export import save_snapshot
     from fsgan.loading import load_network
     from fsgan.sampling import load_generator
-    from metrics.glyph_classifier import write_manifest
+    from fsgan.benchmarks.glyphs.classifier import write_manifest
     stages = training_stages(snapshot)
     if not stages:
         raise ShipError(f'{snapshot}: no training_options.json next to it; give a snapshot in a run folder')

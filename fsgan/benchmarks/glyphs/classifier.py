@@ -18,27 +18,20 @@ Typical use::
     fgd = fgd_between(clf, imgs_a, imgs_b)
 """
 
-import io
 import json
 import os
-import zipfile
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from dnnlib.fileio import atomic_open
 from dnnlib.util import file_sha256 as sha256_file
+from fsgan.benchmarks.glyphs import GLYPHS
 from metrics.frechet import fid_from_features
 
 ARCH = 'glyphnet-v1'
+DEFAULT_PATH = os.path.join(GLYPHS, 'glyph_classifier.pt')  # shipped with the benchmark (weights .pt + config .json)
 
-
-
-# The classifier shipped with the glyph benchmark (weights .pt + config .json).
-DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'glyphs',
-                            'glyph_classifier.pt')
 
 class GlyphNet(nn.Module):
     """CNN: [N, C, R, R] in [-1, 1] -> features [N, feature_dim], script / char / font-family logits.
@@ -202,22 +195,9 @@ def load_dataset_zip(path, limit=None):
 
     Order follows dataset.json; labels are -1 where the zip has none.
     """
-    with zipfile.ZipFile(path) as zf:
-        names = set(zf.namelist())
-        if 'dataset.json' in names:
-            entries = json.loads(zf.read('dataset.json'))['labels'] or []
-        else:
-            entries = [[n, -1] for n in sorted(names) if n.lower().endswith('.png')]
-        entries = entries[:limit]
-        arrays = []
-        for fname, _ in entries:
-            arr = np.asarray(Image.open(io.BytesIO(zf.read(fname))))
-            arrays.append(arr[:, :, None] if arr.ndim == 2 else arr)
-    if not arrays:
-        raise ValueError(f'{path}: no images')
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    labels = torch.tensor([-1 if lab is None else int(lab) for _, lab in entries], dtype=torch.int64)
-    return images, labels
+    from training.dataset import read_dataset_arrays
+    images, labels = read_dataset_arrays(path, limit=limit)
+    return torch.from_numpy(images), torch.from_numpy(labels)
 
 
 def fgd_between(model, images_a, images_b):

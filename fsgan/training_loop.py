@@ -2,7 +2,7 @@
 
 The adaptation method only decides which tensors train (fsgan.methods); this loop is the
 same for all of them. A run folder holds:
-  training_options.json   the resolved options (seed, method, data, source sha256, ...)
+  training_options.json   the resolved options, grouped per component (fsgan.options)
   target_shots.json       the chosen target files, their sha256 and conversion notes
   stats.jsonl             one JSON record per tick (losses, kimg, timing)
   fakes{tag}.png          fixed-seed sample grid at each snapshot; tag = kimg with three decimals,
@@ -28,6 +28,7 @@ from dnnlib.fileio import append_line, atomic_open, atomic_write_json
 from fsgan import export
 from fsgan.losses import build_loss_terms, resolve_losses
 from fsgan.methods import adapt, get_method
+from fsgan.options import write_training_options
 from torch_utils import distributed, training_stats
 from torch_utils.misc import one_hot
 from torch_utils.image_grid import save_png, tile, to_uint8
@@ -145,7 +146,7 @@ def probe_method(opts, images, device, run_dir, labels=None):
     if found:
         opts.method_options = {**opts.method_options, **found}
         if distributed.rank() == 0:
-            atomic_write_json(os.path.join(run_dir, 'training_options.json'), opts)
+            write_training_options(os.path.join(run_dir, 'training_options.json'), opts)
 
 
 def fit(opts, G, D, trainable, kimg, images, device, labels=None):
@@ -589,5 +590,5 @@ def drop_stats_after(stats_path, cur_nimg):
 
 def write_run_files(run_dir, opts, target_record):
     """Options and target provenance, written once at the start of a run."""
-    atomic_write_json(os.path.join(run_dir, 'training_options.json'), opts)
+    write_training_options(os.path.join(run_dir, 'training_options.json'), opts)
     atomic_write_json(os.path.join(run_dir, 'target_shots.json'), target_record)

@@ -14,6 +14,7 @@ import os
 import click
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fsgan.options import read_training_options
 from fsgan.tools.cli import command
 
 GLYPHS = os.path.join(ROOT, 'data', 'glyphs')
@@ -52,8 +53,7 @@ def training_stages(snapshot):
         opts_path = os.path.join(os.path.dirname(path), 'training_options.json')
         if not os.path.isfile(opts_path):
             break
-        with open(opts_path) as f:
-            options = json.load(f)
+        options = read_training_options(opts_path)  # the flat view, as the glyph preset reads it
         stages.insert(0, dict(snapshot=recorded_path(path), kimg=snapshot_kimg(path), training_options=options))
         path = options.get('source')
     return stages

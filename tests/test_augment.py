@@ -14,6 +14,7 @@ from torch_utils.ops import upfirdn2d
 from training import augment, augment_ada
 from training.augment_ada import ADA_PRESETS, rotate2d, rotate3d, scale2d, scale3d, translate2d, translate3d
 from training.loss import StyleGAN2Loss
+from fsgan.options import read_training_options, write_training_options
 
 
 def _images(n=4, c=3, h=8, w=8, dtype=torch.float32, seed=0):
@@ -384,7 +385,7 @@ def test_cli_options_land_in_training_options_and_bad_ones_fail(p1_path, target_
     res = _run(base + ['--aug', 'diffaug', '--diffaug-policy', 'translation,color', '--kimg', '0.004',
                        '--batch', '4', '--tick', '0.004'])
     assert res.exit_code == 0, res.output
-    opts = json.loads((_only_run(out) / 'training_options.json').read_text())
+    opts = read_training_options(_only_run(out) / 'training_options.json')
     assert opts['aug'] == 'diffaug' and opts['augment_kwargs'] == dict(name='diffaug', policy='translation,color')
     for args, message in ((['--aug', 'diffaug', '--diffaug-policy', 'color,zoom'], '--diffaug-policy'),
                           (['--diffaug-policy', 'color'], '--diffaug-policy needs --aug diffaug'),
@@ -452,9 +453,9 @@ def test_p_and_training_survive_resume_bit_exactly(p1_path, target_dir, tmp_path
     assert _run(base + ['--outdir', str(tmp_path / 'a'), '--kimg', '0.032']).exit_code == 0
     assert _run(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.024']).exit_code == 0
     run_a, run_b = _only_run(tmp_path / 'a'), _only_run(tmp_path / 'b')
-    opts = json.loads((run_b / 'training_options.json').read_text())
+    opts = read_training_options(run_b / 'training_options.json')
     opts['kimg'] = 0.032
-    (run_b / 'training_options.json').write_text(json.dumps(opts))
+    write_training_options(run_b / 'training_options.json', opts)
     assert _run(['--resume-run', str(run_b), '--no-progress']).exit_code == 0
     ck_a = torch.load(run_a / 'checkpoint.pt', weights_only=True)
     ck_b = torch.load(run_b / 'checkpoint.pt', weights_only=True)
@@ -473,11 +474,11 @@ def test_run_folders_from_before_augmentation_resume(p1_path, target_dir, tmp_pa
     assert _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '4', '--outdir', str(out), '--kimg',
                  '0.004', '--batch', '4', '--tick', '0.004', '--no-progress']).exit_code == 0
     run_dir = _only_run(out)
-    opts = json.loads((run_dir / 'training_options.json').read_text())
+    opts = read_training_options(run_dir / 'training_options.json')
     for key in ('aug', 'augment_kwargs'):
         del opts[key]
     opts['kimg'] = 0.008
-    (run_dir / 'training_options.json').write_text(json.dumps(opts))
+    write_training_options(run_dir / 'training_options.json', opts)
     ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
     del ck['augment']
     torch.save(ck, run_dir / 'checkpoint.pt')
@@ -494,7 +495,7 @@ def test_from_scratch_on_grayscale(tmp_path, aug, one_thread):
                + (['--aug-p', '0.5'] if aug == 'ada' else []))
     assert res.exit_code == 0, res.output
     run_dir = _only_run(tmp_path)
-    assert json.loads((run_dir / 'training_options.json').read_text())['aug'] == aug
+    assert read_training_options(run_dir / 'training_options.json')['aug'] == aug
     assert torch.load(run_dir / 'checkpoint.pt', weights_only=True)['G_init_kwargs']['img_channels'] == 1
 
 

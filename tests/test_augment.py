@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from dnnlib import EasyDict
 from fsgan.losses import build_loss_terms
 from scripts import train as train_cli
 from torch_utils.ops import upfirdn2d
@@ -277,28 +278,35 @@ def test_r1_double_backward_runs_through_the_full_ada_pipe():
     assert D.w.grad is not None and bool(torch.isfinite(D.w.grad)) and float(D.w.grad) > 0
 
 
+def _after_step(ada, batch_idx, batch):
+    """What the training loop does after step batch_idx: the due step callbacks (fsgan.callbacks; 'ada_p')."""
+    from fsgan.callbacks import build_callbacks, run_callbacks
+    state = EasyDict(augment=ada, batch_idx=batch_idx)
+    run_callbacks(build_callbacks(EasyDict(batch=batch), state), 'step', state, EasyDict(batch=batch))
+
+
 def test_adaptive_p_moves_by_the_formula_every_interval():
     ada = augment.build_augment('ada', p=0.5, target=0.6, ada_kimg=1, interval=4)
     step = 8 * 4 / (1 * 1000)  # batch x interval / (ada_kimg x 1000)
     for batch_idx in range(1, 4):  # sign mean 1 > 0.6, but not yet an interval
         ada.observe_real_logits(torch.ones([8, 1]))
-        ada.after_step(batch_idx, 8)
+        _after_step(ada, batch_idx, 8)
         assert float(ada.p) == 0.5
     ada.observe_real_logits(torch.tensor([[1.0], [-1.0], [2.0], [3.0]]))
-    ada.after_step(4, 8)  # mean over the interval (26 + 2) / 28 > 0.6: up
+    _after_step(ada, 4, 8)  # mean over the interval (26 + 2) / 28 > 0.6: up
     assert torch.equal(ada.p, torch.tensor(0.5) + step)
     for batch_idx in range(5, 9):  # mean 0.5 < 0.6: down
         ada.observe_real_logits(torch.tensor([[1.0], [1.0], [1.0], [-1.0]]))
-        ada.after_step(batch_idx, 8)
+        _after_step(ada, batch_idx, 8)
     assert torch.equal(ada.p, torch.tensor(0.5) + step - step)
     assert ada.tick_stats() == {'Progress/augment': float(ada.p)}
     low = augment.build_augment('ada', p=0.005, target=0.6, ada_kimg=1, interval=1)
     low.observe_real_logits(-torch.ones([8, 1]))
-    low.after_step(1, 8)
+    _after_step(low, 1, 8)
     assert float(low.p) == 0  # clamped at 0
     fixed = augment.build_augment('ada', p=0.3, target=None)
     fixed.observe_real_logits(torch.ones([8, 1]))
-    fixed.after_step(4, 8)
+    _after_step(fixed, 4, 8)
     assert float(fixed.p) == pytest.approx(0.3)
 
 

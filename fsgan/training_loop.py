@@ -370,7 +370,8 @@ def save_checkpoint(state, opts, run_dir):
         G=state.G.state_dict(), D=state.D.state_dict(), G_ema=state.G_ema.state_dict(),
         opt_G=state.opt_G.state_dict() if state.opt_G else None,
         opt_D=state.opt_D.state_dict() if state.opt_D else None,
-        pl_mean=state.loss.pl_mean.cpu(), loss_terms=[t.state_dict() for t in state.loss.terms], augment={k: v.cpu() for k, v in state.augment.state_dict().items()},
+        pl_mean=state.loss.pl_mean.cpu(), loss_terms=[t.state_dict() for t in state.loss.terms],
+        augment={k: v.cpu() for k, v in state.augment.state_dict().items()},
         callbacks=callbacks_state(state.callbacks),
         cur_nimg=state.cur_nimg, cur_tick=state.cur_tick,
         batch_idx=state.batch_idx, lr_scale=state.lr_scale, rng=rng_states,
@@ -383,21 +384,27 @@ def save_checkpoint(state, opts, run_dir):
 
 
 def write_snapshot(state, opts, run_dir):
-    """Sample grid, baked network pickle, adapter file, then the checkpoint (last, so it marks completion)."""
+    """Sample grid, baked network pickle and adapter file (rank 0), the snapshot callbacks, then the checkpoint
+    (last, so it marks completion and holds the callbacks' state)."""
     distributed.assert_in_sync(state.G, 'G')
-    if distributed.rank() != 0:
-        save_checkpoint(state, opts, run_dir)  # takes part in gathering the RNG states
-        return
+    if distributed.rank() == 0:
+        write_artefacts(state, opts, run_dir)
+    run_callbacks(state.callbacks, 'snapshot', state, opts, run_dir)
+    save_checkpoint(state, opts, run_dir)  # every rank takes part in gathering the RNG states
+
+
+def write_artefacts(state, opts, run_dir):
+    """fakes{tag}.png, network-snapshot-{tag}.pkl and (adapting a source) adapter-{tag}.pt of the current state."""
     tag = export.artefact_tag(state.cur_nimg)
     device = next(state.G_ema.parameters()).device
     render_grid(state, opts, device, os.path.join(run_dir, f'fakes{tag}.png'))
     export.save_snapshot(os.path.join(run_dir, f'network-snapshot-{tag}.pkl'), state.G, state.D, state.G_ema,
                          training_set_kwargs=dict(path=opts.target_dir, resolution=opts.resolution,
-                                                  use_labels=bool(opts.get("cond")), xflip=opts.mirror, max_size=opts.shots))
+                                                  use_labels=bool(opts.get('cond')), xflip=opts.mirror,
+                                                  max_size=opts.shots))
     if state.source_sha256 is not None:
         export.save_adapter(os.path.join(run_dir, f'adapter-{tag}.pt'), opts.method, opts.method_options,
                             state.source_sha256, state.G, state.D, state.G_ema, start=opts.get('start') or 'G_ema')
-    save_checkpoint(state, opts, run_dir)
 
 
 CHECKPOINT_KEYS = ('G', 'D', 'G_ema', 'opt_G', 'opt_D', 'pl_mean', 'cur_nimg', 'cur_tick', 'batch_idx', 'rng')
@@ -585,7 +592,6 @@ def end_tick(state, opts, run_dir, log, done):
     run_callbacks(state.callbacks, 'tick', state, opts, run_dir)
     if done or (opts.snap and state.cur_tick % opts.snap == 0):
         write_snapshot(state, opts, run_dir)
-        run_callbacks(state.callbacks, 'snapshot', state, opts, run_dir)
     log.tick_start_time = time.time()
 
 

@@ -181,8 +181,8 @@ class AdaAugment(Augment):
 
     Adaptive p (ADA Sec. 2.3): every `interval` steps (fsgan's 'ada_p' callback calls adjust), r_t =
     E[sign(D(augmented real))] over those steps (all processes) and p <- max(0, p + sign(r_t - target) x
-    batch x interval / (ada_kimg x 1000)), so p can move by 1 in ada_kimg thousand images. The running sums of signs are buffers as well, so a
-    resumed run continues exactly.
+    batch x interval / (ada_kimg x 1000)), so p can move by 1 in ada_kimg thousand images. The running sums
+    of signs are buffers as well, so a resumed run continues exactly.
     """
 
     def __init__(self,

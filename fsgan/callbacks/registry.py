@@ -2,8 +2,9 @@
 
 A callback declares when it runs (`every`): 'step' (after every `interval`-th training step: batch_idx %
 interval == 0, batch_idx counting the steps done), 'tick' (at the end of each tick, after its stats are
-collected) or 'snapshot' (after each snapshot is written). It may hold state (state_dict / load_state_dict of
-plain tensors and data): checkpoint.pt saves it under 'callbacks' and --resume-run restores it.
+collected) or 'snapshot' (after a snapshot's files are written, before its checkpoint). It may hold state
+(state_dict / load_state_dict of plain tensors and data): checkpoint.pt saves it under 'callbacks' and
+--resume-run restores it.
 """
 from dataclasses import dataclass
 from typing import Callable, Dict

@@ -184,6 +184,10 @@ OPTIONS = (
       'from color, translation, cutout [default: color,translation,cutout].', metavar='LIST', key=None),
     O('allow_tf32', 'run', 'flag', ('--allow-tf32',), 'CUDA: use TF32 for float32 matmuls and convolutions (faster '
       'on Ampere and later GPUs, 10 mantissa bits); off by default, as in stylegan2-ada-pytorch.'),
+    O('metrics', 'run', 'text', ('--metrics',), 'Metrics (metrics registry) of every snapshot on 64 samples against '
+      'the targets, appended to metric-<name>.jsonl, e.g. sharpness,memorization [default: none].',
+      metavar='NAME[,NAME]', what='a list of metric names',
+      check=lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v)),
     O('grid_trunc', 'run', 'float', help='Truncation psi of the snapshot grids.', default=0.8, required=True),
     # Recorded only: resolved by the setup or the run.
     O('augment_kwargs', 'augmentation', 'object', help='Arguments of training.augment.build_augment.', setup=False),

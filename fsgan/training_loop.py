@@ -5,6 +5,7 @@ same for all of them. A run folder holds:
   training_options.json   the resolved options, grouped per component (fsgan.options)
   target_shots.json       the chosen target files, their sha256 and conversion notes
   stats.jsonl             one JSON record per tick (losses, kimg, timing)
+  metric-{name}.jsonl     with --metrics: one JSON record per snapshot (fsgan/callbacks/snapshot_metrics.py)
   fakes{tag}.png          fixed-seed sample grid at each snapshot; tag = kimg with three decimals,
                           e.g. 000020.480 (fsgan.export.artefact_tag): unique, sorts in time order
   network-snapshot-{tag}.pkl   baked network pickle (stylegan2-ada-pytorch format)
@@ -13,6 +14,7 @@ same for all of them. A run folder holds:
   events.out.tfevents.*   TensorBoard scalars (step = images seen)
 """
 import copy
+import glob
 import json
 import math
 import os
@@ -533,8 +535,9 @@ def start_run(opts, run_dir, images, labels, device, resume):
     random.seed(rank_seed)
     if resume:
         load_checkpoint(state, run_dir, opts)
-        if distributed.rank() == 0:
-            drop_stats_after(os.path.join(run_dir, 'stats.jsonl'), state.cur_nimg)
+        if distributed.rank() == 0:  # records after the checkpoint will be redone
+            for name in ['stats.jsonl'] + sorted(glob.glob('metric-*.jsonl', root_dir=run_dir)):
+                drop_stats_after(os.path.join(run_dir, name), state.cur_nimg)
     prepare_loss_terms(state, opts, images, device)
     if not resume:
         save_checkpoint(state, opts, run_dir)  # at once: a run stopped before its first snapshot can be resumed
@@ -614,7 +617,7 @@ def roll_back(state, run_dir, error):
 
 
 def drop_stats_after(stats_path, cur_nimg):
-    """On resume, forget tick records written after the checkpoint (they will be redone)."""
+    """On resume, forget the records (JSON lines with a kimg) written after the checkpoint (they will be redone)."""
     if not os.path.exists(stats_path):
         return
     with open(stats_path) as f:

@@ -87,3 +87,35 @@ def test_callback_state_is_checkpointed_and_resumed(p1_path, target_dir, tmp_pat
     ck = torch.load(run / 'checkpoint.pt', weights_only=True)
     assert ck['callbacks'] == dict(count_tick=dict(calls=6), count_snapshot=dict(calls=3),
                                    count_step=dict(calls=3))  # counted on from the restored state
+
+
+def test_snapshot_metrics_are_appended_per_snapshot(p1_path, target_dir, tmp_path):
+    base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4', '--tick', '0.004',
+            '--snap', '1', '--no-progress', '--outdir', str(tmp_path), '--metrics', 'sharpness']
+    res = CliRunner().invoke(train_cli.main, base + ['--kimg', '0.008'])
+    assert res.exit_code == 0, res.output
+    (run,) = [tmp_path / n for n in os.listdir(tmp_path)]
+    assert read_training_options(run / 'training_options.json')['metrics'] == ['sharpness']
+    records = [json.loads(x) for x in (run / 'metric-sharpness.jsonl').read_text().splitlines()]
+    assert [r['kimg'] for r in records] == [0.004, 0.008]
+    assert records[-1]['snapshot'] == 'network-snapshot-000000.008.pkl' and (run / records[-1]['snapshot']).is_file()
+    assert records[0]['values']['num_gen'] == 64 and records[0]['value'] == records[0]['values']['mean'] > 0
+    with open(run / 'metric-sharpness.jsonl', 'a') as f:  # written after the checkpoint by a run that then died
+        f.write(json.dumps(dict(records[-1], kimg=0.012)) + '\n')
+    opts = read_training_options(run / 'training_options.json')
+    write_training_options(run / 'training_options.json', dict(opts, kimg=0.012))
+    res = CliRunner().invoke(train_cli.main, ['--resume-run', str(run), '--no-progress'])
+    assert res.exit_code == 0, res.output
+    again = [json.loads(x) for x in (run / 'metric-sharpness.jsonl').read_text().splitlines()]
+    assert [r['kimg'] for r in again] == [0.004, 0.008, 0.012] and again[:2] == records
+
+
+@pytest.mark.parametrize('names, words', [('bogus', ['--metrics bogus', 'choose from']),
+                                          ('sharpness,kid', ['--metrics kid needs data', 'calc_metrics'])])
+def test_bad_metric_names_fail_in_one_line(p1_path, target_dir, tmp_path, names, words):
+    res = CliRunner().invoke(train_cli.main, ['--resume', p1_path, '--target-dir', target_dir, '--outdir',
+                                              str(tmp_path / 'runs'), '--metrics', names])
+    lines = res.stderr.strip().splitlines()
+    assert res.exit_code != 0 and len(lines) == 1 and lines[0].startswith('Error:'), res.output
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not (tmp_path / 'runs').exists() or not os.listdir(tmp_path / 'runs')

@@ -4,6 +4,7 @@ from .registry import (CALLBACKS, WHEN, Callback, CallbackSpec, build_callbacks,
                        load_callbacks_state, register, run_callbacks)
 
 from . import ada  # noqa: F401,E402  (registers 'ada_p')
+from . import snapshot_metrics  # noqa: F401,E402  (registers 'snapshot_metrics')
 
 __all__ = ['CALLBACKS', 'WHEN', 'Callback', 'CallbackSpec', 'build_callbacks', 'callbacks_state',
            'load_callbacks_state', 'register', 'run_callbacks']

@@ -5,23 +5,24 @@ fsgan.run_setup.setup_training_config and of scripts/train.py's click command), 
 (`group`), its type and bounds, its default and its help text. From it come:
 
   - scripts/train.py's click options (`click_options`): same flags, help and defaults;
-  - setup_training_config's checks (`check_option`), and the training options a comparison row may set
-    (`METHOD@KEY=VALUE`: `TRAIN_OPTION_BOUNDS`, `TRAIN_OPTION_CHOICES`);
-  - the check of a run folder's training_options.json before a resume (`check_recorded`).
+  - setup_training_config's defaults and checks (`option_defaults`, `check_given`), and the training options a
+    comparison row may set (`METHOD@KEY=VALUE`: `TRAIN_OPTION_BOUNDS`, `TRAIN_OPTION_CHOICES`, `check_train_option`);
+  - the check of a run folder's training_options.json before a resume (fsgan.run_options.recorded_rule).
 
-training_options.json holds the resolved options grouped per component (written by `write_training_options`):
+training_options.json holds the resolved options grouped per component (written by `write_training_options`,
+groups and keys sorted), e.g. for `--resume p1.pkl --target-dir targets --kimg 0.004 --batch 4 --tick 0.004`:
 
     {
-      "method":       {"method": "fsgan", "method_options": {}, "protocol": "paper"},
-      "networks":     {"source": "/abs/p1.pkl", "start": "G", "track_w_avg": true, "cfg": null, "cond": false},
-      "loss":         {"gamma": 10.0, "pl_weight": 2.0, "style_mixing": 0.9, "losses": {},
-                       "G_reg_interval": 4, "D_reg_interval": 16},
       "augmentation": {"aug": "none", "augment_kwargs": {"name": "none"}},
-      "optimiser":    {"batch": 32, "lr": 0.002, "dlr": 0.002, "ema_kimg": 10.0, "ema_rampup": null},
-      "data":         {"target_dir": "/abs/targets", "shots": 10, "mirror": false, "resolution": 256},
-      "run":          {"outdir": "/abs/runs", "kimg": 20.0, "kimg_per_tick": 1.0, "snap": 5, "seed": 0,
-                       "device": "cuda", "num_gpus": 1, "nan_policy": "stop", "allow_tf32": false,
-                       "grid_seed": 0, "grid_size": 16, "grid_trunc": 0.8}
+      "data":         {"cond": false, "mirror": false, "resolution": 32, "shots": null, "target_dir": "/abs/targets"},
+      "loss":         {"D_reg_interval": 16, "G_reg_interval": 4, "gamma": 10.0, "losses": {}, "pl_weight": 2.0,
+                       "style_mixing": 0.9},
+      "method":       {"method": "fsgan", "method_options": {}, "protocol": "paper"},
+      "networks":     {"cfg": null, "source": "/abs/p1.pkl", "start": "G", "track_w_avg": true},
+      "optimiser":    {"batch": 4, "dlr": 0.003, "ema_kimg": 10.0, "ema_rampup": null, "lr": 0.003},
+      "run":          {"allow_tf32": false, "device": "cpu", "grid_seed": 0, "grid_size": 16, "grid_trunc": 0.8,
+                       "kimg": 0.004, "kimg_per_tick": 0.004, "metrics": [], "nan_policy": "stop", "num_gpus": 1,
+                       "outdir": "/abs/runs", "seed": 0, "snap": 5}
     }
 
 Keys keep their flat names inside the groups (a key belongs to exactly one group), so `flatten_options` turns the

@@ -46,7 +46,8 @@ def _resume(c, run_dir, progress, record_options=False):
     """Continue run_dir from its checkpoint (the caller holds the folder's lock); record_options: first write `c`
     into its training_options.json (a run extended by --kimg)."""
     import numpy as np
-    from dnnlib.fileio import atomic_write_json, remove_abandoned_temps
+    from dnnlib.fileio import remove_abandoned_temps
+    from fsgan.options import write_training_options
     remove_abandoned_temps(run_dir)  # left by a kill mid-write; the lock keeps writers out
     images = np.load(os.path.join(run_dir, 'target_shots.npy'))
     labels = None
@@ -57,7 +58,7 @@ def _resume(c, run_dir, progress, record_options=False):
                              f'or start a new run')
         labels = np.load(labels_path)
     if record_options:
-        atomic_write_json(os.path.join(run_dir, 'training_options.json'), c)
+        write_training_options(os.path.join(run_dir, 'training_options.json'), c)
     with naming_run(run_dir):
         launch(c, run_dir, images, labels, resume=True, progress=progress)
     return run_dir

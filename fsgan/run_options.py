@@ -1,17 +1,18 @@
 """The options a run folder records (training_options.json), checked when the run is resumed.
 
-A hand-edited or damaged file fails in one line that names the file and the key, before anything runs
-(otherwise a missing key surfaces as an AttributeError deep in the training loop).
+The file is grouped per component (fsgan.options describes the form); run folders written before the grouping hold
+the flat form, which is read as well. A hand-edited or damaged file fails in one line that names the file and the
+key, before anything runs (otherwise a missing key surfaces as an AttributeError deep in the training loop). What
+each key must be comes from fsgan.options.OPTIONS.
 """
 import json
 import math
 import os
 
 from dnnlib import EasyDict
-from fsgan.losses import resolve_losses
 from fsgan.methods import METHODS
-from fsgan.protocol import PROTOCOLS, STARTS
 from fsgan.network_urls import NETWORK_URLS
+from fsgan.options import BY_KEY, GROUPS, flatten_options, is_grouped
 
 
 class RunOptionsError(ValueError):
@@ -26,68 +27,36 @@ def _number(value, low=None, high=None, open_low=False):
     return above and (high is None or value <= high)
 
 
-def _count(value, low):
-    """value is a JSON integer >= low."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+def _count(value, low, high=None):
+    """value is a JSON integer >= low (and <= high)."""
+    return (isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low)
+            and (high is None or value <= high))
 
 
-# training_options.json keys a resumed run reads: key -> (what it must be, test). A hand-edited file is checked
-# against these before anything runs; OPTIONAL_RUN_OPTIONS may be absent or null (older runs).
-RUN_OPTIONS = {
-    'method': (f'one of {", ".join(sorted(METHODS))}', lambda v: isinstance(v, str) and v in METHODS),
-    'method_options': ('an object', lambda v: isinstance(v, dict)),
-    'source': ('a network path, URL or short name, or null', lambda v: v is None or isinstance(v, str)),
-    'target_dir': ('a path', lambda v: isinstance(v, str)),
-    'device': ('"cpu" or "cuda"', lambda v: v in ('cpu', 'cuda')),
-    'kimg': ('a number > 0', lambda v: _number(v, 0, open_low=True)),
-    'kimg_per_tick': ('a number > 0', lambda v: _number(v, 0, open_low=True)),
-    'lr': ('a number > 0', lambda v: _number(v, 0, open_low=True)),
-    'gamma': ('a number >= 0', lambda v: _number(v, 0)),
-    'pl_weight': ('a number >= 0', lambda v: _number(v, 0)),
-    'ema_kimg': ('a number >= 0', lambda v: _number(v, 0)),
-    'style_mixing': ('a number in [0, 1]', lambda v: _number(v, 0, 1)),
-    'grid_trunc': ('a number', _number),
-    'batch': ('an integer >= 1', lambda v: _count(v, 1)),
-    'grid_size': ('an integer >= 1', lambda v: _count(v, 1)),
-    'resolution': ('an integer >= 1', lambda v: _count(v, 1)),
-    'seed': ('an integer >= 0', lambda v: _count(v, 0)),
-    'grid_seed': ('an integer >= 0', lambda v: _count(v, 0)),
-    'snap': ('an integer >= 0', lambda v: _count(v, 0)),
-    'G_reg_interval': ('an integer >= 0', lambda v: _count(v, 0)),
-    'D_reg_interval': ('an integer >= 0', lambda v: _count(v, 0)),
-    'mirror': ('true or false', lambda v: isinstance(v, bool)),
-}
-OPTIONAL_RUN_OPTIONS = {
-    'shots': ('an integer >= 1', lambda v: _count(v, 1)),
-    'num_gpus': ('an integer >= 1', lambda v: _count(v, 1)),
-    'dlr': ('a number > 0', lambda v: _number(v, 0, open_low=True)),
-    'ema_rampup': ('a number >= 0', lambda v: _number(v, 0)),
-    'mode_seeking': ('a number >= 0', lambda v: _number(v, 0)),
-    'class_loss': ('a number >= 0', lambda v: _number(v, 0)),
-    'nan_policy': ('"stop" or "rollback"', lambda v: v in ('stop', 'rollback')),
-    'protocol': (f'one of {", ".join(PROTOCOLS)}, or null', lambda v: v in PROTOCOLS),
-    'start': (f'one of {", ".join(STARTS)}, or null', lambda v: v in STARTS),
-    'track_w_avg': ('true, false or null', lambda v: isinstance(v, bool)),
-    'allow_tf32': ('true or false', lambda v: isinstance(v, bool)),
-    'losses': ('an object {term: {weight, options}} of registered loss terms', lambda v: _loss_terms(v)),
-}
+def recorded_rule(option):
+    """(what the recorded value of `option` must be, test) from its kind and bounds."""
+    bound = f' {option.bound_text()}' if option.bound_text() else ''
+    if option.check is not None:
+        what, test = option.what, option.check
+    elif option.kind == 'float':
+        what, test = f'a number{bound}', lambda v: _number(v, option.low, option.high, option.low_open)
+    elif option.kind == 'int':
+        what, test = f'an integer{bound}', lambda v: _count(v, option.low, option.high)
+    elif option.kind in ('flag', 'switch'):
+        what, test = 'true or false', lambda v: isinstance(v, bool)
+    elif option.kind == 'choice':
+        what, test = f'one of {", ".join(option.choice_list())}', lambda v: v in option.choice_list()
+    elif option.kind in ('pairs', 'object'):
+        what, test = 'an object', lambda v: isinstance(v, dict)
+    else:
+        what, test = option.what or 'a text', lambda v: isinstance(v, str)
+    if option.nullable:
+        return what, lambda v: v is None or test(v)
+    return what, test
 
 
-def _loss_terms(value):
-    """value is a {term: {weight, **options}} object that fsgan.losses.resolve_losses accepts."""
-    try:
-        return isinstance(value, dict) and resolve_losses(value) is not None
-    except (ValueError, TypeError, AttributeError):
-        return False
-
-
-def load_run_options(run_dir):
-    """The options in run_dir/training_options.json as an EasyDict, checked against RUN_OPTIONS (and that the
-    device and a relative source path still work here); RunOptionsError naming the file and the key."""
-    import torch
-    path = os.path.join(run_dir, 'training_options.json')
-    if not os.path.isfile(path):
-        raise RunOptionsError(f'--resume-run {run_dir}: no training_options.json there; give a run folder')
+def read_options_file(path):
+    """The JSON object in `path` (RunOptionsError naming the file when it is missing, unreadable or not one)."""
     try:
         with open(path, encoding='utf-8') as f:
             c = json.load(f)
@@ -98,14 +67,56 @@ def load_run_options(run_dir):
         raise RunOptionsError(f'{path}: cannot be read ({e}); restore it') from None
     if not isinstance(c, dict):
         raise RunOptionsError(f'{path}: holds a JSON {type(c).__name__}, not an object of options; restore it')
-    rules = dict(RUN_OPTIONS)
-    if c.get('source') is None:  # from scratch: the networks' constructor arguments
-        rules.update({k: ('an object', lambda v: isinstance(v, dict)) for k in ('G_kwargs', 'D_kwargs')})
-    for key, (what, ok) in list(rules.items()) + list(OPTIONAL_RUN_OPTIONS.items()):
-        if key in rules and key not in c:
-            raise RunOptionsError(f'{path}: "{key}" is missing ({what}); restore it')
-        if (key in rules or c.get(key) is not None) and not ok(c.get(key)):
+    return c
+
+
+def check_layout(path, c):
+    """Grouped: every key a training option in its own group; flat (older runs): every key a training option, and no
+    group objects among them (RunOptionsError names the key and what to do)."""
+    if not is_grouped(c):
+        mixed = sorted(k for k, v in c.items() if k in GROUPS and isinstance(v, dict))
+        if mixed:
+            raise RunOptionsError(f'{path}: has the groups {", ".join(mixed)} beside other top-level keys; put every '
+                                  f'key inside its group ({", ".join(GROUPS)})')
+    for group, entries in (c.items() if is_grouped(c) else [(None, c)]):
+        for key in entries:
+            if key not in BY_KEY:
+                raise RunOptionsError(f'{path}: "{key}" is no training option (fsgan.options); remove it')
+            if group is not None and BY_KEY[key].group != group:
+                raise RunOptionsError(f'{path}: "{key}" belongs in "{BY_KEY[key].group}", not in "{group}"; '
+                                      f'move it')
+
+
+def check_keys(path, c):
+    """Every recorded key present where required, and of the kind and in the bounds fsgan.options gives."""
+    from_scratch = c.get('source') is None  # then the networks' constructor arguments are needed
+    for key, option in BY_KEY.items():
+        what, ok = recorded_rule(option)
+        required = option.required or (from_scratch and key in ('G_kwargs', 'D_kwargs'))
+        if required and key not in c:
+            raise RunOptionsError(f'{path}: "{key}" is missing ({what}, in "{option.group}"); restore it')
+        if (required or c.get(key) is not None) and not ok(c.get(key)):
             raise RunOptionsError(f'{path}: "{key}" is {json.dumps(c[key])}, not {what}; fix it')
+
+
+def load_run_options(run_dir):
+    """The options in run_dir/training_options.json (grouped, or flat from older runs) as a flat EasyDict, checked
+    against fsgan.options (and that the device and a relative source path still work here); RunOptionsError
+    naming the file and the key."""
+    path = os.path.join(run_dir, 'training_options.json')
+    if not os.path.isfile(path):
+        raise RunOptionsError(f'--resume-run {run_dir}: no training_options.json there; give a run folder')
+    c = read_options_file(path)
+    check_layout(path, c)
+    c = flatten_options(c)
+    check_keys(path, c)
+    check_here(path, c)
+    return EasyDict(c)
+
+
+def check_here(path, c):
+    """The recorded method options, device and source work in this process (RunOptionsError otherwise)."""
+    import torch
     unknown = sorted(set(c['method_options']) - set(METHODS[c['method']].options))
     if unknown:
         raise RunOptionsError(f'{path}: "method_options" has {", ".join(unknown)}, which method {c["method"]} does not '
@@ -118,4 +129,3 @@ def load_run_options(run_dir):
             and not os.path.exists(source):  # runs before paths were recorded absolute
         raise RunOptionsError(f'{path}: "source" {source} does not exist from {os.getcwd()}; run from the folder '
                               f'the run was started in, or write the network\'s absolute path there')
-    return EasyDict(c)

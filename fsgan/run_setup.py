@@ -3,14 +3,16 @@
 `setup_training_config` is a pure function of its arguments (it reads nothing from disk); `network_geometry`,
 `target_labels` and `scratch_kwargs` resolve what depends on the source network and the targets.
 """
-import math
 import os
 import re
 
 from dnnlib import EasyDict
 from fsgan import protocol as protocols
+from fsgan.callbacks.snapshot_metrics import metric_names
 from fsgan.methods import get_method
-from training.augment_ada import ADA_PRESETS
+from fsgan.options import BY_NAME, SWITCH_WORDS, SetupError, check_given, option_defaults
+# Kept importable from here: fsgan.compare checks comparison rows (METHOD@KEY=VALUE) with them.
+from fsgan.options import TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, check_train_option  # noqa: F401
 
 # Small from-scratch configurations for the CPU: resolution -> G/D kwargs (channels come from the data).
 # Glyphs have no stochastic texture: without per-pixel noise inputs G cannot satisfy D's minibatch-stddev
@@ -26,43 +28,6 @@ SCRATCH_CFGS = {
     'small64': dict(resolution=64, z_dim=256, w_dim=256, mapping_layers=4, channel_base=8192, channel_max=256,
                     D_channel_base=8192, D_channel_max=256, mbstd_group=4, mbstd_channels=1, use_noise=True),
 }
-
-
-class SetupError(Exception):
-    """A bad combination of options (the message names the option)."""
-
-
-TRAIN_OPTION_BOUNDS = {'lr': '> 0', 'dlr': '> 0', 'gamma': '>= 0', 'pl_weight': '>= 0', 'style_mixing': 'in [0, 1]',
-                       'mode_seeking': '>= 0', 'mode_seeking_hinge': '0 or 1', 'class_loss': '>= 0',
-                       'aug_p': 'in [0, 1]', 'ada_target': 'in [0, 1]', 'ada_kimg': '> 0'}
-AUG_MODES = ('noaug', 'none', 'ada', 'fixed', 'diffaug')  # as stylegan2-ada-pytorch's --aug, plus diffaug
-TRAIN_OPTION_CHOICES = {'aug': AUG_MODES, 'augpipe': tuple(ADA_PRESETS)}  # training options that take a name
-
-
-SWITCH_WORDS = {'1': True, 'true': True, 'yes': True, 'on': True, '0': False, 'false': False, 'no': False, 'off': False}
-
-
-def check_train_option(key, value):
-    """float(value) if it is a valid setting of training option `key` (TRAIN_OPTION_BOUNDS), else SetupError.
-
-    A '0 or 1' option (a switch) also takes the SWITCH_WORDS, as boolean method options do. An option of
-    TRAIN_OPTION_CHOICES gives back its value as a name.
-    """
-    if key in TRAIN_OPTION_CHOICES:
-        if value not in TRAIN_OPTION_CHOICES[key]:
-            raise SetupError(f'{key} must be one of {", ".join(TRAIN_OPTION_CHOICES[key])}, got {value!r}')
-        return str(value)
-    bound = TRAIN_OPTION_BOUNDS[key]
-    if bound == '0 or 1' and isinstance(value, str) and value.strip().lower() in SWITCH_WORDS:
-        return float(SWITCH_WORDS[value.strip().lower()])
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    ok = math.isfinite(number) and (number > 0 if bound == '> 0' else number >= 0)
-    if not ok or (bound == 'in [0, 1]' and number > 1) or (bound == '0 or 1' and number not in (0, 1)):
-        raise SetupError(f'{key} must be a finite number {bound}, got {value!r}')
-    return number
 
 
 def parse_method_options(pairs, method):
@@ -100,13 +65,9 @@ def augment_config(aug='noaug', aug_p=None, augpipe=None, diffaug_policy=None, a
     fixed: the ADA pipeline at p = --aug-p; diffaug: DiffAugment with --diffaug-policy.
     """
     from training.augment import parse_diffaug_policy
-    def checked(key, value):
-        try:
-            return None if value is None else check_train_option(key, value)
-        except SetupError as e:
-            raise SetupError(f'--{key.replace("_", "-")}: {e}') from None
-    aug, augpipe, aug_p = checked('aug', aug), checked('augpipe', augpipe), checked('aug_p', aug_p)
-    ada_target, ada_kimg = checked('ada_target', ada_target), checked('ada_kimg', ada_kimg)
+    checked = check_given(dict(aug=aug, aug_p=aug_p, augpipe=augpipe, ada_target=ada_target, ada_kimg=ada_kimg))
+    aug, aug_p, augpipe, ada_target, ada_kimg = (checked[k] for k in ('aug', 'aug_p', 'augpipe', 'ada_target',
+                                                                       'ada_kimg'))
     mode = 'none' if aug == 'noaug' else aug
     for flag, value, needs in (('--aug-p', aug_p, ('ada', 'fixed')), ('--augpipe', augpipe, ('ada', 'fixed')),
                                ('--diffaug-policy', diffaug_policy, ('diffaug',)),
@@ -132,116 +93,79 @@ def augment_config(aug='noaug', aug_p=None, augpipe=None, diffaug_policy=None, a
                       ada_kimg=ada_kimg if ada_kimg is not None else 500.0, interval=4)
 
 
-def setup_training_config(
-    target_dir,             # Folder or zip of target images.
-    outdir='runs',          # Parent of the numbered run folders.
-    resume=None,            # Source network (path, URL or short name); None = train from scratch.
-    method='fsgan',         # Adaptation method (see fsgan.methods).
-    method_options=None,    # Extra method options {name: value}.
-    freezed=None,           # FreezeD: number of D layers to freeze (method freezed only).
-    shots=None,             # Number of target images, None = all.
-    kimg=None,              # Training length in thousands of images; None = paper default (20, or 16 for <= 5 shots).
-    batch=None,             # Batch size; None = the protocol's (paper 32, fsgan-repo and ours 16, scratch 16).
-    lr=None,                # Learning rate; None = the method's paper setting.
-    dlr=None,               # D learning rate; None = lr.
-    gamma=10.0,             # R1 weight.
-    pl_weight=2.0,          # Path-length weight (0 = off).
-    style_mixing=0.9,       # Style mixing probability.
-    mode_seeking=0.0,       # Mode-seeking weight (Mao et al. 2019), 0 = off; for small from-scratch nets.
-    mode_seeking_hinge=False,  # Hinge that term at the real batch's pair distance (training.loss); needs
-                               # mode_seeking > 0 and distinct real images (shots >= 2).
-    ema_kimg=None,          # G_ema half-life in kimg; None = the protocol's (paper 10; ours batch * 10 / 32).
-    ema_rampup=None,        # G_ema ramp-up (fraction of images seen); 0 = off; None = the protocol's.
-    protocol='paper',       # Adaptation protocol (fsgan.protocol): 'paper', 'fsgan-repo' or 'ours'.
-    start=None,             # Source generator G and G_ema start from: 'G' or 'G_ema'; None = the protocol's.
-    track_w_avg=None,       # Let w_avg track the mapping output during adaptation; None = the protocol's.
-    mirror=False,           # Add x-flips of the targets.
-    cond=False,             # Condition on the targets' dataset.json labels (class-conditional G and D).
-    class_loss=0.0,         # With cond: weight of the classification term on D's logits (fsgan/losses/class_loss.py).
-    losses=None,            # Registered loss terms (fsgan.losses): {name: weight or {weight, **options}}; the three
-                            # options above are shorthands for 'mode_seeking' (with hinge) and 'class'.
-    seed=0,                 # Random seed (shots selection, init, training).
-    snap=5,                 # Snapshot every this many ticks.
-    kimg_per_tick=1.0,      # Length of a tick in kimg.
-    cfg='glyph32',          # From-scratch configuration (only without --resume).
-    device=None,            # 'cpu', 'cuda' or None = CUDA when available.
-    grid_trunc=0.8,         # Truncation psi of the snapshot grids.
-    nan_policy='stop',      # On NaN/Inf: 'stop', or 'rollback' to the last snapshot with the lr halved.
-    gpus=1,                 # Number of processes (one per GPU; gloo processes on the CPU).
-    aug='noaug',            # Augmentation of D's inputs: noaug (= none), ada, fixed, diffaug (augment_config).
-    aug_p=None,             # ADA strength p: fixed value (--aug fixed) or start value (--aug ada, None = 0).
-    augpipe=None,           # ADA preset (training.augment_ada.ADA_PRESETS); None = bgc.
-    diffaug_policy=None,    # DiffAugment policies, comma-separated; None = color,translation,cutout.
-    ada_target=None,        # ADA target of E[sign(D(real))]; None = 0.6.
-    ada_kimg=None,          # ADA: kimg for p to move by 1; None = 500.
-    allow_tf32=False,       # CUDA: TF32 for float32 matmuls and convolutions (faster, 10 mantissa bits).
-):
-    """Pure setup: options -> resolved, JSON-able training config (no files touched)."""
+def setup_training_config(target_dir, **options):
+    """Pure setup: training options -> resolved, JSON-able training config (no files touched).
+
+    options: any of fsgan.options.OPTIONS's setup parameters (names, defaults, bounds and help are there), as
+    Python values or as scripts/train.py's click command passes them: method_options and losses also as
+    KEY=VALUE strings (--method-opt, --loss), track_w_avg also as 'true' or 'false'. SetupError names the option.
+    """
     import torch
-    if resume is None:
-        method = 'tgan'  # from scratch, every tensor trains
-        protocol = None
-    spec = get_method(method)
-    method_options = dict(method_options or {})
-    if freezed is not None and method != 'freezed':
-        raise SetupError(f'--freezed is an option of --method freezed, not {method}')
-    if start is not None and start not in protocols.STARTS:
-        raise SetupError(f'--start {start!r}: choose one of {", ".join(protocols.STARTS)}')
-    if ema_rampup is not None and not (math.isfinite(ema_rampup) and ema_rampup >= 0):
-        raise SetupError(f'--ema-rampup must be a finite number >= 0 (0 = off), got {ema_rampup}')
-    try:
-        proto = protocols.resolve(protocol, dict(batch=batch, ema_kimg=ema_kimg, start=start, track_w_avg=track_w_avg,
-                                                 freezed=freezed, ema_rampup=ema_rampup))
-    except ValueError as e:
-        raise SetupError(str(e)) from None
-    if method == 'freezed':
-        method_options.setdefault('freezed', proto['freezed'])  # --method-opt freezed=K wins too
-    batch = proto['batch']
-    if shots is not None and shots < 1:
-        raise SetupError(f'--shots must be >= 1, got {shots}')
-    if batch < 1:
-        raise SetupError(f'--batch must be >= 1, got {batch}')
-    given = dict(lr=lr, dlr=dlr, gamma=gamma, pl_weight=pl_weight, style_mixing=style_mixing, mode_seeking=mode_seeking,
-                 mode_seeking_hinge=mode_seeking_hinge, class_loss=class_loss)
-    for key, value in given.items():
-        if value is not None:
-            try:
-                given[key] = check_train_option(key, value)
-            except SetupError as e:
-                raise SetupError(f'--{key.replace("_", "-")}: {e}') from None
-    lr = float(lr if lr is not None else spec.lr)
-    losses = merge_loss_options(losses, given, defaults=spec.losses)
-    if 'class' in losses and not cond:
+    o = given_options(target_dir, options)
+    spec = get_method(o.method)
+    proto = resolve_protocol(o)
+    lr = float(o.lr if o.lr is not None else spec.lr)
+    losses = merge_loss_options(o.losses, o, defaults=spec.losses)
+    if 'class' in losses and not o.cond:
         raise SetupError('--class-loss needs --cond (class labels for the reals), as does --loss class')
-    if gpus < 1 or batch % gpus != 0:
+    batch, gpus = proto['batch'], o.gpus
+    if batch % gpus != 0:
         raise SetupError(f'--batch {batch} must be a multiple of --gpus {gpus}')
-    if kimg is None:
-        kimg = 16 if (shots is not None and shots <= 5) else 20
-    if device is None:
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = o.device if o.device is not None else ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cuda' and not torch.cuda.is_available():
         raise SetupError('--device cuda: CUDA is not available on this machine; use --device cpu')
     if device == 'cuda' and gpus > torch.cuda.device_count():
         raise SetupError(f'--gpus {gpus}: only {torch.cuda.device_count()} CUDA device(s) here')
-    aug_mode, augment_kwargs = augment_config(aug, aug_p, augpipe, diffaug_policy, ada_target, ada_kimg)
-    if resume is None and cfg not in SCRATCH_CFGS:
-        raise SetupError(f'--cfg {cfg!r}: choose one of {", ".join(SCRATCH_CFGS)}')
-    c = EasyDict(
-        target_dir=local_path(target_dir), outdir=os.path.abspath(outdir), source=local_path(resume), method=method,
-        method_options=method_options,
-        shots=shots, kimg=float(kimg), batch=batch, lr=lr, dlr=float(dlr) if dlr is not None else lr,
-        gamma=float(gamma), pl_weight=float(pl_weight), style_mixing=float(style_mixing),
-        losses=losses,
-        protocol=protocol, ema_kimg=float(proto['ema_kimg']), ema_rampup=proto['ema_rampup'] or None,
-        start=proto['start'], track_w_avg=proto['track_w_avg'],
-        G_reg_interval=4, D_reg_interval=16, mirror=bool(mirror), cond=bool(cond),
-        seed=int(seed), snap=int(snap),
-        kimg_per_tick=float(kimg_per_tick), device=device, grid_seed=int(seed), grid_size=16,
-        grid_trunc=float(grid_trunc), cfg=cfg if resume is None else None, nan_policy=nan_policy, num_gpus=int(gpus),
-        aug=aug_mode, augment_kwargs=augment_kwargs,
-        allow_tf32=bool(allow_tf32),
+    aug_mode, augment_kwargs = augment_config(o.aug, o.aug_p, o.augpipe, o.diffaug_policy, o.ada_target, o.ada_kimg)
+    kimg = o.kimg if o.kimg is not None else (16 if (o.shots is not None and o.shots <= 5) else 20)
+    scratch = o.resume is None
+    return EasyDict(
+        target_dir=local_path(o.target_dir), outdir=os.path.abspath(o.outdir), source=local_path(o.resume),
+        method=o.method, method_options=o.method_options, shots=o.shots, kimg=float(kimg), batch=batch, lr=lr,
+        dlr=float(o.dlr) if o.dlr is not None else lr, gamma=float(o.gamma), pl_weight=float(o.pl_weight),
+        style_mixing=float(o.style_mixing), losses=losses, protocol=o.protocol,
+        ema_kimg=float(proto['ema_kimg']), ema_rampup=proto['ema_rampup'] or None, start=proto['start'],
+        track_w_avg=proto['track_w_avg'], G_reg_interval=4, D_reg_interval=16, mirror=bool(o.mirror),
+        cond=bool(o.cond), seed=o.seed, snap=o.snap, kimg_per_tick=float(o.kimg_per_tick), device=device,
+        grid_seed=o.seed, grid_size=16, grid_trunc=float(o.grid_trunc), cfg=o.cfg if scratch else None,
+        nan_policy=o.nan_policy, num_gpus=gpus, aug=aug_mode, augment_kwargs=augment_kwargs,
+        allow_tf32=bool(o.allow_tf32), metrics=metric_names(o.metrics),
     )
-    return c
+
+
+def given_options(target_dir, options):
+    """EasyDict of every setup option: defaults (fsgan.options.OPTIONS), then `options`, checked against the table;
+    from scratch (no resume) the method is tgan and there is no protocol. Parses --method-opt, --loss and
+    --track-w-avg words."""
+    o = EasyDict(option_defaults(dict(options, target_dir=target_dir)))
+    if o.resume is None:
+        o.method, o.protocol = 'tgan', None  # from scratch, every tensor trains
+    o.update(check_given({k: v for k, v in o.items() if BY_NAME[k].kind in ('float', 'int', 'flag', 'choice')}))
+    if isinstance(o.method_options, (list, tuple)):
+        o.method_options = parse_method_options(o.method_options, o.method)
+    o.method_options = dict(o.method_options or {})
+    if isinstance(o.losses, (list, tuple)):
+        o.losses = parse_loss_options(o.losses)
+    if isinstance(o.track_w_avg, str):
+        if o.track_w_avg.strip().lower() not in SWITCH_WORDS:
+            raise SetupError(f'--track-w-avg {o.track_w_avg!r}: expected true or false')
+        o.track_w_avg = SWITCH_WORDS[o.track_w_avg.strip().lower()]
+    if o.freezed is not None and o.method != 'freezed':
+        raise SetupError(f'--freezed is an option of --method freezed, not {o.method}')
+    return o
+
+
+def resolve_protocol(o):
+    """The protocol's items (fsgan.protocol.resolve) with the options given; FreezeD's depth joins the method
+    options of --method freezed (where --method-opt freezed=K does not set it)."""
+    given = {k: o[k] for k in ('batch', 'ema_kimg', 'start', 'track_w_avg', 'freezed', 'ema_rampup')}
+    try:
+        proto = protocols.resolve(o.protocol, given)
+    except ValueError as e:
+        raise SetupError(str(e)) from None
+    if o.method == 'freezed':
+        o.method_options.setdefault('freezed', proto['freezed'])
+    return proto
 
 
 def merge_loss_options(losses, given, defaults=None):
@@ -254,11 +178,11 @@ def merge_loss_options(losses, given, defaults=None):
     merged = {k: entry(v) for k, v in (defaults or {}).items()}
     for k, v in (losses or {}).items():
         merged[k] = dict(merged.get(k, {}), **entry(v))
-    if given['mode_seeking']:
+    if given.get('mode_seeking'):
         merged.setdefault('mode_seeking', {})['weight'] = given['mode_seeking']
-    if given['mode_seeking_hinge']:
+    if given.get('mode_seeking_hinge'):
         merged.setdefault('mode_seeking', {})['hinge'] = True
-    if given['class_loss']:
+    if given.get('class_loss'):
         merged.setdefault('class', {})['weight'] = given['class_loss']
     if merged.get('mode_seeking', {}).get('hinge') and not merged['mode_seeking'].get('weight'):
         raise SetupError('--mode-seeking-hinge needs a --mode-seeking weight > 0')

@@ -1,7 +1,6 @@
 """The sections of fsgan.selfcheck. Each check_*(ctx) takes ctx.device and ctx.quick and returns a dict
 with 'status' ('pass' | 'warn' | 'fail' | 'skipped'), a one-line 'summary' and its details."""
 import glob
-import json
 import math
 import os
 import subprocess
@@ -340,8 +339,8 @@ def check_end_to_end(ctx):
         out = dict(train=train, snapshots=[os.path.basename(s) for s in snaps])
         if train['rc'] != 0 or not snaps:
             return dict(out, status='fail', summary=f'train.py exit {train["rc"]}, {len(snaps)} snapshot(s)')
-        with open(os.path.join(run_dirs[-1], 'training_options.json')) as f:
-            options = json.load(f)
+        from fsgan.options import read_training_options
+        options = read_training_options(os.path.join(run_dirs[-1], 'training_options.json'))
         out['options'] = {k: options.get(k) for k in ('device', 'allow_tf32', 'batch', 'kimg', 'method')}
         gen_dir = os.path.join(tmp, 'generated')
         out['generate'] = run_script(['generate.py', '--network', snaps[-1], '--seeds', '0-3', '--grid',

@@ -2,9 +2,10 @@
 
 The adaptation method only decides which tensors train (fsgan.methods); this loop is the
 same for all of them. A run folder holds:
-  training_options.json   the resolved options (seed, method, data, source sha256, ...)
+  training_options.json   the resolved options, grouped per component (fsgan.options)
   target_shots.json       the chosen target files, their sha256 and conversion notes
   stats.jsonl             one JSON record per tick (losses, kimg, timing)
+  metric-{name}.jsonl     with --metrics: one JSON record per snapshot (fsgan/callbacks/snapshot_metrics.py)
   fakes{tag}.png          fixed-seed sample grid at each snapshot; tag = kimg with three decimals,
                           e.g. 000020.480 (fsgan.export.artefact_tag): unique, sorts in time order
   network-snapshot-{tag}.pkl   baked network pickle (stylegan2-ada-pytorch format)
@@ -13,6 +14,7 @@ same for all of them. A run folder holds:
   events.out.tfevents.*   TensorBoard scalars (step = images seen)
 """
 import copy
+import glob
 import json
 import math
 import os
@@ -26,8 +28,10 @@ import torch
 from dnnlib import EasyDict
 from dnnlib.fileio import append_line, atomic_open, atomic_write_json
 from fsgan import export
+from fsgan.callbacks import build_callbacks, callbacks_state, load_callbacks_state, run_callbacks
 from fsgan.losses import build_loss_terms, resolve_losses
 from fsgan.methods import adapt, get_method
+from fsgan.options import write_training_options
 from torch_utils import distributed, training_stats
 from torch_utils.misc import one_hot
 from torch_utils.image_grid import save_png, tile, to_uint8
@@ -84,7 +88,7 @@ def set_tf32(allow):
 def make_optimizer(params, lr, reg_interval):
     """Adam (betas 0, 0.99) with the lazy-regularisation correction of lr and betas."""
     ratio = reg_interval / (reg_interval + 1) if reg_interval else 1
-    return torch.optim.Adam(params, lr=lr * ratio, betas=(0 ** ratio, 0.99 ** ratio), eps=1e-8)
+    return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0 ** ratio, 0.99 ** ratio), eps=1e-8)
 
 
 def setup_run(opts, device):
@@ -110,7 +114,7 @@ def training_state(opts, device, G, D, G_ema, trainable, update_w_avg, terms=())
     D_train = [p for p in trainable if id(p) in D_params]
     D_train += [t for term in terms for t in term.attach(G, D)]  # training-only tensors some terms add to D's side
     augment = build_augment(**opts.get('augment_kwargs', dict(name='none'))).to(device)
-    return EasyDict(augment=augment, G=G, D=D, G_ema=G_ema,
+    state = EasyDict(augment=augment, G=G, D=D, G_ema=G_ema,
                     loss=StyleGAN2Loss(G, D, style_mixing_prob=opts.style_mixing, r1_gamma=opts.gamma,
                                        pl_weight=opts.pl_weight, update_w_avg=update_w_avg, terms=terms,
                                        augment=augment),
@@ -118,6 +122,8 @@ def training_state(opts, device, G, D, G_ema, trainable, update_w_avg, terms=())
                     opt_D=make_optimizer(D_train, opts.get('dlr', opts.lr), opts.D_reg_interval) if D_train else None,
                     num_trainable=dict(G=sum(p.numel() for p in G_train), D=sum(p.numel() for p in D_train)),
                     cur_nimg=0, cur_tick=0, batch_idx=0, lr_scale=1.0)
+    state.callbacks = build_callbacks(opts, state)
+    return state
 
 
 def probe_method(opts, images, device, run_dir, labels=None):
@@ -145,7 +151,7 @@ def probe_method(opts, images, device, run_dir, labels=None):
     if found:
         opts.method_options = {**opts.method_options, **found}
         if distributed.rank() == 0:
-            atomic_write_json(os.path.join(run_dir, 'training_options.json'), opts)
+            write_training_options(os.path.join(run_dir, 'training_options.json'), opts)
 
 
 def fit(opts, G, D, trainable, kimg, images, device, labels=None):
@@ -301,7 +307,7 @@ def training_step(state, opts, images, device, labels=None):
     update_ema(state, opts, opts.batch)
     state.cur_nimg += opts.batch
     state.batch_idx += 1
-    state.augment.after_step(state.batch_idx, opts.batch)
+    run_callbacks(state.callbacks, 'step', state, opts)
     return all_losses
 
 
@@ -366,7 +372,9 @@ def save_checkpoint(state, opts, run_dir):
         G=state.G.state_dict(), D=state.D.state_dict(), G_ema=state.G_ema.state_dict(),
         opt_G=state.opt_G.state_dict() if state.opt_G else None,
         opt_D=state.opt_D.state_dict() if state.opt_D else None,
-        pl_mean=state.loss.pl_mean.cpu(), loss_terms=[t.state_dict() for t in state.loss.terms], augment={k: v.cpu() for k, v in state.augment.state_dict().items()},
+        pl_mean=state.loss.pl_mean.cpu(), loss_terms=[t.state_dict() for t in state.loss.terms],
+        augment={k: v.cpu() for k, v in state.augment.state_dict().items()},
+        callbacks=callbacks_state(state.callbacks),
         cur_nimg=state.cur_nimg, cur_tick=state.cur_tick,
         batch_idx=state.batch_idx, lr_scale=state.lr_scale, rng=rng_states,
         G_init_kwargs=json.loads(json.dumps(state.G_init_kwargs)),
@@ -378,21 +386,27 @@ def save_checkpoint(state, opts, run_dir):
 
 
 def write_snapshot(state, opts, run_dir):
-    """Sample grid, baked network pickle, adapter file, then the checkpoint (last, so it marks completion)."""
+    """Sample grid, baked network pickle and adapter file (rank 0), the snapshot callbacks, then the checkpoint
+    (last, so it marks completion and holds the callbacks' state)."""
     distributed.assert_in_sync(state.G, 'G')
-    if distributed.rank() != 0:
-        save_checkpoint(state, opts, run_dir)  # takes part in gathering the RNG states
-        return
+    if distributed.rank() == 0:
+        write_artefacts(state, opts, run_dir)
+    run_callbacks(state.callbacks, 'snapshot', state, opts, run_dir)
+    save_checkpoint(state, opts, run_dir)  # every rank takes part in gathering the RNG states
+
+
+def write_artefacts(state, opts, run_dir):
+    """fakes{tag}.png, network-snapshot-{tag}.pkl and (adapting a source) adapter-{tag}.pt of the current state."""
     tag = export.artefact_tag(state.cur_nimg)
     device = next(state.G_ema.parameters()).device
     render_grid(state, opts, device, os.path.join(run_dir, f'fakes{tag}.png'))
     export.save_snapshot(os.path.join(run_dir, f'network-snapshot-{tag}.pkl'), state.G, state.D, state.G_ema,
                          training_set_kwargs=dict(path=opts.target_dir, resolution=opts.resolution,
-                                                  use_labels=bool(opts.get("cond")), xflip=opts.mirror, max_size=opts.shots))
+                                                  use_labels=bool(opts.get('cond')), xflip=opts.mirror,
+                                                  max_size=opts.shots))
     if state.source_sha256 is not None:
         export.save_adapter(os.path.join(run_dir, f'adapter-{tag}.pt'), opts.method, opts.method_options,
                             state.source_sha256, state.G, state.D, state.G_ema, start=opts.get('start') or 'G_ema')
-    save_checkpoint(state, opts, run_dir)
 
 
 CHECKPOINT_KEYS = ('G', 'D', 'G_ema', 'opt_G', 'opt_D', 'pl_mean', 'cur_nimg', 'cur_tick', 'batch_idx', 'rng')
@@ -457,6 +471,7 @@ def load_checkpoint(state, run_dir, opts=None):
         term.load_state_dict(term_state)
     if 'augment' in ck:  # checkpoints written before augmentation existed have none
         state.augment.load_state_dict(ck['augment'], strict=True)
+    load_callbacks_state(state.callbacks, ck.get('callbacks', {}))
     state.cur_nimg, state.cur_tick, state.batch_idx = ck['cur_nimg'], ck['cur_tick'], ck['batch_idx']
     state.lr_scale = ck.get('lr_scale', 1.0)
     states = ck['rng']
@@ -478,12 +493,38 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
     if device.type == 'cuda' and distributed.world_size() > 1:
         device = torch.device('cuda', distributed.rank())
     configure_backends(device, opts.get('allow_tf32', False))
-    torch.manual_seed(opts.seed)
-    np.random.seed(opts.seed)
-    random.seed(opts.seed)
     images = torch.as_tensor(images)
     if labels is not None:
         labels = torch.as_tensor(labels, dtype=torch.int64)
+    state = start_run(opts, run_dir, images, labels, device, resume)
+    log = TickLog(opts, run_dir, state.cur_nimg, progress and distributed.rank() == 0)
+    total_nimg = int(opts.kimg * 1000)
+    tick_start_nimg, rollbacks = state.cur_nimg, 0
+    while state.cur_nimg < total_nimg:
+        try:
+            losses = training_step(state, opts, images, device, labels)
+        except TrainingError as e:
+            if opts.get('nan_policy', 'stop') != 'rollback' or rollbacks >= MAX_ROLLBACKS:
+                raise
+            rollbacks += 1
+            roll_back(state, run_dir, e)
+            tick_start_nimg = log.rolled_back(state.cur_nimg)
+            continue
+        log.step(losses)
+        done = state.cur_nimg >= total_nimg
+        if state.cur_nimg >= tick_start_nimg + int(opts.kimg_per_tick * 1000) or done:
+            end_tick(state, opts, run_dir, log, done)
+            tick_start_nimg = state.cur_nimg
+    log.close()
+    return state
+
+
+def start_run(opts, run_dir, images, labels, device, resume):
+    """Seeded setup of a run: the method's probe, networks, optimisers, restored checkpoint (resume) or a first
+    one, and the loss terms' prepared state. Returns the training state."""
+    torch.manual_seed(opts.seed)
+    np.random.seed(opts.seed)
+    random.seed(opts.seed)
     probe_method(opts, images, device, run_dir, labels)
     state = setup_run(opts, device)
     for net in (state.G, state.D, state.G_ema):
@@ -494,61 +535,67 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
     random.seed(rank_seed)
     if resume:
         load_checkpoint(state, run_dir, opts)
-        if distributed.rank() == 0:
-            drop_stats_after(os.path.join(run_dir, 'stats.jsonl'), state.cur_nimg)
+        if distributed.rank() == 0:  # records after the checkpoint will be redone
+            for name in ['stats.jsonl'] + sorted(glob.glob('metric-*.jsonl', root_dir=run_dir)):
+                drop_stats_after(os.path.join(run_dir, name), state.cur_nimg)
     prepare_loss_terms(state, opts, images, device)
     if not resume:
         save_checkpoint(state, opts, run_dir)  # at once: a run stopped before its first snapshot can be resumed
-    is_main = distributed.rank() == 0
-    progress = progress and is_main
-    tb = ScalarWriter(run_dir) if is_main else None
-    total_nimg = int(opts.kimg * 1000)
-    tick_nimg = int(opts.kimg_per_tick * 1000)
-    stats_path = os.path.join(run_dir, 'stats.jsonl')
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total_nimg, initial=state.cur_nimg, unit='kimg', unit_scale=0.001,
-                   bar_format='{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}]{postfix}')
-    tick_start_nimg = state.cur_nimg
-    tick_start_time = time.time()
-    rollbacks = 0
-    while state.cur_nimg < total_nimg:
-        try:
-            losses = training_step(state, opts, images, device, labels)
-        except TrainingError as e:
-            if opts.get('nan_policy', 'stop') != 'rollback' or rollbacks >= MAX_ROLLBACKS:
-                raise
-            rollbacks += 1
-            roll_back(state, run_dir, e)
-            tick_start_nimg = state.cur_nimg
-            if bar is not None:
-                bar.n = state.cur_nimg
-            continue
-        if bar is not None:
-            bar.update(min(opts.batch, total_nimg - bar.n))  # tqdm drops its total once n passes it
-            bar.set_postfix({k: f'{v:.3f}' for k, v in losses.items() if k in ('G', 'Dreal', 'Dgen')})
-        done = state.cur_nimg >= total_nimg
-        if state.cur_nimg < tick_start_nimg + tick_nimg and not done:
-            continue
-        state.cur_tick += 1
-        for name, value in state.augment.tick_stats().items():
-            training_stats.report(name, value)
-        record = dict(tick=state.cur_tick, kimg=state.cur_nimg / 1000, sec_per_tick=time.time() - tick_start_time,
-                      timestamp=time.time(), stats={k: v['mean'] for k, v in training_stats.collect().items()})
-        if is_main:
-            append_line(stats_path, json.dumps(record))
-            tb.add_scalars(dict(record['stats'], **{'Timing/sec_per_tick': record['sec_per_tick']}),
-                           step=state.cur_nimg)
-        if done or (opts.snap and state.cur_tick % opts.snap == 0):
-            write_snapshot(state, opts, run_dir)
-        tick_start_nimg = state.cur_nimg
-        tick_start_time = time.time()
-    if bar is not None:
-        bar.close()
-    if tb is not None:
-        tb.close()
     return state
+
+
+class TickLog:
+    """Progress bar, stats.jsonl and TensorBoard of a run (files and bar on rank 0 only)."""
+
+    def __init__(self, opts, run_dir, cur_nimg, progress):
+        self.is_main = distributed.rank() == 0
+        self.stats_path = os.path.join(run_dir, 'stats.jsonl')
+        self.tb = ScalarWriter(run_dir) if self.is_main else None
+        self.total_nimg, self.batch = int(opts.kimg * 1000), opts.batch
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.total_nimg, initial=cur_nimg, unit='kimg', unit_scale=0.001,
+                            bar_format='{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}]{postfix}')
+        self.tick_start_time = time.time()
+
+    def rolled_back(self, cur_nimg):
+        """The run went back to cur_nimg images (--nan-policy rollback); returns cur_nimg."""
+        if self.bar is not None:
+            self.bar.n = cur_nimg
+        return cur_nimg
+
+    def step(self, losses):
+        if self.bar is not None:
+            self.bar.update(min(self.batch, self.total_nimg - self.bar.n))  # tqdm drops its total once n passes it
+            self.bar.set_postfix({k: f'{v:.3f}' for k, v in losses.items() if k in ('G', 'Dreal', 'Dgen')})
+
+    def tick(self, state):
+        """Collect the tick's statistics (every rank) and record them (rank 0)."""
+        record = dict(tick=state.cur_tick, kimg=state.cur_nimg / 1000, sec_per_tick=time.time() - self.tick_start_time,
+                      timestamp=time.time(), stats={k: v['mean'] for k, v in training_stats.collect().items()})
+        if self.is_main:
+            append_line(self.stats_path, json.dumps(record))
+            self.tb.add_scalars(dict(record['stats'], **{'Timing/sec_per_tick': record['sec_per_tick']}),
+                                step=state.cur_nimg)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def end_tick(state, opts, run_dir, log, done):
+    """A tick's stats, its callbacks, and a snapshot (with its callbacks) when one is due."""
+    state.cur_tick += 1
+    for name, value in state.augment.tick_stats().items():
+        training_stats.report(name, value)
+    log.tick(state)
+    run_callbacks(state.callbacks, 'tick', state, opts, run_dir)
+    if done or (opts.snap and state.cur_tick % opts.snap == 0):
+        write_snapshot(state, opts, run_dir)
+    log.tick_start_time = time.time()
 
 
 MAX_ROLLBACKS = 3
@@ -570,7 +617,7 @@ def roll_back(state, run_dir, error):
 
 
 def drop_stats_after(stats_path, cur_nimg):
-    """On resume, forget tick records written after the checkpoint (they will be redone)."""
+    """On resume, forget the records (JSON lines with a kimg) written after the checkpoint (they will be redone)."""
     if not os.path.exists(stats_path):
         return
     with open(stats_path) as f:
@@ -589,5 +636,5 @@ def drop_stats_after(stats_path, cur_nimg):
 
 def write_run_files(run_dir, opts, target_record):
     """Options and target provenance, written once at the start of a run."""
-    atomic_write_json(os.path.join(run_dir, 'training_options.json'), opts)
+    write_training_options(os.path.join(run_dir, 'training_options.json'), opts)
     atomic_write_json(os.path.join(run_dir, 'target_shots.json'), target_record)

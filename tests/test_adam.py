@@ -1,6 +1,5 @@
 """AdAM (fsgan/methods/adam.py): kernel modulation, the importance mask, the probe, and the mask across resumes."""
 import copy
-import json
 import os
 
 import numpy as np
@@ -16,6 +15,7 @@ from fsgan.methods.freezed import paper_depth
 from fsgan.methods.reparam import KernelModulation, baked_state_dict
 from scripts import train as train_cli
 from training.networks import Discriminator, Generator
+from fsgan.options import read_training_options, write_training_options
 
 
 @pytest.fixture(scope='module')
@@ -168,13 +168,13 @@ def test_probe_runs_once_and_the_mask_resumes(p1_path, target_dir, tmp_path, mon
     _train(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.004'])
     assert len(calls) == 2
     run_a, run_b = [tmp_path / d / os.listdir(tmp_path / d)[0] for d in ('a', 'b')]
-    opts = json.loads((run_b / 'training_options.json').read_text())
+    opts = read_training_options(run_b / 'training_options.json')
     mask = opts['method_options']['mask']
-    assert mask and mask == json.loads((run_a / 'training_options.json').read_text())['method_options']['mask']
+    assert mask and mask == read_training_options(run_a / 'training_options.json')['method_options']['mask']
     assert torch.load(run_b / 'checkpoint.pt', weights_only=True)['options']['method_options']['mask'] == mask
     assert load_adapter(latest_artefact(str(run_b), 'adapter-', '.pt'))['method_options']['mask'] == mask
     opts['kimg'] = 0.008
-    (run_b / 'training_options.json').write_text(json.dumps(opts))
+    write_training_options(run_b / 'training_options.json', opts)
     _train(['--resume-run', str(run_b), '--no-progress'])
     assert len(calls) == 2   # read back, not probed again
     ck_a, ck_b = [torch.load(r / 'checkpoint.pt', weights_only=True) for r in (run_a, run_b)]

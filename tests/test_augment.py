@@ -8,12 +8,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from dnnlib import EasyDict
 from fsgan.losses import build_loss_terms
 from scripts import train as train_cli
 from torch_utils.ops import upfirdn2d
 from training import augment, augment_ada
 from training.augment_ada import ADA_PRESETS, rotate2d, rotate3d, scale2d, scale3d, translate2d, translate3d
 from training.loss import StyleGAN2Loss
+from fsgan.options import read_training_options, write_training_options
 
 
 def _images(n=4, c=3, h=8, w=8, dtype=torch.float32, seed=0):
@@ -276,28 +278,35 @@ def test_r1_double_backward_runs_through_the_full_ada_pipe():
     assert D.w.grad is not None and bool(torch.isfinite(D.w.grad)) and float(D.w.grad) > 0
 
 
+def _after_step(ada, batch_idx, batch):
+    """What the training loop does after step batch_idx: the due step callbacks (fsgan.callbacks; 'ada_p')."""
+    from fsgan.callbacks import build_callbacks, run_callbacks
+    state = EasyDict(augment=ada, batch_idx=batch_idx)
+    run_callbacks(build_callbacks(EasyDict(batch=batch), state), 'step', state, EasyDict(batch=batch))
+
+
 def test_adaptive_p_moves_by_the_formula_every_interval():
     ada = augment.build_augment('ada', p=0.5, target=0.6, ada_kimg=1, interval=4)
     step = 8 * 4 / (1 * 1000)  # batch x interval / (ada_kimg x 1000)
     for batch_idx in range(1, 4):  # sign mean 1 > 0.6, but not yet an interval
         ada.observe_real_logits(torch.ones([8, 1]))
-        ada.after_step(batch_idx, 8)
+        _after_step(ada, batch_idx, 8)
         assert float(ada.p) == 0.5
     ada.observe_real_logits(torch.tensor([[1.0], [-1.0], [2.0], [3.0]]))
-    ada.after_step(4, 8)  # mean over the interval (26 + 2) / 28 > 0.6: up
+    _after_step(ada, 4, 8)  # mean over the interval (26 + 2) / 28 > 0.6: up
     assert torch.equal(ada.p, torch.tensor(0.5) + step)
     for batch_idx in range(5, 9):  # mean 0.5 < 0.6: down
         ada.observe_real_logits(torch.tensor([[1.0], [1.0], [1.0], [-1.0]]))
-        ada.after_step(batch_idx, 8)
+        _after_step(ada, batch_idx, 8)
     assert torch.equal(ada.p, torch.tensor(0.5) + step - step)
     assert ada.tick_stats() == {'Progress/augment': float(ada.p)}
     low = augment.build_augment('ada', p=0.005, target=0.6, ada_kimg=1, interval=1)
     low.observe_real_logits(-torch.ones([8, 1]))
-    low.after_step(1, 8)
+    _after_step(low, 1, 8)
     assert float(low.p) == 0  # clamped at 0
     fixed = augment.build_augment('ada', p=0.3, target=None)
     fixed.observe_real_logits(torch.ones([8, 1]))
-    fixed.after_step(4, 8)
+    _after_step(fixed, 4, 8)
     assert float(fixed.p) == pytest.approx(0.3)
 
 
@@ -384,7 +393,7 @@ def test_cli_options_land_in_training_options_and_bad_ones_fail(p1_path, target_
     res = _run(base + ['--aug', 'diffaug', '--diffaug-policy', 'translation,color', '--kimg', '0.004',
                        '--batch', '4', '--tick', '0.004'])
     assert res.exit_code == 0, res.output
-    opts = json.loads((_only_run(out) / 'training_options.json').read_text())
+    opts = read_training_options(_only_run(out) / 'training_options.json')
     assert opts['aug'] == 'diffaug' and opts['augment_kwargs'] == dict(name='diffaug', policy='translation,color')
     for args, message in ((['--aug', 'diffaug', '--diffaug-policy', 'color,zoom'], '--diffaug-policy'),
                           (['--diffaug-policy', 'color'], '--diffaug-policy needs --aug diffaug'),
@@ -452,9 +461,9 @@ def test_p_and_training_survive_resume_bit_exactly(p1_path, target_dir, tmp_path
     assert _run(base + ['--outdir', str(tmp_path / 'a'), '--kimg', '0.032']).exit_code == 0
     assert _run(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.024']).exit_code == 0
     run_a, run_b = _only_run(tmp_path / 'a'), _only_run(tmp_path / 'b')
-    opts = json.loads((run_b / 'training_options.json').read_text())
+    opts = read_training_options(run_b / 'training_options.json')
     opts['kimg'] = 0.032
-    (run_b / 'training_options.json').write_text(json.dumps(opts))
+    write_training_options(run_b / 'training_options.json', opts)
     assert _run(['--resume-run', str(run_b), '--no-progress']).exit_code == 0
     ck_a = torch.load(run_a / 'checkpoint.pt', weights_only=True)
     ck_b = torch.load(run_b / 'checkpoint.pt', weights_only=True)
@@ -473,11 +482,11 @@ def test_run_folders_from_before_augmentation_resume(p1_path, target_dir, tmp_pa
     assert _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '4', '--outdir', str(out), '--kimg',
                  '0.004', '--batch', '4', '--tick', '0.004', '--no-progress']).exit_code == 0
     run_dir = _only_run(out)
-    opts = json.loads((run_dir / 'training_options.json').read_text())
+    opts = read_training_options(run_dir / 'training_options.json')
     for key in ('aug', 'augment_kwargs'):
         del opts[key]
     opts['kimg'] = 0.008
-    (run_dir / 'training_options.json').write_text(json.dumps(opts))
+    write_training_options(run_dir / 'training_options.json', opts)
     ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
     del ck['augment']
     torch.save(ck, run_dir / 'checkpoint.pt')
@@ -494,7 +503,7 @@ def test_from_scratch_on_grayscale(tmp_path, aug, one_thread):
                + (['--aug-p', '0.5'] if aug == 'ada' else []))
     assert res.exit_code == 0, res.output
     run_dir = _only_run(tmp_path)
-    assert json.loads((run_dir / 'training_options.json').read_text())['aug'] == aug
+    assert read_training_options(run_dir / 'training_options.json')['aug'] == aug
     assert torch.load(run_dir / 'checkpoint.pt', weights_only=True)['G_init_kwargs']['img_channels'] == 1
 
 

@@ -23,6 +23,7 @@ from fsgan.methods import adapt
 from scripts import train as train_cli
 from training.loss import StyleGAN2Loss
 from fsgan.training_loop import prepare_loss_terms, setup_run, training_step
+from fsgan.options import read_training_options, write_training_options
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -235,9 +236,9 @@ def test_cli_run_exports_plain_networks_and_resumes_bit_exactly(p1_path, target_
     assert _train(base + ['--outdir', str(tmp_path / 'a'), '--kimg', '0.04']).exit_code == 0
     assert _train(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.02']).exit_code == 0
     run_a, run_b = [tmp_path / d / os.listdir(tmp_path / d)[0] for d in ('a', 'b')]
-    opts = json.loads((run_b / 'training_options.json').read_text())
+    opts = read_training_options(run_b / 'training_options.json')
     opts['kimg'] = 0.04
-    (run_b / 'training_options.json').write_text(json.dumps(opts))
+    write_training_options(run_b / 'training_options.json', opts)
     calls = []
     monkeypatch.setattr(CDCPatch, 'prepare', lambda self, run: calls.append(run))
     assert _train(['--resume-run', str(run_b), '--no-progress']).exit_code == 0
@@ -300,6 +301,6 @@ def test_compare_rows_with_cdc_and_its_ablation(p1_path, target_dir, tmp_path):
     assert table['cdc']['trainable_params'] == table['tgan']['trainable_params']
     for name in ('cdc', 'cdc@loss.cdc_patch=0'):
         (run,) = (tmp_path / 'cmp' / 'runs' / name).iterdir()
-        opts = json.loads((run / 'training_options.json').read_text())
+        opts = read_training_options(run / 'training_options.json')
         assert opts['method'] == 'cdc' and opts['kimg'] == 0.1
         assert ('cdc_patch' in opts['losses']) == (name == 'cdc') and opts['losses']['cdc_dist']['weight'] == 1000

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from fsgan.loading import load_network
 from scripts import train
 from tests.test_scratch import SHOTS
+from fsgan.options import read_training_options, write_training_options
 
 
 def test_sample_conditions():
@@ -42,7 +43,7 @@ def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread,
                                           str(tmp_path / 'src')] + common, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     run_dir = tmp_path / 'src' / '00000-scratch-glyph32'
-    opts = json.loads((run_dir / 'training_options.json').read_text())
+    opts = read_training_options(run_dir / 'training_options.json')
     assert opts['cond'] is True and opts['losses'] == {'class': {'weight': 1.0}}
     stats = [json.loads(line)['stats'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
     assert all(s['Loss/G/class'] > 0 and s['Loss/D/class'] > 0 for s in stats)
@@ -54,7 +55,7 @@ def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread,
     with torch.no_grad():
         assert net['G_ema'](torch.randn([2, net['G_ema'].z_dim]), c, noise_mode='const').shape == (2, 1, 32, 32)
     opts_path = run_dir / 'training_options.json'  # a longer run, stopped at its first snapshot
-    opts_path.write_text(json.dumps(dict(json.loads(opts_path.read_text()), kimg=0.032)))
+    write_training_options(opts_path, dict(read_training_options(opts_path), kimg=0.032))
     launched = []
     real_launch = fsgan_run.launch
     monkeypatch.setattr(fsgan_run, 'launch', lambda *a, **k: launched.append(a[3]) or real_launch(*a, **k))

@@ -7,6 +7,7 @@ import PIL.Image
 from click.testing import CliRunner
 
 from scripts import demo
+from fsgan.options import read_training_options
 
 
 def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
@@ -28,7 +29,7 @@ def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
     assert metrics['classes_total'] > 60 and metrics['diversity_glyph'] > 0
     assert '| FGD test ↓ |' in (run_dir / 'metrics.md').read_text()
     # the shipped source's own regularisation (source_glyph32.json), not train.py's defaults
-    opts = json.loads((run_dir / 'training_options.json').read_text())
+    opts = read_training_options(run_dir / 'training_options.json')
     with open(os.path.splitext(demo.DEFAULT_SOURCE)[0] + '.json') as f:
         pretraining = json.load(f)['training_options']
     for key in ('gamma', 'pl_weight', 'style_mixing'):

@@ -13,6 +13,7 @@ from fsgan import load_network
 from fsgan.losses import build_loss_terms, ewc
 from fsgan.methods import adapt
 from scripts import train as train_cli
+from fsgan.options import read_training_options, write_training_options
 
 
 @pytest.fixture(scope='module')
@@ -90,9 +91,9 @@ def test_state_resumes_bit_exactly_without_recomputation(p1_path, target_dir, tm
     _train(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.004'])
     assert len(calls) == 2
     run_a, run_b = [tmp_path / d / os.listdir(tmp_path / d)[0] for d in ('a', 'b')]
-    opts = json.loads((run_b / 'training_options.json').read_text())
+    opts = read_training_options(run_b / 'training_options.json')
     opts['kimg'] = 0.008
-    (run_b / 'training_options.json').write_text(json.dumps(opts))
+    write_training_options(run_b / 'training_options.json', opts)
     _train(['--resume-run', str(run_b), '--no-progress'])
     assert len(calls) == 2   # restored, not recomputed
     ck_a, ck_b = [torch.load(r / 'checkpoint.pt', weights_only=True) for r in (run_a, run_b)]

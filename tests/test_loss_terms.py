@@ -15,6 +15,7 @@ from fsgan.methods import adapt
 from scripts import train as train_cli
 from training.loss import StyleGAN2Loss
 from fsgan.training_loop import loss_config, setup_run, training_step
+from fsgan.options import read_training_options, write_training_options
 
 
 def _ctx(n=4, c_dim=3, G=None, D=None):
@@ -113,7 +114,7 @@ def test_cli_records_terms_and_rejects_bad_ones(p1_path, target_dir, tmp_path):
     res = CliRunner().invoke(train_cli.main, args + ['--loss', 'mode_seeking=2', '--loss', 'mode_seeking.hinge=on'])
     assert res.exit_code == 0, res.output
     (run_dir,) = os.listdir(tmp_path / 'runs')
-    opts = json.loads((tmp_path / 'runs' / run_dir / 'training_options.json').read_text())
+    opts = read_training_options(tmp_path / 'runs' / run_dir / 'training_options.json')
     assert opts['losses'] == {'mode_seeking': {'weight': 2.0, 'hinge': True}}
     stats = [json.loads(line)['stats'] for line in (tmp_path / 'runs' / run_dir / 'stats.jsonl').read_text().splitlines()]
     assert all('Loss/G/ms' in s for s in stats)
@@ -182,9 +183,9 @@ def test_term_state_is_prepared_once_and_restored_on_resume(p1_path, target_dir,
     (run_dir,) = [out / d for d in os.listdir(out)]
     ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
     assert ck['loss_terms'][0]['value'] is not None
-    opts = json.loads((run_dir / 'training_options.json').read_text())
+    opts = read_training_options(run_dir / 'training_options.json')
     opts['kimg'] = 0.008
-    (run_dir / 'training_options.json').write_text(json.dumps(opts))
+    write_training_options(run_dir / 'training_options.json', opts)
     res = CliRunner().invoke(train_cli.main, ['--resume-run', str(run_dir), '--no-progress'], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert _Probe.calls == 1  # restored from checkpoint.pt, not recomputed

@@ -2,7 +2,6 @@
 from fsgan import run_setup
 from fsgan import run as fsgan_run
 import copy
-import json
 import os
 
 import pytest
@@ -18,6 +17,7 @@ from scripts import train as train_cli
 from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
 from fsgan.training_loop import setup_run, track_w_avg, training_step, update_ema
+from fsgan.options import read_training_options
 
 TINY = ['--kimg', '0.008', '--tick', '0.004', '--snap', '1', '--no-progress']
 
@@ -49,7 +49,7 @@ def test_training_options_record_the_protocol(p1_path, target_dir, tmp_path):
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
     (run_dir,) = [out / d for d in os.listdir(out)]
-    opts = json.loads((run_dir / 'training_options.json').read_text())
+    opts = read_training_options(run_dir / 'training_options.json')
     D = load_network(p1_path)['D']
     assert opts['protocol'] == 'paper' and opts['batch'] == 32 and opts['ema_kimg'] == 10.0
     assert opts['ema_rampup'] is None and opts['track_w_avg'] is True and opts['start'] == 'G'

@@ -15,6 +15,7 @@ from scripts import train as train_cli
 from tests.conftest import ROOT
 from torch_utils import tb_events
 from training.loss import StyleGAN2Loss
+from fsgan.options import read_training_options
 
 TINY = ['--batch', '4', '--tick', '0.004', '--snap', '1', '--no-progress']
 
@@ -114,7 +115,7 @@ def test_nan_rollback_halves_lr_and_finishes(p1_path, target_dir, tmp_path, monk
     (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
     ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
     assert ck['cur_nimg'] == 12 and ck['lr_scale'] == 0.5
-    opts = json.loads((run_dir / 'training_options.json').read_text())
+    opts = read_training_options(run_dir / 'training_options.json')
     assert ck['opt_G']['param_groups'][0]['lr'] == pytest.approx(opts['lr'] * 0.5 * 4 / 5)
 
 

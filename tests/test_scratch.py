@@ -1,6 +1,5 @@
 """Training from random init (no --resume) with the small CPU configurations."""
 from fsgan import run_setup
-import json
 import os
 
 import click
@@ -10,6 +9,7 @@ from click.testing import CliRunner
 
 from fsgan.loading import load_network
 from scripts import train
+from fsgan.options import read_training_options
 
 SHOTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'glyphs',
                      'near_shots25.zip')
@@ -23,7 +23,7 @@ def test_train_from_scratch(tmp_path, cfg, one_thread):
     assert res.exit_code == 0, res.output
     (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
     assert run_dir.name == f'00000-scratch-{cfg}'
-    opts = json.loads((run_dir / 'training_options.json').read_text())
+    opts = read_training_options(run_dir / 'training_options.json')
     assert opts['source'] is None and opts['method'] == 'tgan' and opts['cfg'] == cfg
     spec = run_setup.SCRATCH_CFGS[cfg]
     net = load_network(str(run_dir / 'network-snapshot-000000.016.pkl'))

@@ -13,6 +13,7 @@ from fsgan.tools import figure
 from fsgan import compare
 from scripts import compare as cli
 from fsgan import training_loop
+from fsgan.options import read_training_options
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_compare_trains_resumes_and_writes_outputs(p1_path, target_dir, tmp_path
     assert fsgan_ck.stat().st_mtime_ns == fsgan_mtime
     tgan_run = outdir / 'runs' / 'tgan' / '00000-tgan-10shot'
     assert [json.loads(x)['kimg'] for x in (tgan_run / 'stats.jsonl').read_text().splitlines()] == [0.004, 0.008]
-    opts = json.loads((tgan_run / 'training_options.json').read_text())
+    opts = read_training_options(tgan_run / 'training_options.json')
     assert opts['seed'] == 3 and opts['shots'] == 10 and opts['method'] == 'tgan'
 
     # Figure: a row of shots, then one row per method; 4 columns of 128-pixel cells (32x32 upscaled).

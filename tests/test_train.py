@@ -14,6 +14,7 @@ from fsgan import load_network
 from fsgan.export import apply_adapter
 from scripts import train as train_cli
 from tests.conftest import ROOT
+from fsgan.options import read_training_options, write_training_options
 
 TINY = ['--kimg', '0.008', '--batch', '4', '--tick', '0.004', '--snap', '1', '--no-progress']
 
@@ -35,7 +36,7 @@ def test_each_method_leaves_all_artefacts(p1_path, target_dir, tmp_path, method)
                  'fakes000000.008.png', 'network-snapshot-000000.008.pkl', 'adapter-000000.008.pt'):
         assert name in files, f'{method}: {name} missing from {sorted(files)}'
     assert not any(f.endswith('.tmp') for f in files)
-    opts = json.loads((run_dir / 'training_options.json').read_text())
+    opts = read_training_options(run_dir / 'training_options.json')
     assert opts['method'] == method and opts['seed'] == 0 and opts['shots'] == 10
     shots = json.loads((run_dir / 'target_shots.json').read_text())
     assert len(shots['files']) == 10 and len(shots['sha256']) == 10
@@ -70,9 +71,9 @@ def test_resume_continues_exactly(p1_path, target_dir, tmp_path):
     assert _run(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.004']).exit_code == 0
     run_a = tmp_path / 'a' / os.listdir(tmp_path / 'a')[0]
     run_b = tmp_path / 'b' / os.listdir(tmp_path / 'b')[0]
-    opts = json.loads((run_b / 'training_options.json').read_text())
+    opts = read_training_options(run_b / 'training_options.json')
     opts['kimg'] = 0.008  # extend the interrupted run to the full length
-    (run_b / 'training_options.json').write_text(json.dumps(opts))
+    write_training_options(run_b / 'training_options.json', opts)
     assert _run(['--resume-run', str(run_b), '--no-progress']).exit_code == 0
     kimgs = [json.loads(line)['kimg'] for line in (run_b / 'stats.jsonl').read_text().splitlines()]
     assert kimgs == [0.004, 0.008]

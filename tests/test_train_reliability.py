@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from scripts import train as train_cli
 from tests.conftest import ROOT
+from fsgan.options import read_training_options, write_training_options
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 TINY = ['--batch', '4', '--tick', '0.004', '--snap', '1', '--no-progress']
@@ -85,15 +86,14 @@ def test_resume_run_from_another_working_directory(p1_path, target_dir, tmp_path
     monkeypatch.chdir(ROOT)
     relative = os.path.relpath(p1_path, ROOT)
     run_dir = _new_run(relative, target_dir, tmp_path / 'runs', kimg='0.004')
-    opts = json.loads(open(os.path.join(run_dir, 'training_options.json')).read())
+    opts = read_training_options(os.path.join(run_dir, 'training_options.json'))
     assert opts['source'] == p1_path and os.path.isabs(opts['target_dir']) and os.path.isabs(opts['outdir'])
     monkeypatch.chdir(tmp_path)
     res = _train(['--resume-run', run_dir, '--kimg', '0.008', '--no-progress'])
     assert res.exit_code == 0, res.output
     assert torch.load(os.path.join(run_dir, 'checkpoint.pt'), weights_only=True)['cur_nimg'] == 8
     opts['source'] = relative                                # a run recorded before paths were absolute
-    with open(os.path.join(run_dir, 'training_options.json'), 'w') as f:
-        json.dump(opts, f)
+    write_training_options(os.path.join(run_dir, 'training_options.json'), opts)
     _one_line_error(_train(['--resume-run', run_dir, '--kimg', '0.012']), 'training_options.json', '"source"',
                     'absolute path')
 
@@ -115,7 +115,7 @@ def test_kimg_extends_a_run_exactly(p1_path, target_dir, tmp_path, finished_run)
     short = _new_run(p1_path, target_dir, tmp_path / 'short', kimg='0.004')
     res = _train(['--resume-run', short, '--kimg', '0.008', '--no-progress'])
     assert res.exit_code == 0, res.output
-    assert json.loads(open(os.path.join(short, 'training_options.json')).read())['kimg'] == 0.008
+    assert read_training_options(os.path.join(short, 'training_options.json'))['kimg'] == 0.008
     assert [json.loads(x)['kimg'] for x in open(os.path.join(short, 'stats.jsonl'))] == [0.004, 0.008]
     a = torch.load(os.path.join(finished_run, 'checkpoint.pt'), weights_only=True)
     b = torch.load(os.path.join(short, 'checkpoint.pt'), weights_only=True)
@@ -152,9 +152,9 @@ def test_damaged_checkpoint_names_the_last_snapshot(run_copy, tmp_path):
 def test_hand_edited_options_are_checked(run_copy, edit, words):
     path = run_copy / 'training_options.json'
     if callable(edit):
-        opts = json.loads(path.read_text())
+        opts = read_training_options(path)
         edit(opts)
-        path.write_text(json.dumps(opts))
+        write_training_options(path, opts)
     else:
         path.write_text(edit)
     before = _listing(run_copy)

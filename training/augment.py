@@ -3,7 +3,8 @@
 Each kind builds an `Augment`, an nn.Module mapping images [N, C, H, W] in [-1, 1] (C = 1 or 3) to
 the same shape, differentiable twice (R1 takes the gradient of D's logits through it). Its state
 (ADA's strength p) is buffers, so it travels in checkpoint.pt as plain tensors. The training loop
-calls three hooks on it: `observe_real_logits` (from the loss), `after_step` and `tick_stats`.
+calls two hooks on it: `observe_real_logits` (from the loss) and `tick_stats`; ADA's adaptive p moves in
+`AdaAugment.adjust`, which a step callback calls (fsgan/callbacks/ada.py).
 
   none     identity (today's training)
   diffaug  DiffAugment (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN
@@ -31,10 +32,6 @@ class Augment(torch.nn.Module):
 
     def observe_real_logits(self, logits):
         """The loss hands over D's logits [N, 1] of the (augmented) reals of every D phase."""
-
-    def after_step(self, batch_idx, batch):
-        """Called once per training step; batch_idx counts the steps done so far (>= 1), batch is the
-        total batch size of the step over all processes."""
 
     def tick_stats(self):
         """{stat name: number} to record at each tick (stats.jsonl, TensorBoard)."""
@@ -182,10 +179,10 @@ register(AugmentSpec(name='diffaug', build=DiffAugment, description='DiffAugment
 class AdaAugment(Augment):
     """ADA's pipeline (training.augment_ada) at strength p, a buffer; with a target, p adapts.
 
-    Adaptive p (ADA Sec. 2.3): every `interval` steps, r_t = E[sign(D(augmented real))] over those steps
-    (all processes) and p <- max(0, p + sign(r_t - target) x batch x interval / (ada_kimg x 1000)), so p
-    can move by 1 in ada_kimg thousand images. The running sums of signs are buffers as well, so a
-    resumed run continues exactly.
+    Adaptive p (ADA Sec. 2.3): every `interval` steps (fsgan's 'ada_p' callback calls adjust), r_t =
+    E[sign(D(augmented real))] over those steps (all processes) and p <- max(0, p + sign(r_t - target) x
+    batch x interval / (ada_kimg x 1000)), so p can move by 1 in ada_kimg thousand images. The running sums
+    of signs are buffers as well, so a resumed run continues exactly.
     """
 
     def __init__(self,
@@ -212,8 +209,11 @@ class AdaAugment(Augment):
             self.sign_sum += logits.detach().sign().sum().to(torch.float64)
             self.sign_num += logits.numel()
 
-    def after_step(self, batch_idx, batch):
-        if self.target is None or batch_idx % self.interval != 0:
+    def adjust(self, nimg):
+        """Adaptive p: move p by sign(r_t - target) x nimg / (ada_kimg x 1000), r_t the mean sign of the real
+        logits observed since the last call (all processes), nimg the images seen since then (batch x interval,
+        all processes); the sums start again. Nothing happens with a fixed p or without observations."""
+        if self.target is None:
             return
         sums = torch.stack([self.sign_sum, self.sign_num])
         if distributed.world_size() > 1:
@@ -222,7 +222,7 @@ class AdaAugment(Augment):
         self.sign_num.zero_()
         if float(sums[1]) == 0:
             return
-        step = np.sign(float(sums[0] / sums[1]) - self.target) * (batch * self.interval) / (self.ada_kimg * 1000)
+        step = np.sign(float(sums[0] / sums[1]) - self.target) * nimg / (self.ada_kimg * 1000)
         self.p.copy_((self.p + step).clamp(min=0))
 
     def tick_stats(self):

@@ -121,75 +121,89 @@ class StyleGAN2Loss:
         do_Gpl = phase in ('Greg', 'Gboth') and self.pl_weight != 0
         do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
         losses = {}
-
-        if do_Gmain:  # softplus(-D(G(z))): the non-saturating generator loss.
-            gen_img, gen_z = self.run_fakes(gen_z, gen_c)
-            gen_ce = None
-            if self.class_logits:
-                gen_logits, gen_ce = self.run_D_classes(gen_img, gen_c)
-            else:
-                gen_logits = self.run_D(gen_img, gen_c)
-            loss_Gmain = torch.nn.functional.softplus(-gen_logits)
-            training_stats.report('Loss/scores/fake', gen_logits)
-            training_stats.report('Loss/G/loss', loss_Gmain)
-            losses['G'] = loss = loss_Gmain.mean()
-            ctx = EasyDict(gen_img=gen_img, gen_z=gen_z, gen_c=gen_c, real_img=real_img, gen_ce=gen_ce,
-                           G=self.G, D=self.D)
-            loss = self.add_terms('G', ctx, loss, losses)
-            loss.mul(gain).backward()
-
-        if do_Gpl:  # Path-length regularisation (StyleGAN2 Sec. 3.2).
-            batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
-            gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size], ws_requires_grad=True)
-            pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
-            pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws],
-                                           create_graph=True, only_inputs=True)[0]
-            pl_lengths = pl_grads.square().sum(2).mean(1).sqrt()
-            self.pl_mean = self.pl_mean.to(pl_lengths.device)
-            pl_mean = self.pl_mean.lerp(pl_lengths.mean().detach(), self.pl_decay)
-            self.pl_mean.copy_(pl_mean.detach())
-            pl_penalty = (pl_lengths - pl_mean).square()
-            training_stats.report('Loss/pl_penalty', pl_penalty)
-            loss_Gpl = pl_penalty * self.pl_weight
-            training_stats.report('Loss/G/reg', loss_Gpl)
-            losses['Gpl'] = loss_Gpl.mean()
-            (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
-
-        if do_Dmain:  # softplus(D(G(z))) on fakes.
-            with torch.no_grad():
-                gen_img, _z = self.run_fakes(gen_z, gen_c)
-            gen_logits = self.run_D(gen_img, gen_c)
-            loss_Dgen = torch.nn.functional.softplus(gen_logits)
-            training_stats.report('Loss/scores/fake', gen_logits)
-            losses['Dgen'] = loss_Dgen.mean()
-            loss_Dgen.mean().mul(gain).backward()
-
-        if do_Dmain or do_Dr1:  # softplus(-D(x)) on reals, and R1 = gamma/2 * |grad_x D(x)|^2.
-            real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
-            real_ce = None
-            if do_Dmain and self.class_logits:
-                real_logits, real_ce = self.run_D_classes(real_img_tmp, real_c)
-            else:
-                real_logits = self.run_D(real_img_tmp, real_c)
-            training_stats.report('Loss/scores/real', real_logits)
-            training_stats.report('Loss/signs/real', real_logits.sign())
-            if self.augment is not None:
-                self.augment.observe_real_logits(real_logits)
-            loss = torch.zeros([], device=real_img.device)
-            if do_Dmain:
-                loss_Dreal = torch.nn.functional.softplus(-real_logits)
-                training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
-                losses['Dreal'] = loss_Dreal.mean()
-                loss = loss + loss_Dreal.mean()
-                loss = self.add_terms('D', EasyDict(real_img=real_img, real_c=real_c, real_ce=real_ce), loss, losses)
-            if do_Dr1:
-                r1_grads = torch.autograd.grad(outputs=[real_logits.mean(1).sum()], inputs=[real_img_tmp],  # [N, K]
-                                               create_graph=True, only_inputs=True)[0]
-                r1_penalty = r1_grads.square().sum([1, 2, 3])
-                loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
-                training_stats.report('Loss/r1_penalty', r1_penalty)
-                training_stats.report('Loss/D/reg', loss_Dr1)
-                losses['Dr1'] = loss_Dr1.mean()
-                loss = loss + loss_Dr1.mean()
-            (real_logits * 0).mean().add(loss).mul(gain).backward()
+        if do_Gmain:
+            gen_z = self.G_main(real_img, gen_z, gen_c, gain, losses)
+        if do_Gpl:
+            self.G_path_length(gen_z, gen_c, gain, losses)
+        loss_Dgen = self.D_fakes(gen_z, gen_c, gain, losses) if do_Dmain else None
+        if do_Dmain or do_Dr1:
+            self.D_reals(real_img, real_c, do_Dmain, do_Dr1, loss_Dgen, gain, losses)
         return {k: v.detach() for k, v in losses.items()}
+
+    def G_main(self, real_img, gen_z, gen_c, gain, losses):
+        """softplus(-D(G(z))): the non-saturating generator loss, plus the G terms. Returns the latents used."""
+        gen_img, gen_z = self.run_fakes(gen_z, gen_c)
+        gen_ce = None
+        if self.class_logits:
+            gen_logits, gen_ce = self.run_D_classes(gen_img, gen_c)
+        else:
+            gen_logits = self.run_D(gen_img, gen_c)
+        loss_Gmain = torch.nn.functional.softplus(-gen_logits)
+        training_stats.report('Loss/scores/fake', gen_logits)
+        training_stats.report('Loss/G/loss', loss_Gmain)
+        losses['G'] = loss = loss_Gmain.mean()
+        ctx = EasyDict(gen_img=gen_img, gen_z=gen_z, gen_c=gen_c, real_img=real_img, gen_ce=gen_ce,
+                       G=self.G, D=self.D)
+        loss = self.add_terms('G', ctx, loss, losses)
+        loss.mul(gain).backward()
+        return gen_z
+
+    def G_path_length(self, gen_z, gen_c, gain, losses):
+        """Path-length regularisation (StyleGAN2 Sec. 3.2): (|J^T y| - a)^2, y ~ N(0, I) / sqrt(H W), a the running
+        mean of |J^T y| (decay pl_decay), on batch / pl_batch_shrink samples."""
+        batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
+        gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size], ws_requires_grad=True)
+        pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
+        pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws],
+                                       create_graph=True, only_inputs=True)[0]
+        pl_lengths = pl_grads.square().sum(2).mean(1).sqrt()
+        self.pl_mean = self.pl_mean.to(pl_lengths.device)
+        pl_mean = self.pl_mean.lerp(pl_lengths.mean().detach(), self.pl_decay)
+        self.pl_mean.copy_(pl_mean.detach())
+        pl_penalty = (pl_lengths - pl_mean).square()
+        training_stats.report('Loss/pl_penalty', pl_penalty)
+        loss_Gpl = pl_penalty * self.pl_weight
+        training_stats.report('Loss/G/reg', loss_Gpl)
+        losses['Gpl'] = loss_Gpl.mean()
+        (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
+
+    def D_fakes(self, gen_z, gen_c, gain, losses):
+        """softplus(D(G(z))) on fakes. Returns the per-sample loss [N, 1]."""
+        with torch.no_grad():
+            gen_img, _z = self.run_fakes(gen_z, gen_c)
+        gen_logits = self.run_D(gen_img, gen_c)
+        loss_Dgen = torch.nn.functional.softplus(gen_logits)
+        training_stats.report('Loss/scores/fake', gen_logits)
+        losses['Dgen'] = loss_Dgen.mean()
+        loss_Dgen.mean().mul(gain).backward()
+        return loss_Dgen
+
+    def D_reals(self, real_img, real_c, do_Dmain, do_Dr1, loss_Dgen, gain, losses):
+        """softplus(-D(x)) on reals with the D terms (do_Dmain), and R1 = gamma/2 |grad_x D(x)|^2 (do_Dr1)."""
+        real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
+        real_ce = None
+        if do_Dmain and self.class_logits:
+            real_logits, real_ce = self.run_D_classes(real_img_tmp, real_c)
+        else:
+            real_logits = self.run_D(real_img_tmp, real_c)
+        training_stats.report('Loss/scores/real', real_logits)
+        training_stats.report('Loss/signs/real', real_logits.sign())
+        if self.augment is not None:
+            self.augment.observe_real_logits(real_logits)
+        loss = torch.zeros([], device=real_img.device)
+        if do_Dmain:
+            loss_Dreal = torch.nn.functional.softplus(-real_logits)
+            training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
+            losses['Dreal'] = loss_Dreal.mean()
+            loss = loss + loss_Dreal.mean()
+            loss = self.add_terms('D', EasyDict(real_img=real_img, real_c=real_c, real_ce=real_ce), loss, losses)
+        if do_Dr1:
+            r1_grads = torch.autograd.grad(outputs=[real_logits.mean(1).sum()], inputs=[real_img_tmp],  # [N, K]
+                                           create_graph=True, only_inputs=True)[0]
+            r1_penalty = r1_grads.square().sum([1, 2, 3])
+            loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
+            training_stats.report('Loss/r1_penalty', r1_penalty)
+            training_stats.report('Loss/D/reg', loss_Dr1)
+            losses['Dr1'] = loss_Dr1.mean()
+            loss = loss + loss_Dr1.mean()
+        (real_logits * 0).mean().add(loss).mul(gain).backward()

@@ -51,8 +51,8 @@ def training_stages(snapshot):
         opts_path = os.path.join(os.path.dirname(path), 'training_options.json')
         if not os.path.isfile(opts_path):
             break
-        with open(opts_path) as f:
-            options = json.load(f)
+        from fsgan.options import read_training_options
+        options = read_training_options(opts_path)  # the flat view, as the glyph preset reads it
         stages.insert(0, dict(snapshot=paths.recorded_path(path), kimg=snapshot_kimg(path), training_options=options))
         path = options.get('source')
     return stages

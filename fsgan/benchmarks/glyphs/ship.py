@@ -6,7 +6,6 @@ training_options.json, the snapshot's kimg and sha256, the glyph report of `num`
 source_test.zip, and the stages: when the run resumed from a snapshot of another run folder, that run's
 options too, back to the run from scratch) and rewrites data/glyphs/MANIFEST.json.
 """
-import json
 import os
 
 from fsgan.benchmarks.glyphs import paths

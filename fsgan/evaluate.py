@@ -20,7 +20,7 @@ from dnnlib.fileio import atomic_write_bytes
 ALIASES = {'fid50k_full': 'fid', 'kid50k_full': 'kid'}  # stylegan2-ada-pytorch's names: 50k samples, all of --data
 ALIAS_NUM = 50000
 DEFAULT_NUM = 5000
-NEED_FLAGS = {'data': '--data', 'shots': '--shots-dir', 'lpips_weights': '--lpips-weights'}
+NEED_FLAGS = {'data': '--data', 'shots': '--shots-dir', 'lpips_weights': '--lpips-weights', 'source_gen': '--source'}
 
 
 class EvaluateError(Exception):
@@ -262,10 +262,11 @@ def format_table(records):
 
 def calc_metrics(names, network=None, gen_dir=None, data=None, shots_dir=None, num=DEFAULT_NUM, trunc=1.0, seed=0,
                  device='cpu', batch=16, out=None, replace=False, gen_out=None, metric_options=None, progress=True,
-                 **context):
+                 source=None, **context):
     """Measure registered metrics `names` on the samples of `network` (seeds seed .. seed + num - 1, psi `trunc`,
     written to gen_out, else a temporary folder) or on the first `num` images of `gen_dir`, against the test
-    images `data` and the training shots `shots_dir` (folders or zips, or None).
+    images `data` and the training shots `shots_dir` (folders or zips, or None). source: the network `network` was
+    adapted from; its images for the same seeds and psi become MetricContext.source_gen (emoji_content).
 
     context: further MetricContext fields (detector_source, cache_dir, fig_dir, lpips_weights, faceqnet,
     kid_subsets, kid_subset_size); metric_options: MetricContext.options. The records are appended to the
@@ -278,9 +279,14 @@ def calc_metrics(names, network=None, gen_dir=None, data=None, shots_dir=None, n
     ctx = MetricContext(gen=None, data=open_images(data, '--data'), shots=open_images(shots_dir, '--shots-dir'),
                         device=device, batch_size=batch, seed=seed, options=dict(metric_options or {}),
                         progress=progress, **context)
+    if source is not None and network is None:
+        raise EvaluateError('--source needs --network (the same latents are drawn from both)', '--source')
+    ctx.source_gen = ctx.source_gen if source is None else 'drawn below'  # counts as present for check_needs
     check_needs(ctx, names)
     with tempfile.TemporaryDirectory(prefix='fsgan-gen-') as tmp:
-        network_sha256 = _sample_set(ctx, network, gen_dir, num, trunc, gen_out or tmp)
+        network_sha256 = _sample_set(ctx, network, gen_dir, num, trunc, gen_out or os.path.join(tmp, 'gen'))
+        if source is not None:
+            _source_set(ctx, source, num, trunc, os.path.join(tmp, 'source'))
         common = dict(network=network, gen_dir=gen_dir, data=data, shots_dir=shots_dir, num=num,
                       num_gen=len(ctx.gen), trunc=trunc if network else None, seed=seed, device=device)
         try:
@@ -304,6 +310,15 @@ def _sample_set(ctx, network, gen_dir, num, trunc, folder):
     ctx.gen = open_images(folder, '--network', limit=num)
     ctx.tag = f'{(network_sha256 or "net")[:12]}-s{ctx.seed}-t{trunc:g}'
     return network_sha256
+
+
+def _source_set(ctx, source, num, trunc, folder):
+    """Set ctx.source_gen: the source network's images for the seeds and psi of ctx.gen, written to `folder`."""
+    G, sha256 = load_generator(source, ctx.device)
+    write_samples(G, folder, range(ctx.seed, ctx.seed + num), trunc=trunc, device=ctx.device, batch=ctx.batch_size,
+                  progress=ctx.progress)
+    ctx.source_gen = open_images(folder, '--source', limit=num)
+    ctx.memo['source/info'] = dict(source=source, source_sha256=sha256)
 
 
 def _save(records, out, replace):

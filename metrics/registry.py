@@ -132,6 +132,7 @@ class MetricContext:
     gen: ImageSet
     data: Optional[ImageSet] = None
     shots: Optional[ImageSet] = None
+    source_gen: Optional[ImageSet] = None       # the source network's images for the same latents as gen
     device: str = 'cpu'
     batch_size: int = 16
     seed: int = 0
@@ -150,7 +151,7 @@ class MetricContext:
     def missing(self, spec):
         """The needs of MetricSpec `spec` that this context lacks (list of need strings)."""
         have = dict(data=self.data is not None, shots=self.shots is not None,
-                    lpips_weights=self.lpips_weights is not None)
+                    lpips_weights=self.lpips_weights is not None, source_gen=self.source_gen is not None)
         have.update({'option:' + k: True for k in self.options})
         return [n for n in spec.needs if not any(have.get(alt, False) for alt in n.split('|'))]
 

@@ -108,10 +108,12 @@ def _report(result):
               help='KID: number of random subsets whose MMD estimates are averaged.')
 @click.option('--kid-subset-size', type=click.IntRange(min=2), default=1000, show_default=True,
               help='KID: images per subset (at most the smaller set).')
+@click.option('--source', metavar='PATH|URL|NAME',
+              help='The network --network was adapted from: its images for the same seeds and psi (emoji_content).')
 @click.option('--no-progress', is_flag=True, help='No progress bars.')
 def main(network, gen_dir, metric_names, metric_options, data, shots_dir, num, trunc, seed, detector, device, batch,
          out, overwrite, fig_dir, cache_dir, gen_out, lpips_weights, faceqnet, kid_subsets, kid_subset_size,
-         no_progress):
+         source, no_progress):
     """Compute few-shot GAN metrics; prints a table and optionally appends JSON lines to --out."""
     if (network is None) == (gen_dir is None):
         raise click.UsageError('give exactly one of --network and --gen-dir')
@@ -127,7 +129,7 @@ def main(network, gen_dir, metric_names, metric_options, data, shots_dir, num, t
             seed=seed, device=device, batch=batch, out=out, replace=overwrite, gen_out=gen_out,
             metric_options=metric_options, progress=not no_progress, detector_source=detector,
             cache_dir=cache_dir, fig_dir=fig_dir, lpips_weights=lpips_weights, faceqnet=faceqnet,
-            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, source=source)
     except evaluate.MetricFailed as e:
         _report(e.result)
         raise click.ClickException(str(e)) from None

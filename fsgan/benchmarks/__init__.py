@@ -7,6 +7,7 @@ import importlib
 
 METRIC_MODULES = (
     'fsgan.benchmarks.glyphs.metrics',
+    'fsgan.benchmarks.emoji.metrics',
 )
 
 

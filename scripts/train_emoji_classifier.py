@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Train the emoji classifier (style = vendor, and category) on the CPU and score it on the shipped splits.
+
+Training data: every image of the three vendors, read from the pinned npm tarballs (downloaded once into
+the project's cache, or given with --google-tgz/--twitter-tgz/--openmoji-tgz), except the content
+groups of noto_test, near_test and far_test (held out for the accuracy report) and of near_val (the
+validation figures printed after each epoch). Writes --out (.pt state_dict) and the .json config beside
+it atomically. Library: fsgan/benchmarks/emoji/classifier_train.py; see data/emoji/README.md.
+"""
+import os
+import sys
+
+import click
+
+
+from fsgan.benchmarks.emoji import paths
+from fsgan.benchmarks.emoji.classifier_train import train_emoji_classifier
+from fsgan.benchmarks.emoji.npm import EmojiDataError
+from fsgan.tools.cli import check_output_file, command, overwrite_option
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tgz_option(vendor):
+    package = paths.PACKAGES[vendor]
+    return click.option(f'--{vendor}-tgz', type=click.Path(exists=True, dir_okay=False), default=None,
+                        help=f'Local {package.name}-{package.version}.tgz instead of downloading it.')
+
+
+@command()
+@click.option('--data-dir', type=click.Path(exists=True, file_okay=False), default=os.path.join(ROOT, paths.DATA_DIR),
+              show_default=True, help='Folder with the shipped emoji zips (held-out groups and scored splits).')
+@click.option('--out', type=click.Path(dir_okay=False), show_default=True,
+              default=os.path.join(ROOT, paths.DATA_DIR, 'emoji_classifier.pt'),
+              help='Weights path (.pt); the config goes to the same name with .json.')
+@overwrite_option('an existing --out')
+@click.option('--epochs', type=click.IntRange(min=1), default=16, show_default=True)
+@click.option('--batch-size', type=click.IntRange(min=1), default=64, show_default=True)
+@click.option('--lr', type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True,
+              help='Peak AdamW learning rate (one-cycle schedule).')
+@click.option('--seed', type=int, default=0, show_default=True)
+@click.option('--threads', type=click.IntRange(min=1), default=1, show_default=True,
+              help='torch CPU threads (the result depends on it; 1 is fastest on a busy 2-core machine).')
+@_tgz_option('google')
+@_tgz_option('twitter')
+@_tgz_option('openmoji')
+def main(data_dir, out, overwrite, epochs, batch_size, lr, seed, threads, google_tgz, twitter_tgz, openmoji_tgz):
+    """Train the emoji classifier and print its accuracy on the held-out splits."""
+    import torch
+
+    if not out.endswith('.pt'):
+        raise click.BadParameter('must end with .pt', param_hint='--out')
+    check_output_file(out, '--out', overwrite)
+    check_output_file(out[:-3] + '.json', '--out', overwrite)
+    tarballs = {v: t for v, t in (('google', google_tgz), ('twitter', twitter_tgz), ('openmoji', openmoji_tgz)) if t}
+    torch.set_num_threads(threads)
+    try:
+        config = train_emoji_classifier(out, data_dir=data_dir, tarballs=tarballs, epochs=epochs,
+                                        batch_size=batch_size, lr=lr, seed=seed, log=click.echo,
+                                        command=' '.join(['scripts/train_emoji_classifier.py'] + sys.argv[1:]))
+    except (EmojiDataError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f'saved {out} and {out[:-3]}.json ({config["train"]["seconds"]} s)')
+
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter

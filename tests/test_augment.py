@@ -246,6 +246,7 @@ GROUPS = {'blit': dict(xflip=1, rotate90=1, xint=1), 'geom': dict(scale=1, rotat
           'noise': dict(noise=1), 'cutout': dict(cutout=1)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('group', sorted(GROUPS))
 def test_ada_gradcheck_per_group(group):
     pipe = augment_ada.AdaPipe(**GROUPS[group])
@@ -409,6 +410,7 @@ def test_cli_options_land_in_training_options_and_bad_ones_fail(p1_path, target_
         assert 'Traceback' not in res.output
 
 
+@pytest.mark.slow
 def test_diffaug_trains_from_the_cli(p1_path, target_dir, tmp_path, one_thread):
     out = tmp_path / 'runs'
     res = _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--outdir', str(out),
@@ -438,6 +440,7 @@ def _stats(run_dir):
     return [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_ada_trains_from_the_cli_and_p_moves(p1_path, target_dir, tmp_path, one_thread):
     out = tmp_path / 'runs'
     res = _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--outdir', str(out),
@@ -453,6 +456,7 @@ def test_ada_trains_from_the_cli_and_p_moves(p1_path, target_dir, tmp_path, one_
     assert 'Loss/signs/real' in ticks[-1]['stats']
 
 
+@pytest.mark.slow
 def test_p_and_training_survive_resume_bit_exactly(p1_path, target_dir, tmp_path, one_thread):
     """ADA with p moving: 6 steps, stop (mid-interval), resume to 8, against 8 uninterrupted steps."""
     base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4', '--tick', '0.008',
@@ -507,6 +511,7 @@ def test_from_scratch_on_grayscale(tmp_path, aug, one_thread):
     assert torch.load(run_dir / 'checkpoint.pt', weights_only=True)['G_init_kwargs']['img_channels'] == 1
 
 
+@pytest.mark.slow
 def test_ada_with_two_processes(p1_path, target_dir, tmp_path):
     """--gpus 2 on the CPU (gloo): the sign sums are all-reduced at every interval without a hang, p moves."""
     import subprocess

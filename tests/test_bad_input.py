@@ -79,6 +79,7 @@ def _cli(script, *args):
     return proc.returncode, proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_network_errors(tmp_path, target_dir, p1_path):
     (tmp_path / 'text.pkl').write_text('hello')
     (tmp_path / 'trunc.pkl').write_bytes(open(p1_path, 'rb').read()[:5000])

@@ -228,6 +228,7 @@ def _train(args):
     return CliRunner().invoke(train_cli.main, args, catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_cli_run_exports_plain_networks_and_resumes_bit_exactly(p1_path, target_dir, tmp_path, monkeypatch):
     """40 images from the CLI, and the same run stopped after 20 and resumed (a patch step first): bit-identical
     networks, head, anchors and optimiser state. (compare.py trains 100 images in the slow test below.)"""

@@ -31,6 +31,7 @@ def test_sample_conditions():
     assert real_c.shape == gen_c.shape == (6, 0)
 
 
+@pytest.mark.slow
 def test_conditional_training_from_scratch_then_adaptation(tmp_path, one_thread, monkeypatch):
     """--cond trains G and D on the dataset.json classes; the conditional source then adapts to unlabelled
     targets (random classes) or, with --cond, to labelled ones, and resumes with its labels."""

@@ -4,12 +4,14 @@ import os
 
 import imageio
 import PIL.Image
+import pytest
 from click.testing import CliRunner
 
 from scripts import demo
 from fsgan.options import read_training_options
 
 
+@pytest.mark.slow
 def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
     assert os.path.isfile(demo.DEFAULT_SOURCE) and os.path.isfile(demo.DEFAULT_TEST)
     args = ['--outdir', str(tmp_path), '--kimg', '0.2', '--num', '64', '--num-test', '100']

@@ -18,6 +18,7 @@ QUICK = {'ewc': ['--loss', 'ewc.samples=20'],
          'adam': ['--method-opt', 'probe_kimg=0.02', '--method-opt', 'probe_samples=20']}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method', ['ewc', 'adam'])
 def test_trains_a_hundred_images_from_the_cli(p1_path, target_dir, tmp_path, method, one_thread):
     out = tmp_path / 'runs'
@@ -41,6 +42,7 @@ def test_trains_a_hundred_images_from_the_cli(p1_path, target_dir, tmp_path, met
     assert (a - source).abs().max() > 1e-3   # it did adapt
 
 
+@pytest.mark.slow
 def test_compare_rows(p1_path, target_dir, tmp_path, one_thread):
     outdir = tmp_path / 'cmp'
     methods = 'ewc@loss.ewc.samples=20,adam@probe_kimg=0.02@probe_samples=20'

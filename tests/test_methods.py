@@ -35,6 +35,7 @@ def source(p1_path):
     return load_network(p1_path)
 
 
+@pytest.mark.slow
 def test_config_f_1024_counts():
     """Exact trainable counts on a config-f 1024 G+D (the numbers the FSGAN paper setting implies)."""
     torch.manual_seed(0)

@@ -325,6 +325,7 @@ def test_nvcc_compiles_device_code(tmp_path):
     assert (tmp_path / 'cuda_kernels.o').stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_cuda_binding_typechecks(tmp_path):
     """cuda_binding.cpp against this torch's c10/cuda headers (host compiler, syntax and types only)."""
     cxx, cuda_inc = _cxx(), _cuda_include()

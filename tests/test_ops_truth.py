@@ -115,6 +115,7 @@ def test_disabled_native_is_reported_as_fallback(monkeypatch):
     assert r['native_ran'] == 'fallback' and r['native']['ok']
 
 
+@pytest.mark.slow
 def test_p2_float16_blocks_with_the_float16_kernel_contract(half_kernels, monkeypatch):
     """p2's float16 blocks (CUDA only in use) run here through the native Functions with half tensors:
     outputs within the self-check's float16 tolerance of NVIDIA's, and one fsgan step stays finite."""

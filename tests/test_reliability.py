@@ -151,6 +151,7 @@ def _kill_when(proc, run_parent, predicate, timeout=240):
     raise AssertionError('kill point not reached in time')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kill_point', ['during_first_snapshot', 'after_first_checkpoint', 'mid_second_tick'])
 def test_kill9_then_resume(p1_path, target_dir, tmp_path, kill_point):
     """A real kill -9 at several moments leaves nothing corrupt; --resume-run finishes with the right kimg."""

@@ -56,6 +56,7 @@ def _synced_step(state, opts, images, device):
     return all_losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method', ['fsgan', 'tgan'])
 def test_step_equals_the_per_phase_synced_step(p1_path, method):
     """17 steps (every phase, lazy R1 and path length included), mirrored reals: identical weights and losses."""

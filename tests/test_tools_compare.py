@@ -35,6 +35,7 @@ def _runs(outdir, method):
     return sorted(os.listdir(outdir / 'runs' / method))
 
 
+@pytest.mark.slow
 def test_compare_trains_resumes_and_writes_outputs(p1_path, target_dir, tmp_path, monkeypatch, one_thread):
     outdir = tmp_path / 'cmp'
     args = _args(p1_path, target_dir, outdir)

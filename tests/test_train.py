@@ -133,6 +133,7 @@ def test_shot_selection_is_deterministic(target_dir):
     assert a.images.shape == (4, 3, 32, 32) and a.images.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_two_process_gloo_training(p1_path, target_dir, tmp_path):
     """--gpus 2 on the CPU: two gloo processes, gradients averaged, parameters checked in sync."""
     out = tmp_path / 'runs'

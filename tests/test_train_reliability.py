@@ -232,6 +232,7 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_prints_the_resume_command(p1_path, target_dir, tmp_path):
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--resume', p1_path,
                              '--target-dir', target_dir, '--shots', '5', '--outdir', str(tmp_path), '--kimg', '10',

@@ -19,6 +19,7 @@ from typing import Callable, Dict
 import numpy as np
 import torch
 
+from dnnlib.registry import Registry
 from torch_utils import distributed
 from training.augment_ada import ADA_PRESETS, AdaPipe
 
@@ -47,31 +48,17 @@ class AugmentSpec:
     options: Dict[str, object] = field(default_factory=dict)  # option name -> default
 
 
-AUGMENTATIONS: Dict[str, AugmentSpec] = {}
+AUGMENTATIONS = Registry('augmentation')
 
 
 def register(spec: AugmentSpec) -> AugmentSpec:
     """Add a kind of augmentation to the registry (one line per kind)."""
-    assert spec.name not in AUGMENTATIONS, f'augmentation {spec.name!r} registered twice'
-    AUGMENTATIONS[spec.name] = spec
-    return spec
-
-
-def get_augmentation(name: str) -> AugmentSpec:
-    """Look up a kind by name; the error lists what is registered."""
-    if name not in AUGMENTATIONS:
-        raise ValueError(f'Unknown augmentation {name!r}; choose one of: {", ".join(sorted(AUGMENTATIONS))}')
-    return AUGMENTATIONS[name]
+    return AUGMENTATIONS.register(spec)
 
 
 def build_augment(name='none', **options):
     """An Augment of kind `name` with `options` (unknown options are an error naming the known ones)."""
-    spec = get_augmentation(name)
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        raise ValueError(f'Augmentation {name!r} has no option(s) {", ".join(unknown)}; '
-                         f'its options are: {", ".join(sorted(spec.options)) or "none"}')
-    return spec.build(**{**spec.options, **options})
+    return AUGMENTATIONS.lookup(name).build(**AUGMENTATIONS.with_defaults(name, options))
 
 
 register(AugmentSpec(name='none', build=Augment, description='no augmentation'))

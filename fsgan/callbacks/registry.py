@@ -7,7 +7,9 @@ collected) or 'snapshot' (after a snapshot's files are written, before its check
 --resume-run restores it.
 """
 from dataclasses import dataclass
-from typing import Callable, Dict
+from typing import Callable
+
+from dnnlib.registry import Registry
 
 WHEN = ('step', 'tick', 'snapshot')
 
@@ -38,14 +40,12 @@ class CallbackSpec:
     description: str
 
 
-CALLBACKS: Dict[str, CallbackSpec] = {}
+CALLBACKS = Registry('training callback')
 
 
 def register(spec: CallbackSpec) -> CallbackSpec:
     """Add a callback to the registry (one line per callback module)."""
-    assert spec.name not in CALLBACKS, f'callback {spec.name!r} registered twice'
-    CALLBACKS[spec.name] = spec
-    return spec
+    return CALLBACKS.register(spec)
 
 
 def build_callbacks(opts, state):

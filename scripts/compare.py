@@ -4,19 +4,7 @@ Examples:
   python scripts/compare.py --source ffhq256 --target-dir shots/ --shots 10 --methods fsgan,tgan,freezed,ssgan --outdir cmp
   python scripts/compare.py --outdir cmp2 --runs fsgan=runs/00003-fsgan-10shot --runs tgan=runs/00004-tgan-10shot
 
-The comparison folder (--outdir) holds:
-  compare_state.json        settings, and per method its run folder, a 'done' mark and cached metrics
-  runs/<method>/NNNNN-...   the training runs (scripts/train.py run folders)
-  shots/<hash>/shotNN.png   the target shots as the networks saw them (converted, at network resolution)
-  samples/<method>/NNNNNN.png     the --num generated images the metrics use (image i is seed i)
-  comparison.png            top row: target shots; then one row per method, seeds 0..cols-1
-  metrics.csv, metrics.md   the table (Robb et al. Table 2.1 style)
-  interp_<method>.png       interpolation strip seed 0 -> seed 1 (lerp in w) per method
-  figures/                  memorisation figures of the metrics
-
-Running the same command again continues a killed comparison: finished methods (state 'done') are
-kept, a method with a checkpointed run folder under runs/<method>/ is continued with
-run_training(resume_run=...), metrics are reused while the snapshot and metric settings are unchanged.
+Details (files written, how a re-run continues): fsgan/compare.py.
 """
 import os
 

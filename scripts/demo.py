@@ -1,16 +1,7 @@
 """README command one: FSGAN few-shot adaptation of the shipped glyph source on the CPU, then samples,
 an interpolation video and a metrics report.
 
-The source is the 32x32 grayscale StyleGAN2 pretrained on Latin glyphs (data/glyphs/source_glyph32.pkl);
-the targets are the 10 bundled Kannada shots (data/glyphs/kannada_shots10.zip), measured against the
-held-out Kannada test set (data/glyphs/kannada_test.zip). Everything lands in a new numbered folder
-under --outdir:
-
-  network-snapshot-*.pkl, adapter-*.pt, ...   the training run (see README, "A run folder")
-  samples_trunc0.8.png                        64 samples at psi 0.8
-  interpolation.mp4                           looping interpolation in w
-  metrics.json, metrics.md                    FGD and FID vs the test set and the shots, sharpness,
-                                              memorisation, diversity, script share (--num samples, psi 1)
+Details (files written, how a re-run continues): fsgan/benchmarks/glyphs/demo.py.
 """
 import json
 import os

@@ -1,28 +1,7 @@
 #!/usr/bin/env python3
 """Render the glyph benchmark datasets (stylegan2-ada-pytorch zip format).
 
-Every output is a zip of PNGs named ``00000/img00000000.png`` (1000 per folder)
-plus ``dataset.json`` (``{"labels": [[fname, int], ...]}``) and ``meta.json``
-(fonts with sha256 and Debian package versions, Pillow/raqm versions, seed,
-character set, global label map and per-image render parameters).
-
-Images are white glyphs (ink = 255) on a black background (0), grayscale
-(mode ``L``) by default, ``resolution`` x ``resolution`` pixels.  Labels are
-global class indices over all scripts (see ``all_classes()``): 0-61 are the
-Latin ``A-Z a-z 0-9``, then Kannada, then Devanagari.
-
-Datasets (``--datasets``):
-
-* ``source``: Latin classes over every installed Latin font except the
-  held-out family, written as ``source.zip`` (pretraining) and
-  ``source_test.zip`` (held-out images for the classifier / metrics).
-* ``near``: the held-out Latin family (``--heldout-regex``, default the URW
-  Z003 chancery face); ``kannada`` and ``devanagari``: the far targets.
-  Each target gets nested seeded shots ``<t>_shots{5,10,25,100}.zip``,
-  ``<t>_val.zip``, ``<t>_test.zip`` and ``<t>_train.zip`` (classifier training
-  only).  All splits of a target are pixel-disjoint.
-
-A preview grid ``previews/<name>.png`` is saved for every dataset.
+The formats, datasets and splits: fsgan/benchmarks/glyphs/data.py.
 """
 import re
 

@@ -15,9 +15,9 @@ under --outdir:
 import os
 
 from fsgan import evaluate
-from fsgan.benchmarks.glyphs import GLYPHS, ROOT  # noqa: F401  (ROOT re-exported for scripts/demo.py)
+from fsgan.benchmarks.glyphs import GLYPHS, ROOT, paths  # noqa: F401  (ROOT re-exported for scripts/demo.py)
 
-DEFAULT_SOURCE = os.path.join(GLYPHS, 'source_glyph32.pkl')
+DEFAULT_SOURCE = paths.SOURCE_PICKLE
 DEFAULT_TARGET = os.path.join(GLYPHS, 'kannada_shots10.zip')
 DEFAULT_TEST = os.path.join(GLYPHS, 'kannada_test.zip')
 DEFAULT_KIMG = 2.0      # as in docs/benchmark-glyphs.md; the paper's 20 kimg takes ~15 min here

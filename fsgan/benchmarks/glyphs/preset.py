@@ -13,9 +13,9 @@ import numpy as np
 
 from dnnlib.fileio import atomic_write_bytes
 from fsgan import evaluate
-from fsgan.benchmarks.glyphs import GLYPHS, ROOT
+from fsgan.benchmarks.glyphs import GLYPHS, ROOT, paths
 
-SOURCE = os.path.join(GLYPHS, 'source_glyph32.pkl')
+SOURCE = paths.SOURCE_PICKLE
 TARGETS = {  # name -> (file prefix in data/glyphs, script the adapted samples should be in)
     'near': ('near', 'latin'),
     'far': ('kannada', 'kannada'),

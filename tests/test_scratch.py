@@ -2,7 +2,6 @@
 from fsgan import run_setup
 import os
 
-import click
 import pytest
 import torch
 from click.testing import CliRunner
@@ -98,7 +97,7 @@ def test_hinged_mode_seeking_only_penalises_pairs_closer_than_real_ones():
 
 
 def test_mode_seeking_hinge_option(tmp_path, p1_path):
-    from fsgan.compare import parse_method
+    from fsgan.compare import CompareError, parse_method
     from fsgan.training_loop import setup_run
     c = run_setup.setup_training_config(str(tmp_path), resume=p1_path, mode_seeking=2, mode_seeking_hinge=True,
                                     device='cpu')
@@ -112,5 +111,5 @@ def test_mode_seeking_hinge_option(tmp_path, p1_path):
         run_setup.setup_training_config(str(tmp_path), mode_seeking_hinge=True, device='cpu')
     for value, expected in (('1', 1.0), ('true', 1.0), ('off', 0.0)):
         assert parse_method(f'tgan@mode_seeking_hinge={value}')[1] == {'mode_seeking_hinge': expected}
-    with pytest.raises(click.BadParameter, match='0 or 1'):
+    with pytest.raises(CompareError, match='0 or 1'):
         parse_method('tgan@mode_seeking_hinge=0.5')

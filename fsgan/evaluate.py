@@ -163,11 +163,12 @@ def open_images(path, option, limit=None):
         raise EvaluateError(str(e), option) from None
 
 
-def check_needs(ctx, names):
-    """Raise EvaluateError when MetricContext `ctx` lacks an input a metric of `names` needs (naming its option)."""
+def check_needs(ctx, names, coming=()):
+    """Raise EvaluateError when MetricContext `ctx` lacks an input a metric of `names` needs (naming its option);
+    coming: inputs not in ctx yet that will be made before the metrics run (e.g. 'source_gen')."""
     registry = metric_registry()
     for name in names:
-        missing = ctx.missing(registry[name])
+        missing = [n for n in ctx.missing(registry[name]) if not set(n.split('|')) & set(coming)]
         if missing:
             flags = ' or '.join(NEED_FLAGS.get(m, f'--metric-opt {m[len("option:"):]}=...')
                                 for n in missing for m in n.split('|'))
@@ -281,8 +282,7 @@ def calc_metrics(names, network=None, gen_dir=None, data=None, shots_dir=None, n
                         progress=progress, **context)
     if source is not None and network is None:
         raise EvaluateError('--source needs --network (the same latents are drawn from both)', '--source')
-    ctx.source_gen = ctx.source_gen if source is None else 'drawn below'  # counts as present for check_needs
-    check_needs(ctx, names)
+    check_needs(ctx, names, coming=('source_gen',) if source is not None else ())
     with tempfile.TemporaryDirectory(prefix='fsgan-gen-') as tmp:
         network_sha256 = _sample_set(ctx, network, gen_dir, num, trunc, gen_out or os.path.join(tmp, 'gen'))
         if source is not None:

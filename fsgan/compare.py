@@ -42,8 +42,16 @@ DEFAULT_METHODS = ('fsgan', 'tgan', 'freezed', 'ssgan')
 # The registered metrics (fsgan.evaluate.metric_registry) a comparison measures, those that apply (metric_names).
 METRICS = ('fid', 'sharpness', 'fqi', 'memorization', 'glyph_fgd', 'glyph_memorisation', 'glyph_diversity',
            'glyph_script')
-METRIC_COLUMNS = ('num_gen',) + tuple(c.key for c in evaluate.columns(METRICS))
-CSV_COLUMNS = ('method', 'run_dir', 'network', 'trainable_params', 'trainable_G', 'trainable_D') + METRIC_COLUMNS
+RUN_COLUMNS = ('method', 'run_dir', 'network', 'trainable_params', 'trainable_G', 'trainable_D')
+
+
+def metric_columns(metrics=METRICS):
+    """Keys of a method's metric numbers: 'num_gen', then every Column key of the registered `metrics`."""
+    return ('num_gen',) + tuple(c.key for c in evaluate.columns(metrics))
+
+
+METRIC_COLUMNS = metric_columns()
+CSV_COLUMNS = RUN_COLUMNS + METRIC_COLUMNS
 METHOD_COLUMN = Column('method', 'Method', 's')
 TRAINABLE_COLUMN = Column('trainable_params', 'Trainable params', ',',
                           note="numbers in the run's adapter file (G + D).")
@@ -141,10 +149,12 @@ def row_names(methods, run_map, source, target_dir):
 def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=None,
                   protocol='paper', seed=0, tick=1.0, snap=5, test_dir=None, num=64, num_test=256, faces=False, trunc=0.8,
                   metrics_trunc=1.0, cols=10, strip_steps=10, device=None, cache_dir=None, inception=True, expect=None,
-                  train_options=None):
+                  train_options=None, metrics=None):
     """Pure setup: options -> EasyDict(entries=[(name, run_dir or None)], settings, metric_settings, ...).
 
     train_options: training options (TRAIN_KEYS) for every trained row; a row's own @KEY=VALUE wins.
+    metrics: the registered metrics to measure (those that apply, see metric_names) [default: METRICS]; a metric
+    that needs the source's images for the same latents (emoji_content) gets them from --source.
     protocol: the adaptation protocol of every trained row (fsgan.protocol); batch None = the protocol's.
     settings are what the training runs depend on (a resumed comparison must match them);
     metric_settings decide whether cached metrics still hold.
@@ -177,6 +187,12 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
             raise ValueError(f'train_options: {e}') from None
     metric_settings = dict(num=int(num), metrics_trunc=float(metrics_trunc), test_dir=absolute(test_dir),
                            num_test=int(num_test), faces=bool(faces), inception=bool(inception), expect=expect)
+    if metrics is not None:  # only when given, so the cached metrics of earlier comparisons still hold
+        registry = evaluate.metric_registry()
+        unknown = [m for m in metrics if m not in registry]
+        if unknown:
+            raise ValueError(f'metrics: unknown {", ".join(unknown)}; registered: {", ".join(registry)}')
+        metric_settings['metrics'] = list(metrics)
     return EasyDict(outdir=outdir, entries=[(n, run_map.get(n)) for n in names], settings=settings,
                     metric_settings=metric_settings, trunc=float(trunc), cols=int(cols),
                     strip_steps=int(strip_steps), device=device, cache_dir=cache_dir)
@@ -248,14 +264,18 @@ def checkpointed_run(parent):
 
 
 def train_method(cfg, name, progress=True):
-    """Train `name` into outdir/runs/<name>/, continuing a checkpointed run there. Returns the run folder."""
-    from fsgan.run import run_training
+    """Train `name` into outdir/runs/<name>/, continuing a checkpointed run there (a finished one is returned as
+    it is). Returns the run folder."""
+    from fsgan.run import run_kimg, run_training
     from fsgan.run_setup import setup_training_config
     parent = os.path.join(cfg.outdir, 'runs', name)
     partial = checkpointed_run(parent)
     if partial is not None:
         from fsgan.run_options import load_run_options
         c = load_run_options(partial)  # checked: a hand-edited file fails in one line
+        if run_kimg(partial, c) >= c.kimg:
+            print(f'[{name}] {partial} is finished')
+            return partial
         print(f'[{name}] continuing {partial}')
         return run_training(c, resume_run=partial, progress=progress)
     s = cfg.settings
@@ -324,19 +344,25 @@ def trainable_counts(run_dir):
     return (sum(t.numel() for t in payload['G'].values()), sum(t.numel() for t in payload['D'].values()))
 
 
+INCEPTION_METRICS = ('fid', 'kid', 'memorization', 'intra_inception')  # left out when ms['inception'] is False
+
+
 def metric_names(ms, num_shots):
-    """The METRICS that a comparison with metric settings `ms` measures: FID and memorisation (>= 2 shots) unless
-    ms['inception'] is False, FQI for ms['faces'], the target script's share when ms['expect'] names one; the
-    glyph metrics note themselves as not applicable to images other than the glyph classifier's."""
-    skip = dict(fid=not ms.get('inception', True), memorization=not ms.get('inception', True) or num_shots < 2,
-                fqi=not ms['faces'], glyph_script=not ms.get('expect'))
-    return [name for name in METRICS if not skip.get(name)]
+    """The metrics (ms['metrics'], default METRICS) that a comparison with metric settings `ms` measures: the
+    Inception ones unless ms['inception'] is False, memorisation with >= 2 shots, FQI for ms['faces'], the target
+    script's share when ms['expect'] names one; the glyph metrics note themselves as not applicable to images
+    other than the glyph classifier's."""
+    inception = ms.get('inception', True)
+    skip = dict(memorization=num_shots < 2, fqi=not ms['faces'], glyph_script=not ms.get('expect'))
+    return [name for name in ms.get('metrics') or METRICS
+            if not skip.get(name) and (inception or name not in INCEPTION_METRICS)]
 
 
 def method_metrics(gen_dir, shots_dir, test_set, ms, device='cpu', cache_dir=None, fig_dir='.', tag='run',
-                   shared=None):
-    """Table numbers of one method, {METRIC_COLUMNS key: number or None}: the metrics of metric_names() on the
-    first ms['num'] (default all) images of gen_dir against the shots in shots_dir and the test ImageSet (or None).
+                   shared=None, source_dir=None):
+    """Table numbers of one method, {metric_columns(ms['metrics']) key: number or None}: the metrics of
+    metric_names() on the first ms['num'] (default all) images of gen_dir against the shots in shots_dir and the
+    test ImageSet (or None). source_dir: the source network's images for the same seeds (for emoji_content).
 
     shared: dict of intermediates that depend on neither the samples nor the shots (the Inception detector, the
     glyph classifier, test-set features, notes printed), kept between calls.
@@ -347,9 +373,10 @@ def method_metrics(gen_dir, shots_dir, test_set, ms, device='cpu', cache_dir=Non
     shots = ImageSet(shots_dir)
     ctx = MetricContext(gen=ImageSet(gen_dir, limit=ms.get('num')), data=test_set, shots=shots, device=device,
                         cache_dir=cache_dir or default_cache_dir(), fig_dir=fig_dir, tag=tag,
-                        options={'expect': ms['expect']} if ms.get('expect') else {}, memo=dict(shared))
+                        options={'expect': ms['expect']} if ms.get('expect') else {}, memo=dict(shared),
+                        source_gen=None if source_dir is None else ImageSet(source_dir, limit=ms.get('num')))
     names = [n for n in metric_names(ms, len(shots)) if not ctx.missing(evaluate.metric_registry()[n])]
-    row = dict.fromkeys(METRIC_COLUMNS)
+    row = dict.fromkeys(metric_columns(ms.get('metrics') or METRICS))
     row.update(evaluate.row_of(evaluate.run_metrics(ctx, names)), num_gen=len(ctx.gen))
     shared.update({k: v for k, v in ctx.memo.items() if k.startswith('shared/')})
     return row
@@ -370,8 +397,9 @@ def write_csv(path, rows, fields):
 def write_tables(outdir, rows, ms, trunc_note):
     """metrics.csv (every column) and metrics.md (the columns that have values; headers, formats and legend from
     the metrics' Columns), atomically."""
-    write_csv(os.path.join(outdir, 'metrics.csv'), rows, CSV_COLUMNS)
-    columns = [TRAINABLE_COLUMN] + evaluate.table_columns(METRICS)
+    metrics = ms.get('metrics') or METRICS
+    write_csv(os.path.join(outdir, 'metrics.csv'), rows, RUN_COLUMNS + metric_columns(metrics))
+    columns = [TRAINABLE_COLUMN] + evaluate.table_columns(metrics)
     columns = [METHOD_COLUMN] + [c for c in columns if any(evaluate.cell(c, r) for r in rows)]
     lines = evaluate.markdown_table([c.title for c in columns], [[evaluate.cell(c, r) for c in columns] for r in rows])
     lines += ['', f'{ms["num"]} generated images per method (seeds 0..{ms["num"] - 1}, {trunc_note}). FID and FGD '
@@ -379,6 +407,40 @@ def write_tables(outdir, rows, ms, trunc_note):
     if evaluate.legend(columns):
         lines.append(evaluate.legend(columns))  # only the columns shown
     atomic_write_bytes(os.path.join(outdir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
+
+
+def read_json(path):
+    """The JSON value in the file at `path`, or None when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+SOURCE_SAMPLES = 'source_samples'   # outdir/source_samples/: the source's metric samples (emoji_content)
+
+
+def source_samples(cfg, num_shots, device, shared):
+    """The folder of the source network's images for the metric seeds and psi (image i is seed i), written once
+    per comparison, when a metric to measure needs them and the comparison has a --source; else None."""
+    ms = cfg.metric_settings
+    registry = evaluate.metric_registry()
+    if cfg.settings['source'] is None or not any('source_gen' in registry[n].needs
+                                                 for n in metric_names(ms, num_shots)):
+        return None
+    folder = os.path.join(cfg.outdir, SOURCE_SAMPLES)
+    stamp = dict(source=cfg.settings['source'], num=ms['num'], trunc=ms['metrics_trunc'])
+    stamp_path = os.path.join(folder, 'samples.json')
+    if shared.get('shared/source_samples') != stamp:
+        if read_json(stamp_path) != stamp:
+            from fsgan.sampling import load_generator
+            print(f'[source] {ms["num"]} samples for content preservation')
+            G, _sha = load_generator(cfg.settings['source'], None, device)
+            evaluate.write_samples(G, folder, range(ms['num']), trunc=ms['metrics_trunc'], device=device, batch=1)
+            atomic_write_json(stamp_path, stamp)
+        shared['shared/source_samples'] = stamp
+    return folder
 
 
 def measure_method(cfg, state, name, shots, test_set, device, shared):
@@ -400,7 +462,8 @@ def measure_method(cfg, state, name, shots, test_set, device, shared):
         fig_dir = os.path.join(cfg.outdir, 'figures')
         os.makedirs(fig_dir, exist_ok=True)
         entry['metrics'] = method_metrics(gen_dir, shots_dir, test_set, ms, device=device, cache_dir=cfg.cache_dir,
-                                          fig_dir=fig_dir, tag=name, shared=shared)
+                                          fig_dir=fig_dir, tag=name, shared=shared,
+                                          source_dir=source_samples(cfg, len(shots), device, shared))
         entry['metrics_key'] = key
         save_state(cfg, state)
     g_count, d_count = trainable_counts(run_dir)

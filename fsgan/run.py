@@ -134,6 +134,12 @@ def print_dry_run(c, images):
         print(f'trainable[{name}]: {sum(p.numel() for p in params):,}')
 
 
+def run_kimg(run_dir, c):
+    """kimg trained by the checkpointed run in run_dir (options `c`, from load_run_options)."""
+    from fsgan.training_loop import read_checkpoint
+    return int(read_checkpoint(run_dir, c, mmap=True)['cur_nimg']) / 1000
+
+
 def continue_run(run_dir, kimg=None, dry_run=False, progress=True):
     """--resume-run: continue run_dir from its checkpoint; `kimg` extends the run (recorded in its options).
 
@@ -141,10 +147,9 @@ def continue_run(run_dir, kimg=None, dry_run=False, progress=True):
     """
     from dnnlib.lock import folder_lock
     from fsgan.run_options import load_run_options
-    from fsgan.training_loop import read_checkpoint
     c = load_run_options(run_dir)
     c.kimg = float(c.kimg if kimg is None else kimg)
-    done_kimg = int(read_checkpoint(run_dir, c, mmap=True)['cur_nimg']) / 1000
+    done_kimg = run_kimg(run_dir, c)
     if kimg is not None and kimg <= done_kimg:
         raise SetupError(f'--kimg {kimg:g}: the run in {run_dir} is already at kimg {done_kimg:g}; give a larger '
                          f'--kimg to extend it')

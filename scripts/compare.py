@@ -10,6 +10,7 @@ import os
 
 import click
 
+from fsgan.benchmarks import PRESET_MODULES
 from fsgan.compare import DEFAULT_METHODS, TRAIN_KEYS, CompareError, run_compare, setup_compare
 from fsgan.evaluate import EvaluateError
 from fsgan.protocol import PROTOCOLS
@@ -24,21 +25,26 @@ def one_line_error(e):
     return click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
-def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device, progress, given, protocol='ours'):
-    """--preset glyphs: run the glyph preset's grid and print its report."""
-    from fsgan.benchmarks.glyphs import preset as glyph_preset
+def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, split, device, progress, given,
+                         protocol, parallel, threads):
+    """--preset NAME: run the benchmark's grid (fsgan.benchmarks.preset) and print its report."""
+    from fsgan.benchmarks import benchmark
+    from fsgan.benchmarks import preset as presets
+    from fsgan.parallel import JobError
     from training.dataset import DataError
     from fsgan.training_loop import TrainingError
     if given:
-        raise click.UsageError(f'--preset glyphs sets the source and data itself; drop {", ".join(given)}')
+        raise click.UsageError(f'--preset {name} sets the source and data itself; drop {", ".join(given)}')
+    bench = benchmark(name)
     try:
-        rows = glyph_preset.run_preset(
-            outdir, methods=methods, targets=glyph_preset.parse_list(targets, str, '--preset-targets'),
-            shots=glyph_preset.parse_list(shots, int, '--preset-shots'),
-            seeds=glyph_preset.parse_list(seeds, int, '--preset-seeds'),
-            kimg=glyph_preset.KIMG if kimg is None else kimg, split=split, device=device, progress=progress,
-            protocol=protocol)
-    except (CompareError, EvaluateError, SetupError, DataError, TrainingError, ValueError) as e:
+        rows = presets.run_preset(
+            bench, outdir, methods=methods,
+            targets=None if targets is None else presets.parse_list(targets, str, '--preset-targets'),
+            shots=None if shots is None else presets.parse_list(shots, int, '--preset-shots'),
+            seeds=None if seeds is None else presets.parse_list(seeds, int, '--preset-seeds'),
+            kimg=kimg, split=split, device=device, progress=progress, protocol=protocol, parallel=parallel,
+            threads=threads)
+    except (CompareError, EvaluateError, SetupError, DataError, TrainingError, JobError, ValueError) as e:
         raise one_line_error(e) from None
     with open(os.path.join(outdir, 'benchmark.md')) as f:
         click.echo(f.read())
@@ -60,7 +66,7 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
 @click.option('--batch', type=int, help='Batch size [default: per protocol].')
 @click.option('--protocol', type=click.Choice(list(PROTOCOLS)),
               help='Adaptation protocol of every trained row (see scripts/train.py --protocol) '
-                   '[default: paper; ours with --preset glyphs, as its documented tables].')
+                   "[default: paper; a preset's own: ours for glyphs, as its documented tables].")
 @click.option('--seed', type=int, default=0, show_default=True, help='Seed of shot selection and training.')
 @click.option('--tick', type=float, default=1.0, show_default=True, help='Tick length in kimg.')
 @click.option('--snap', type=int, default=5, show_default=True, help='Snapshot (and checkpoint) every this many ticks.')
@@ -80,17 +86,23 @@ def run_glyph_preset(outdir, methods, targets, shots, seeds, kimg, split, device
               help='Inception feature cache [default: as calc_metrics.py].')
 @click.option('--device', type=click.Choice(['cpu', 'cuda']), help='Device [default: cuda when available].')
 @click.option('--no-progress', is_flag=True, help='No training progress bars.')
-@click.option('--preset', type=click.Choice(['glyphs']),
-              help='Run a whole benchmark: glyphs = the shipped glyph source adapted to the near and far targets '
-                   '(fsgan/benchmarks/glyphs/preset.py); --methods, --kimg and --device apply, the other training options do not.')
-@click.option('--preset-targets', default='near,far', show_default=True, help='Preset targets.')
-@click.option('--preset-shots', default='5,10,25', show_default=True, help='Preset shot counts.')
-@click.option('--preset-seeds', default='0,1,2', show_default=True, help='Preset seeds.')
+@click.option('--preset', type=click.Choice(sorted(PRESET_MODULES)),
+              help='Run a whole benchmark: its shipped source adapted to its targets over shots x seeds x methods '
+                   '(glyphs: fsgan/benchmarks/glyphs/preset.py, emoji: fsgan/benchmarks/emoji/preset.py); --methods, '
+                   '--kimg, --protocol and --device apply, the other training options do not.')
+@click.option('--preset-targets', help='Preset targets [default: all of the preset: near,far].')
+@click.option('--preset-shots', help="Preset shot counts [default: the preset's: 5,10,25].")
+@click.option('--preset-seeds', help="Preset seeds [default: the preset's: 0,1,2].")
+@click.option('--parallel', type=click.IntRange(min=1), default=1, show_default=True,
+              help='Preset: runs trained (and cells measured) at once, each in its own process (N GPU processes on '
+                   'one GPU, or N CPU processes of --threads threads).')
+@click.option('--threads', type=click.IntRange(min=1), default=1, show_default=True,
+              help='Preset with --parallel: CPU threads per process.')
 @click.option('--split', type=click.Choice(['test', 'val']), default='test', show_default=True,
               help='Preset evaluation split: val for choosing settings, test for the report.')
 def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol, seed, tick, snap, test_dir, num, num_test,
          faces, trunc, metrics_trunc, cols, strip_steps, cache_dir, device, no_progress, preset, preset_targets,
-         preset_shots, preset_seeds, split):
+         preset_shots, preset_seeds, parallel, threads, split):
     """Train (or take) several adaptations of one source on the same shots and compare them side by side.
 
     Writes comparison.png, metrics.csv/.md and interp_<method>.png into --outdir; metrics use --num
@@ -101,10 +113,10 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
     from training.dataset import DataError
     from fsgan.training_loop import TrainingError
     if preset is not None:
-        run_glyph_preset(outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split, device,
-                         not no_progress, given=[o for o, v in (('--source', source), ('--target-dir', target_dir),
-                                                                ('--runs', runs), ('--test-dir', test_dir)) if v],
-                         protocol=protocol or 'ours')
+        run_benchmark_preset(preset, outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split,
+                             device, not no_progress, protocol=protocol, parallel=parallel, threads=threads,
+                             given=[o for o, v in (('--source', source), ('--target-dir', target_dir),
+                                                   ('--runs', runs), ('--test-dir', test_dir)) if v])
         return
     try:
         cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,

@@ -13,10 +13,10 @@ from fsgan.benchmarks.glyphs.classifier import fgd_between, load_dataset_zip, lo
 from fsgan.benchmarks.glyphs.metrics import glyph_metrics
 from fsgan import compare
 from scripts import compare as compare_cli
-from fsgan.benchmarks.glyphs import preset as glyph_preset
+from fsgan.benchmarks import preset
+from fsgan.benchmarks.glyphs import GLYPHS
+from fsgan.benchmarks.glyphs.preset import BENCHMARK
 from training import networks
-
-GLYPHS = glyph_preset.GLYPHS
 
 
 @pytest.fixture(scope='module')
@@ -70,7 +70,7 @@ def test_preset_runs_aggregates_and_resumes(tiny_source, tmp_path, one_thread):
     outdir = str(tmp_path / 'bench')
     kw = dict(methods='fsgan,tgan@lr=0.01', targets=('far',), shots=(5,), seeds=(0, 1), kimg=0.008, num=24,
               num_test=40, source=tiny_source, progress=False)
-    rows = glyph_preset.run_preset(outdir, **kw)
+    rows = preset.run_preset(BENCHMARK, outdir, **kw)
     assert sorted(r['method'] for r in rows) == ['fsgan', 'tgan@lr=0.01']
     for r in rows:
         assert r['seeds'] == 2 and r['target'] == 'far' and r['shots'] == 5
@@ -85,13 +85,13 @@ def test_preset_runs_aggregates_and_resumes(tiny_source, tmp_path, one_thread):
         table = list(csv.DictReader(f))
     assert len(table) == 2 and float(table[0]['fgd_test_mean']) > 0
     md = open(os.path.join(outdir, 'benchmark.md')).read()
-    assert '### far, 5 shots (2 seeds)' in md and md.count('±') >= 2 * len(glyph_preset.COLUMNS)
+    assert '### far, 5 shots (2 seeds)' in md and md.count('±') >= 2 * len(BENCHMARK.columns)
     assert os.path.isfile(os.path.join(outdir, 'figure-far-5shot.png'))
     # Running again trains nothing: every cell is done and its metrics are cached.
     ck = os.path.join(outdir, 'far-5shot-seed0', 'runs', 'fsgan')
     ck = os.path.join(ck, os.listdir(ck)[0], 'checkpoint.pt')
     mtime = os.stat(ck).st_mtime_ns
-    again = glyph_preset.run_preset(outdir, **kw)
+    again = preset.run_preset(BENCHMARK, outdir, **kw)
     assert os.stat(ck).st_mtime_ns == mtime
     assert [r['fgd_test_mean'] for r in again] == [r['fgd_test_mean'] for r in rows]
 
@@ -99,9 +99,9 @@ def test_preset_runs_aggregates_and_resumes(tiny_source, tmp_path, one_thread):
 def test_preset_aggregate_mean_std():
     rows = {('near', 10, s): [dict(method='fsgan', trainable_params=7, fgd_test=v, classes_covered=None)]
             for s, v in enumerate((1.0, 3.0))}
-    (r,) = glyph_preset.aggregate(rows)
+    (r,) = preset.aggregate(BENCHMARK, rows)
     assert r['fgd_test_mean'] == 2.0 and r['fgd_test_std'] == 1.0 and r['classes_covered_mean'] is None
-    assert [c[:2] for c in glyph_preset.cells(('near', 'far'), (5, 10), (0,))] == [('near', 5), ('near', 10),
+    assert [c[:2] for c in preset.cells(BENCHMARK, ('near', 'far'), (5, 10), (0,))] == [('near', 5), ('near', 10),
                                                                                      ('far', 5), ('far', 10)]
 
 
@@ -113,7 +113,10 @@ def test_preset_aggregate_mean_std():
     (['--preset', 'glyphs', '--methods', 'fsgan@bogus=1'], "--method-opt bogus: method fsgan has options"),
 ])
 def test_preset_bad_arguments(tmp_path, args, message, monkeypatch):
-    monkeypatch.setattr(glyph_preset, 'SOURCE', __file__)      # the check must not depend on the shipped source
+    import dataclasses
+    from fsgan.benchmarks.glyphs import preset as glyph_preset
+    # the checks must not depend on the shipped source
+    monkeypatch.setattr(glyph_preset, 'BENCHMARK', dataclasses.replace(BENCHMARK, source=__file__))
     res = CliRunner().invoke(compare_cli.main, ['--outdir', str(tmp_path / 'x')] + args)
     assert res.exit_code != 0 and message in res.output, res.output
     assert 'Traceback' not in res.output
@@ -167,22 +170,22 @@ def test_resume_refuses_dropped_train_options(p1_path, target_dir, tmp_path):
 
 
 def test_preset_uses_the_source_regularisation(tmp_path):
-    reg = glyph_preset.source_regularisation()
+    reg = preset.source_regularisation(BENCHMARK.source)
     with open(os.path.join(GLYPHS, 'source_glyph32.json')) as f:
         options = json.load(f)['training_options']
     keys = ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking', 'mode_seeking_hinge')
     assert reg == {k: float(options[k]) for k in keys}
-    cfg = glyph_preset.cell_config(str(tmp_path), 'far', 10, 0, methods='fsgan')
+    cfg = preset.cell_config(BENCHMARK, str(tmp_path), 'far', 10, 0, methods='fsgan')
     assert cfg.settings['train'] == reg
-    assert glyph_preset.source_regularisation(str(tmp_path / 'custom.pkl')) == {}
+    assert preset.source_regularisation(str(tmp_path / 'custom.pkl')) == {}
     (tmp_path / 'old.json').write_text(json.dumps({'training_options': {'gamma': 2, 'pl_weight': 0}}))
-    assert glyph_preset.source_regularisation(str(tmp_path / 'old.pkl')) == {'gamma': 2.0, 'pl_weight': 0.0}
+    assert preset.source_regularisation(str(tmp_path / 'old.pkl')) == {'gamma': 2.0, 'pl_weight': 0.0}
     (tmp_path / 'hinged.json').write_text(json.dumps({'training_options': {'mode_seeking': 2,
                                                                            'mode_seeking_hinge': True}}))
-    hinged = glyph_preset.source_regularisation(str(tmp_path / 'hinged.pkl'))
+    hinged = preset.source_regularisation(str(tmp_path / 'hinged.pkl'))
     assert hinged == {'mode_seeking': 2.0, 'mode_seeking_hinge': 1.0}
     c = run_setup.setup_training_config(str(tmp_path), device='cpu', **hinged)  # as the preset and the demo pass it
     assert c.losses['mode_seeking'] == dict(weight=2.0, hinge=True)
     (tmp_path / 'bad.json').write_text('{"training_options": ')
     with pytest.raises(ValueError, match='bad.json'):
-        glyph_preset.source_regularisation(str(tmp_path / 'bad.pkl'))
+        preset.source_regularisation(str(tmp_path / 'bad.pkl'))

@@ -176,10 +176,11 @@ def test_config_f_w_avg_tracks_the_adapted_mapping(config_f):
 
 def test_compare_records_the_protocol(tmp_path, p1_path, target_dir):
     from fsgan.benchmarks.glyphs import preset as glyph_preset
+    from fsgan.benchmarks.preset import cell_config
     from fsgan.compare import setup_compare
     cfg = setup_compare(str(tmp_path / 'cmp'), source=p1_path, target_dir=target_dir, methods='fsgan')
     assert cfg.settings['protocol'] == 'paper' and cfg.settings['batch'] is None
-    ours = glyph_preset.cell_config(str(tmp_path), 'far', 10, 0, 'fsgan')
-    paper = glyph_preset.cell_config(str(tmp_path), 'far', 10, 0, 'fsgan', protocol='paper')
+    ours = cell_config(glyph_preset.BENCHMARK, str(tmp_path), 'far', 10, 0, 'fsgan')
+    paper = cell_config(glyph_preset.BENCHMARK, str(tmp_path), 'far', 10, 0, 'fsgan', protocol='paper')
     assert (ours.settings['protocol'], ours.settings['batch']) == ('ours', glyph_preset.BATCH)
     assert (paper.settings['protocol'], paper.settings['batch']) == ('paper', None)

@@ -88,14 +88,14 @@ def test_compare_trains_resumes_and_writes_outputs(p1_path, target_dir, tmp_path
     assert md[0].startswith('| Method | Trainable params | FID shots |')
     assert len([x for x in md if x.startswith('| ')]) == 3
 
-    # 3. Without tgan's 'done' mark it is continued (nothing to train), not retrained; metrics are reused.
+    # 3. Without tgan's 'done' mark its finished run is taken as it is, not retrained; metrics are reused.
     state = json.loads((outdir / compare.STATE_FILE).read_text())
     del state['methods']['tgan']['done']
     (outdir / compare.STATE_FILE).write_text(json.dumps(state))
     tgan_ck_mtime = (tgan_run / 'checkpoint.pt').stat().st_mtime_ns
     res = CliRunner().invoke(cli.main, args)
     assert res.exit_code == 0, res.output
-    assert 'continuing' in res.output and 'metrics on' not in res.output
+    assert f'[tgan] {tgan_run} is finished' in res.output and 'metrics on' not in res.output
     assert _runs(outdir, 'fsgan') == ['00000-fsgan-10shot'] and _runs(outdir, 'tgan') == ['00000-tgan-10shot']
     assert fsgan_ck.stat().st_mtime_ns == fsgan_mtime
     assert (tgan_run / 'checkpoint.pt').stat().st_mtime_ns == tgan_ck_mtime

@@ -1,5 +1,8 @@
 """Every shipped path, package pin and constant of the emoji benchmark, in one place."""
 import collections
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 # npm packages: exact versions, tarball URLs and npm's SRI integrity (`npm view NAME@VER dist`).
 NpmPackage = collections.namedtuple('NpmPackage', 'name version url integrity')
@@ -59,6 +62,8 @@ PREVIEW_DIR = 'previews'                        # inside DATA_DIR: one grid PNG 
 MANIFEST = 'MANIFEST.json'                      # inside DATA_DIR
 NOTO_TRAIN = 'noto_train.zip'                   # inside CACHE_DIR: the source pretraining set
 NOTO_TEST = 'noto_test.zip'                     # inside DATA_DIR
+SOURCE_PICKLE = 'data/emoji/source_emoji64.pkl'  # the pretrained 64-px source (G_ema and D) and its record:
+SOURCE_RECORD = 'data/emoji/source_emoji64.json'  # training options, kimg, figures (read by the preset and demo)
 
 
 def target_split_names(shots=SHOTS):

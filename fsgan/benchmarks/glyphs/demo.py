@@ -50,7 +50,7 @@ def write_report(run_dir, row, extra):
 def adapt(outdir, source, target, kimg, lr, progress=True):
     """FSGAN run of the demo with the source's own regularisation -> (run folder, training config, regularisation
     {key: value}, {} for a source without a .json)."""
-    from fsgan.benchmarks.glyphs.preset import source_regularisation
+    from fsgan.benchmarks.preset import source_regularisation
     from fsgan.run import run_training
     from fsgan.run_setup import SetupError, setup_training_config
     try:

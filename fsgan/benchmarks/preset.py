@@ -1,0 +1,228 @@
+"""Benchmark presets (`compare.py --preset NAME`): one shipped source adapted to each target x shots x seed x method.
+
+A Benchmark names its source, its target zips and its metrics. Each (target, shots, seed) cell is an ordinary
+comparison folder, outdir/<target>-<shots>shot-seed<seed>/ (resumable like any compare.py run); the preset then
+writes outdir/benchmark.csv and benchmark.md with mean ± std over seeds per (target, shots, method), and
+outdir/figure-<target>-<shots>shot.png, the comparison figure of the first seed (target shots, then a row per
+method, the same seeds in each row).
+
+parallel=N > 1 first trains every (cell, method) run in N worker processes (fsgan.parallel; one log each under
+outdir/logs/), then measures the cells in N processes, then collects the (cached) tables here. Every stage keeps
+its results on disk, so running the same command again continues where a killed preset stopped.
+"""
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dnnlib.fileio import atomic_write_bytes
+from fsgan import evaluate
+from fsgan.options import flatten_options
+
+REGULARISATION_KEYS = ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking', 'mode_seeking_hinge')
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A preset's fixed parts. Target files: data_dir/<prefix>_shots<K>.zip, <prefix>_val.zip, <prefix>_test.zip.
+
+    metrics: the registered metrics each comparison measures (those that apply); table: the metrics whose Columns
+    the report shows (mean ± std over seeds). kimg None: the protocol's length (20, 16 for <= 5 shots).
+    batch: the batch under `protocol` (another protocol uses its own). methods: {shots: comma-separated methods}
+    run by default at that shot count (others: compare's defaults). expect: {target: script} (glyph_script).
+    """
+    name: str
+    title: str
+    root: str                   # repository root (paths in the report are relative to it)
+    source: str
+    data_dir: str
+    targets: dict               # target name -> file prefix in data_dir
+    metrics: tuple
+    table: tuple
+    shots: tuple = (5, 10, 25)
+    seeds: tuple = (0, 1, 2)
+    kimg: float = None
+    protocol: str = 'paper'
+    batch: int = None
+    num: int = 500
+    num_test: int = 1000
+    inception: bool = True
+    trunc_note: str = 'psi 1'
+    methods: dict = field(default_factory=dict)
+    expect: dict = field(default_factory=dict)
+
+    @property
+    def columns(self):
+        """The Columns (metrics.registry) of the report's numbers, each reported as mean ± std over seeds."""
+        return tuple(evaluate.table_columns(self.table))
+
+
+def cell_name(target, shots, seed):
+    return f'{target}-{shots}shot-seed{seed}'
+
+
+def parse_list(text, cast, option):
+    """'5,10,25' -> (5, 10, 25); raises ValueError naming the option."""
+    try:
+        out = tuple(cast(v.strip()) for v in text.split(',') if v.strip())
+    except ValueError:
+        raise ValueError(f'{option} {text!r}: expected a comma-separated list') from None
+    if not out:
+        raise ValueError(f'{option}: empty list')
+    return out
+
+
+def source_regularisation(source):
+    """The regularisation the source was pretrained with, {key: value} for the REGULARISATION_KEYS its .json
+    (beside the .pkl, as the benchmarks' ship scripts write it) records under training_options; {}
+    (scripts/train.py's defaults) for a source without one. Every adaptation run of a preset and the demos uses
+    them (docs/benchmark-glyphs.md, "Choosing the settings", for why)."""
+    meta = os.path.splitext(source)[0] + '.json'
+    if not os.path.isfile(meta):
+        return {}
+    try:
+        with open(meta) as f:
+            options = json.load(f).get('training_options', {})
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f'{meta}: not a source description ({e}); remove it or re-ship the source') from None
+    options = flatten_options(options)  # a grouped training_options.json as well as a flat one
+    return {k: float(options[k]) for k in REGULARISATION_KEYS if k in options}
+
+
+def cells(bench, targets=None, shots=None, seeds=None):
+    """[(target, shots, seed)] in run order: seeds innermost, so every setting gets its first seed early."""
+    targets = tuple(bench.targets) if targets is None else targets
+    unknown = [t for t in targets if t not in bench.targets]
+    if unknown:
+        raise ValueError(f'--preset-targets: unknown {", ".join(unknown)}; choose from {", ".join(bench.targets)}')
+    return [(t, k, s) for t in targets for k in (shots or bench.shots) for s in (seeds or bench.seeds)]
+
+
+def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, split='test', source=None, device=None,
+                num=None, num_test=None, protocol=None):
+    """compare.setup_compare(...) of one cell; split 'val' measures against the validation split (tuning).
+    methods None: bench.methods[shots], else compare's defaults."""
+    from fsgan.compare import setup_compare
+    prefix = bench.targets[target]
+    source = source or bench.source
+    protocol = protocol or bench.protocol
+    shots_zip = os.path.join(bench.data_dir, f'{prefix}_shots{shots}.zip')
+    eval_zip = os.path.join(bench.data_dir, f'{prefix}_{split}.zip')
+    for path in (source, shots_zip, eval_zip):
+        if not os.path.isfile(path):
+            raise ValueError(f'{path}: missing; the {bench.name} preset needs the files shipped in '
+                             f'{os.path.relpath(bench.data_dir, bench.root)}')
+    kimg = kimg or bench.kimg or (16 if shots <= 5 else 20)
+    return setup_compare(os.path.join(outdir, cell_name(target, shots, seed)), source=source, target_dir=shots_zip,
+                         shots=shots, methods=methods or bench.methods.get(shots), kimg=kimg,
+                         batch=bench.batch if protocol == bench.protocol else None, protocol=protocol, seed=seed,
+                         tick=kimg / 2, snap=1, test_dir=eval_zip, num=num or bench.num,
+                         num_test=bench.num_test if num_test is None else num_test, device=device,
+                         inception=bench.inception, expect=bench.expect.get(target),
+                         train_options=source_regularisation(source), metrics=bench.metrics)
+
+
+def aggregate(bench, results):
+    """results {(target, shots, seed): rows of compare.run_compare} -> rows of mean/std per (target, shots, method)."""
+    groups = {}
+    for (target, shots, seed), rows in results.items():
+        for r in rows:
+            groups.setdefault((target, shots, r['method']), []).append(r)
+    out = []
+    for (target, shots, method), rows in groups.items():
+        row = dict(target=target, shots=shots, method=method, seeds=len(rows),
+                   trainable_params=rows[0].get('trainable_params'))
+        for c in bench.columns:
+            values = [r[c.key] for r in rows if r.get(c.key) is not None]
+            row[c.key + '_mean'] = float(np.mean(values)) if values else None
+            row[c.key + '_std'] = float(np.std(values)) if values else None
+        out.append(row)
+    return out
+
+
+def write_report(bench, outdir, rows, header):
+    """benchmark.csv (every number) and benchmark.md (a table per target and shots, then the columns' legend),
+    atomically."""
+    from fsgan.compare import TRAINABLE_COLUMN, write_csv
+    fields = ['target', 'shots', 'method', 'seeds', 'trainable_params']
+    fields += [c.key + s for c in bench.columns for s in ('_mean', '_std')]
+    write_csv(os.path.join(outdir, 'benchmark.csv'), rows, fields)
+    lines = [header, '']
+    for target, shots in sorted({(r['target'], r['shots']) for r in rows}):
+        block = [r for r in rows if r['target'] == target and r['shots'] == shots]
+        body = [[r['method'], TRAINABLE_COLUMN.format(r['trainable_params'])]
+                + [evaluate.mean_std(c, r[c.key + '_mean'], r[c.key + '_std']) for c in bench.columns]
+                for r in block]
+        lines += [f'### {target}, {shots} shots ({block[0]["seeds"]} seeds)', '']
+        lines += evaluate.markdown_table(['Method', 'Trainable'] + [c.title for c in bench.columns], body) + ['']
+    lines.append(evaluate.legend(bench.columns))
+    atomic_write_bytes(os.path.join(outdir, 'benchmark.md'), ('\n'.join(lines) + '\n').encode())
+
+
+def log_path(outdir, *parts):
+    """outdir/logs/<parts joined by '-'>.log, with characters other than letters, digits and ._@=+- as '_'."""
+    return os.path.join(outdir, 'logs', re.sub(r'[^A-Za-z0-9._@=+-]', '_', '-'.join(map(str, parts))) + '.log')
+
+
+def run_in_parallel(configs, outdir, parallel, threads, progress=print):
+    """Train every (cell, method) run not yet done, then measure every cell, in `parallel` worker processes of
+    `threads` CPU threads each. configs: {cell: compare config}. Raises fsgan.parallel.JobError naming failures."""
+    from fsgan import compare
+    from fsgan.parallel import Job, run_jobs
+    states = {cell: compare.load_state(cfg) for cell, cfg in configs.items()}  # checks every cell before a start
+    train = [Job(f'{cell_name(*cell)}/{name}', compare.train_method, (cfg, name), dict(progress=False),
+                 log=log_path(outdir, cell_name(*cell), name))
+             for cell, cfg in configs.items() for name, run_dir in cfg.entries
+             if run_dir is None and not states[cell]['methods'].get(name, {}).get('done')]
+    if train:
+        progress(f'[preset] training {len(train)} runs in {parallel} processes (logs in {outdir}/logs)')
+        run_jobs(train, parallel=parallel, threads=threads, progress=progress)
+    measure = [Job(cell_name(*cell), compare.run_compare, (cfg,), dict(progress=False),
+                   log=log_path(outdir, cell_name(*cell), 'measure')) for cell, cfg in configs.items()]
+    progress(f'[preset] measuring {len(measure)} cells in {parallel} processes')
+    run_jobs(measure, parallel=parallel, threads=threads, progress=progress)
+
+
+def run_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None, kimg=None, split='test',
+               device=None, progress=True, num=None, num_test=None, source=None, protocol=None, parallel=1,
+               threads=1):
+    """Run (or continue) every cell, then write the aggregate report. Returns its rows.
+
+    parallel: worker processes (1: every cell in this process, in order); threads: CPU threads per worker."""
+    from fsgan.compare import run_compare
+    if parallel < 1 or threads < 1:
+        raise ValueError(f'--parallel and --threads must be >= 1, got {parallel} and {threads}')
+    todo = cells(bench, targets, shots, seeds)
+    seeds = seeds or bench.seeds
+    configs = {c: cell_config(bench, outdir, *c, methods=methods, kimg=kimg, split=split, device=device, num=num,
+                              num_test=num_test, source=source, protocol=protocol) for c in todo}
+    if parallel > 1:
+        run_in_parallel(configs, outdir, parallel, threads)
+    results = {}
+    for i, cell in enumerate(todo):
+        print(f'[preset {bench.name}] cell {i + 1}/{len(todo)}: {cell_name(*cell)}')
+        result = run_compare(configs[cell], progress=progress)
+        results[cell] = result['rows']
+        target, k, seed = cell
+        if seed == seeds[0]:
+            shutil.copyfile(result['figure'], os.path.join(outdir, f'figure-{target}-{k}shot.png'))
+    rows = aggregate(bench, results)
+    write_report(bench, outdir, rows, report_header(bench, configs, split, seeds))
+    return rows
+
+
+def report_header(bench, configs, split, seeds):
+    """The report's first paragraph: source, length, protocol, regularisation, samples and seeds."""
+    cfg = next(iter(configs.values()))
+    s, ms = cfg.settings, cfg.metric_settings
+    kimgs = sorted({c.settings['kimg'] for c in configs.values()})
+    reg = ', '.join(f'{k} {v:g}' for k, v in s.get('train', {}).items()) or "scripts/train.py's defaults"
+    source = os.path.relpath(s['source'], bench.root) if s['source'].startswith(bench.root) else s['source']
+    batch = '' if s['batch'] is None else f', batch {s["batch"]}'
+    return (f'{bench.title}: source {source}, {" or ".join(f"{k:g}" for k in kimgs)} kimg per run, protocol '
+            f'{s["protocol"]}{batch}, regularisation {reg}; '
+            f'{ms["num"]} samples per run ({bench.trunc_note}) against {ms["num_test"] or "all"} images of the '
+            f'{split} split; mean ± std over seeds {",".join(map(str, seeds))}.')

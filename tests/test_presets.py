@@ -1,0 +1,131 @@
+"""Benchmark presets (fsgan.benchmarks.preset): the emoji preset's grid, parallel runs, resume, and the CLI."""
+import csv
+import dataclasses
+import json
+import os
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fsgan import compare
+from fsgan.benchmarks import PRESET_MODULES, benchmark
+from fsgan.benchmarks import preset
+from fsgan.benchmarks.emoji import preset as emoji_preset
+from fsgan.export import save_snapshot
+from scripts import compare as compare_cli
+from training import networks
+
+EMOJI = emoji_preset.BENCHMARK
+
+
+@pytest.fixture(scope='module')
+def tiny_emoji_source(tmp_path_factory):
+    """A 64x64 RGB StyleGAN2 with few channels, saved like a pretrained source (with a regularisation record)."""
+    torch.manual_seed(0)
+    G = networks.Generator(z_dim=16, w_dim=16, c_dim=0, img_resolution=64, img_channels=3,
+                           mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=256, channel_max=8))
+    D = networks.Discriminator(c_dim=0, img_resolution=64, img_channels=3, channel_base=256, channel_max=8,
+                               epilogue_kwargs=dict(mbstd_group_size=4))
+    folder = tmp_path_factory.mktemp('emoji_source')
+    save_snapshot(str(folder / 'tiny.pkl'), G, D, G)
+    record = {'training_options': {'loss': {'gamma': 0.1, 'pl_weight': 0.0, 'style_mixing': 0.0}}}
+    (folder / 'tiny.json').write_text(json.dumps(record))  # grouped, as training_options.json is written today
+    return str(folder / 'tiny.pkl')
+
+
+def small(source):
+    """The emoji benchmark with a tiny source, a few samples and fewer metrics (Inception ones kept: KID, FID)."""
+    return dataclasses.replace(EMOJI, source=source, num=16, num_test=24,
+                               metrics=('fid', 'emoji_fd', 'emoji_style', 'emoji_content', 'memorization'),
+                               table=('fid', 'emoji_fd', 'emoji_style', 'emoji_content'))
+
+
+def test_emoji_preset_grid_follows_the_report_scope():
+    every = EMOJI.methods[10].split(',')
+    assert every[:4] == ['fsgan', 'tgan', 'freezed', 'ssgan'] and set(every) == set(compare.METHODS)
+    assert EMOJI.methods[5] == EMOJI.methods[25] == 'fsgan,tgan,freezed'
+    assert EMOJI.protocol == 'paper' and EMOJI.kimg is None
+    assert sorted(PRESET_MODULES) == ['emoji', 'glyphs'] and benchmark('emoji') is EMOJI
+    cfg = preset.cell_config(dataclasses.replace(EMOJI, source=__file__), '/tmp/x', 'far', 5, 1)
+    assert cfg.settings['kimg'] == 16 and cfg.settings['tick'] == 8 and cfg.settings['protocol'] == 'paper'
+    assert [n for n, _ in cfg.entries] == ['fsgan', 'tgan', 'freezed']
+    assert cfg.settings['target_dir'].endswith(os.path.join('data', 'emoji', 'far_shots5.zip'))
+    assert cfg.metric_settings['test_dir'].endswith('far_test.zip') and cfg.metric_settings['num_test'] == 0
+    assert cfg.metric_settings['metrics'] == list(EMOJI.metrics)
+    ten = preset.cell_config(dataclasses.replace(EMOJI, source=__file__), '/tmp/x', 'near', 10, 0, split='val')
+    assert ten.settings['kimg'] == 20 and len(ten.entries) == len(compare.METHODS)
+    assert ten.metric_settings['test_dir'].endswith('near_val.zip')
+
+
+def test_source_regularisation_reads_grouped_records(tiny_emoji_source):
+    assert preset.source_regularisation(tiny_emoji_source) == {'gamma': 0.1, 'pl_weight': 0.0, 'style_mixing': 0.0}
+
+
+def cell_numbers(outdir, cell):
+    with open(os.path.join(outdir, cell, 'metrics.csv')) as f:
+        return {r['method']: r for r in csv.DictReader(f)}
+
+
+def test_emoji_preset_in_parallel_matches_serial_and_resumes(tiny_emoji_source, tmp_path, one_thread):
+    bench = small(tiny_emoji_source)
+    kw = dict(methods='fsgan,tgan', targets=('near',), shots=(5,), seeds=(0, 1), kimg=0.008, progress=False)
+    outdir = str(tmp_path / 'par')
+    rows = preset.run_preset(bench, outdir, parallel=2, threads=1, **kw)
+    assert sorted(r['method'] for r in rows) == ['fsgan', 'tgan']
+    for r in rows:
+        assert r['seeds'] == 2 and r['emoji_fd_test_mean'] > 0 and r['fid_test_mean'] > 0
+        assert 0 <= r['style_share_mean'] <= 1 and 0 <= r['content_mean'] <= 1
+    logs = sorted(os.listdir(os.path.join(outdir, 'logs')))
+    assert logs == sorted(f'near-5shot-seed{s}-{m}.log' for s in (0, 1) for m in ('fsgan', 'tgan', 'measure'))
+    cell = os.path.join(outdir, 'near-5shot-seed0')
+    assert len(os.listdir(os.path.join(cell, compare.SOURCE_SAMPLES))) == bench.num + 1  # + its stamp
+    md = open(os.path.join(outdir, 'benchmark.md')).read()
+    assert md.startswith('Emoji benchmark: source ') and 'protocol paper' in md and 'gamma 0.1' in md
+    assert '### near, 5 shots (2 seeds)' in md and 'Content preserved' in md
+    # The same cell trained and measured in this process gives the same numbers.
+    serial = str(tmp_path / 'serial')
+    preset.run_preset(bench, serial, **dict(kw, seeds=(0,)))
+    par, ser = cell_numbers(outdir, 'near-5shot-seed0'), cell_numbers(serial, 'near-5shot-seed0')
+    keys = ('fid_test', 'emoji_fd_test', 'style_share', 'content', 'memorised_inception', 'trainable_params')
+    assert {m: [par[m][k] for k in keys] for m in par} == {m: [ser[m][k] for k in keys] for m in ser}
+    # Running again trains and measures nothing.
+    ck = os.path.join(cell, 'runs', 'tgan')
+    ck = os.path.join(ck, os.listdir(ck)[0], 'checkpoint.pt')
+    mtime = os.stat(ck).st_mtime_ns
+    again = preset.run_preset(bench, outdir, parallel=2, threads=1, **kw)
+    assert os.stat(ck).st_mtime_ns == mtime
+    assert [r['emoji_fd_test_mean'] for r in again] == [r['emoji_fd_test_mean'] for r in rows]
+
+
+def test_an_unfinished_run_of_a_cell_is_continued(tiny_emoji_source, tmp_path, one_thread, capsys):
+    bench = small(tiny_emoji_source)
+    cfg = preset.cell_config(bench, str(tmp_path), 'far', 5, 0, methods='fsgan', kimg=0.004)
+    compare.load_state(cfg)
+    run_dir = compare.train_method(cfg, 'fsgan', progress=False)
+    opts_path = os.path.join(run_dir, 'training_options.json')
+    opts = json.load(open(opts_path))
+    from fsgan.run import run_kimg
+    from fsgan.run_options import load_run_options
+    done = run_kimg(run_dir, load_run_options(run_dir))   # one batch of 32 (paper protocol) is past 0.004
+    opts['run']['kimg'] = 2 * done                        # as if the run had been killed half-way
+    with open(opts_path, 'w') as f:
+        json.dump(opts, f)
+    assert compare.train_method(cfg, 'fsgan', progress=False) == run_dir
+    assert f'[fsgan] continuing {run_dir}' in capsys.readouterr().out
+    assert run_kimg(run_dir, load_run_options(run_dir)) >= 2 * done
+    assert compare.train_method(cfg, 'fsgan', progress=False) == run_dir
+    assert f'[fsgan] {run_dir} is finished' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--preset', 'emoji'], 'gone.pkl: missing; the emoji preset needs the files shipped in data/emoji'),
+    (['--preset', 'emoji', '--test-dir', '.'], 'sets the source and data itself; drop --test-dir'),
+    (['--preset', 'emoji', '--preset-targets', 'near,moon'], '--preset-targets: unknown moon'),
+    (['--preset', 'emoji', '--parallel', '0'], "Invalid value for '--parallel'"),
+])
+def test_emoji_preset_bad_arguments(tmp_path, args, message, monkeypatch):
+    monkeypatch.setattr(emoji_preset, 'BENCHMARK', dataclasses.replace(EMOJI, source=str(tmp_path / 'gone.pkl')))
+    res = CliRunner().invoke(compare_cli.main, ['--outdir', str(tmp_path / 'x')] + args)
+    assert res.exit_code != 0 and message in res.output, res.output
+    assert 'Traceback' not in res.output and not (tmp_path / 'x').exists()

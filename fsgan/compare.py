@@ -344,7 +344,7 @@ def trainable_counts(run_dir):
     return (sum(t.numel() for t in payload['G'].values()), sum(t.numel() for t in payload['D'].values()))
 
 
-INCEPTION_METRICS = ('fid', 'kid', 'memorization', 'intra_inception')  # left out when ms['inception'] is False
+INCEPTION_METRICS = ('fid', 'kid', 'memorization', 'nearest_real', 'intra_inception')  # left out when ms['inception'] is False
 
 
 def metric_names(ms, num_shots):

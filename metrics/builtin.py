@@ -83,6 +83,24 @@ def fqi_metric(ctx):
     return dict(value=mean, values=values, options=options)
 
 
+@register('nearest_real', needs=('shots', 'data'),
+          columns=(Column('nearest_shot', 'Nearest real is a shot', '.1%', 'down', value='shot_share',
+                          note='share of samples whose nearest real image (Inception features, the shots and the '
+                               'test set together) is a training shot rather than a held-out test image; copies '
+                               'score 100%, samples that copy nothing about shots / (shots + test images).'),
+                   Column('nearest_ratio', 'Shot / test distance', '.2f', 'up', value='median_ratio',
+                          note='median over samples of the distance to the nearest shot over that to the nearest '
+                               'test image (Inception features).')),
+          help='memorisation against the test set: share of samples nearer a shot than any test image (--data), '
+               'and the median distance ratio')
+def nearest_real_metric(ctx):
+    from metrics.memorization import nearest_real
+    out = nearest_real(ctx.features('gen'), ctx.features('shots'), ctx.features('data'))
+    values = dict(shot_share=out['shot_share'], median_ratio=out['median_ratio'], num_gen=len(ctx.gen),
+                  num_shots=len(ctx.shots), num_data=len(ctx.data))
+    return dict(value=out['shot_share'], values=values)
+
+
 @register('memorization', needs=('shots',),
           columns=(Column('memorised_inception', 'Memorised (Inception)', '.1%', 'down', value='fraction_inception',
                           note='share of samples closer (Inception features) to a training shot than any two '

@@ -37,3 +37,20 @@ def memorization(gen, shots):
     dist = d[np.arange(len(d)), nearest]
     tau = min_pairwise_distance(shots)
     return dict(fraction=float(np.mean(dist < tau)), tau=tau, dist=dist, nearest=nearest)
+
+
+def nearest_real(gen, shots, test):
+    """Is a sample's nearest real image a training shot or a held-out test image of the same domain?
+
+    gen [N, D], shots [K, D], test [M, D] -> dict(shot_share: share of samples whose nearest row of shots and test
+    together is a shot, ratio [N]: distance to the nearest shot / distance to the nearest test image,
+    median_ratio). Copies of the shots give shot_share 1 and ratio 0; samples of the target domain that copy
+    nothing lie about as near the test images as the shots do, so shot_share is about K / (K + M) and the
+    ratio about 1 or above.
+    """
+    if len(shots) < 1 or len(test) < 1:
+        raise ValueError('nearest_real needs at least one shot and one test image')
+    to_shot = pairwise_distances(gen, shots).min(axis=1)
+    to_test = pairwise_distances(gen, test).min(axis=1)
+    ratio = to_shot / np.maximum(to_test, 1e-12)
+    return dict(shot_share=float(np.mean(to_shot < to_test)), ratio=ratio, median_ratio=float(np.median(ratio)))

@@ -1,49 +1,77 @@
-"""README command one: FSGAN few-shot adaptation of the shipped glyph source on the CPU, then samples,
-an interpolation video and a metrics report.
+"""README command one: few-shot adaptation of a shipped source on the CPU, then figures, an interpolation video and
+a metrics report.
 
-Details (files written, how a re-run continues): fsgan/benchmarks/glyphs/demo.py.
+--benchmark glyphs (default): the 32-px Latin glyph source adapted to 10 Kannada glyphs
+(fsgan/benchmarks/glyphs/demo.py). --benchmark emoji: the 64-px Noto emoji source adapted to 10 Twemoji shots,
+with a before/after figure and the unadapted source's metrics beside the adapted G's
+(fsgan/benchmarks/emoji/demo.py).
 """
 import json
 import os
 
 import click
 
-from fsgan.benchmarks.glyphs.demo import (DEFAULT_KIMG, DEFAULT_LR, DEFAULT_SOURCE, DEFAULT_TARGET, DEFAULT_TEST,
-                                         ROOT, run_demo)
+from fsgan.benchmarks.glyphs import ROOT
 from fsgan.tools.cli import command
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+def demo_defaults(benchmark):
+    """(module of the demo, its defaults {option: value})."""
+    if benchmark == 'emoji':
+        from fsgan.benchmarks.emoji import demo
+        return demo, dict(kimg=demo.DEFAULT_KIMG, lr=demo.DEFAULT_LR, source=demo.DEFAULT_SOURCE,
+                          target=demo.DEFAULT_TARGET, test=demo.DEFAULT_TEST, num=demo.DEFAULT_NUM, num_test=0)
+    from fsgan.benchmarks.glyphs import demo
+    return demo, dict(kimg=demo.DEFAULT_KIMG, lr=demo.DEFAULT_LR, source=demo.DEFAULT_SOURCE,
+                      target=demo.DEFAULT_TARGET, test=demo.DEFAULT_TEST, num=500, num_test=1000)
+
+
+def print_summary(benchmark, run_dir, paths, row):
+    with open(os.path.join(run_dir, 'metrics.md')) as f:
+        print('\n' + f.read())
+    print(f'Done. Run folder: {run_dir}')
+    for key in ('before_after', 'samples', 'video', 'metrics'):
+        if key in paths:
+            print(f'  {key.replace("_", "/") + ":":14s}{paths[key]}' + (' (and metrics.md)' if key == 'metrics' else ''))
+    keys = (('emoji_fd_test', 'fid_test', 'style_share', 'content', 'nearest_shot') if benchmark == 'emoji'
+            else ('fgd_test', 'fid_test', 'script_share', 'memorised_glyph'))
+    print(json.dumps({k: row.get(k) for k in keys}))
 
 
 @command()
+@click.option('--benchmark', type=click.Choice(['glyphs', 'emoji']), default='glyphs', show_default=True,
+              help='Which shipped benchmark to adapt (emoji needs data/emoji/source_emoji64.pkl).')
 @click.option('--outdir', default=os.path.join(ROOT, 'runs', 'demo'), show_default=True, help='Parent folder.')
-@click.option('--kimg', type=click.FloatRange(min=0, min_open=True), default=DEFAULT_KIMG, show_default=True,
-              help='Adaptation length in thousands of images.')
-@click.option('--lr', type=click.FloatRange(min=0, min_open=True), default=DEFAULT_LR, show_default=True,
-              help='FSGAN learning rate (the paper\'s is 0.003; the default is the best on the Kannada validation split).')
-@click.option('--source', default=DEFAULT_SOURCE, show_default=True, help='Source network.')
-@click.option('--target', default=DEFAULT_TARGET, show_default=True, help='Target shots (folder or zip).')
-@click.option('--test', default=DEFAULT_TEST, show_default=True, type=click.Path(exists=True),
-              help='Held-out target images for FGD/FID.')
-@click.option('--num', type=click.IntRange(min=2), default=500, show_default=True, help='Samples for the metrics.')
-@click.option('--num-test', type=click.IntRange(min=2), default=1000, show_default=True,
-              help='Test images for the metrics.')
-def main(outdir, kimg, lr, source, target, test, num, num_test):
-    """Adapt --source to --target with FSGAN and write samples, a video and metrics."""
+@click.option('--kimg', type=POSITIVE, help="Adaptation length in thousands of images [default: the demo's: "
+                                            "glyphs 2, emoji 1].")
+@click.option('--lr', type=POSITIVE, help="FSGAN learning rate [default: glyphs 0.03, the best on the Kannada "
+                                          "validation split; emoji 0.003, the paper's].")
+@click.option('--source', help='Source network [default: the benchmark\'s shipped source].')
+@click.option('--target', help='Target shots, folder or zip [default: the benchmark\'s 10 shots].')
+@click.option('--test', type=click.Path(exists=True), help='Held-out target images for the metrics '
+                                                           '[default: the benchmark\'s test split].')
+@click.option('--num', type=click.IntRange(min=2), help='Samples for the metrics [default: glyphs 500, emoji 300].')
+@click.option('--num-test', type=click.IntRange(min=0), help='Test images for the metrics, 0 = all '
+                                                             '[default: glyphs 1000, emoji all].')
+def main(benchmark, outdir, kimg, lr, source, target, test, num, num_test):
+    """Adapt a shipped source with FSGAN and write samples, figures, a video and metrics."""
     from fsgan.evaluate import EvaluateError
     from fsgan.loading import NetworkLoadError
     from fsgan.run_setup import SetupError
     from training.dataset import DataError
     from fsgan.training_loop import TrainingError
+    demo, defaults = demo_defaults(benchmark)
+    given = dict(kimg=kimg, lr=lr, source=source, target=target, test=test, num=num, num_test=num_test)
+    options = dict(defaults, **{k: v for k, v in given.items() if v is not None})
+    if benchmark == 'glyphs' and options['num_test'] < 2:
+        raise click.BadParameter('the glyph demo needs at least 2 test images', param_hint='--num-test')
     try:
-        run_dir, paths, row = run_demo(outdir, source, target, test, kimg, lr, num, num_test)
+        run_dir, paths, row = demo.run_demo(outdir, **options)
     except (EvaluateError, NetworkLoadError, SetupError, DataError, TrainingError) as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
-    with open(os.path.join(run_dir, 'metrics.md')) as f:
-        print('\n' + f.read())
-    print(f'Done. Run folder: {run_dir}')
-    print(f'  samples:  {paths["samples"]}')
-    print(f'  video:    {paths["video"]}')
-    print(f'  metrics:  {paths["metrics"]} (and metrics.md)')
-    print(json.dumps({k: row[k] for k in ('fgd_test', 'fid_test', 'script_share', 'memorised_glyph')}))
+    print_summary(benchmark, run_dir, paths, row)
 
 
 if __name__ == '__main__':

@@ -7,7 +7,8 @@ import PIL.Image
 import pytest
 from click.testing import CliRunner
 
-from scripts import demo
+from scripts import demo as demo_cli
+from fsgan.benchmarks.glyphs import demo
 from fsgan.options import read_training_options
 
 
@@ -15,7 +16,7 @@ from fsgan.options import read_training_options
 def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
     assert os.path.isfile(demo.DEFAULT_SOURCE) and os.path.isfile(demo.DEFAULT_TEST)
     args = ['--outdir', str(tmp_path), '--kimg', '0.2', '--num', '64', '--num-test', '100']
-    res = CliRunner().invoke(demo.main, args, catch_exceptions=False)
+    res = CliRunner().invoke(demo_cli.main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
     assert f'Done. Run folder: {run_dir}' in res.output
@@ -54,11 +55,11 @@ def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
 def test_demo_broken_source_json_is_one_line(tmp_path):
     (tmp_path / 'src.pkl').write_bytes(b'')
     (tmp_path / 'src.json').write_text('[1, 2')
-    res = CliRunner().invoke(demo.main, ['--outdir', str(tmp_path / 'out'), '--source', str(tmp_path / 'src.pkl')])
+    res = CliRunner().invoke(demo_cli.main, ['--outdir', str(tmp_path / 'out'), '--source', str(tmp_path / 'src.pkl')])
     assert res.exit_code != 0 and 'src.json' in res.output and 'Traceback' not in res.output
     assert not (tmp_path / 'out').exists()
 
 
 def test_demo_bad_source_is_one_line(tmp_path):
-    res = CliRunner().invoke(demo.main, ['--outdir', str(tmp_path), '--source', str(tmp_path / 'none.pkl')])
+    res = CliRunner().invoke(demo_cli.main, ['--outdir', str(tmp_path), '--source', str(tmp_path / 'none.pkl')])
     assert res.exit_code != 0 and 'none.pkl' in res.output and 'Traceback' not in res.output

@@ -34,3 +34,19 @@ def test_exactly_at_tau_is_not_flagged():
     shots = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 5.0]])  # tau = 2
     gen = np.array([[-2.0, 0.0], [-1.9, 0.0]])  # distances 2 (not < tau) and 1.9
     assert memorization(gen, shots)['fraction'] == 0.5
+
+
+def test_nearest_real_tells_copies_from_new_samples_of_the_domain():
+    from metrics.memorization import nearest_real
+    rng = np.random.RandomState(0)
+    domain = rng.randn(410, 8)
+    shots, test, fresh = domain[:10], domain[10:210], domain[210:]
+    copies = shots[rng.randint(0, 10, 50)] + 1e-3 * rng.randn(50, 8)
+    assert nearest_real(copies, shots, test)['shot_share'] == 1.0
+    assert nearest_real(copies, shots, test)['median_ratio'] < 0.01
+    new = nearest_real(fresh, shots, test)
+    assert new['shot_share'] < 0.15 and new['median_ratio'] > 1.0   # about 10 / 210 by chance
+    half = nearest_real(np.concatenate([copies[:20], fresh[:20]]), shots, test)
+    assert 0.45 <= half['shot_share'] <= 0.6
+    with pytest.raises(ValueError, match='at least one shot'):
+        nearest_real(fresh, shots[:0], test)

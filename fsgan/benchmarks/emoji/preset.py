@@ -21,8 +21,8 @@ BENCHMARK = Benchmark(
     name='emoji', title='Emoji benchmark', root=ROOT, source=os.path.join(ROOT, paths.SOURCE_PICKLE),
     data_dir=os.path.join(ROOT, paths.DATA_DIR), targets={'near': 'near', 'far': 'far'},
     metrics=('fid', 'kid', 'emoji_fd', 'emoji_style', 'emoji_content', 'emoji_categories', 'intra_inception',
-             'memorization', 'sharpness'),
+             'memorization', 'nearest_real', 'sharpness'),
     table=('emoji_fd', 'fid', 'kid', 'emoji_style', 'emoji_content', 'emoji_categories', 'intra_inception',
-           'memorization'),
+           'memorization', 'nearest_real'),
     shots=(5, 10, 25), seeds=(0, 1, 2), kimg=None, protocol='paper', num=1000, num_test=0,
     methods={5: FEW_METHODS, 10: ALL_METHODS, 25: FEW_METHODS})

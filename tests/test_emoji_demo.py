@@ -1,0 +1,68 @@
+"""The emoji demo (scripts/demo.py --benchmark emoji), end to end on a tiny source and a few hundred images."""
+import json
+import os
+
+import imageio
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fsgan.benchmarks.emoji import demo
+from fsgan.export import save_snapshot
+from fsgan.options import read_training_options
+from scripts import demo as demo_cli
+from training import networks
+
+
+@pytest.fixture(scope='module')
+def tiny_source(tmp_path_factory):
+    """A 64x64 RGB StyleGAN2 with few channels and a pretraining record, as the shipped source will be."""
+    torch.manual_seed(1)
+    G = networks.Generator(z_dim=16, w_dim=16, c_dim=0, img_resolution=64, img_channels=3,
+                           mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=256, channel_max=8))
+    D = networks.Discriminator(c_dim=0, img_resolution=64, img_channels=3, channel_base=256, channel_max=8,
+                               epilogue_kwargs=dict(mbstd_group_size=4))
+    folder = tmp_path_factory.mktemp('source')
+    save_snapshot(str(folder / 'src.pkl'), G, D, G)
+    (folder / 'src.json').write_text(json.dumps({'training_options': {'loss': {'gamma': 0.5, 'pl_weight': 0.0}}}))
+    return str(folder / 'src.pkl')
+
+
+@pytest.mark.slow
+def test_emoji_demo_writes_figures_video_and_both_metric_rows(tiny_source, tmp_path, one_thread):
+    args = ['--benchmark', 'emoji', '--source', tiny_source, '--outdir', str(tmp_path), '--kimg', '0.064',
+            '--num', '48', '--num-test', '200']
+    res = CliRunner().invoke(demo_cli.main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
+    assert f'Done. Run folder: {run_dir}' in res.output and 'before/after:' in res.output
+    figure = PIL.Image.open(run_dir / 'before_after.png')
+    from fsgan.tools.figure import PAD, default_cell
+    cell = default_cell(64)
+    assert figure.size[0] > 16 * (cell + PAD) and figure.size[1] == 3 * (cell + PAD) + PAD   # 3 rows, 16 columns
+    assert PIL.Image.open(run_dir / 'samples_trunc0.8.png').size == (8 * 64, 8 * 64)
+    frames = imageio.mimread(str(run_dir / 'interpolation.mp4'), memtest=False)
+    assert len(frames) == 64 and frames[0].shape[:2] == (256, 256)
+    report = json.loads((run_dir / 'metrics.json').read_text())
+    assert report['num_test'] == 200 and report['kimg'] == 0.064 and report['protocol'] == 'paper'
+    assert report['batch'] == 32 and report['lr'] == demo.DEFAULT_LR
+    source, adapted = report['source'], report['adapted']
+    for row in (source, adapted):
+        assert row['num_gen'] == 48 and row['fid_test'] > 0 and row['emoji_fd_test'] > 0 and row['kid'] is not None
+        assert 0 <= row['style_share'] <= 1 and 0 <= row['nearest_shot'] <= 1 and row['intra_inception'] > 0
+        assert 0 <= row['memorised_inception'] <= 1
+    assert source['content'] is None and 0 <= adapted['content'] <= 1   # content: adapted vs source, same seeds
+    assert source['emoji_fd_test'] != adapted['emoji_fd_test']           # the run changed the generator
+    md = (run_dir / 'metrics.md').read_text()
+    assert '| Metric | Source (unadapted) | Adapted (FSGAN) |' in md and '| Content preserved ↑ | n/a |' in md
+    opts = read_training_options(run_dir / 'training_options.json')
+    assert opts['gamma'] == 0.5 and opts['pl_weight'] == 0.0 and opts['protocol'] == 'paper'
+
+
+def test_emoji_demo_without_the_shipped_source_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, 'DEFAULT_SOURCE', str(tmp_path / 'source_emoji64.pkl'))
+    res = CliRunner().invoke(demo_cli.main, ['--benchmark', 'emoji', '--outdir', str(tmp_path / 'out')])
+    assert res.exit_code != 0 and 'source_emoji64.pkl: no such file' in res.output
+    assert 'data/emoji/README.md' in res.output and 'Traceback' not in res.output
+    assert not (tmp_path / 'out').exists()

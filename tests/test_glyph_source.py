@@ -41,10 +41,10 @@ def test_shipped_source_loads_and_matches_its_record():
 
 
 def test_training_stages_follow_resumed_runs(tmp_path, monkeypatch):
-    from fsgan.benchmarks.glyphs import paths
-    from fsgan.benchmarks.glyphs.ship import training_stages
+    from fsgan.benchmarks import ship
+    from fsgan.benchmarks.ship import training_stages
     repo = tmp_path / 'repo'
-    monkeypatch.setattr(paths, 'ROOT', str(repo))
+    monkeypatch.setattr(ship, 'ROOT', str(repo))
 
     def run(name, kimg, source):
         folder = repo / 'out' / name

@@ -73,7 +73,7 @@ def test_snapshots_below_one_kimg_keep_their_own_names(p1_path, target_dir, tmp_
 
 def test_names_of_older_runs_still_sort_by_kimg(tmp_path):
     from fsgan.compare import latest
-    from fsgan.benchmarks.glyphs.ship import snapshot_kimg
+    from fsgan.benchmarks.ship import snapshot_kimg
     for name in ('network-snapshot-000001.pkl', 'network-snapshot-000000.500.pkl', 'network-snapshot-000001.250.pkl'):
         (tmp_path / name).write_bytes(b'')
     assert latest(str(tmp_path), 'network-snapshot-', '.pkl').endswith('000001.250.pkl')

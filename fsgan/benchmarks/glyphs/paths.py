@@ -36,9 +36,3 @@ def target_name(target, split):
 def target_file(target, split, folder=None):
     """Path of one split of a target in `folder` (default data/glyphs)."""
     return os.path.join(DATA_DIR if folder is None else folder, target_name(target, split))
-
-
-def recorded_path(path):
-    """`path` relative to the repository when inside it, else absolute (for the records written next to data)."""
-    rel = os.path.relpath(path, ROOT)
-    return path if rel.startswith('..') else rel

@@ -9,52 +9,7 @@ options too, back to the run from scratch) and rewrites data/glyphs/MANIFEST.jso
 import os
 
 from fsgan.benchmarks.glyphs import paths
-from fsgan.tools.errors import ToolError
-
-
-class ShipError(ToolError, ValueError):
-    """The snapshot's training record is incomplete (no run folder, a resumed-from snapshot gone, a loop)."""
-
-
-def snapshot_kimg(snapshot):
-    """The kimg a network-snapshot-*.pkl name gives (fsgan.export.artefact_kimg), or None."""
-    from fsgan.export import artefact_kimg
-    return artefact_kimg(snapshot) if os.path.basename(snapshot).startswith('network-snapshot-') else None
-
-
-def _resolve(path):
-    """A recorded source path: runs record the path they were given, normally from the repository root."""
-    if os.path.isabs(path):
-        return path
-    in_repo = os.path.join(paths.ROOT, path)
-    return in_repo if os.path.exists(in_repo) else os.path.abspath(path)
-
-
-def training_stages(snapshot):
-    """[{snapshot, kimg, training_options}] from the first run to the run of `snapshot`, following each run's
-    `source` (the snapshot it resumed from) back through run folders with a training_options.json. A source
-    given as a URL or short name, or a pickle outside a run folder, ends the chain; a recorded snapshot that
-    no longer exists, or runs that resume from each other in a loop, raise ShipError (a ValueError)."""
-    stages, seen = [], set()
-    path = os.path.abspath(snapshot)
-    while path is not None:
-        if '://' in path or not path.endswith('.pkl'):
-            break
-        path = _resolve(path)
-        if not os.path.isfile(path):
-            raise ShipError(f'{path}: a run resumed from this snapshot, but it is gone; restore it to ship the '
-                            'full training record')
-        if os.path.realpath(path) in seen:
-            raise ShipError(f'{path}: the runs resume from each other in a loop')
-        seen.add(os.path.realpath(path))
-        opts_path = os.path.join(os.path.dirname(path), 'training_options.json')
-        if not os.path.isfile(opts_path):
-            break
-        from fsgan.options import read_training_options
-        options = read_training_options(opts_path)  # the flat view, as the glyph preset reads it
-        stages.insert(0, dict(snapshot=paths.recorded_path(path), kimg=snapshot_kimg(path), training_options=options))
-        path = options.get('source')
-    return stages
+from fsgan.benchmarks.ship import ShipError, training_stages
 
 
 def ship_glyph_source(snapshot, num=1000):

@@ -1,0 +1,117 @@
+"""The emoji source network: its report (the figures the benchmark asks of a source) and shipping it.
+
+source_report measures a generator's samples (seeds 0..num-1, psi 1) against the real Noto images:
+Inception FID against every Noto image (the pretraining set noto_train.zip, re-made in data/emoji/cache by
+scripts/make_emoji_data.py, plus the held-out noto_test.zip), and beside it the floor, the held-out real
+images against the pretraining images computed the same way; the emoji classifier's style shares (the share
+called Noto) and category shares against the real Noto set (each category within half and twice its real share).
+
+ship_emoji_source writes data/emoji/source_emoji64.pkl (the snapshot's G_ema and D), its record
+source_emoji64.json (sha256, the training stages and options back to the run from scratch, kimg, the report)
+and data/emoji/previews/source_samples.png (64 samples, psi 1).
+"""
+import os
+
+import numpy as np
+
+from fsgan.benchmarks.ship import ShipError, recorded_path, training_stages
+
+from . import paths
+from .paths import ROOT
+
+DATA_DIR = os.path.join(ROOT, paths.DATA_DIR)
+TRAIN_ZIP = os.path.join(ROOT, paths.CACHE_DIR, paths.NOTO_TRAIN)
+TEST_ZIP = os.path.join(ROOT, paths.DATA_DIR, paths.NOTO_TEST)
+GRID_NAME = 'source_samples.png'   # in data/emoji/previews
+FID_BAR, NOTO_BAR = 40.0, 0.9      # the benchmark's acceptance: FID <= 40, >= 90% of samples called Noto
+
+
+def _inception_features(ctx, image_set):
+    """Inception features [N, 2048] of an ImageSet through ctx's detector and disk cache."""
+    from metrics.inception import cached_features
+    return cached_features(ctx.detector(), image_set, ctx.cache_dir, ctx.batch_size)[0]
+
+
+def _class_shares(logits, names):
+    """{name: share of rows whose argmax is that class} for logits [N, len(names)]."""
+    counts = np.bincount(logits.argmax(1).numpy(), minlength=len(names))
+    return {name: float(c) / len(logits) for name, c in zip(names, counts)}
+
+
+def classifier_figures(clf, gen, real_sets):
+    """Style shares of ImageSet gen, its category shares and those of the real ImageSets together, and the
+    categories outside half..twice their real share."""
+    import torch
+    from .classifier import CATEGORY_KEYS
+    from .metrics import image_set_outputs
+    _feat, style, category = image_set_outputs(clf, gen)
+    gen_cat = _class_shares(category, CATEGORY_KEYS)
+    real_cat = _class_shares(torch.cat([image_set_outputs(clf, s)[2] for s in real_sets]), CATEGORY_KEYS)
+    outside = [k for k in CATEGORY_KEYS if not real_cat[k] / 2 <= gen_cat[k] <= 2 * real_cat[k]]
+    return dict(style_shares=_class_shares(style, clf.styles), category_shares=gen_cat,
+                real_category_shares=real_cat, categories_outside=outside)
+
+
+def source_report(G, sample_dir, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZIP, device='cpu', batch=32,
+                  cache_dir=None):
+    """The figures of a source generator G (eval mode): see the module docstring. sample_dir receives its
+    `num` samples. Returns a JSON-ready dict."""
+    from fsgan import evaluate
+    from metrics.frechet import fid_from_features
+    from metrics.images import ImageSet
+    from metrics.registry import MetricContext, default_cache_dir
+    from .classifier import DEFAULT_PATH, load_emoji_classifier
+    for path in (train_zip, test_zip):
+        if not os.path.isfile(path):
+            raise ShipError(f'{path}: missing; make it with scripts/make_emoji_data.py')
+    gen = ImageSet(evaluate.write_samples(G, sample_dir, range(num), trunc=1.0, device=device, batch=batch))
+    train, test = ImageSet(train_zip), ImageSet(test_zip)
+    ctx = MetricContext(gen=gen, device=device, batch_size=batch, cache_dir=cache_dir or default_cache_dir())
+    gen_f, train_f, test_f = ctx.features('gen'), _inception_features(ctx, train), _inception_features(ctx, test)
+    report = dict(num=num, trunc=1.0, train_set=recorded_path(train_zip), test_set=recorded_path(test_zip),
+                  num_train=len(train), num_test=len(test),
+                  fid_all_noto=fid_from_features(gen_f, np.concatenate([train_f, test_f])),
+                  fid_floor_test_vs_train=fid_from_features(test_f, train_f))
+    clf = load_emoji_classifier(DEFAULT_PATH, device=device)
+    report.update(classifier_figures(clf, gen, (train, test)))
+    report['acceptance'] = dict(fid_at_most_40=report['fid_all_noto'] <= FID_BAR,
+                                noto_at_least_90=report['style_shares']['noto'] >= NOTO_BAR,
+                                categories_within=not report['categories_outside'])
+    return evaluate.json_safe(report)
+
+
+def ship_emoji_source(snapshot, data_dir=DATA_DIR, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZIP, device='cpu',
+                      cache_dir=None):
+    """Copy `snapshot` (G_ema and D) to data_dir/source_emoji64.pkl with its record and sample grid.
+
+    Returns the record. Raises ShipError (checked before anything is written) when the snapshot is not in a run
+    folder, its training record is incomplete, or the real Noto sets are missing."""
+    import tempfile
+    from dnnlib.fileio import atomic_write_json
+    from dnnlib.util import file_sha256
+    from fsgan.export import save_snapshot
+    from fsgan.loading import load_network
+    from fsgan.sampling import generate_images, load_generator
+    from torch_utils.image_grid import save_png, tile
+    stages = training_stages(snapshot)
+    if not stages:
+        raise ShipError(f'{snapshot}: no training_options.json next to it; give a snapshot in a run folder')
+    for path in (train_zip, test_zip):
+        if not os.path.isfile(path):
+            raise ShipError(f'{path}: missing; make it with scripts/make_emoji_data.py')
+    net = load_network(snapshot)
+    out = os.path.join(data_dir, os.path.basename(paths.SOURCE_PICKLE))
+    save_snapshot(out, None, net['D'], net['G_ema'], net.get('training_set_kwargs'))
+    G, _sha = load_generator(out, device=device)
+    with tempfile.TemporaryDirectory(prefix='fsgan-source-') as tmp:
+        report = source_report(G, tmp, num, train_zip, test_zip, device, cache_dir=cache_dir)
+    grid = os.path.join(data_dir, paths.PREVIEW_DIR, GRID_NAME)
+    os.makedirs(os.path.dirname(grid), exist_ok=True)
+    save_png(tile(generate_images(G, list(range(64)), trunc=1.0, device=device), cols=8), grid)
+    kimgs = [stage['kimg'] for stage in stages]
+    record = dict(sha256=file_sha256(out), bytes=os.path.getsize(out), snapshot=stages[-1]['snapshot'],
+                  snapshot_sha256=net['sha256'], kimg=None if None in kimgs else sum(kimgs),
+                  training_options=stages[-1]['training_options'], stages=stages, report=report,
+                  grid=os.path.join(paths.PREVIEW_DIR, GRID_NAME), grid_sha256=file_sha256(grid))
+    atomic_write_json(os.path.join(data_dir, os.path.basename(paths.SOURCE_RECORD)), record)
+    return record

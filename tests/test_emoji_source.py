@@ -1,0 +1,73 @@
+"""Shipping an emoji source (fsgan.benchmarks.emoji.source) on a tiny network: record, hashes, report, refusals."""
+import hashlib
+import json
+import os
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fsgan import load_network
+from fsgan.benchmarks.emoji import paths
+from fsgan.benchmarks.emoji.source import ShipError, ship_emoji_source
+from fsgan.export import save_snapshot
+from scripts import ship_emoji_source as ship_cli
+from training import networks
+
+DATA = os.path.join(paths.ROOT, paths.DATA_DIR)
+REAL_TRAIN = os.path.join(DATA, 'far_val.zip')       # stand-ins for the Noto sets: small, shipped
+REAL_TEST = os.path.join(DATA, 'near_shots25.zip')
+
+
+@pytest.fixture(scope='module')
+def run_snapshot(tmp_path_factory):
+    """A tiny 64x64 RGB snapshot inside a run folder with a grouped training_options.json."""
+    torch.manual_seed(2)
+    G = networks.Generator(z_dim=16, w_dim=16, c_dim=0, img_resolution=64, img_channels=3,
+                           mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=256, channel_max=8))
+    D = networks.Discriminator(c_dim=0, img_resolution=64, img_channels=3, channel_base=256, channel_max=8)
+    run = tmp_path_factory.mktemp('runs') / '00000-scratch-emoji64'
+    run.mkdir()
+    (run / 'training_options.json').write_text(json.dumps({'loss': {'gamma': 0.1}, 'run': {'kimg': 5000.0}}))
+    snapshot = run / 'network-snapshot-000012.500.pkl'
+    save_snapshot(str(snapshot), G, D, G)
+    return str(snapshot)
+
+
+@pytest.mark.slow
+def test_ship_writes_a_loadable_source_with_its_record(run_snapshot, tmp_path, one_thread):
+    record = ship_emoji_source(run_snapshot, data_dir=str(tmp_path), num=24, train_zip=REAL_TRAIN,
+                               test_zip=REAL_TEST)
+    pkl = tmp_path / 'source_emoji64.pkl'
+    assert hashlib.sha256(pkl.read_bytes()).hexdigest() == record['sha256'] and record['bytes'] == pkl.stat().st_size
+    assert json.loads((tmp_path / 'source_emoji64.json').read_text()) == record
+    net = load_network(str(pkl))
+    assert net['G'] is None and net['G_ema'].img_resolution == 64 and net['D'] is not None
+    assert record['kimg'] == 12.5 and record['training_options']['gamma'] == 0.1 and len(record['stages']) == 1
+    grid = tmp_path / record['grid']
+    assert hashlib.sha256(grid.read_bytes()).hexdigest() == record['grid_sha256']
+    report = record['report']
+    from metrics.images import ImageSet
+    assert (report['num'], report['num_train'], report['num_test']) == (24, len(ImageSet(REAL_TRAIN)),
+                                                                          len(ImageSet(REAL_TEST)))
+    assert report['fid_all_noto'] > 0 and report['fid_floor_test_vs_train'] > 0
+    assert report['fid_all_noto'] > report['fid_floor_test_vs_train']       # noise vs real emoji
+    assert sum(report['style_shares'].values()) == pytest.approx(1.0)
+    assert sum(report['category_shares'].values()) == pytest.approx(1.0)
+    assert report['acceptance']['fid_at_most_40'] is False                   # an untrained network
+    # the preset and the demo adapt with the recorded regularisation
+    from fsgan.benchmarks.preset import source_regularisation
+    assert source_regularisation(str(pkl)) == {'gamma': 0.1}
+
+
+def test_ship_refusals_write_nothing(run_snapshot, tmp_path):
+    loose = tmp_path / 'loose.pkl'
+    loose.write_bytes(open(run_snapshot, 'rb').read())
+    with pytest.raises(ShipError, match='no training_options.json'):
+        ship_emoji_source(str(loose), data_dir=str(tmp_path / 'out'))
+    with pytest.raises(ShipError, match='missing; make it with scripts/make_emoji_data.py'):
+        ship_emoji_source(run_snapshot, data_dir=str(tmp_path / 'out'), train_zip=str(tmp_path / 'noto_train.zip'))
+    assert not (tmp_path / 'out').exists()
+    res = CliRunner().invoke(ship_cli.main, ['--snapshot', str(loose)])
+    assert res.exit_code != 0 and 'loose.pkl: no training_options.json' in res.output
+    assert 'Traceback' not in res.output

@@ -12,7 +12,7 @@ import tempfile
 
 import click
 
-from fsgan.benchmarks.emoji.source import ship_emoji_source, source_report
+from fsgan.benchmarks.emoji.source import DATA_DIR, ship_emoji_source, source_report
 from fsgan.tools.cli import command
 
 
@@ -22,7 +22,10 @@ from fsgan.tools.cli import command
 @click.option('--num', type=click.IntRange(min=2), default=5000, show_default=True, help='Samples for the report.')
 @click.option('--device', type=click.Choice(['cpu', 'cuda']), default='cpu', show_default=True)
 @click.option('--report-only', is_flag=True, help='Print the report of the snapshot; write nothing into data/emoji.')
-def main(snapshot, num, device, report_only):
+@click.option('--no-report', is_flag=True, help='Ship without the report (no Inception weights needed).')
+@click.option('--data-dir', type=click.Path(file_okay=False), default=DATA_DIR, show_default=True,
+              help='Where the source, its record and previews/source_samples.png go.')
+def main(snapshot, num, device, report_only, no_report, data_dir):
     """Copy the snapshot into data/emoji and record its training stages and report."""
     if report_only:
         from fsgan.loading import NetworkLoadError
@@ -34,9 +37,9 @@ def main(snapshot, num, device, report_only):
         with tempfile.TemporaryDirectory(prefix='fsgan-source-') as tmp:
             print(json.dumps(source_report(G, tmp, num, device=device), indent=2))
         return
-    record = ship_emoji_source(snapshot, num=num, device=device)
+    record = ship_emoji_source(snapshot, data_dir=data_dir, num=num, device=device, report=not no_report)
     print(json.dumps(record['report'], indent=2))
-    print(f'Shipped data/emoji/source_emoji64.pkl (sha256 {record["sha256"]}, {record["kimg"]} kimg)')
+    print(f'Shipped {data_dir}/source_emoji64.pkl (sha256 {record["sha256"]}, {record["kimg"]} kimg)')
 
 
 if __name__ == '__main__':

@@ -60,6 +60,29 @@ def test_ship_writes_a_loadable_source_with_its_record(run_snapshot, tmp_path, o
     assert source_regularisation(str(pkl)) == {'gamma': 0.1}
 
 
+def test_ship_without_report_then_again_from_a_copy_of_the_run(run_snapshot, tmp_path):
+    """On a machine without the Inception weights: ship G_ema + D with no report; the copy, put back in a run
+    folder, ships again with the same networks and the training record."""
+    args = ['--snapshot', run_snapshot, '--no-report', '--data-dir', str(tmp_path / 'o')]
+    res = CliRunner().invoke(ship_cli.main, args)
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / 'o' / 'source_emoji64.json').read_text())
+    assert record['report'] is None and record['kimg'] == 12.5 and (tmp_path / 'o' / record['grid']).is_file()
+    assert os.path.getsize(tmp_path / 'o' / 'source_emoji64.pkl') < os.path.getsize(run_snapshot)   # G left out
+    run = tmp_path / 'back' / '00000-scratch-emoji64'
+    run.mkdir(parents=True)
+    (run / 'training_options.json').write_text(open(os.path.join(os.path.dirname(run_snapshot),
+                                                                  'training_options.json')).read())
+    copy = run / 'network-snapshot-000012.500.pkl'
+    copy.write_bytes((tmp_path / 'o' / 'source_emoji64.pkl').read_bytes())
+    again = ship_emoji_source(str(copy), data_dir=str(tmp_path / 'final'), report=False)
+    first = load_network(str(tmp_path / 'o' / 'source_emoji64.pkl'))
+    second = load_network(str(tmp_path / 'final' / 'source_emoji64.pkl'))
+    for a, b in zip(first['G_ema'].state_dict().values(), second['G_ema'].state_dict().values()):
+        assert torch.equal(a, b)
+    assert again['kimg'] == 12.5 and again['training_options'] == record['training_options']
+
+
 def test_ship_refusals_write_nothing(run_snapshot, tmp_path):
     loose = tmp_path / 'loose.pkl'
     loose.write_bytes(open(run_snapshot, 'rb').read())

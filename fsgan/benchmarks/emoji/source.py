@@ -81,11 +81,13 @@ def source_report(G, sample_dir, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZI
 
 
 def ship_emoji_source(snapshot, data_dir=DATA_DIR, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZIP, device='cpu',
-                      cache_dir=None):
+                      cache_dir=None, report=True):
     """Copy `snapshot` (G_ema and D) to data_dir/source_emoji64.pkl with its record and sample grid.
 
-    Returns the record. Raises ShipError (checked before anything is written) when the snapshot is not in a run
-    folder, its training record is incomplete, or the real Noto sets are missing."""
+    report False: no source_report (None in the record; e.g. on a machine without the Inception weights); the
+    written pickle shipped again from a copy of the run folder adds it. Returns the record. Raises ShipError
+    (checked before anything is written) when the snapshot is not in a run folder, its training record is
+    incomplete, or the real Noto sets are missing."""
     import tempfile
     from dnnlib.fileio import atomic_write_json
     from dnnlib.util import file_sha256
@@ -96,22 +98,23 @@ def ship_emoji_source(snapshot, data_dir=DATA_DIR, num=5000, train_zip=TRAIN_ZIP
     stages = training_stages(snapshot)
     if not stages:
         raise ShipError(f'{snapshot}: no training_options.json next to it; give a snapshot in a run folder')
-    for path in (train_zip, test_zip):
+    for path in (train_zip, test_zip) if report else ():
         if not os.path.isfile(path):
             raise ShipError(f'{path}: missing; make it with scripts/make_emoji_data.py')
     net = load_network(snapshot)
     out = os.path.join(data_dir, os.path.basename(paths.SOURCE_PICKLE))
     save_snapshot(out, None, net['D'], net['G_ema'], net.get('training_set_kwargs'))
     G, _sha = load_generator(out, device=device)
-    with tempfile.TemporaryDirectory(prefix='fsgan-source-') as tmp:
-        report = source_report(G, tmp, num, train_zip, test_zip, device, cache_dir=cache_dir)
+    if report:
+        with tempfile.TemporaryDirectory(prefix='fsgan-source-') as tmp:
+            report = source_report(G, tmp, num, train_zip, test_zip, device, cache_dir=cache_dir)
     grid = os.path.join(data_dir, paths.PREVIEW_DIR, GRID_NAME)
     os.makedirs(os.path.dirname(grid), exist_ok=True)
     save_png(tile(generate_images(G, list(range(64)), trunc=1.0, device=device), cols=8), grid)
     kimgs = [stage['kimg'] for stage in stages]
     record = dict(sha256=file_sha256(out), bytes=os.path.getsize(out), snapshot=stages[-1]['snapshot'],
                   snapshot_sha256=net['sha256'], kimg=None if None in kimgs else sum(kimgs),
-                  training_options=stages[-1]['training_options'], stages=stages, report=report,
+                  training_options=stages[-1]['training_options'], stages=stages, report=report or None,
                   grid=os.path.join(paths.PREVIEW_DIR, GRID_NAME), grid_sha256=file_sha256(grid))
     atomic_write_json(os.path.join(data_dir, os.path.basename(paths.SOURCE_RECORD)), record)
     return record

@@ -41,3 +41,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def save_tiny_rgb64(path, seed=0, record=None):
+    """Save a 64x64 RGB StyleGAN2 with few channels (G, D, G_ema = G) as a snapshot at `path`, seeded; with
+    `record`, also its pretraining record (a dict) as the .json beside it, as shipped sources have. Returns path."""
+    import json
+    from fsgan.export import save_snapshot
+    from training import networks
+    torch.manual_seed(seed)
+    G = networks.Generator(z_dim=16, w_dim=16, c_dim=0, img_resolution=64, img_channels=3,
+                           mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=256, channel_max=8))
+    D = networks.Discriminator(c_dim=0, img_resolution=64, img_channels=3, channel_base=256, channel_max=8,
+                               epilogue_kwargs=dict(mbstd_group_size=4))
+    save_snapshot(str(path), G, D, G)
+    if record is not None:
+        with open(os.path.splitext(str(path))[0] + '.json', 'w') as f:
+            json.dump(record, f)
+    return str(path)

@@ -5,34 +5,25 @@ import os
 import imageio
 import PIL.Image
 import pytest
-import torch
 from click.testing import CliRunner
 
 from fsgan.benchmarks.emoji import demo
-from fsgan.export import save_snapshot
 from fsgan.options import read_training_options
 from scripts import demo as demo_cli
-from training import networks
+from tests.conftest import save_tiny_rgb64
 
 
 @pytest.fixture(scope='module')
 def tiny_source(tmp_path_factory):
-    """A 64x64 RGB StyleGAN2 with few channels and a pretraining record, as the shipped source will be."""
-    torch.manual_seed(1)
-    G = networks.Generator(z_dim=16, w_dim=16, c_dim=0, img_resolution=64, img_channels=3,
-                           mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=256, channel_max=8))
-    D = networks.Discriminator(c_dim=0, img_resolution=64, img_channels=3, channel_base=256, channel_max=8,
-                               epilogue_kwargs=dict(mbstd_group_size=4))
-    folder = tmp_path_factory.mktemp('source')
-    save_snapshot(str(folder / 'src.pkl'), G, D, G)
-    (folder / 'src.json').write_text(json.dumps({'training_options': {'loss': {'gamma': 0.5, 'pl_weight': 0.0}}}))
-    return str(folder / 'src.pkl')
+    """A tiny 64x64 RGB source with a pretraining record, as the shipped source will be."""
+    record = {'training_options': {'loss': {'gamma': 0.5, 'pl_weight': 0.0}}}
+    return save_tiny_rgb64(tmp_path_factory.mktemp('source') / 'src.pkl', 1, record)
 
 
 @pytest.mark.slow
 def test_emoji_demo_writes_figures_video_and_both_metric_rows(tiny_source, tmp_path, one_thread):
     args = ['--benchmark', 'emoji', '--source', tiny_source, '--outdir', str(tmp_path), '--kimg', '0.064',
-            '--num', '48', '--num-test', '200']
+            '--num', '48', '--num-test', '100']
     res = CliRunner().invoke(demo_cli.main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
@@ -45,7 +36,7 @@ def test_emoji_demo_writes_figures_video_and_both_metric_rows(tiny_source, tmp_p
     frames = imageio.mimread(str(run_dir / 'interpolation.mp4'), memtest=False)
     assert len(frames) == 64 and frames[0].shape[:2] == (256, 256)
     report = json.loads((run_dir / 'metrics.json').read_text())
-    assert report['num_test'] == 200 and report['kimg'] == 0.064 and report['protocol'] == 'paper'
+    assert report['num_test'] == 100 and report['kimg'] == 0.064 and report['protocol'] == 'paper'
     assert report['batch'] == 32 and report['lr'] == demo.DEFAULT_LR
     source, adapted = report['source'], report['adapted']
     for row in (source, adapted):

@@ -10,9 +10,8 @@ from click.testing import CliRunner
 from fsgan import load_network
 from fsgan.benchmarks.emoji import paths
 from fsgan.benchmarks.emoji.source import ShipError, ship_emoji_source
-from fsgan.export import save_snapshot
 from scripts import ship_emoji_source as ship_cli
-from training import networks
+from tests.conftest import save_tiny_rgb64
 
 DATA = os.path.join(paths.ROOT, paths.DATA_DIR)
 REAL_TRAIN = os.path.join(DATA, 'far_val.zip')       # stand-ins for the Noto sets: small, shipped
@@ -22,16 +21,10 @@ REAL_TEST = os.path.join(DATA, 'near_shots25.zip')
 @pytest.fixture(scope='module')
 def run_snapshot(tmp_path_factory):
     """A tiny 64x64 RGB snapshot inside a run folder with a grouped training_options.json."""
-    torch.manual_seed(2)
-    G = networks.Generator(z_dim=16, w_dim=16, c_dim=0, img_resolution=64, img_channels=3,
-                           mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=256, channel_max=8))
-    D = networks.Discriminator(c_dim=0, img_resolution=64, img_channels=3, channel_base=256, channel_max=8)
     run = tmp_path_factory.mktemp('runs') / '00000-scratch-emoji64'
     run.mkdir()
     (run / 'training_options.json').write_text(json.dumps({'loss': {'gamma': 0.1}, 'run': {'kimg': 5000.0}}))
-    snapshot = run / 'network-snapshot-000012.500.pkl'
-    save_snapshot(str(snapshot), G, D, G)
-    return str(snapshot)
+    return save_tiny_rgb64(run / 'network-snapshot-000012.500.pkl', 2)
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ Every zip holds `<unified>.png` files (code points as upper-case hex joined by '
 ({file: {unified, category, short_name, vendor, group}}; group = the base emoji's code points).
 """
 import collections
-import hashlib
 import json
 import os
 import zipfile

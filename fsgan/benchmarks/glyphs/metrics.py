@@ -193,64 +193,55 @@ def _test_features(ctx, clf):
     return ctx.cached(f'shared/glyph_data/{ctx.data.path}/{len(ctx.data)}', make)
 
 
-def _result(values, headline, samples):
-    options = dict(classifier=DEFAULT_PATH, classifier_sha256=samples['clf'].config.get('weights_sha256'))
-    return dict(value=values[headline], values=values, options=options)
+def glyph_metric(name, needs, columns, help, headline, recorded=()):
+    """Register fn(ctx, samples) -> {value key: number} (samples: _samples(ctx)) as the glyph metric `name`.
+
+    The metric notes itself as not applicable (every column None) to images the glyph classifier does not read,
+    adds num_gen, takes its value from `headline` (a key, or a function of the values giving one) and records
+    the classifier and the ctx.options named in `recorded`."""
+    def wrap(fn):
+        def metric(ctx):
+            samples = _samples(ctx)
+            if isinstance(samples, str):
+                return dict(value=None, values={c.source: None for c in columns}, note=samples)
+            values = dict(fn(ctx, samples), num_gen=len(ctx.gen))
+            options = dict(classifier=DEFAULT_PATH, classifier_sha256=samples['clf'].config.get('weights_sha256'))
+            options.update({k: ctx.options[k] for k in recorded})
+            key = headline(values) if callable(headline) else headline
+            return dict(value=values[key], values=values, options=options)
+        register(name, help=help, needs=needs, columns=columns)(metric)
+        return fn
+    return wrap
 
 
-def _not_applicable(note, columns):
-    return dict(value=None, values={c.source: None for c in columns}, note=note)
-
-
-@register('glyph_fgd', needs=('data|shots',), columns=FGD_COLUMNS,
-          help='glyph benchmark: Fréchet glyph distance (FID formula on glyph-classifier features) vs --data '
-               'and --shots-dir (2 shots or more)')
-def glyph_fgd_metric(ctx):
-    samples = _samples(ctx)
-    if isinstance(samples, str):
-        return _not_applicable(samples, FGD_COLUMNS)
+@glyph_metric('glyph_fgd', ('data|shots',), FGD_COLUMNS,
+              'glyph benchmark: Fréchet glyph distance (FID formula on glyph-classifier features) vs --data and '
+              '--shots-dir (2 shots or more)',
+              headline=lambda values: 'fgd_test' if values['fgd_test'] is not None else 'fgd_shots')
+def glyph_fgd_values(ctx, samples):
     clf = samples['clf']
-    values = fgd_numbers(samples['feats'], _shots(ctx, clf)[1], _test_features(ctx, clf))
-    values['num_gen'] = len(ctx.gen)
-    return _result(values, 'fgd_test' if values['fgd_test'] is not None else 'fgd_shots', samples)
+    return fgd_numbers(samples['feats'], _shots(ctx, clf)[1], _test_features(ctx, clf))
 
 
-@register('glyph_script', needs=('option:expect',), columns=SCRIPT_COLUMNS,
-          help="glyph benchmark: share of samples in the expected script (--metric-opt expect=SCRIPT) and the "
-               "script's characters they cover")
-def glyph_script_metric(ctx):
-    samples = _samples(ctx)
-    if isinstance(samples, str):
-        return _not_applicable(samples, SCRIPT_COLUMNS)
-    values = script_numbers(samples['clf'], samples['script_logits'], samples['char_logits'],
-                            ctx.options['expect'])
-    values['num_gen'] = len(ctx.gen)
-    result = _result(values, 'script_share', samples)
-    result['options']['expect'] = ctx.options['expect']
-    return result
+@glyph_metric('glyph_script', ('option:expect',), SCRIPT_COLUMNS,
+              "glyph benchmark: share of samples in the expected script (--metric-opt expect=SCRIPT) and the "
+              "script's characters they cover", headline='script_share', recorded=('expect',))
+def glyph_script_values(ctx, samples):
+    return script_numbers(samples['clf'], samples['script_logits'], samples['char_logits'], ctx.options['expect'])
 
 
-@register('glyph_memorisation', needs=('shots',), columns=MEMORISED_COLUMNS,
-          help='glyph benchmark: share of samples nearer a shot than any --data image (glyph features), and '
-               'nearer a shot than any two shots are (pixels)')
-def glyph_memorisation_metric(ctx):
-    samples = _samples(ctx)
-    if isinstance(samples, str):
-        return _not_applicable(samples, MEMORISED_COLUMNS)
-    clf = samples['clf']
-    shots, shot_feats = _shots(ctx, clf)
-    values = memorised_numbers(samples['feats'], samples['gen'], shot_feats, shots, _test_features(ctx, clf))
-    values['num_gen'] = len(ctx.gen)
-    return _result(values, 'memorised_glyph', samples)
+@glyph_metric('glyph_memorisation', ('shots',), MEMORISED_COLUMNS,
+              'glyph benchmark: share of samples nearer a shot than any --data image (glyph features), and nearer '
+              'a shot than any two shots are (pixels)', headline='memorised_glyph')
+def glyph_memorisation_values(ctx, samples):
+    shots, shot_feats = _shots(ctx, samples['clf'])
+    return memorised_numbers(samples['feats'], samples['gen'], shot_feats, shots, _test_features(ctx, samples['clf']))
 
 
-@register('glyph_diversity', needs=('shots',), columns=DIVERSITY_COLUMNS,
-          help='glyph benchmark: intra-cluster mean pairwise glyph-feature distance (samples join their '
-               'nearest shot)')
-def glyph_diversity_metric(ctx):
-    samples = _samples(ctx)
-    if isinstance(samples, str):
-        return _not_applicable(samples, DIVERSITY_COLUMNS)
+@glyph_metric('glyph_diversity', ('shots',), DIVERSITY_COLUMNS,
+              'glyph benchmark: intra-cluster mean pairwise glyph-feature distance (samples join their nearest '
+              'shot)', headline='diversity_glyph')
+def glyph_diversity_values(ctx, samples):
     shot_feats = _shots(ctx, samples['clf'])[1]
-    value = None if shot_feats is None else intra_cluster_from_features(samples['feats'], shot_feats)['value']
-    return _result(dict(diversity_glyph=value, num_gen=len(ctx.gen)), 'diversity_glyph', samples)
+    return dict(diversity_glyph=None if shot_feats is None
+                else intra_cluster_from_features(samples['feats'], shot_feats)['value'])

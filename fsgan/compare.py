@@ -359,10 +359,11 @@ def metric_names(ms, num_shots):
 
 
 def method_metrics(gen_dir, shots_dir, test_set, ms, device='cpu', cache_dir=None, fig_dir='.', tag='run',
-                   shared=None, source_dir=None):
+                   shared=None, source_dir=None, progress=False):
     """Table numbers of one method, {metric_columns(ms['metrics']) key: number or None}: the metrics of
     metric_names() on the first ms['num'] (default all) images of gen_dir against the shots in shots_dir and the
     test ImageSet (or None). source_dir: the source network's images for the same seeds (for emoji_content).
+    progress: progress bars while Inception features are computed.
 
     shared: dict of intermediates that depend on neither the samples nor the shots (the Inception detector, the
     glyph classifier, test-set features, notes printed), kept between calls.
@@ -374,6 +375,7 @@ def method_metrics(gen_dir, shots_dir, test_set, ms, device='cpu', cache_dir=Non
     ctx = MetricContext(gen=ImageSet(gen_dir, limit=ms.get('num')), data=test_set, shots=shots, device=device,
                         cache_dir=cache_dir or default_cache_dir(), fig_dir=fig_dir, tag=tag,
                         options={'expect': ms['expect']} if ms.get('expect') else {}, memo=dict(shared),
+                        progress=progress,
                         source_gen=None if source_dir is None else ImageSet(source_dir, limit=ms.get('num')))
     names = [n for n in metric_names(ms, len(shots)) if not ctx.missing(evaluate.metric_registry()[n])]
     row = dict.fromkeys(metric_columns(ms.get('metrics') or METRICS))

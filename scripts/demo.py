@@ -22,7 +22,8 @@ def demo_defaults(benchmark):
     if benchmark == 'emoji':
         from fsgan.benchmarks.emoji import demo
         return demo, dict(kimg=demo.DEFAULT_KIMG, lr=demo.DEFAULT_LR, source=demo.DEFAULT_SOURCE,
-                          target=demo.DEFAULT_TARGET, test=demo.DEFAULT_TEST, num=demo.DEFAULT_NUM, num_test=0)
+                          target=demo.DEFAULT_TARGET, test=demo.DEFAULT_TEST, num=demo.DEFAULT_NUM,
+                          num_test=demo.DEFAULT_NUM_TEST)
     from fsgan.benchmarks.glyphs import demo
     return demo, dict(kimg=demo.DEFAULT_KIMG, lr=demo.DEFAULT_LR, source=demo.DEFAULT_SOURCE,
                       target=demo.DEFAULT_TARGET, test=demo.DEFAULT_TEST, num=500, num_test=1000)
@@ -52,7 +53,7 @@ def print_summary(benchmark, run_dir, paths, row):
 @click.option('--target', help='Target shots, folder or zip [default: the benchmark\'s 10 shots].')
 @click.option('--test', type=click.Path(exists=True), help='Held-out target images for the metrics '
                                                            '[default: the benchmark\'s test split].')
-@click.option('--num', type=click.IntRange(min=2), help='Samples for the metrics [default: glyphs 500, emoji 300].')
+@click.option('--num', type=click.IntRange(min=2), help='Samples for the metrics [default: glyphs 500, emoji 200].')
 @click.option('--num-test', type=click.IntRange(min=0), help='Test images for the metrics, 0 = all '
                                                              '[default: glyphs 1000, emoji all].')
 def main(benchmark, outdir, kimg, lr, source, target, test, num, num_test):

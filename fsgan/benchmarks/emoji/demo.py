@@ -23,7 +23,8 @@ DEFAULT_TARGET = os.path.join(ROOT, paths.DATA_DIR, 'near_shots10.zip')
 DEFAULT_TEST = os.path.join(ROOT, paths.DATA_DIR, 'near_test.zip')
 DEFAULT_KIMG = 1.0      # the paper's 20 kimg is over half an hour on 2 CPU cores at 64 px
 DEFAULT_LR = 0.003      # the paper's
-DEFAULT_NUM = 300       # samples per network for the metrics
+DEFAULT_NUM = 200       # samples per network for the metrics
+DEFAULT_NUM_TEST = 0    # test images for the metrics: all (a prefix in name order would be code-point order, not a sample)
 BEFORE_AFTER_SEEDS = tuple(range(16))
 # The report's metrics; its table shows their Columns in this order.
 METRICS = ('fid', 'kid', 'emoji_fd', 'emoji_style', 'emoji_content', 'intra_inception', 'memorization',
@@ -54,7 +55,7 @@ def before_after(G_source, G, shots, path):
     save_png(labeled_grid(rows, row_labels=['target shots', 'source', 'adapted']), path)
 
 
-def measure(run_dir, G_source, G, test, num, num_test):
+def measure(run_dir, G_source, G, test, num, num_test, progress=True):
     """(source row, adapted row): the METRICS of both networks' first `num` seeds (psi 1) against the run's shots
     and the test set; content preservation pairs the adapted G's samples with the source's."""
     import numpy as np
@@ -63,14 +64,15 @@ def measure(run_dir, G_source, G, test, num, num_test):
     ms = dict(num=num, faces=False, inception=True, metrics=METRICS)
     shots_dir = write_shots(run_dir, np.load(os.path.join(run_dir, 'target_shots.npy')))
     test_set = ImageSet(test, limit=num_test or None)
-    dirs = {name: evaluate.write_samples(net, os.path.join(run_dir, 'metric_samples', name), range(num), batch=1)
+    dirs = {name: evaluate.write_samples(net, os.path.join(run_dir, 'metric_samples', name), range(num), batch=1,
+                                         progress=progress)
             for name, net in (('source', G_source), ('adapted', G))}
     shared = {}
     source = method_metrics(dirs['source'], shots_dir, test_set, dict(ms, metrics=[m for m in METRICS
                                                                                    if m != 'emoji_content']),
-                            fig_dir=run_dir, tag='source', shared=shared)
+                            fig_dir=run_dir, tag='source', shared=shared, progress=progress)
     adapted = method_metrics(dirs['adapted'], shots_dir, test_set, ms, fig_dir=run_dir, tag='adapted',
-                             shared=shared, source_dir=dirs['source'])
+                             shared=shared, source_dir=dirs['source'], progress=progress)
     return dict(dict.fromkeys(adapted), **source), adapted, len(test_set)   # the same keys in both rows
 
 
@@ -90,7 +92,7 @@ def write_report(run_dir, source, adapted, extra):
 
 
 def run_demo(outdir, source=DEFAULT_SOURCE, target=DEFAULT_TARGET, test=DEFAULT_TEST, kimg=DEFAULT_KIMG,
-             lr=DEFAULT_LR, num=DEFAULT_NUM, num_test=0, progress=True):
+             lr=DEFAULT_LR, num=DEFAULT_NUM, num_test=DEFAULT_NUM_TEST, progress=True):
     """Adapt, draw and measure (num_test 0: every test image). Returns (run_dir, paths dict, adapted row)."""
     import numpy as np
     import tqdm
@@ -116,7 +118,7 @@ def run_demo(outdir, source=DEFAULT_SOURCE, target=DEFAULT_TARGET, test=DEFAULT_
     interpolation_video(G, [[1, 5, 9, 13]], out['video'], frames_per_transition=16, space='w', trunc=0.8, fps=24,
                         factor=4)
     stages.update()
-    source_row, adapted_row, n_test = measure(run_dir, G_source, G, test, num, num_test)
+    source_row, adapted_row, n_test = measure(run_dir, G_source, G, test, num, num_test, progress)
     stages.update(2)
     stages.close()
     extra = dict(network=network, network_sha256=sha, source=source, source_sha256=source_sha, test_set=test,

@@ -34,7 +34,7 @@ def _tgz_option(vendor):
               default=os.path.join(ROOT, paths.DATA_DIR, 'emoji_classifier.pt'),
               help='Weights path (.pt); the config goes to the same name with .json.')
 @overwrite_option('an existing --out')
-@click.option('--epochs', type=click.IntRange(min=1), default=16, show_default=True)
+@click.option('--epochs', type=click.IntRange(min=1), default=30, show_default=True)
 @click.option('--batch-size', type=click.IntRange(min=1), default=64, show_default=True)
 @click.option('--lr', type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True,
               help='Peak AdamW learning rate (one-cycle schedule).')

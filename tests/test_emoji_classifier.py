@@ -52,16 +52,21 @@ def test_shipped_files_match_their_config(clf):
     assert clf.features(torch.zeros(2, 3, 64, 64, dtype=torch.uint8)).shape == (2, config['feature_dim'])
 
 
+# Accuracy floors per test set (style, category), a little below the shipped classifier's figures:
+# style 0.953 / 0.947 / 1.000 and category 0.870 / 0.812 / 0.803 on noto / near / far (data/emoji/README.md).
+ACCURACY_FLOORS = {'noto_test.zip': (0.94, 0.85), 'near_test.zip': (0.93, 0.80), 'far_test.zip': (0.99, 0.79)}
+
+
 @pytest.mark.parametrize('name', TEST_ZIPS)
 def test_accuracy_on_held_out_real_emoji(clf, name):
-    # Every image of the set (the first 100 of noto_test are harder than the rest). Measured when shipped:
-    # style 0.92 / 0.96 / 1.00 and category 0.86 / 0.80 / 0.79 on noto / near / far (data/emoji/README.md).
+    # Every image of the set (the first 100 of noto_test are harder than the rest).
     images, categories, meta = read_emoji_zip(_zip(name))
     style, category = clf.predict(images)
     expected_style = torch.tensor([STYLES.index(STYLE_OF_VENDOR[m['vendor']]) for m in meta])
+    style_floor, category_floor = ACCURACY_FLOORS[name]
     assert len(images) >= 400
-    assert float((style == expected_style).float().mean()) >= 0.9, name
-    assert float((category == categories).float().mean()) >= 0.75, name
+    assert float((style == expected_style).float().mean()) >= style_floor, name
+    assert float((category == categories).float().mean()) >= category_floor, name
 
 
 def test_inputs_are_checked_and_float_matches_uint8(clf):

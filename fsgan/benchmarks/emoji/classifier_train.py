@@ -152,7 +152,7 @@ def _data_record(data_dir, zip_names):
 
 
 def train_emoji_classifier(out, data_dir=paths.DATA_DIR, vendors=None, tarballs=None, download_dir=None,
-                           epochs=16, batch_size=64, lr=3e-3, seed=0, command=None, log=print):
+                           epochs=30, batch_size=64, lr=3e-3, seed=0, command=None, log=print):
     """Read the vendors (or take `vendors`), train, score the shipped test/val zips and save `out` (.pt + .json).
 
     vendors: dict vendor -> data.VendorImages (None = read the tarballs, see data.load_vendors);

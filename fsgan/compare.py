@@ -29,7 +29,7 @@ import re
 from dnnlib import EasyDict
 from dnnlib.fileio import atomic_write_bytes, atomic_write_json
 from fsgan.methods import METHODS
-from fsgan.protocol import PROTOCOLS
+from fsgan.protocol import PROTOCOLS, paper_kimg
 from fsgan.run_setup import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupError, augment_config,
                              check_train_option, parse_loss_options, parse_method_options)
 from fsgan.losses import resolve_losses
@@ -168,7 +168,7 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
     if (kimg is not None and kimg <= 0) or tick <= 0:
         raise CompareError('--kimg and --tick must be > 0')
     if kimg is None:
-        kimg = 16 if shots <= 5 else 20
+        kimg = paper_kimg(shots)
 
     def absolute(path):
         return os.path.abspath(path) if path is not None and os.path.exists(path) else path
@@ -344,7 +344,12 @@ def trainable_counts(run_dir):
     return (sum(t.numel() for t in payload['G'].values()), sum(t.numel() for t in payload['D'].values()))
 
 
-INCEPTION_METRICS = ('fid', 'kid', 'memorization', 'nearest_real', 'intra_inception')  # left out when ms['inception'] is False
+INCEPTION_METRICS = ('fid', 'kid', 'memorization', 'nearest_real', 'intra_inception')  # off when not ms['inception']
+
+
+def chosen_metrics(ms):
+    """The metrics a comparison with metric settings `ms` was set up to measure (before metric_names' filter)."""
+    return ms.get('metrics') or METRICS
 
 
 def metric_names(ms, num_shots):
@@ -354,13 +359,13 @@ def metric_names(ms, num_shots):
     other than the glyph classifier's."""
     inception = ms.get('inception', True)
     skip = dict(memorization=num_shots < 2, fqi=not ms['faces'], glyph_script=not ms.get('expect'))
-    return [name for name in ms.get('metrics') or METRICS
+    return [name for name in chosen_metrics(ms)
             if not skip.get(name) and (inception or name not in INCEPTION_METRICS)]
 
 
 def method_metrics(gen_dir, shots_dir, test_set, ms, device='cpu', cache_dir=None, fig_dir='.', tag='run',
                    shared=None, source_dir=None, progress=False):
-    """Table numbers of one method, {metric_columns(ms['metrics']) key: number or None}: the metrics of
+    """Table numbers of one method, {metric_columns(chosen_metrics(ms)) key: number or None}: the metrics of
     metric_names() on the first ms['num'] (default all) images of gen_dir against the shots in shots_dir and the
     test ImageSet (or None). source_dir: the source network's images for the same seeds (for emoji_content).
     progress: progress bars while Inception features are computed.
@@ -378,7 +383,7 @@ def method_metrics(gen_dir, shots_dir, test_set, ms, device='cpu', cache_dir=Non
                         progress=progress,
                         source_gen=None if source_dir is None else ImageSet(source_dir, limit=ms.get('num')))
     names = [n for n in metric_names(ms, len(shots)) if not ctx.missing(evaluate.metric_registry()[n])]
-    row = dict.fromkeys(metric_columns(ms.get('metrics') or METRICS))
+    row = dict.fromkeys(metric_columns(chosen_metrics(ms)))
     row.update(evaluate.row_of(evaluate.run_metrics(ctx, names)), num_gen=len(ctx.gen))
     shared.update({k: v for k, v in ctx.memo.items() if k.startswith('shared/')})
     return row
@@ -399,7 +404,7 @@ def write_csv(path, rows, fields):
 def write_tables(outdir, rows, ms, trunc_note):
     """metrics.csv (every column) and metrics.md (the columns that have values; headers, formats and legend from
     the metrics' Columns), atomically."""
-    metrics = ms.get('metrics') or METRICS
+    metrics = chosen_metrics(ms)
     write_csv(os.path.join(outdir, 'metrics.csv'), rows, RUN_COLUMNS + metric_columns(metrics))
     columns = [TRAINABLE_COLUMN] + evaluate.table_columns(metrics)
     columns = [METHOD_COLUMN] + [c for c in columns if any(evaluate.cell(c, r) for r in rows)]

@@ -30,6 +30,12 @@ SCRATCH = dict(ema_kimg=None, ema_rampup=0.05, track_w_avg=True, start=None, fre
 DEFAULT_PROTOCOL = 'paper'
 STARTS = ('G', 'G_ema')
 PAPER_FREEZED_MIN_RES = 32  # FreezeD at the paper's depth freezes every D block of at least this resolution
+PAPER_KIMG, PAPER_KIMG_FEW, FEW_SHOTS = 20, 16, 5  # the paper's length: 20 kimg, 16 for <= 5 shots
+
+
+def paper_kimg(shots):
+    """The paper's training length in kimg for `shots` target images (None: not known, the 20-kimg default)."""
+    return PAPER_KIMG_FEW if shots is not None and shots <= FEW_SHOTS else PAPER_KIMG
 
 
 def protocol_defaults(name):

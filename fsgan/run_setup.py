@@ -117,7 +117,7 @@ def setup_training_config(target_dir, **options):
     if device == 'cuda' and gpus > torch.cuda.device_count():
         raise SetupError(f'--gpus {gpus}: only {torch.cuda.device_count()} CUDA device(s) here')
     aug_mode, augment_kwargs = augment_config(o.aug, o.aug_p, o.augpipe, o.diffaug_policy, o.ada_target, o.ada_kimg)
-    kimg = o.kimg if o.kimg is not None else (16 if (o.shots is not None and o.shots <= 5) else 20)
+    kimg = o.kimg if o.kimg is not None else protocols.paper_kimg(o.shots)
     scratch = o.resume is None
     return EasyDict(
         target_dir=local_path(o.target_dir), outdir=os.path.abspath(o.outdir), source=local_path(o.resume),

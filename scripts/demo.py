@@ -35,7 +35,8 @@ def print_summary(benchmark, run_dir, paths, row):
     print(f'Done. Run folder: {run_dir}')
     for key in ('before_after', 'samples', 'video', 'metrics'):
         if key in paths:
-            print(f'  {key.replace("_", "/") + ":":14s}{paths[key]}' + (' (and metrics.md)' if key == 'metrics' else ''))
+            label = key.replace('_', '/') + ':'
+            print(f'  {label:14s}{paths[key]}' + (' (and metrics.md)' if key == 'metrics' else ''))
     keys = (('emoji_fd_test', 'fid_test', 'style_share', 'content', 'nearest_shot') if benchmark == 'emoji'
             else ('fgd_test', 'fid_test', 'script_share', 'memorised_glyph'))
     print(json.dumps({k: row.get(k) for k in keys}))

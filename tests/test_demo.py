@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from scripts import demo as demo_cli
 from fsgan.benchmarks.glyphs import demo
 from fsgan.options import read_training_options
+from tests.conftest import ROOT
 
 
 @pytest.mark.slow
@@ -40,7 +41,7 @@ def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
     assert opts['losses']['mode_seeking'] == dict(weight=pretraining['mode_seeking'],
                                                   hinge=bool(pretraining['mode_seeking_hinge']))
     assert opts['lr'] == metrics['lr'] == demo.DEFAULT_LR
-    with open(os.path.join(demo.ROOT, 'README.md'), encoding='utf-8') as f:
+    with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as f:
         readme = ' '.join(f.read().split())
     assert f'with FSGAN (lr {demo.DEFAULT_LR:g},' in readme, 'README must state the demo learning rate'
     hinged = 'hinged ' if pretraining.get('mode_seeking_hinge') else ''

@@ -6,6 +6,9 @@ PRESET_MODULES names each benchmark's preset module (its BENCHMARK, a fsgan.benc
 `compare.py --preset NAME`, one line per benchmark.
 """
 import importlib
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 METRIC_MODULES = (
     'fsgan.benchmarks.glyphs.metrics',

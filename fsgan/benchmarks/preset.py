@@ -20,7 +20,9 @@ import numpy as np
 
 from dnnlib.fileio import atomic_write_bytes
 from fsgan import evaluate
+from fsgan.benchmarks.ship import recorded_path
 from fsgan.options import flatten_options
+from fsgan.protocol import paper_kimg
 
 REGULARISATION_KEYS = ('gamma', 'pl_weight', 'style_mixing', 'mode_seeking', 'mode_seeking_hinge')
 
@@ -36,7 +38,6 @@ class Benchmark:
     """
     name: str
     title: str
-    root: str                   # repository root (paths in the report are relative to it)
     source: str
     data_dir: str
     targets: dict               # target name -> file prefix in data_dir
@@ -114,8 +115,8 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
     for path in (source, shots_zip, eval_zip):
         if not os.path.isfile(path):
             raise ValueError(f'{path}: missing; the {bench.name} preset needs the files shipped in '
-                             f'{os.path.relpath(bench.data_dir, bench.root)}')
-    kimg = kimg or bench.kimg or (16 if shots <= 5 else 20)
+                             f'{recorded_path(bench.data_dir)}')
+    kimg = kimg or bench.kimg or paper_kimg(shots)
     return setup_compare(os.path.join(outdir, cell_name(target, shots, seed)), source=source, target_dir=shots_zip,
                          shots=shots, methods=methods or bench.methods.get(shots), kimg=kimg,
                          batch=bench.batch if protocol == bench.protocol else None, protocol=protocol, seed=seed,
@@ -220,7 +221,7 @@ def report_header(bench, configs, split, seeds):
     s, ms = cfg.settings, cfg.metric_settings
     kimgs = sorted({c.settings['kimg'] for c in configs.values()})
     reg = ', '.join(f'{k} {v:g}' for k, v in s.get('train', {}).items()) or "scripts/train.py's defaults"
-    source = os.path.relpath(s['source'], bench.root) if s['source'].startswith(bench.root) else s['source']
+    source = recorded_path(s['source'])
     batch = '' if s['batch'] is None else f', batch {s["batch"]}'
     return (f'{bench.title}: source {source}, {" or ".join(f"{k:g}" for k in kimgs)} kimg per run, protocol '
             f'{s["protocol"]}{batch}, regularisation {reg}; '

@@ -1,9 +1,8 @@
 """Shipping a pretrained source with a benchmark: the training record of a snapshot, back through resumed runs."""
 import os
 
+from fsgan.benchmarks import ROOT
 from fsgan.tools.errors import ToolError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def recorded_path(path):

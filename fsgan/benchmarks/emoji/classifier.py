@@ -26,9 +26,9 @@ from dnnlib.fileio import atomic_open
 from dnnlib.util import file_sha256
 
 from . import paths
+from .paths import ROOT
 
 ARCH = 'emojinet-v1'
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 DEFAULT_PATH = os.path.join(ROOT, paths.DATA_DIR, 'emoji_classifier.pt')
 
 # Style classes (the benchmark's domain names) and the vendor each one is in meta.json.

@@ -24,7 +24,7 @@ DEFAULT_TEST = os.path.join(ROOT, paths.DATA_DIR, 'near_test.zip')
 DEFAULT_KIMG = 1.0      # the paper's 20 kimg is over half an hour on 2 CPU cores at 64 px
 DEFAULT_LR = 0.003      # the paper's
 DEFAULT_NUM = 200       # samples per network for the metrics
-DEFAULT_NUM_TEST = 0    # test images for the metrics: all (a prefix in name order would be code-point order, not a sample)
+DEFAULT_NUM_TEST = 0    # test images for the metrics: all (a prefix in name order is code-point order, not a sample)
 BEFORE_AFTER_SEEDS = tuple(range(16))
 # The report's metrics; its table shows their Columns in this order.
 METRICS = ('fid', 'kid', 'emoji_fd', 'emoji_style', 'emoji_content', 'intra_inception', 'memorization',

@@ -1,8 +1,7 @@
 """Every shipped path, package pin and constant of the emoji benchmark, in one place."""
 import collections
-import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from fsgan.benchmarks import ROOT  # noqa: F401  (the benchmark's modules take it from here)
 
 # npm packages: exact versions, tarball URLs and npm's SRI integrity (`npm view NAME@VER dist`).
 NpmPackage = collections.namedtuple('NpmPackage', 'name version url integrity')

@@ -18,7 +18,7 @@ ALL_METHODS = ','.join(['fsgan', 'tgan', 'freezed', 'ssgan'] + sorted(set(METHOD
                                                                                       'ssgan'}))
 
 BENCHMARK = Benchmark(
-    name='emoji', title='Emoji benchmark', root=ROOT, source=os.path.join(ROOT, paths.SOURCE_PICKLE),
+    name='emoji', title='Emoji benchmark', source=os.path.join(ROOT, paths.SOURCE_PICKLE),
     data_dir=os.path.join(ROOT, paths.DATA_DIR), targets={'near': 'near', 'far': 'far'},
     metrics=('fid', 'kid', 'emoji_fd', 'emoji_style', 'emoji_content', 'emoji_categories', 'intra_inception',
              'memorization', 'nearest_real', 'sharpness'),

@@ -105,16 +105,17 @@ def ship_emoji_source(snapshot, data_dir=DATA_DIR, num=5000, train_zip=TRAIN_ZIP
     out = os.path.join(data_dir, os.path.basename(paths.SOURCE_PICKLE))
     save_snapshot(out, None, net['D'], net['G_ema'], net.get('training_set_kwargs'))
     G, _sha = load_generator(out, device=device)
+    figures = None
     if report:
         with tempfile.TemporaryDirectory(prefix='fsgan-source-') as tmp:
-            report = source_report(G, tmp, num, train_zip, test_zip, device, cache_dir=cache_dir)
+            figures = source_report(G, tmp, num, train_zip, test_zip, device, cache_dir=cache_dir)
     grid = os.path.join(data_dir, paths.PREVIEW_DIR, GRID_NAME)
     os.makedirs(os.path.dirname(grid), exist_ok=True)
     save_png(tile(generate_images(G, list(range(64)), trunc=1.0, device=device), cols=8), grid)
     kimgs = [stage['kimg'] for stage in stages]
     record = dict(sha256=file_sha256(out), bytes=os.path.getsize(out), snapshot=stages[-1]['snapshot'],
                   snapshot_sha256=net['sha256'], kimg=None if None in kimgs else sum(kimgs),
-                  training_options=stages[-1]['training_options'], stages=stages, report=report or None,
+                  training_options=stages[-1]['training_options'], stages=stages, report=figures,
                   grid=os.path.join(paths.PREVIEW_DIR, GRID_NAME), grid_sha256=file_sha256(grid))
     atomic_write_json(os.path.join(data_dir, os.path.basename(paths.SOURCE_RECORD)), record)
     return record

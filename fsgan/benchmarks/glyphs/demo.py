@@ -15,7 +15,7 @@ under --outdir:
 import os
 
 from fsgan import evaluate
-from fsgan.benchmarks.glyphs import GLYPHS, ROOT, paths  # noqa: F401  (ROOT re-exported for scripts/demo.py)
+from fsgan.benchmarks.glyphs import GLYPHS, paths
 
 DEFAULT_SOURCE = paths.SOURCE_PICKLE
 DEFAULT_TARGET = os.path.join(GLYPHS, 'kannada_shots10.zip')
@@ -66,6 +66,7 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     """Adapt, render and measure. Returns (run_dir, paths dict, metrics row)."""
     import numpy as np
     import tqdm
+    from fsgan.benchmarks.ship import recorded_path
     from fsgan.compare import latest, method_metrics, write_shots
     from fsgan.sampling import generate_images, load_generator
     from fsgan.tools.interp import interpolation_video
@@ -90,7 +91,7 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
                          fig_dir=run_dir, tag='demo')
     stages.update()
     stages.close()
-    extra = dict(network=os.path.relpath(network, ROOT) if network.startswith(ROOT) else network,
+    extra = dict(network=recorded_path(network),
                  network_sha256=sha, source=source, test_set=test, num_test=len(test_set),
                  lr=c.lr, kimg=c.kimg, gamma=c.gamma, pl_weight=c.pl_weight, style_mixing=c.style_mixing,
                  mode_seeking=c.losses.get('mode_seeking', {}).get('weight', 0.0),

@@ -7,7 +7,8 @@ the glyph classifier (glyph_classifier.pt + .json, scripts/train_glyph_classifie
 """
 import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from fsgan.benchmarks import ROOT
+
 DATA_DIR = os.path.join(ROOT, 'data', 'glyphs')
 
 SOURCE_PICKLE_NAME = 'source_glyph32.pkl'

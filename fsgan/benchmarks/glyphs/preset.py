@@ -10,7 +10,7 @@ KIMG = 2.0          # per run; the paper's 20 kimg is ~20 min per run on 2 CPU c
 BATCH = 16          # under protocol 'ours', which the documented glyph tables ran under
 
 BENCHMARK = Benchmark(
-    name='glyphs', title='Glyph benchmark', root=paths.ROOT, source=paths.SOURCE_PICKLE, data_dir=paths.DATA_DIR,
+    name='glyphs', title='Glyph benchmark', source=paths.SOURCE_PICKLE, data_dir=paths.DATA_DIR,
     targets={'near': 'near', 'far': 'kannada'},           # target name -> file prefix in data/glyphs
     expect={'near': 'latin', 'far': 'kannada'},           # the script the adapted samples should be in
     metrics=('glyph_fgd', 'glyph_memorisation', 'glyph_diversity', 'glyph_script', 'sharpness'),

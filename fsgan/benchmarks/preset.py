@@ -51,7 +51,6 @@ class Benchmark:
     num: int = 500
     num_test: int = 1000
     inception: bool = True
-    trunc_note: str = 'psi 1'
     methods: dict = field(default_factory=dict)
     expect: dict = field(default_factory=dict)
 
@@ -225,5 +224,5 @@ def report_header(bench, configs, split, seeds):
     batch = '' if s['batch'] is None else f', batch {s["batch"]}'
     return (f'{bench.title}: source {source}, {" or ".join(f"{k:g}" for k in kimgs)} kimg per run, protocol '
             f'{s["protocol"]}{batch}, regularisation {reg}; '
-            f'{ms["num"]} samples per run ({bench.trunc_note}) against {ms["num_test"] or "all"} images of the '
-            f'{split} split; mean ± std over seeds {",".join(map(str, seeds))}.')
+            f'{ms["num"]} samples per run (psi {ms["metrics_trunc"]:g}) against {ms["num_test"] or "all"} images of '
+            f'the {split} split; mean ± std over seeds {",".join(map(str, seeds))}.')

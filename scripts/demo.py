@@ -47,7 +47,7 @@ def print_summary(benchmark, run_dir, paths, row):
               help='Which shipped benchmark to adapt (emoji needs data/emoji/source_emoji64.pkl).')
 @click.option('--outdir', default=os.path.join(ROOT, 'runs', 'demo'), show_default=True, help='Parent folder.')
 @click.option('--kimg', type=POSITIVE, help="Adaptation length in thousands of images [default: the demo's: "
-                                            "glyphs 2, emoji 1].")
+                                            "glyphs 2, emoji 4].")
 @click.option('--lr', type=POSITIVE, help="FSGAN learning rate [default: glyphs 0.03, the best on the Kannada "
                                           "validation split; emoji 0.003, the paper's].")
 @click.option('--source', help='Source network [default: the benchmark\'s shipped source].')

@@ -74,6 +74,8 @@ def test_training_stages_follow_resumed_runs(tmp_path, monkeypatch):
     gone = run('parent-gone', 5, 'out/deleted/network-snapshot-000010.pkl')
     with pytest.raises(ValueError, match='deleted.*gone'):
         training_stages(gone)
+    os.remove(repo / 'out' / '00000-scratch' / 'network-snapshot-000026.pkl')  # weights dropped, options kept
+    assert [s['kimg'] for s in training_stages(third)] == [26, 64, 4]
     looped = repo / 'out' / 'loop'
     looped.mkdir()
     (looped / 'network-snapshot-000001.pkl').write_bytes(b'')

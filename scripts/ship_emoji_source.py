@@ -38,7 +38,8 @@ def main(snapshot, num, device, report_only, no_report, data_dir):
             print(json.dumps(source_report(G, tmp, num, device=device), indent=2))
         return
     record = ship_emoji_source(snapshot, data_dir=data_dir, num=num, device=device, report=not no_report)
-    print(json.dumps(record['report'], indent=2))
+    if record['report'] is not None:
+        print(json.dumps(record['report'], indent=2))
     print(f'Shipped {data_dir}/source_emoji64.pkl (sha256 {record["sha256"]}, {record["kimg"]} kimg)')
 
 

@@ -71,11 +71,20 @@ def test_training_stages_follow_resumed_runs(tmp_path, monkeypatch):
     stages = training_stages(run('from-outside', 3, str(outside)))
     assert [s['kimg'] for s in stages] == [3]
 
+    kept = repo / 'data' / 'pretrain' / 'source.pkl'  # a stage shipped into the repository with its record
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b'')
+    kept.with_suffix('.json').write_text(json.dumps({'stages': training_stages(third)}))
+    stages = training_stages(run('after-kept', 7, 'data/pretrain/source.pkl'))
+    assert [s['kimg'] for s in stages] == [26, 64, 4, 7]
+    assert stages[-1]['training_options']['source'] == 'data/pretrain/source.pkl'
+    kept.with_suffix('.json').write_text('{"stages": [')
+    with pytest.raises(ValueError, match='not a ship record'):
+        training_stages(str(repo / 'out' / 'after-kept' / 'network-snapshot-000007.pkl'))
+
     gone = run('parent-gone', 5, 'out/deleted/network-snapshot-000010.pkl')
     with pytest.raises(ValueError, match='deleted.*gone'):
         training_stages(gone)
-    os.remove(repo / 'out' / '00000-scratch' / 'network-snapshot-000026.pkl')  # weights dropped, options kept
-    assert [s['kimg'] for s in training_stages(third)] == [26, 64, 4]
     looped = repo / 'out' / 'loop'
     looped.mkdir()
     (looped / 'network-snapshot-000001.pkl').write_bytes(b'')

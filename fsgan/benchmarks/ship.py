@@ -26,30 +26,45 @@ def _resolve(path):
     if os.path.isabs(path):
         return path
     in_repo = os.path.join(ROOT, path)
-    return in_repo if os.path.exists(os.path.dirname(in_repo)) else os.path.abspath(path)
+    return in_repo if os.path.exists(in_repo) else os.path.abspath(path)
+
+
+def shipped_stages(pickle_path):
+    """The `stages` a ship script recorded in the .json beside a shipped pickle; [] when there is none."""
+    import json
+    record = os.path.splitext(pickle_path)[0] + '.json'
+    if not os.path.isfile(record):
+        return []
+    try:
+        with open(record) as f:
+            stages = json.load(f).get('stages', [])
+    except (OSError, ValueError, AttributeError) as e:
+        raise ShipError(f'{record}: not a ship record ({e}); restore it or remove it') from None
+    return list(stages)
 
 
 def training_stages(snapshot):
     """[{snapshot, kimg, training_options}] from the first run to the run of `snapshot`, following each run's
     `source` (the snapshot it resumed from) back through run folders with a training_options.json. A source
-    given as a URL or short name, or a pickle outside a run folder, ends the chain. A resumed-from snapshot
-    that is gone still counts while its run folder keeps training_options.json (the record needs the options
-    and the kimg in its name, not the weights: earlier pretraining stages are kept that way); one whose folder
-    is gone too, or runs that resume from each other in a loop, raise ShipError (a ValueError)."""
+    given as a URL or short name, or a pickle outside a run folder, ends the chain; so does a shipped pickle
+    (a ship script's copy, e.g. a pretraining stage kept in the repository) whose record, the .json beside it,
+    lists its `stages`: they come first. A recorded snapshot that no longer exists, or runs that resume from
+    each other in a loop, raise ShipError (a ValueError)."""
     stages, seen = [], set()
     path = os.path.abspath(snapshot)
     while path is not None:
         if '://' in path or not path.endswith('.pkl'):
             break
         path = _resolve(path)
-        opts_path = os.path.join(os.path.dirname(path), 'training_options.json')
-        if not os.path.isfile(path) and not os.path.isfile(opts_path):
-            raise ShipError(f'{path}: a run resumed from this snapshot, but it and its run folder are gone; '
-                            'restore the folder\'s training_options.json to ship the full training record')
+        if not os.path.isfile(path):
+            raise ShipError(f'{path}: a run resumed from this snapshot, but it is gone; restore it to ship the '
+                            'full training record')
         if os.path.realpath(path) in seen:
             raise ShipError(f'{path}: the runs resume from each other in a loop')
         seen.add(os.path.realpath(path))
+        opts_path = os.path.join(os.path.dirname(path), 'training_options.json')
         if not os.path.isfile(opts_path):
+            stages[:0] = shipped_stages(path)
             break
         from fsgan.options import read_training_options
         options = read_training_options(opts_path)  # the flat view, as the glyph preset reads it

@@ -344,7 +344,8 @@ def trainable_counts(run_dir):
     return (sum(t.numel() for t in payload['G'].values()), sum(t.numel() for t in payload['D'].values()))
 
 
-INCEPTION_METRICS = ('fid', 'kid', 'memorization', 'nearest_real', 'intra_inception')  # off when not ms['inception']
+INCEPTION_METRICS = ('fid', 'kid', 'memorization', 'nearest_real', 'intra_inception', 'emoji_content',
+                     'emoji_categories')  # off when not ms['inception']
 
 
 def chosen_metrics(ms):

@@ -167,13 +167,14 @@ class MetricContext:
         return self.cached('shared/detector', lambda: InceptionDetector(self.detector_source, device=self.device))
 
     def features(self, which):
-        """Inception features [N, 2048] of 'gen', 'data' or 'shots'; data and shots go through the disk cache."""
+        """Inception features [N, 2048] of 'gen', 'source_gen', 'data' or 'shots'; data and shots go through the
+        disk cache."""
         from metrics.inception import cached_features
 
         def make():
             image_set = getattr(self, which)
             desc = f'Inception features, {which} ({len(image_set)} images)' if self.progress else None
-            if which == 'gen':
+            if which in ('gen', 'source_gen'):
                 return self.detector().features_of(image_set, self.batch_size, desc)
             return cached_features(self.detector(), image_set, self.cache_dir, self.batch_size, desc)[0]
         return self.cached('features/' + which, make)

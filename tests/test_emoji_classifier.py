@@ -1,4 +1,5 @@
-"""Emoji classifier: shipped weights, accuracy on held-out real emoji, training, and the emoji metrics."""
+"""Emoji classifier: shipped weights, accuracy on held-out real emoji, training, and its metrics (the category
+metrics, from the category probe: tests/test_emoji_category_probe.py)."""
 import json
 import os
 import shutil
@@ -188,27 +189,6 @@ def test_emoji_fd_orders_domains():
     assert near['values']['fd_shots'] > 0 and near['values']['num_shots'] == 25
 
 
-def test_emoji_content_pairs_samples_by_index(tmp_path):
-    images = list(ImageSet(_zip('near_val.zip'), limit=80))
-    gen = _write_folder(tmp_path / 'gen', images)
-    assert _run('emoji_content', _context(gen, source_gen=gen))['value'] == 1.0
-    mixed = _write_folder(tmp_path / 'mixed', images[40:] + images[:40])
-    assert _run('emoji_content', _context(gen, source_gen=mixed))['value'] < 0.6
-    with pytest.raises(ValueError, match='by index'):
-        _run('emoji_content', _context(gen, source_gen=ImageSet(tmp_path / 'mixed', limit=10)))
-
-
-def test_emoji_categories_compares_shares(tmp_path):
-    data = ImageSet(_zip('near_test.zip'), limit=300)
-    res = _run('emoji_categories', _context(data, data=data))
-    assert res['value'] == 9 and res['options']['outside'] == []
-    assert sum(res['values'][k] for k in res['values'] if k.startswith('gen_')) == pytest.approx(1.0)
-    images, categories, _ = read_emoji_zip(_zip('near_test.zip'))
-    flags = images[categories == paths.CATEGORIES.index('Flags')][:30].permute(0, 2, 3, 1).numpy()
-    res = _run('emoji_categories', _context(_write_folder(tmp_path / 'flags', flags), data=data))
-    assert res['values']['gen_flags'] >= 0.9 and res['value'] <= 1
-
-
 def test_metrics_refuse_other_resolutions(tmp_path):
     small = _write_folder(tmp_path / 'small', [np.zeros((32, 32, 3), np.uint8)] * 2)
     with pytest.raises(ValueError, match='64x64'):
@@ -260,14 +240,16 @@ def test_calc_metrics_source_draws_the_same_latents(calc_metrics, p2_path, alter
                                  '--shots-dir', _zip('near_shots5.zip'), '--gen-out', tmp_path / 'gen'] + common)
     assert result.exit_code == 0, result.output
     rec = [json.loads(line) for line in out.read_text().splitlines()][-2]
-    # the same number from images drawn here: the source network for seeds 0..7 at psi 0.8
+    # the same number from images drawn here: the source network for seeds 0..7 at psi 0.8, categories from the
+    # probe on their Inception features
     import fsgan
-    from fsgan.benchmarks.emoji.metrics import image_set_outputs
+    from fsgan.benchmarks.emoji.category_probe import load_category_probe
     from fsgan.evaluate import write_samples
+    from metrics.inception import InceptionDetector
     write_samples(fsgan.load_network(p2_path)['G_ema'], str(tmp_path / 'src'), range(8), trunc=0.8)
-    clf = load_emoji_classifier(DEFAULT_PATH)
-    gen_cat = image_set_outputs(clf, ImageSet(tmp_path / 'gen'))[2].argmax(1)
-    src_cat = image_set_outputs(clf, ImageSet(tmp_path / 'src'))[2].argmax(1)
+    probe, detector = load_category_probe(), InceptionDetector()
+    gen_cat = probe.predict(detector.features_of(ImageSet(tmp_path / 'gen')))
+    src_cat = probe.predict(detector.features_of(ImageSet(tmp_path / 'src')))
     assert rec['metric'] == 'emoji_content' and rec['options']['source'] == p2_path
     assert rec['value'] == pytest.approx(float((gen_cat == src_cat).double().mean()))
 

@@ -186,7 +186,7 @@ def test_compare_checks_the_source_before_writing_its_state(p1_path, target_dir,
 
 CLICK_TOOLS = ('bench_train', 'calc_metrics', 'compare', 'demo', 'generate', 'glyph_eval', 'interpolate',
                'make_emoji_data', 'make_glyph_data', 'ship_glyph_source', 'svd_explore', 'train',
-               'train_glyph_classifier')
+               'train_emoji_category_probe', 'train_glyph_classifier')
 
 
 @pytest.mark.parametrize('tool', CLICK_TOOLS)

@@ -65,6 +65,31 @@ def labelled_set(vendors, exclude=(), only=None):
     return x, torch.tensor(styles), torch.tensor(categories)
 
 
+def report_zips(data_dir):
+    """Names of the REPORT_ZIPS present in data_dir; ValueError naming any held-out or validation zip missing."""
+    names = [n for n in REPORT_ZIPS if os.path.isfile(os.path.join(data_dir, n))]
+    missing = [n for n in HELDOUT_ZIPS + (VAL_ZIP,) if n not in names]
+    if missing:
+        raise ValueError(f'{data_dir}: missing {", ".join(missing)} (run scripts/make_emoji_data.py)')
+    return names
+
+
+def training_sets(data_dir, vendors, log=print):
+    """The training and validation sets of the emoji classifiers (labelled_set tuples) and their group counts.
+
+    Training: every vendor image outside the groups of HELDOUT_ZIPS and VAL_ZIP in data_dir; validation: the
+    images of VAL_ZIP's groups (all vendors) not in a held-out group. Returns (train, val,
+    {'heldout_groups': int, 'val_groups': int}).
+    """
+    heldout = zip_groups(os.path.join(data_dir, n) for n in HELDOUT_ZIPS)
+    val_groups = zip_groups([os.path.join(data_dir, VAL_ZIP)]) - heldout
+    train = labelled_set(vendors, exclude=heldout | val_groups)
+    val = labelled_set(vendors, only=val_groups)
+    log(f'training images: {len(train[0])}, validation images: {len(val[0])} '
+        f'({len(heldout)} test and {len(val_groups)} validation groups held out)')
+    return train, val, {'heldout_groups': len(heldout), 'val_groups': len(val_groups)}
+
+
 def _uniform(gen, n, lo, hi):
     return torch.rand(n, generator=gen) * (hi - lo) + lo
 
@@ -145,7 +170,7 @@ def fit(model, images, styles, categories, epochs, batch_size=64, lr=3e-3, seed=
     return history
 
 
-def _data_record(data_dir, zip_names):
+def data_record(data_dir, zip_names):
     """Hashes of the training inputs: the npm tarballs' pinned integrities and the sha256 of the scored zips."""
     packages = {v: f'{p.name}@{p.version} {p.integrity}' for v, p in paths.PACKAGES.items()}
     return {'packages': packages, 'zips': {n: file_sha256(os.path.join(data_dir, n)) for n in zip_names}}
@@ -158,18 +183,10 @@ def train_emoji_classifier(out, data_dir=paths.DATA_DIR, vendors=None, tarballs=
     vendors: dict vendor -> data.VendorImages (None = read the tarballs, see data.load_vendors);
     command: the command line recorded in the config. Returns the config written (with 'train', 'history' and 'eval' records).
     """
-    names = [n for n in REPORT_ZIPS if os.path.isfile(os.path.join(data_dir, n))]
-    missing = [n for n in HELDOUT_ZIPS + (VAL_ZIP,) if n not in names]
-    if missing:
-        raise ValueError(f'{data_dir}: missing {", ".join(missing)} (run scripts/make_emoji_data.py)')
+    names = report_zips(data_dir)
     t0 = time.time()
     vendors = vendors or load_vendors(tarballs, download_dir, log=log)
-    heldout = zip_groups(os.path.join(data_dir, n) for n in HELDOUT_ZIPS)
-    val_groups = zip_groups([os.path.join(data_dir, VAL_ZIP)]) - heldout
-    train = labelled_set(vendors, exclude=heldout | val_groups)
-    val = labelled_set(vendors, only=val_groups)
-    log(f'training images: {len(train[0])}, validation images: {len(val[0])} '
-        f'({len(heldout)} test and {len(val_groups)} validation groups held out)')
+    train, val, num_groups = training_sets(data_dir, vendors, log)
     torch.manual_seed(seed)
     model = EmojiClassifier(default_config())
     history = fit(model, *train, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, val=val, log=log)
@@ -177,9 +194,9 @@ def train_emoji_classifier(out, data_dir=paths.DATA_DIR, vendors=None, tarballs=
     for n, r in results.items():
         log(f'{n:16s} n={r["n"]:5d} style_acc={r["style_acc"]:.4f} category_acc={r["category_acc"]:.4f}')
     model.config = dict(model.config, train={
-        'command': command, 'data': _data_record(data_dir, names),
-        'num_train': len(train[0]), 'num_val': len(val[0]), 'heldout_groups': len(heldout),
-        'val_groups': len(val_groups), 'epochs': epochs, 'batch_size': batch_size, 'lr': lr, 'seed': seed,
+        'command': command, 'data': data_record(data_dir, names),
+        'num_train': len(train[0]), 'num_val': len(val[0]), **num_groups, 'epochs': epochs,
+        'batch_size': batch_size, 'lr': lr, 'seed': seed,
         'threads': torch.get_num_threads(), 'seconds': round(time.time() - t0), 'torch': torch.__version__},
         history=history, eval=results)
     return save_emoji_classifier(model, out)

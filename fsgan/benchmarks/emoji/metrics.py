@@ -1,8 +1,10 @@
-"""Emoji-benchmark metrics from the emoji classifier (fsgan.benchmarks.emoji.classifier), registered on import
-(listed in fsgan.benchmarks.METRIC_MODULES).
+"""Emoji-benchmark metrics from the emoji classifier (fsgan.benchmarks.emoji.classifier) and the category probe
+(fsgan.benchmarks.emoji.category_probe), registered on import (listed in fsgan.benchmarks.METRIC_MODULES).
 
 Every image set must be 64x64 RGB (a ValueError otherwise). The shipped classifier
-(data/emoji/emoji_classifier.pt) is loaded once per MetricContext.
+(data/emoji/emoji_classifier.pt) and category probe (data/emoji/emoji_category_probe.pt) are loaded once per
+MetricContext. Categories come from the probe on the Inception features of MetricContext.features, the same
+(memoised, for real sets disk-cached) features FID and KID use.
 
 * emoji_style: share of generated images whose style (vendor) the classifier calls noto / twemoji /
   openmoji (values style_<name>). The target style is the one the majority of the shots is classified
@@ -14,12 +16,13 @@ Every image set must be 64x64 RGB (a ValueError otherwise). The shipped classifi
   source generator each draw one image; `value` is the share of pairs with the same predicted category.
 * emoji_categories: share of each of the 9 categories (values gen_<key> and real_<key>, keys
   classifier.CATEGORY_KEYS) among generated and real images (the test set, else the shots), both as the
-  classifier predicts them; `value` is the number of categories whose generated share lies within half
+  probe predicts them; `value` is the number of categories whose generated share lies within half
   and twice its real share (categories absent from both count as within).
 """
 import numpy as np
 import torch
 
+from fsgan.benchmarks.emoji.category_probe import DEFAULT_PATH as PROBE_PATH, load_category_probe
 from fsgan.benchmarks.emoji.classifier import CATEGORY_KEYS, DEFAULT_PATH, load_emoji_classifier
 from metrics.frechet import fid_from_features
 from metrics.registry import Column, register
@@ -41,8 +44,34 @@ def image_set_outputs(clf, image_set, batch_size=256):
 
 
 def outputs(ctx, which):
-    """Classifier outputs of ctx.<which> ('gen', 'data', 'shots' or 'source_gen'), memoised."""
+    """Classifier outputs of ctx.<which> ('gen', 'data' or 'shots'), memoised."""
     return ctx.cached('emoji/outputs/' + which, lambda: image_set_outputs(classifier(ctx), getattr(ctx, which)))
+
+
+def category_probe(ctx):
+    """The emoji category probe, loaded once per context (CPU: it is small)."""
+    return ctx.cached('emoji/category_probe', lambda: load_category_probe(PROBE_PATH))
+
+
+def check_size(image_set, which):
+    """ValueError unless the first image of ImageSet `image_set` (ctx.<which>) is 64x64 (the probe's training size)."""
+    h, w = image_set.read(0).shape[:2]
+    if (h, w) != (64, 64):
+        raise ValueError(f'the emoji category probe needs 64x64 images, got {w}x{h} ({which})')
+
+
+def categories(ctx, which):
+    """Predicted category indices int64 [N] of ctx.<which> ('gen', 'source_gen', 'data' or 'shots'), from the
+    probe on its Inception features; memoised."""
+    def make():
+        check_size(getattr(ctx, which), which)
+        return category_probe(ctx).predict(ctx.features(which))
+    return ctx.cached('emoji/categories/' + which, make)
+
+
+def probe_options(ctx):
+    """The options that identify the category figures: the probe's sha256 and the detector's."""
+    return dict(category_probe_sha256=category_probe(ctx).config['weights_sha256'], **ctx.detector_options())
 
 
 def shares(indices, count):
@@ -92,32 +121,31 @@ def emoji_fd_metric(ctx):
 
 @register('emoji_content', needs=('source_gen',),
           columns=(Column('content', 'Content preserved', '.1%', 'up'),),
-          help='emoji classifier: share of samples whose category equals that of the source network\'s sample '
-               'for the same latent (needs --source)')
+          help='emoji category probe (Inception features): share of samples whose category equals that of the '
+               'source network\'s sample for the same latent (needs --source)')
 def emoji_content_metric(ctx):
-    gen = outputs(ctx, 'gen')[2].argmax(1)
-    src = outputs(ctx, 'source_gen')[2].argmax(1)
-    if len(gen) != len(src):
-        raise ValueError(f'emoji_content pairs samples by index: {len(gen)} generated vs {len(src)} source images')
+    if len(ctx.gen) != len(ctx.source_gen):
+        raise ValueError(f'emoji_content pairs samples by index: {len(ctx.gen)} generated vs '
+                         f'{len(ctx.source_gen)} source images')
+    gen, src = categories(ctx, 'gen'), categories(ctx, 'source_gen')
     value = float((gen == src).double().mean())
     return dict(value=value, values=dict(content=value, num_gen=len(gen)),
-                options=dict(ctx.memo.get('source/info', {}), classifier_sha256=classifier(ctx).config['weights_sha256']))
+                options=dict(ctx.memo.get('source/info', {}), **probe_options(ctx)))
 
 
 @register('emoji_categories', needs=('data|shots',),
           columns=(Column('categories_within', 'Categories within ½–2× of real', 'd', 'up', value='within'),),
-          help='emoji classifier: category shares of samples vs the real set; value = categories within '
-               'half and twice their real share (of 9)')
+          help='emoji category probe (Inception features): category shares of samples vs the real set; '
+               'value = categories within half and twice their real share (of 9)')
 def emoji_categories_metric(ctx):
-    clf = classifier(ctx)
     real_which = 'data' if ctx.data is not None else 'shots'
-    k = len(clf.categories)
-    gen = shares(outputs(ctx, 'gen')[2].argmax(1), k)
-    real = shares(outputs(ctx, real_which)[2].argmax(1), k)
+    k = len(CATEGORY_KEYS)
+    gen = shares(categories(ctx, 'gen'), k)
+    real = shares(categories(ctx, real_which), k)
     within = [r / 2 <= g <= 2 * r for g, r in zip(gen, real)]
     values = {f'gen_{key}': g for key, g in zip(CATEGORY_KEYS, gen)}
     values.update({f'real_{key}': r for key, r in zip(CATEGORY_KEYS, real)})
     values.update(within=sum(within), num_gen=len(ctx.gen), num_real=len(getattr(ctx, real_which)))
     options = dict(real=real_which, outside=[key for key, w in zip(CATEGORY_KEYS, within) if not w],
-                   classifier_sha256=clf.config['weights_sha256'])
+                   **probe_options(ctx))
     return dict(value=sum(within), values=values, options=options)

@@ -4,7 +4,8 @@ source_report measures a generator's samples (seeds 0..num-1, psi 1) against the
 Inception FID against every Noto image (the pretraining set noto_train.zip, re-made in data/emoji/cache by
 scripts/make_emoji_data.py, plus the held-out noto_test.zip), and beside it the floor, the held-out real
 images against the pretraining images computed the same way; the emoji classifier's style shares (the share
-called Noto) and category shares against the real Noto set (each category within half and twice its real share).
+called Noto) and the category probe's shares (on the same Inception features) against the real Noto set (each
+category within half and twice its real share).
 
 ship_emoji_source writes data/emoji/source_emoji64.pkl (the snapshot's G_ema and D), its record
 source_emoji64.json (sha256, the training stages and options back to the run from scratch, kimg, the report)
@@ -32,21 +33,22 @@ def _inception_features(ctx, image_set):
     return cached_features(ctx.detector(), image_set, ctx.cache_dir, ctx.batch_size)[0]
 
 
-def _class_shares(logits, names):
-    """{name: share of rows whose argmax is that class} for logits [N, len(names)]."""
-    counts = np.bincount(logits.argmax(1).numpy(), minlength=len(names))
-    return {name: float(c) / len(logits) for name, c in zip(names, counts)}
+def _class_shares(indices, names):
+    """{name: share of the class indices int64 [N] that are that class's}."""
+    counts = np.bincount(indices.numpy(), minlength=len(names))
+    return {name: float(c) / len(indices) for name, c in zip(names, counts)}
 
 
-def classifier_figures(clf, gen, real_sets):
-    """Style shares of ImageSet gen, its category shares and those of the real ImageSets together, and the
-    categories outside half..twice their real share."""
+def classifier_figures(clf, probe, gen, gen_features, real_features):
+    """Style shares of ImageSet gen (the classifier's), its category shares and those of the real images (the
+    probe's, on Inception features gen_features [N, 2048] and real_features [M, 2048]), and the categories outside
+    half..twice their real share."""
     import torch
     from .classifier import CATEGORY_KEYS
     from .metrics import image_set_outputs
-    _feat, style, category = image_set_outputs(clf, gen)
-    gen_cat = _class_shares(category, CATEGORY_KEYS)
-    real_cat = _class_shares(torch.cat([image_set_outputs(clf, s)[2] for s in real_sets]), CATEGORY_KEYS)
+    style = image_set_outputs(clf, gen)[1].argmax(1)
+    gen_cat = _class_shares(probe.predict(gen_features), CATEGORY_KEYS)
+    real_cat = _class_shares(probe.predict(real_features), CATEGORY_KEYS)
     outside = [k for k in CATEGORY_KEYS if not real_cat[k] / 2 <= gen_cat[k] <= 2 * real_cat[k]]
     return dict(style_shares=_class_shares(style, clf.styles), category_shares=gen_cat,
                 real_category_shares=real_cat, categories_outside=outside)
@@ -60,6 +62,7 @@ def source_report(G, sample_dir, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZI
     from metrics.frechet import fid_from_features
     from metrics.images import ImageSet
     from metrics.registry import MetricContext, default_cache_dir
+    from .category_probe import DEFAULT_PATH as PROBE_PATH, load_category_probe
     from .classifier import DEFAULT_PATH, load_emoji_classifier
     for path in (train_zip, test_zip):
         if not os.path.isfile(path):
@@ -68,12 +71,12 @@ def source_report(G, sample_dir, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZI
     train, test = ImageSet(train_zip), ImageSet(test_zip)
     ctx = MetricContext(gen=gen, device=device, batch_size=batch, cache_dir=cache_dir or default_cache_dir())
     gen_f, train_f, test_f = ctx.features('gen'), _inception_features(ctx, train), _inception_features(ctx, test)
+    real_f = np.concatenate([train_f, test_f])
     report = dict(num=num, trunc=1.0, train_set=recorded_path(train_zip), test_set=recorded_path(test_zip),
-                  num_train=len(train), num_test=len(test),
-                  fid_all_noto=fid_from_features(gen_f, np.concatenate([train_f, test_f])),
+                  num_train=len(train), num_test=len(test), fid_all_noto=fid_from_features(gen_f, real_f),
                   fid_floor_test_vs_train=fid_from_features(test_f, train_f))
     clf = load_emoji_classifier(DEFAULT_PATH, device=device)
-    report.update(classifier_figures(clf, gen, (train, test)))
+    report.update(classifier_figures(clf, load_category_probe(PROBE_PATH), gen, gen_f, real_f))
     report['acceptance'] = dict(fid_at_most_40=report['fid_all_noto'] <= FID_BAR,
                                 noto_at_least_90=report['style_shares']['noto'] >= NOTO_BAR,
                                 categories_within=not report['categories_outside'])

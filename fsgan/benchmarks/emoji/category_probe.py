@@ -37,7 +37,7 @@ from metrics.inception import PROTOCOL, InceptionDetector, cached_features
 from metrics.registry import default_cache_dir
 
 from . import paths
-from .classifier import CATEGORY_KEYS
+from .classifier import CATEGORY_KEYS, weights_paths
 from .classifier_train import data_record, report_zips, training_sets
 from .data import load_vendors
 from .paths import ROOT
@@ -123,20 +123,12 @@ def category_accuracy(probe, features, categories):
     return {'n': len(hits), 'category_acc': round(float(hits.double().mean()), 4)}
 
 
-def _paths(path):
-    """'<name>.pt' or '<name>.json' -> (weights path, config path)."""
-    stem, ext = os.path.splitext(os.fspath(path))
-    if ext not in ('.pt', '.json'):
-        raise ValueError(f'{path}: expected a .pt or .json emoji category probe path')
-    return stem + '.pt', stem + '.json'
-
-
 def save_category_probe(probe, path):
     """Write probe's state_dict (.pt) and probe.config plus the weights' sha256 (.json), atomically.
 
     Returns the config written.
     """
-    wpath, cpath = _paths(path)
+    wpath, cpath = weights_paths(path, 'emoji category probe')
     state = {k: v.detach().cpu().clone() for k, v in probe.state_dict().items()}
     with atomic_open(wpath) as f:
         torch.save(state, f)
@@ -149,7 +141,7 @@ def save_category_probe(probe, path):
 def load_category_probe(path=DEFAULT_PATH):
     """'<name>.pt' or '<name>.json' -> CategoryProbe (CPU, eval mode) with its config; ValueError if missing,
     foreign or altered."""
-    wpath, cpath = _paths(path)
+    wpath, cpath = weights_paths(path, 'emoji category probe')
     for p in (wpath, cpath):
         if not os.path.isfile(p):
             raise ValueError(f'{p}: no such file (the emoji category probe needs both .pt and .json)')

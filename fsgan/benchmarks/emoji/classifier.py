@@ -128,11 +128,11 @@ class EmojiClassifier(nn.Module):
         return style.argmax(1), category.argmax(1)
 
 
-def _paths(path):
-    """'<name>.pt' or '<name>.json' -> (weights path, config path)."""
+def weights_paths(path, what='emoji classifier'):
+    """'<name>.pt' or '<name>.json' -> (weights path, config path); `what` names the file kind in the error."""
     stem, ext = os.path.splitext(os.fspath(path))
     if ext not in ('.pt', '.json'):
-        raise ValueError(f'{path}: expected a .pt or .json emoji classifier path')
+        raise ValueError(f'{path}: expected a .pt or .json {what} path')
     return stem + '.pt', stem + '.json'
 
 
@@ -141,7 +141,7 @@ def save_emoji_classifier(model, path):
 
     Returns the config written.
     """
-    wpath, cpath = _paths(path)
+    wpath, cpath = weights_paths(path)
     state = {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
     with atomic_open(wpath) as f:
         torch.save(state, f)
@@ -153,7 +153,7 @@ def save_emoji_classifier(model, path):
 
 def load_emoji_classifier(path=DEFAULT_PATH, device='cpu'):
     """'<name>.pt' or '<name>.json' -> EmojiClassifier in eval mode; ValueError if missing, foreign or altered."""
-    wpath, cpath = _paths(path)
+    wpath, cpath = weights_paths(path)
     for p in (wpath, cpath):
         if not os.path.isfile(p):
             raise ValueError(f'{p}: no such file (the emoji classifier needs both .pt and .json)')

@@ -2,6 +2,8 @@
 import json
 import os
 
+import numpy as np
+import PIL.Image
 import pytest
 import torch
 from click.testing import CliRunner
@@ -108,6 +110,25 @@ def test_snapshot_metrics_are_appended_per_snapshot(p1_path, target_dir, tmp_pat
     assert res.exit_code == 0, res.output
     again = [json.loads(x) for x in (run / 'metric-sharpness.jsonl').read_text().splitlines()]
     assert [r['kimg'] for r in again] == [0.004, 0.008, 0.012] and again[:2] == records
+
+
+def test_benchmark_metrics_are_measured_per_snapshot(tmp_path):
+    """A benchmark's own metrics (fsgan.benchmarks.METRIC_MODULES) are available to --metrics, not only built-ins."""
+    from tests.conftest import save_tiny_rgb64
+    src = save_tiny_rgb64(tmp_path / 'src.pkl')
+    targets = tmp_path / 'targets'
+    targets.mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(4):
+        PIL.Image.fromarray(rng.randint(0, 256, [64, 64, 3], dtype=np.uint8)).save(targets / f'{i}.png')
+    res = CliRunner().invoke(train_cli.main, ['--resume', src, '--target-dir', str(targets), '--batch', '4',
+                                              '--kimg', '0.004', '--tick', '0.004', '--snap', '1', '--no-progress',
+                                              '--outdir', str(tmp_path / 'runs'), '--metrics', 'emoji_style'])
+    assert res.exit_code == 0, res.output
+    (run,) = (tmp_path / 'runs').iterdir()
+    (record,) = [json.loads(x) for x in (run / 'metric-emoji_style.jsonl').read_text().splitlines()]
+    shares = [record['values'][f'style_{s}'] for s in ('noto', 'twemoji', 'openmoji')]
+    assert record['values']['num_gen'] == 64 and abs(sum(shares) - 1) < 1e-9 and 0 <= record['value'] <= 1
 
 
 @pytest.mark.parametrize('names, words', [('bogus', ['--metrics bogus', 'choose from']),

@@ -1,9 +1,9 @@
 """Metrics of every snapshot (--metrics NAME[,NAME]), as stylegan2-ada-pytorch's metric-<name>.jsonl.
 
 At each snapshot, SAMPLES images of G_ema (latents from the grid seed, no truncation, constant noise; class i %
-c_dim for conditional networks) are measured with the metrics registry (metrics.registry) against the run's
-targets (target_shots.npy) as the shots; each metric appends one JSON record to run_dir/metric-<name>.jsonl:
-{kimg, snapshot, metric, value, values, options}. Only metrics that need nothing beyond generated images and
+c_dim for conditional networks) are measured with the metrics registry (fsgan.evaluate.metric_registry: the
+built-in metrics and every benchmark's) against the run's targets (target_shots.npy) as the shots; each metric appends one JSON
+record to run_dir/metric-<name>.jsonl: {kimg, snapshot, metric, value, values, options}. Only metrics that need nothing beyond generated images and
 the shots can run here (e.g. sharpness, memorization, fid against the shots).
 """
 import json
@@ -28,11 +28,11 @@ SAMPLES = 64  # generated images per snapshot
 def metric_names(value):
     """--metrics 'NAME[,NAME]' (or a list) -> [NAME, ...] of registered metrics that the shots suffice for;
     SetupError names the metric and says what to do."""
-    from metrics.registry import get_registry
+    from fsgan.evaluate import metric_registry
     if not value:
         return []
     names = list(value) if isinstance(value, (list, tuple)) else [n.strip() for n in value.split(',') if n.strip()]
-    registry = get_registry()
+    registry = metric_registry()
     for name in names:
         if name not in registry:
             raise SetupError(f'--metrics {name}: choose from {", ".join(sorted(registry))}')
@@ -68,7 +68,8 @@ class SnapshotMetrics(Callback):
 
     def __call__(self, state, opts, run_dir):
         from metrics.images import ImageSet
-        from metrics.registry import MetricContext, get_registry
+        from fsgan.evaluate import metric_registry
+        from metrics.registry import MetricContext
         if distributed.rank() != 0:
             return
         tag = export.artefact_tag(state.cur_nimg)
@@ -80,7 +81,7 @@ class SnapshotMetrics(Callback):
                                 shots=ImageSet(write_pngs(shots, os.path.join(tmp, 'shots'))),
                                 device=str(device), seed=opts.seed, fig_dir=run_dir, tag=f'snapshot{tag}')
             for name in self.names:
-                result = get_registry()[name].fn(ctx)
+                result = metric_registry()[name].fn(ctx)
                 record = dict(kimg=state.cur_nimg / 1000, snapshot=f'network-snapshot-{tag}.pkl', metric=name,
                               value=result['value'], values=result['values'], options=result.get('options', {}))
                 append_line(os.path.join(run_dir, f'metric-{name}.jsonl'), json.dumps(record))

@@ -2,9 +2,10 @@
 
 At each snapshot, SAMPLES images of G_ema (latents from the grid seed, no truncation, constant noise; class i %
 c_dim for conditional networks) are measured with the metrics registry (fsgan.evaluate.metric_registry: the
-built-in metrics and every benchmark's) against the run's targets (target_shots.npy) as the shots; each metric appends one JSON
-record to run_dir/metric-<name>.jsonl: {kimg, snapshot, metric, value, values, options}. Only metrics that need nothing beyond generated images and
-the shots can run here (e.g. sharpness, memorization, fid against the shots).
+built-in metrics and every benchmark's) against the run's targets (target_shots.npy) as the shots. Each metric
+appends one JSON record to run_dir/metric-<name>.jsonl: {kimg, snapshot, metric, value, values, options}. Only
+metrics that need nothing beyond generated images and the shots can run here (e.g. sharpness, memorization, fid
+against the shots, emoji_style, emoji_fd).
 """
 import json
 import os

@@ -10,8 +10,8 @@ import os
 
 import click
 
-
 from fsgan.benchmarks.emoji import paths
+from fsgan.benchmarks.emoji.cli import given_tarballs, tarball_options
 from fsgan.benchmarks.emoji.data import make_emoji_data
 from fsgan.benchmarks.emoji.npm import EmojiDataError
 from fsgan.tools.cli import command
@@ -27,12 +27,6 @@ def _parse_shots(ctx, param, value):
     if not out or out[0] < 1:
         raise click.BadParameter('shot counts must be positive integers')
     return out
-
-
-def _tgz_option(vendor):
-    package = paths.PACKAGES[vendor]
-    return click.option(f'--{vendor}-tgz', type=click.Path(exists=True, dir_okay=False), default=None,
-                        help=f'Local {package.name}-{package.version}.tgz instead of downloading it.')
 
 
 @command()
@@ -51,13 +45,11 @@ def _tgz_option(vendor):
 @click.option('--noto-test-fraction', type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=paths.NOTO_TEST_FRACTION, show_default=True,
               help='Share of Noto content groups in noto_test.zip.')
-@_tgz_option('google')
-@_tgz_option('twitter')
-@_tgz_option('openmoji')
+@tarball_options
 @click.option('--dry-run', is_flag=True, help='Print the packages and planned outputs; fetch and write nothing.')
 def main(dry_run, google_tgz, twitter_tgz, openmoji_tgz, **opts):
     """Build the emoji benchmark data sets."""
-    tarballs = {v: t for v, t in (('google', google_tgz), ('twitter', twitter_tgz), ('openmoji', openmoji_tgz)) if t}
+    tarballs = given_tarballs(google_tgz, twitter_tgz, openmoji_tgz)
     for vendor, package in paths.PACKAGES.items():
         click.echo(f'{vendor}: {package.name}@{package.version} from {tarballs.get(vendor, package.url)}')
     splits = paths.target_split_names(opts['shots'])

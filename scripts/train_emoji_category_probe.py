@@ -15,15 +15,10 @@ import click
 from fsgan.benchmarks.emoji import paths
 from fsgan.benchmarks.emoji.category_probe import train_category_probe
 from fsgan.benchmarks.emoji.npm import EmojiDataError
-from fsgan.tools.cli import check_output_file, command, overwrite_option
+from fsgan.benchmarks.emoji.cli import check_weights_out, given_tarballs, tarball_options
+from fsgan.tools.cli import command, overwrite_option
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tgz_option(vendor):
-    package = paths.PACKAGES[vendor]
-    return click.option(f'--{vendor}-tgz', type=click.Path(exists=True, dir_okay=False), default=None,
-                        help=f'Local {package.name}-{package.version}.tgz instead of downloading it.')
 
 
 @command()
@@ -47,19 +42,14 @@ def _tgz_option(vendor):
               help='torch CPU threads (the result depends on it).')
 @click.option('--progress/--no-progress', default=True, show_default=True,
               help='Progress bars while Inception features are computed.')
-@_tgz_option('google')
-@_tgz_option('twitter')
-@_tgz_option('openmoji')
+@tarball_options
 def main(data_dir, out, overwrite, cache_dir, hidden, epochs, batch_size, lr, weight_decay, seed, threads, progress,
          google_tgz, twitter_tgz, openmoji_tgz):
     """Train the emoji category probe and print its accuracy on the held-out splits."""
     import torch
 
-    if not out.endswith('.pt'):
-        raise click.BadParameter('must end with .pt', param_hint='--out')
-    check_output_file(out, '--out', overwrite)
-    check_output_file(out[:-3] + '.json', '--out', overwrite)
-    tarballs = {v: t for v, t in (('google', google_tgz), ('twitter', twitter_tgz), ('openmoji', openmoji_tgz)) if t}
+    check_weights_out(out, overwrite)
+    tarballs = given_tarballs(google_tgz, twitter_tgz, openmoji_tgz)
     torch.set_num_threads(threads)
     try:
         config = train_category_probe(out, data_dir=data_dir, tarballs=tarballs, cache_dir=cache_dir, hidden=hidden,

@@ -12,19 +12,13 @@ import sys
 
 import click
 
-
 from fsgan.benchmarks.emoji import paths
 from fsgan.benchmarks.emoji.classifier_train import train_emoji_classifier
 from fsgan.benchmarks.emoji.npm import EmojiDataError
-from fsgan.tools.cli import check_output_file, command, overwrite_option
+from fsgan.benchmarks.emoji.cli import check_weights_out, given_tarballs, tarball_options
+from fsgan.tools.cli import command, overwrite_option
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tgz_option(vendor):
-    package = paths.PACKAGES[vendor]
-    return click.option(f'--{vendor}-tgz', type=click.Path(exists=True, dir_okay=False), default=None,
-                        help=f'Local {package.name}-{package.version}.tgz instead of downloading it.')
 
 
 @command()
@@ -41,18 +35,13 @@ def _tgz_option(vendor):
 @click.option('--seed', type=int, default=0, show_default=True)
 @click.option('--threads', type=click.IntRange(min=1), default=1, show_default=True,
               help='torch CPU threads (the result depends on it; 1 is fastest on a busy 2-core machine).')
-@_tgz_option('google')
-@_tgz_option('twitter')
-@_tgz_option('openmoji')
+@tarball_options
 def main(data_dir, out, overwrite, epochs, batch_size, lr, seed, threads, google_tgz, twitter_tgz, openmoji_tgz):
     """Train the emoji classifier and print its accuracy on the held-out splits."""
     import torch
 
-    if not out.endswith('.pt'):
-        raise click.BadParameter('must end with .pt', param_hint='--out')
-    check_output_file(out, '--out', overwrite)
-    check_output_file(out[:-3] + '.json', '--out', overwrite)
-    tarballs = {v: t for v, t in (('google', google_tgz), ('twitter', twitter_tgz), ('openmoji', openmoji_tgz)) if t}
+    check_weights_out(out, overwrite)
+    tarballs = given_tarballs(google_tgz, twitter_tgz, openmoji_tgz)
     torch.set_num_threads(threads)
     try:
         config = train_emoji_classifier(out, data_dir=data_dir, tarballs=tarballs, epochs=epochs,

@@ -30,19 +30,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dnnlib.fileio import atomic_open
-from dnnlib.util import file_sha256
 from metrics.images import ImageSet
 from metrics.inception import PROTOCOL, InceptionDetector, cached_features
 from metrics.registry import default_cache_dir
 
 from . import paths
-from .classifier import CATEGORY_KEYS, weights_paths
+from .classifier import CATEGORY_KEYS, load_weights, save_weights
 from .classifier_train import data_record, report_zips, training_sets
 from .data import load_vendors
 from .paths import ROOT
 
 ARCH = 'emoji-category-probe-v1'
+WHAT = 'emoji category probe'   # the files' kind, as errors name it
 DEFAULT_PATH = os.path.join(ROOT, paths.DATA_DIR, 'emoji_category_probe.pt')
 LABEL_SMOOTHING = 0.1
 
@@ -128,32 +127,16 @@ def save_category_probe(probe, path):
 
     Returns the config written.
     """
-    wpath, cpath = weights_paths(path, 'emoji category probe')
-    state = {k: v.detach().cpu().clone() for k, v in probe.state_dict().items()}
-    with atomic_open(wpath) as f:
-        torch.save(state, f)
-    config = dict(probe.config, weights_file=os.path.basename(wpath), weights_sha256=file_sha256(wpath))
-    with atomic_open(cpath) as f:
-        f.write(json.dumps(config, indent=1, ensure_ascii=False).encode())
-    return config
+    return save_weights(probe.state_dict(), probe.config, path, WHAT)
 
 
 def load_category_probe(path=DEFAULT_PATH):
     """'<name>.pt' or '<name>.json' -> CategoryProbe (CPU, eval mode) with its config; ValueError if missing,
     foreign or altered."""
-    wpath, cpath = weights_paths(path, 'emoji category probe')
-    for p in (wpath, cpath):
-        if not os.path.isfile(p):
-            raise ValueError(f'{p}: no such file (the emoji category probe needs both .pt and .json)')
-    with open(cpath, encoding='utf-8') as f:
-        config = json.load(f)
-    if config.get('arch') != ARCH:
-        raise ValueError(f'{cpath}: unsupported arch {config.get("arch")!r} (expected {ARCH})')
-    if config.get('weights_sha256') != file_sha256(wpath):
-        raise ValueError(f'{wpath}: sha256 does not match the one recorded in {cpath}')
+    state, config = load_weights(path, ARCH, WHAT)
     probe = CategoryProbe(int(config['feature_dim']), int(config['hidden']), len(config['categories']),
                           tuple(config['dropout']))
-    probe.load_state_dict(torch.load(wpath, map_location='cpu', weights_only=True))
+    probe.load_state_dict(state)
     probe.config = config
     return probe.eval()
 

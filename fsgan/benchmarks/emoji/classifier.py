@@ -136,35 +136,48 @@ def weights_paths(path, what='emoji classifier'):
     return stem + '.pt', stem + '.json'
 
 
-def save_emoji_classifier(model, path):
-    """Write model.net's state_dict (.pt) and model.config plus the weights' sha256 (.json), atomically.
-
-    Returns the config written.
-    """
-    wpath, cpath = weights_paths(path)
-    state = {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
+def save_weights(state_dict, config, path, what='emoji classifier'):
+    """Write state_dict (.pt, detached CPU copies) and config plus the weights' file name and sha256 (.json),
+    atomically, at weights_paths(path). Returns the config written."""
+    wpath, cpath = weights_paths(path, what)
+    state = {k: v.detach().cpu().clone() for k, v in state_dict.items()}
     with atomic_open(wpath) as f:
         torch.save(state, f)
-    config = dict(model.config, arch=ARCH, weights_file=os.path.basename(wpath), weights_sha256=file_sha256(wpath))
+    config = dict(config, weights_file=os.path.basename(wpath), weights_sha256=file_sha256(wpath))
     with atomic_open(cpath) as f:
         f.write(json.dumps(config, indent=1, ensure_ascii=False).encode())
     return config
 
 
-def load_emoji_classifier(path=DEFAULT_PATH, device='cpu'):
-    """'<name>.pt' or '<name>.json' -> EmojiClassifier in eval mode; ValueError if missing, foreign or altered."""
-    wpath, cpath = weights_paths(path)
+def load_weights(path, arch, what='emoji classifier'):
+    """'<name>.pt' or '<name>.json' -> (state_dict, config) as save_weights wrote them; ValueError if a file is
+    missing, the config's arch is not `arch`, or the weights' sha256 differs from the recorded one."""
+    wpath, cpath = weights_paths(path, what)
     for p in (wpath, cpath):
         if not os.path.isfile(p):
-            raise ValueError(f'{p}: no such file (the emoji classifier needs both .pt and .json)')
+            raise ValueError(f'{p}: no such file (the {what} needs both .pt and .json)')
     with open(cpath, encoding='utf-8') as f:
         config = json.load(f)
-    if config.get('arch') != ARCH:
-        raise ValueError(f'{cpath}: unsupported arch {config.get("arch")!r} (expected {ARCH})')
+    if config.get('arch') != arch:
+        raise ValueError(f'{cpath}: unsupported arch {config.get("arch")!r} (expected {arch})')
     if config.get('weights_sha256') != file_sha256(wpath):
         raise ValueError(f'{wpath}: sha256 does not match the one recorded in {cpath}')
+    return torch.load(wpath, map_location='cpu', weights_only=True), config
+
+
+def save_emoji_classifier(model, path):
+    """Write model.net's state_dict (.pt) and model.config plus the weights' sha256 (.json), atomically.
+
+    Returns the config written.
+    """
+    return save_weights(model.net.state_dict(), dict(model.config, arch=ARCH), path)
+
+
+def load_emoji_classifier(path=DEFAULT_PATH, device='cpu'):
+    """'<name>.pt' or '<name>.json' -> EmojiClassifier in eval mode; ValueError if missing, foreign or altered."""
+    state, config = load_weights(path, ARCH)
     model = EmojiClassifier(config)
-    model.net.load_state_dict(torch.load(wpath, map_location='cpu', weights_only=True))
+    model.net.load_state_dict(state)
     return model.to(device).eval()
 
 

@@ -2,7 +2,9 @@
 import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -71,3 +73,31 @@ def remove_abandoned_temps(folder):
     for name in names:
         os.remove(os.path.join(folder, name))
     return names
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block is done, then raise KeyboardInterrupt,
+    so that the files it writes are completed. (A KeyboardInterrupt raised inside torch.save's writer reaches the
+    caller as a RuntimeError, not as an interrupt.) A second Ctrl-C inside the block interrupts at once.
+
+    Only where Python's own KeyboardInterrupt handler is installed in the main thread; elsewhere (a worker thread,
+    SIGINT ignored, a caller's own handler, an enclosing ctrl_c_deferred) the block runs unchanged.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    pending = []
+
+    def hold(_signum, _frame):
+        if pending:
+            raise KeyboardInterrupt
+        pending.append(True)
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pending:
+        raise KeyboardInterrupt

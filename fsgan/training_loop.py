@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from dnnlib import EasyDict
-from dnnlib.fileio import append_line, atomic_open, atomic_write_json
+from dnnlib.fileio import append_line, atomic_open, atomic_write_json, ctrl_c_deferred
 from fsgan import export
 from fsgan.callbacks import build_callbacks, callbacks_state, load_callbacks_state, run_callbacks
 from fsgan.losses import build_loss_terms, resolve_losses
@@ -381,7 +381,7 @@ def save_checkpoint(state, opts, run_dir):
         D_init_kwargs=json.loads(json.dumps(state.D_init_kwargs)),
         source_sha256=state.source_sha256, options=json.loads(json.dumps(opts)),
     )
-    with atomic_open(os.path.join(run_dir, 'checkpoint.pt')) as f:
+    with ctrl_c_deferred(), atomic_open(os.path.join(run_dir, 'checkpoint.pt')) as f:
         torch.save(payload, f)
 
 
@@ -389,10 +389,11 @@ def write_snapshot(state, opts, run_dir):
     """Sample grid, baked network pickle and adapter file (rank 0), the snapshot callbacks, then the checkpoint
     (last, so it marks completion and holds the callbacks' state)."""
     distributed.assert_in_sync(state.G, 'G')
-    if distributed.rank() == 0:
-        write_artefacts(state, opts, run_dir)
-    run_callbacks(state.callbacks, 'snapshot', state, opts, run_dir)
-    save_checkpoint(state, opts, run_dir)  # every rank takes part in gathering the RNG states
+    with ctrl_c_deferred():  # a Ctrl-C meanwhile stops the run after the checkpoint, not inside a torch.save
+        if distributed.rank() == 0:
+            write_artefacts(state, opts, run_dir)
+        run_callbacks(state.callbacks, 'snapshot', state, opts, run_dir)
+        save_checkpoint(state, opts, run_dir)  # every rank takes part in gathering the RNG states
 
 
 def write_artefacts(state, opts, run_dir):

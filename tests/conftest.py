@@ -1,5 +1,6 @@
 """Shared fixtures: paths of the bundled NVIDIA-format network pickles and small target sets."""
 import os
+import signal
 
 import numpy as np
 import PIL.Image
@@ -41,6 +42,33 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler (KeyboardInterrupt) for one test: a suite started in the background (`cmd &`
+    in a script) inherits SIGINT ignored, and then no Ctrl-C could be simulated."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+class CtrlCWriter:
+    """A binary file wrapper whose second write() sends this process a SIGINT (Ctrl-C) before writing: the
+    signal arrives in the middle of whatever serialises into it. (torch.save then reports the KeyboardInterrupt
+    as a RuntimeError, 'unexpected pos', raised while closing its archive.)"""
+
+    def __init__(self, f):
+        self.f, self.writes = f, 0
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
 
 
 def save_tiny_rgb64(path, seed=0, record=None):

@@ -277,3 +277,43 @@ def test_resume_removes_temp_files_a_kill_left(tmp_path):
     (tmp_path / 'stats.jsonl').write_text('{}\n')
     assert remove_abandoned_temps(str(tmp_path)) == [name]
     assert sorted(os.listdir(tmp_path)) == ['.kept.tmp.d', 'checkpoint.pt', 'stats.jsonl']
+
+
+def test_ctrl_c_during_torch_save_completes_the_file_then_interrupts(tmp_path, python_ctrl_c):
+    """Unheld, a Ctrl-C inside torch.save's writer surfaces as a RuntimeError (no one-line 'interrupted' message,
+    exit code 1); held by ctrl_c_deferred the file is completed and the interrupt follows the block."""
+    from dnnlib.fileio import atomic_open, ctrl_c_deferred
+    from tests.conftest import CtrlCWriter
+    payload = {'w': torch.arange(100000, dtype=torch.float32)}
+    with pytest.raises(RuntimeError):
+        with open(tmp_path / 'unheld.pt', 'wb') as f:
+            torch.save(payload, CtrlCWriter(f))
+    after = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_deferred():
+            with atomic_open(tmp_path / 'held.pt') as f:
+                torch.save(payload, CtrlCWriter(f))
+            after.append('rest of the block')
+    assert after == ['rest of the block']
+    assert torch.equal(torch.load(tmp_path / 'held.pt', weights_only=True)['w'], payload['w'])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_interrupts_at_once(python_ctrl_c):
+    from dnnlib.fileio import ctrl_c_deferred
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append(2)
+    assert reached == [1] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_deferred_leaves_other_handlers_alone(python_ctrl_c):
+    from dnnlib.fileio import ctrl_c_deferred
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with ctrl_c_deferred():
+        os.kill(os.getpid(), signal.SIGINT)     # ignored, as before
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

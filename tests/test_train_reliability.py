@@ -225,6 +225,29 @@ def test_interrupt_before_the_first_snapshot_resumes_exactly(p1_path, target_dir
     assert all(torch.equal(t, b['G_ema'][n]) for n, t in a['G_ema'].items())
 
 
+def test_ctrl_c_while_a_snapshot_is_written_finishes_it(p1_path, target_dir, tmp_path, monkeypatch, python_ctrl_c):
+    """A Ctrl-C that arrives inside the adapter's torch.save: the snapshot and checkpoint are completed, then the
+    run stops with the one-line resume advice and exit code 130 (not a RuntimeError traceback)."""
+    import contextlib
+    from fsgan import export
+    from tests.conftest import CtrlCWriter
+    real_open = export.atomic_open
+
+    @contextlib.contextmanager
+    def interrupting_open(path, *args, **kwargs):
+        with real_open(path, *args, **kwargs) as f:
+            yield CtrlCWriter(f) if os.path.basename(path).startswith('adapter-') else f
+    monkeypatch.setattr(export, 'atomic_open', interrupting_open)
+    res = _train(['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--outdir', tmp_path,
+                  '--kimg', '0.008'] + TINY)
+    (run_dir,) = [os.path.join(tmp_path, n) for n in os.listdir(tmp_path)]
+    _one_line_error(res, 'interrupted; continue with:', f'--resume-run {run_dir}')
+    assert res.exit_code == 130
+    assert export.load_adapter(os.path.join(run_dir, 'adapter-000000.004.pt'))['method'] == 'fsgan'
+    assert torch.load(os.path.join(run_dir, 'checkpoint.pt'), weights_only=True)['cur_nimg'] == 4
+    assert not [n for n in os.listdir(run_dir) if n.endswith('.tmp')]
+
+
 def _default_sigint():
     """In the child before exec: SIGINT back to its default. A suite started in the background (`cmd &` in a
     script) runs with SIGINT ignored, every child inherits that, and Python then installs no KeyboardInterrupt

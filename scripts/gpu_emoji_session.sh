@@ -7,8 +7,10 @@
 #     scripts/gpu_emoji_session.sh
 #                                                           # a rehearsal of the plumbing on the CPU
 #
-# 1. Pretrains the emoji64 source from scratch for TRAIN_SECONDS (stopped with SIGINT; a snapshot every tick is
-#    kept, so the last one survives), while the correctness sections of the self-check run beside it.
+# 1. Pretrains the emoji64 source for TRAIN_SECONDS (stopped with SIGINT; a snapshot every tick is kept, so the
+#    last one survives), while the correctness sections of the self-check run beside it: from scratch, or with
+#    RESUME=data/emoji/pretrain/source_emoji64.pkl on from the CPU's kept stage (the continue options of
+#    data/emoji/README.md; the G_ema half-life follows the batch).
 # 2. Ships the last snapshot without the report (no Inception weights on the device) into $OUT/ship, and copies
 #    the run's options, statistics, log and last grid into $OUT/run.
 # 3. Runs the self-check's speed section alone (its own time limit, SPEED_SECONDS, default 120).
@@ -21,6 +23,12 @@ BATCH=${BATCH:-256}
 TICK=${TICK:-25}
 DEVICE=${DEVICE:-cuda}
 SELFCHECK_FLAGS=${SELFCHECK_FLAGS:-}
+RESUME=${RESUME:-}
+if [ -n "$RESUME" ]; then
+    start=(--resume "$RESUME" --method tgan --protocol ours --start G_ema --track-w-avg true --ema-rampup 0.05)
+else
+    start=(--cfg emoji64)
+fi
 PRE=${PRE:-/tmp/emoji-pretrain}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$OUT/run" "$PRE"
@@ -29,7 +37,7 @@ python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cud
     > "$OUT/torch.txt" 2>&1
 
 timeout -s INT "$TRAIN_SECONDS" python3 scripts/train.py --outdir "$PRE" \
-    --target-dir data/emoji/cache/noto_train.zip --cfg emoji64 --batch "$BATCH" --mirror --aug diffaug \
+    --target-dir data/emoji/cache/noto_train.zip "${start[@]}" --batch "$BATCH" --mirror --aug diffaug \
     --gamma 0.1 --kimg 5000 --tick "$TICK" --snap 1 --device "$DEVICE" --allow-tf32 --no-progress \
     > "$OUT/train.log" 2>&1 &
 train_pid=$!
@@ -39,7 +47,8 @@ echo "selfcheck exit $?" >> "$OUT/selfcheck.log"
 wait "$train_pid"
 echo "train exit $? (124/130: stopped by the time limit, as planned)" >> "$OUT/train.log"
 
-run=$(ls -d "$PRE"/0*-scratch-emoji64 2>/dev/null | tail -n 1)
+run=$(ls -d "$PRE"/0*/ 2>/dev/null | tail -n 1)
+run=${run%/}
 snapshot=$(ls "$run"/network-snapshot-*.pkl 2>/dev/null | tail -n 1)
 if [ -n "$snapshot" ]; then
     python3 scripts/ship_emoji_source.py --snapshot "$snapshot" --no-report --device "$DEVICE" \

@@ -87,3 +87,9 @@ def test_ship_refusals_write_nothing(run_snapshot, tmp_path):
     res = CliRunner().invoke(ship_cli.main, ['--snapshot', str(loose)])
     assert res.exit_code != 0 and 'loose.pkl: no training_options.json' in res.output
     assert 'Traceback' not in res.output
+
+
+def test_total_kimg_of_stages_is_rounded_to_the_image():
+    from fsgan.benchmarks.ship import total_kimg
+    assert total_kimg([{'kimg': 50.4}, {'kimg': 1.376}]) == 51.776      # a float sum gives 51.775999999999996
+    assert total_kimg([{'kimg': 50.4}, {'kimg': None}]) is None

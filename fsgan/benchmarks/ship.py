@@ -71,3 +71,10 @@ def training_stages(snapshot):
         stages.insert(0, dict(snapshot=recorded_path(path), kimg=snapshot_kimg(path), training_options=options))
         path = options.get('source')
     return stages
+
+
+def total_kimg(stages):
+    """Training length over all `stages` (training_stages' list) in kimg, rounded to the image (3 decimals);
+    None when a stage's length is unknown."""
+    kimgs = [stage['kimg'] for stage in stages]
+    return None if None in kimgs else round(sum(kimgs), 3)

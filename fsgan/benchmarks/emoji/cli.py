@@ -6,7 +6,7 @@ from fsgan.tools.cli import check_output_file
 
 from . import paths
 
-VENDORS = ('google', 'twitter', 'openmoji')   # paths.PACKAGES keys, in the order the options are listed
+VENDORS = tuple(paths.PACKAGES)   # google, twitter, openmoji: the order of the options and of given_tarballs
 
 
 def tarball_options(f):

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from fsgan.benchmarks.ship import ShipError, recorded_path, training_stages
+from fsgan.benchmarks.ship import ShipError, recorded_path, total_kimg, training_stages
 
 from . import paths
 from .paths import ROOT
@@ -115,9 +115,8 @@ def ship_emoji_source(snapshot, data_dir=DATA_DIR, num=5000, train_zip=TRAIN_ZIP
     grid = os.path.join(data_dir, paths.PREVIEW_DIR, GRID_NAME)
     os.makedirs(os.path.dirname(grid), exist_ok=True)
     save_png(tile(generate_images(G, list(range(64)), trunc=1.0, device=device), cols=8), grid)
-    kimgs = [stage['kimg'] for stage in stages]
     record = dict(sha256=file_sha256(out), bytes=os.path.getsize(out), snapshot=stages[-1]['snapshot'],
-                  snapshot_sha256=net['sha256'], kimg=None if None in kimgs else round(sum(kimgs), 3),
+                  snapshot_sha256=net['sha256'], kimg=total_kimg(stages),
                   training_options=stages[-1]['training_options'], stages=stages, report=figures,
                   grid=os.path.join(paths.PREVIEW_DIR, GRID_NAME), grid_sha256=file_sha256(grid))
     atomic_write_json(os.path.join(data_dir, os.path.basename(paths.SOURCE_RECORD)), record)

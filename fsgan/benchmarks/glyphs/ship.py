@@ -9,7 +9,7 @@ options too, back to the run from scratch) and rewrites data/glyphs/MANIFEST.jso
 import os
 
 from fsgan.benchmarks.glyphs import paths
-from fsgan.benchmarks.ship import ShipError, training_stages
+from fsgan.benchmarks.ship import ShipError, total_kimg, training_stages
 
 
 def ship_glyph_source(snapshot, num=1000):
@@ -27,7 +27,6 @@ def ship_glyph_source(snapshot, num=1000):
     stages = training_stages(snapshot)
     if not stages:
         raise ShipError(f'{snapshot}: no training_options.json next to it; give a snapshot in a run folder')
-    kimgs = [stage['kimg'] for stage in stages]
     net = load_network(snapshot)
     out = os.path.join(paths.DATA_DIR, paths.SOURCE_PICKLE_NAME)
     save_snapshot(out, None, net['D'], net['G_ema'], net.get('training_set_kwargs'))
@@ -35,7 +34,7 @@ def ship_glyph_source(snapshot, num=1000):
     report = glyph_report(G, os.path.join(paths.DATA_DIR, paths.SOURCE_TEST_NAME), num=num)
     atomic_write_json(os.path.join(paths.DATA_DIR, paths.SOURCE_RECORD_NAME),
                       dict(sha256=sha, snapshot=stages[-1]['snapshot'], snapshot_sha256=net['sha256'],
-                           kimg=None if None in kimgs else sum(kimgs),
+                           kimg=total_kimg(stages),
                            training_options=stages[-1]['training_options'], stages=stages, glyph_report=report))
     write_manifest(paths.DATA_DIR)
     return dict(path=out, sha256=sha, report=report)

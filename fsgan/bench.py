@@ -106,13 +106,13 @@ def bench_ops(resolutions=(64, 256), device='cpu', batch=4, min_time=0.2, thread
             f'{sums[2] * 1e3:9.3f} {sums[3] * 1e3:9.3f} {sums[2] / sums[3]:5.2f}')
 
 
-def step_time(method, network, batch, steps, device):
+def step_time(method, network, batch, steps, device, bf16_conv=False):
     """(mean seconds per training step over `steps` after 2 warm-up steps, all phases due at each step;
-    the run state's trainable parameter counts {'G': ..., 'D': ...})."""
+    the run state's trainable parameter counts {'G': ..., 'D': ...}). bf16_conv: as train.py --bf16-conv."""
     from fsgan.training_loop import setup_run, training_step
     opts = EasyDict(source=network, method=method, method_options={}, style_mixing=0.9, gamma=10.0, pl_weight=2.0,
                     lr=0.002, G_reg_interval=4, D_reg_interval=16, batch=batch, mirror=False, ema_kimg=10.0,
-                    ema_rampup=0.05)
+                    ema_rampup=0.05, bf16_conv=bf16_conv)
     state = setup_run(opts, torch.device(device))
     res = state.G.img_resolution
     images = torch.randint(0, 256, [64, state.G.img_channels, res, res], dtype=torch.uint8)
@@ -134,12 +134,16 @@ def svd_setup_seconds():
     return time.perf_counter() - start, sum(p.numel() for p in params)
 
 
-def bench_train(network, batch=16, steps=16, device='cpu', config_f=True, log=print):
-    """Log the step time of each method on `network` and (config_f) the SVD set-up time of config-f 1024."""
+def bench_train(network, batch=16, steps=16, device='cpu', config_f=True, methods=('fsgan', 'tgan', 'freezed', 'ssgan'),
+                bf16_conv=False, log=print):
+    """Log the step time of each method on `network` (bf16_conv: also with --bf16-conv, alternating the two so
+    that load changes hit both alike) and (config_f) the SVD set-up time of config-f 1024."""
     log(f'torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}')
-    for method in ('fsgan', 'tgan', 'freezed', 'ssgan'):
-        sec, counts = step_time(method, network, batch, steps, device)
-        log(f'{method:8s} {sec * 1000:8.1f} ms/step  (batch {batch}, trainable G {counts["G"]:,} D {counts["D"]:,})')
+    for method in methods:
+        for bf16 in ((False, True) if bf16_conv else (False,)):
+            sec, counts = step_time(method, network, batch, steps, device, bf16_conv=bf16)
+            log(f'{method:8s} {sec * 1000:8.1f} ms/step {batch / sec:7.1f} img/s  (batch {batch}, trainable G '
+                f'{counts["G"]:,} D {counts["D"]:,}){"  --bf16-conv" if bf16 else ""}')
     if config_f:
         sec, count = svd_setup_seconds()
         log(f'SVD set-up, config-f 1024 G+D: {sec:.1f} s ({count:,} trainable)')

@@ -20,9 +20,9 @@ groups and keys sorted), e.g. for `--resume p1.pkl --target-dir targets --kimg 0
       "method":       {"method": "fsgan", "method_options": {}, "protocol": "paper"},
       "networks":     {"cfg": null, "source": "/abs/p1.pkl", "start": "G", "track_w_avg": true},
       "optimiser":    {"batch": 4, "dlr": 0.003, "ema_kimg": 10.0, "ema_rampup": null, "lr": 0.003},
-      "run":          {"allow_tf32": false, "device": "cpu", "grid_seed": 0, "grid_size": 16, "grid_trunc": 0.8,
-                       "kimg": 0.004, "kimg_per_tick": 0.004, "metrics": [], "nan_policy": "stop", "num_gpus": 1,
-                       "outdir": "/abs/runs", "seed": 0, "snap": 5}
+      "run":          {"allow_tf32": false, "bf16_conv": false, "device": "cpu", "grid_seed": 0, "grid_size": 16,
+                       "grid_trunc": 0.8, "kimg": 0.004, "kimg_per_tick": 0.004, "metrics": [], "nan_policy": "stop",
+                       "num_gpus": 1, "outdir": "/abs/runs", "seed": 0, "snap": 5}
     }
 
 Keys keep their flat names inside the groups (a key belongs to exactly one group), so `flatten_options` turns the
@@ -185,6 +185,9 @@ OPTIONS = (
       'from color, translation, cutout [default: color,translation,cutout].', metavar='LIST', key=None),
     O('allow_tf32', 'run', 'flag', ('--allow-tf32',), 'CUDA: use TF32 for float32 matmuls and convolutions (faster '
       'on Ampere and later GPUs, 10 mantissa bits); off by default, as in stylegan2-ada-pytorch.'),
+    O('bf16_conv', 'run', 'flag', ('--bf16-conv',), 'Run the training steps\' float32 convolutions in bfloat16 '
+      '(8 mantissa bits; float32 accumulation, results rounded to bfloat16 and returned as float32); about 3x faster convolutions on CPUs with AMX or '
+      'AVX512-BF16. Snapshot grids, metrics and generation stay float32. Off by default.'),
     O('metrics', 'run', 'text', ('--metrics',), 'Metrics (metrics registry) of every snapshot on 64 samples against '
       'the targets, appended to metric-<name>.jsonl, e.g. sharpness,memorization [default: none].',
       metavar='NAME[,NAME]', what='a list of metric names',

@@ -129,7 +129,7 @@ def setup_training_config(target_dir, **options):
         cond=bool(o.cond), seed=o.seed, snap=o.snap, kimg_per_tick=float(o.kimg_per_tick), device=device,
         grid_seed=o.seed, grid_size=16, grid_trunc=float(o.grid_trunc), cfg=o.cfg if scratch else None,
         nan_policy=o.nan_policy, num_gpus=gpus, aug=aug_mode, augment_kwargs=augment_kwargs,
-        allow_tf32=bool(o.allow_tf32), metrics=metric_names(o.metrics),
+        allow_tf32=bool(o.allow_tf32), bf16_conv=bool(o.bf16_conv), metrics=metric_names(o.metrics),
     )
 
 

@@ -33,6 +33,7 @@ from fsgan.losses import build_loss_terms, resolve_losses
 from fsgan.methods import adapt, get_method
 from fsgan.options import write_training_options
 from torch_utils import distributed, training_stats
+from torch_utils.ops import conv2d_resample
 from torch_utils.misc import one_hot
 from torch_utils.image_grid import save_png, tile, to_uint8
 from torch_utils.tb_events import ScalarWriter
@@ -284,25 +285,28 @@ def training_step(state, opts, images, device, labels=None):
     With several processes each computes batch / world_size samples and gradients are averaged.
     Losses, gradients and weights are checked for NaN/Inf once, after the last phase (one host sync
     per step); a later phase may then run on a broken state, which the error discards.
+    opts.bf16_conv: the phases' float32 convolutions compute in bfloat16 (conv2d_resample.compute_dtype);
+    the G_ema update, snapshot grids and metrics stay in float32.
     """
     batch = opts.batch // distributed.world_size()
     real, real_idx = sample_reals(images, batch, opts.mirror, device)
     real_c, gen_c = sample_conditions(state.G.c_dim, labels, real_idx, device)
     checks = FiniteCheck()
     state.loss.begin_batch(state.batch_idx)
-    for name, opt, interval in phases(state, opts):
-        if state.batch_idx % interval != 0:
-            continue
-        gen_z = torch.randn([batch, state.G.z_dim], device=device)  # fresh latents for every phase
-        params = [p for g in opt.param_groups for p in g['params']]
-        opt.zero_grad(set_to_none=True)
-        losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)
-        losses = distributed.average_gradients(params, losses)
-        checks.add(name, losses, params)
-        opt.step()
-        checks.add(name, {}, params, what='weight')
-        for p in params:
-            p.grad = None
+    with conv2d_resample.compute_dtype(torch.bfloat16 if opts.get('bf16_conv') else None):
+        for name, opt, interval in phases(state, opts):
+            if state.batch_idx % interval != 0:
+                continue
+            gen_z = torch.randn([batch, state.G.z_dim], device=device)  # fresh latents for every phase
+            params = [p for g in opt.param_groups for p in g['params']]
+            opt.zero_grad(set_to_none=True)
+            losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)
+            losses = distributed.average_gradients(params, losses)
+            checks.add(name, losses, params)
+            opt.step()
+            checks.add(name, {}, params, what='weight')
+            for p in params:
+                p.grad = None
     all_losses = checks.result(state)
     update_ema(state, opts, opts.batch)
     state.cur_nimg += opts.batch

@@ -2,12 +2,15 @@
 
   python scripts/bench_train.py                 # step times on the bundled 32x32 network, SVD set-up for config-f 1024
   python scripts/bench_train.py --steps 20 --skip-config-f
+  python scripts/bench_train.py --network data/emoji/pretrain/source_emoji64.pkl --batch 32 --methods tgan \
+      --bf16-conv --skip-config-f    # the emoji source's step, float32 and --bf16-conv alternately
 """
 import os
 
 import click
 
 from fsgan.bench import bench_train
+from fsgan.methods import METHODS
 from fsgan.tools.cli import command, device_option, resolve_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,8 +22,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @click.option('--steps', default=16, show_default=True, help='Timed steps (a multiple of 16 covers every phase).')
 @device_option()
 @click.option('--skip-config-f', is_flag=True, help='Skip the config-f 1024 SVD set-up timing.')
-def main(network, batch, steps, device, skip_config_f):
-    bench_train(network, batch, steps, resolve_device(device), config_f=not skip_config_f)
+@click.option('--methods', default='fsgan,tgan,freezed,ssgan', show_default=True, help='Comma-separated methods.')
+@click.option('--bf16-conv', is_flag=True, help='Time every method with train.py --bf16-conv too.')
+@click.option('--repeat', default=1, show_default=True, help='Time each (method, precision) this many times.')
+def main(network, batch, steps, device, skip_config_f, methods, bf16_conv, repeat):
+    names = [m.strip() for m in methods.split(',') if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if not names or unknown:
+        raise click.BadParameter(f'{", ".join(unknown) or "none given"}; choose from {", ".join(METHODS)}',
+                                 param_hint='--methods')
+    for i in range(repeat):
+        bench_train(network, batch, steps, resolve_device(device), config_f=not skip_config_f and i == 0,
+                    methods=names, bf16_conv=bf16_conv)
 
 
 if __name__ == '__main__':

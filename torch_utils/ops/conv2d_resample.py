@@ -3,10 +3,34 @@
 `conv2d_resample(x, w, f, up, down, padding, groups, flip_weight, flip_filter)` keeps
 stylegan2-ada-pytorch's signature and chooses the same evaluation order, so results match
 its networks to float32 rounding.
+
+`compute_dtype(torch.bfloat16)` runs the float32 convolutions inside it on bfloat16 copies of their
+input and weight (float32 accumulation in oneDNN/cuDNN; the result, rounded to bfloat16, is returned as
+float32): about 3x
+faster convolutions on CPUs with AMX or AVX512-BF16, at bfloat16's 8 mantissa bits. Outside it (the
+default) nothing changes.
 """
+import contextlib
+
 import torch
 
 from . import upfirdn2d
+
+_compute_dtype = None  # None: convolve in the input's dtype; else float32 convolutions run in this dtype
+
+
+@contextlib.contextmanager
+def compute_dtype(dtype):
+    """Within the block, float32 convolutions compute in `dtype` (torch.bfloat16) and return float32;
+    dtype None leaves them alone. Restores the previous setting on exit, also after an error."""
+    global _compute_dtype
+    if dtype not in (None, torch.bfloat16):
+        raise ValueError(f'compute_dtype: {dtype} is not supported; use torch.bfloat16 or None')
+    previous, _compute_dtype = _compute_dtype, dtype
+    try:
+        yield
+    finally:
+        _compute_dtype = previous
 
 
 def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True):
@@ -14,9 +38,19 @@ def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True
     out_channels, in_channels_per_group, kh, kw = w.shape
     if not flip_weight and (kh > 1 or kw > 1):
         w = w.flip([2, 3])
+    if _compute_dtype is not None and x.dtype == torch.float32:
+        return _conv_in(_compute_dtype, x, w, stride, padding, groups, transpose)
     if transpose:
         return torch.nn.functional.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
     return torch.nn.functional.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+
+
+def _conv_in(dtype, x, w, stride, padding, groups, transpose):
+    """The convolution of _conv on `dtype` copies of x and w, returned in x's dtype (autograd runs through
+    the casts, so gradients and double gradients are computed in `dtype` too)."""
+    x_low, w_low = x.to(dtype), w.to(dtype)
+    conv = torch.nn.functional.conv_transpose2d if transpose else torch.nn.functional.conv2d
+    return conv(x_low, w_low, stride=stride, padding=padding, groups=groups).to(x.dtype)
 
 
 def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):

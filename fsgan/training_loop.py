@@ -21,6 +21,7 @@ import os
 import random
 import re
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -75,6 +76,25 @@ def configure_backends(device, allow_tf32=False):
         return
     torch.backends.cudnn.benchmark = True
     set_tf32(allow_tf32)
+
+
+def cpu_has_bf16(cpuinfo='/proc/cpuinfo'):
+    """True/False when `cpuinfo` lists (or lacks) the CPU instructions that make bfloat16 convolutions fast
+    (avx512_bf16, amx_bf16); None where it cannot be read (not Linux)."""
+    try:
+        with open(cpuinfo, encoding='utf-8', errors='replace') as f:
+            flags = set(f.read().split())
+    except OSError:
+        return None
+    return bool(flags & {'avx512_bf16', 'amx_bf16'})
+
+
+def warn_slow_bf16(device, bf16_conv, cpuinfo='/proc/cpuinfo'):
+    """Warn (once per run) when --bf16-conv is asked for on a CPU without bfloat16 instructions, where the
+    convolutions are emulated and may be slower than float32."""
+    if bf16_conv and torch.device(device).type == 'cpu' and cpu_has_bf16(cpuinfo) is False:
+        warnings.warn('--bf16-conv: this CPU lacks avx512_bf16 and amx_bf16, so bfloat16 convolutions are emulated '
+                      'and may be slower than float32; drop --bf16-conv if the ticks are slower', stacklevel=2)
 
 
 def set_tf32(allow):
@@ -498,6 +518,7 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
     if device.type == 'cuda' and distributed.world_size() > 1:
         device = torch.device('cuda', distributed.rank())
     configure_backends(device, opts.get('allow_tf32', False))
+    warn_slow_bf16(device, opts.get('bf16_conv', False))
     images = torch.as_tensor(images)
     if labels is not None:
         labels = torch.as_tensor(labels, dtype=torch.int64)

@@ -129,3 +129,20 @@ def test_bf16_conv_is_an_option_recorded_with_the_run(target_dir, p1_path):
     from fsgan.run_setup import setup_training_config
     assert setup_training_config(target_dir, resume=p1_path, device='cpu').bf16_conv is False
     assert setup_training_config(target_dir, resume=p1_path, device='cpu', bf16_conv=True).bf16_conv is True
+
+
+def test_a_cpu_without_bfloat16_instructions_gets_a_warning(tmp_path):
+    from fsgan.training_loop import cpu_has_bf16, warn_slow_bf16
+    fast, slow = tmp_path / 'fast', tmp_path / 'slow'
+    fast.write_text('processor : 0\nflags : fpu sse2 avx2 avx512f avx512_bf16 amx_tile amx_bf16\n')
+    slow.write_text('processor : 0\nflags : fpu sse2 avx2 avx512f\n')
+    assert cpu_has_bf16(fast) is True and cpu_has_bf16(slow) is False
+    assert cpu_has_bf16(tmp_path / 'missing') is None
+    with pytest.warns(UserWarning, match='--bf16-conv: this CPU lacks avx512_bf16'):
+        warn_slow_bf16('cpu', True, cpuinfo=slow)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        warn_slow_bf16('cpu', True, cpuinfo=fast)
+        warn_slow_bf16('cpu', False, cpuinfo=slow)
+        warn_slow_bf16('cpu', True, cpuinfo=tmp_path / 'missing')

@@ -49,6 +49,9 @@ def test_emoji_demo_writes_figures_video_and_both_metric_rows(tiny_source, tmp_p
     assert '| Metric | Source (unadapted) | Adapted (FSGAN) |' in md and '| Content preserved ↑ | n/a |' in md
     opts = read_training_options(run_dir / 'training_options.json')
     assert opts['gamma'] == 0.5 and opts['pl_weight'] == 0.0 and opts['protocol'] == 'paper'
+    # the paper's G_ema half-life (10 of 20 kimg) scaled to the run's length, recorded with the run and the report
+    assert opts['ema_kimg'] == pytest.approx(0.032) and report['ema_kimg'] == opts['ema_kimg']
+    assert opts['ema_rampup'] is None and 'G_ema half-life 0.032 kimg' in md
 
 
 def test_emoji_demo_without_the_shipped_source_is_one_line(tmp_path, monkeypatch):

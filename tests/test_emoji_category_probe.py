@@ -11,7 +11,8 @@ import torch
 from dnnlib.util import file_sha256
 from fsgan.benchmarks.emoji import paths
 from fsgan.benchmarks.emoji.category_probe import (DEFAULT_PATH, fit_probe, load_category_probe,
-                                                   save_category_probe, train_category_probe)
+                                                   save_category_probe, train_category_probe,
+                                                   unseen_style_accuracy)
 from fsgan.benchmarks.emoji.classifier import CATEGORY_KEYS, read_emoji_zip
 from fsgan.benchmarks.emoji.classifier_train import zip_groups
 from fsgan.evaluate import metric_registry as get_registry
@@ -85,6 +86,23 @@ def test_fit_separates_separable_classes_and_is_seeded():
     assert float((shuffled.predict(x_new) == y_new).double().mean()) < 0.5   # labels unrelated to the features
 
 
+def test_unseen_style_accuracy_scores_each_style_with_a_probe_that_never_saw_it():
+    """Three 'styles' of the same classes: two share the class centres, the third draws each class in directions
+    of its own. A probe fit on the two others names the shared-centre styles' classes and not the third's."""
+    x, y = _blobs(30)
+    moved = x.clone()
+    moved[:, 9:18], moved[:, :9] = x[:, :9], 5 + torch.randn(len(y), 9, generator=torch.Generator().manual_seed(7))
+    features = torch.cat([x, _blobs(30, seed=3)[0], moved])
+    styles = torch.arange(3).repeat_interleave(len(y))
+    result = unseen_style_accuracy(features, styles, y.repeat(3), hidden=16, epochs=20, batch_size=32, lr=1e-2,
+                                   weight_decay=0.01, seed=0)
+    assert list(result) == ['noto', 'twemoji', 'openmoji'] and all(r['n'] == len(y) for r in result.values())
+    assert result['noto']['category_acc'] >= 0.95 and result['twemoji']['category_acc'] >= 0.95
+    assert result['openmoji']['category_acc'] < 0.2
+    with pytest.raises(ValueError, match='at least two styles'):
+        unseen_style_accuracy(x, torch.zeros(len(y), dtype=torch.int64), y, hidden=4, epochs=1)
+
+
 def test_save_load_round_trip_and_refusals(tmp_path):
     x, y = _blobs(10)
     probe = fit_probe(x, y, hidden=8, epochs=2, seed=0)
@@ -133,6 +151,8 @@ def test_training_holds_out_test_groups_and_records_everything(tmp_path):
     assert config['detector_sha256'] == file_sha256(detector) and config['train']['weight_decay'] == 3.0
     assert set(config['eval']) == {'noto_test.zip', 'near_test.zip', 'far_test.zip', 'near_val.zip'}
     assert config['eval']['near_test.zip']['n'] == 10 and 0 <= config['val']['category_acc'] <= 1
+    assert set(config['unseen_style']) == {'noto', 'twemoji', 'openmoji'}
+    assert sum(r['n'] for r in config['unseen_style'].values()) == expected
     assert len(os.listdir(tmp_path / 'c')) == 6                       # training, validation and the four zips
     again = train_category_probe(str(tmp_path / 'q.pt'), **kw)       # from the cached features, the same weights
     assert again['weights_sha256'] == config['weights_sha256']

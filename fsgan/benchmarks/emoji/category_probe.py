@@ -35,7 +35,7 @@ from metrics.inception import PROTOCOL, InceptionDetector, cached_features
 from metrics.registry import default_cache_dir
 
 from . import paths
-from .classifier import CATEGORY_KEYS, load_weights, save_weights
+from .classifier import CATEGORY_KEYS, STYLES, load_weights, save_weights
 from .classifier_train import data_record, report_zips, training_sets
 from .data import load_vendors
 from .paths import ROOT
@@ -122,6 +122,25 @@ def category_accuracy(probe, features, categories):
     return {'n': len(hits), 'category_acc': round(float(hits.double().mean()), 4)}
 
 
+def unseen_style_accuracy(features, styles, categories, **fit_kwargs):
+    """Category accuracy on content seen in training but drawn in a style that was not: for each style s of
+    `styles` int64 [N] (indices into classifier.STYLES), a probe fit (fit_probe, fit_kwargs) on the images of the
+    other styles scores the images of style s. This is the case emoji_content meets: a source sample and its
+    adapted twin show content the source learnt, one of them in a style the probe may not know.
+    Returns {style name: {'n', 'category_acc'}}."""
+    styles = torch.as_tensor(np.asarray(styles), dtype=torch.int64)
+    x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(categories), dtype=torch.int64)
+    results = {}
+    for s in sorted(set(styles.tolist())):
+        held = styles == s
+        if bool(held.all()):
+            raise ValueError('unseen_style_accuracy needs images of at least two styles')
+        probe = fit_probe(x[~held], y[~held], **fit_kwargs)
+        results[STYLES[s]] = category_accuracy(probe, x[held], y[held])
+    return results
+
+
 def save_category_probe(probe, path):
     """Write probe's state_dict (.pt) and probe.config plus the weights' sha256 (.json), atomically.
 
@@ -196,6 +215,11 @@ def train_category_probe(out, data_dir=paths.DATA_DIR, vendors=None, tarballs=No
     val_result = category_accuracy(probe, val_f, val[2])
     for n, r in dict(validation=val_result, **results).items():
         log(f'{n:16s} n={r["n"]:5d} category_acc={r["category_acc"]:.4f}')
+    unseen = unseen_style_accuracy(train_f, train[1], train[2], hidden=hidden, epochs=epochs, batch_size=batch_size,
+                                   lr=lr, weight_decay=weight_decay, seed=seed)
+    for style, r in unseen.items():
+        log(f'seen content, unseen style {style:9s} n={r["n"]:5d} category_acc={r["category_acc"]:.4f} '
+            f'(probe fit on the other styles\' training images)')
     probe.config = dict(probe.config, detector=os.path.basename(detector.source), detector_sha256=detector.sha256,
                         protocol=PROTOCOL, train={
                             'command': command, 'data': data_record(data_dir, names),
@@ -204,5 +228,5 @@ def train_category_probe(out, data_dir=paths.DATA_DIR, vendors=None, tarballs=No
                             'label_smoothing': LABEL_SMOOTHING, 'seed': seed, 'threads': torch.get_num_threads(),
                             'feature_seconds': round(feature_seconds), 'seconds': round(time.time() - t0),
                             'torch': torch.__version__},
-                        val=val_result, eval=results)
+                        val=val_result, eval=results, unseen_style=unseen)
     return save_category_probe(probe, out)

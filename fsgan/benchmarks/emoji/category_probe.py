@@ -125,8 +125,8 @@ def category_accuracy(probe, features, categories):
 def unseen_style_accuracy(features, styles, categories, **fit_kwargs):
     """Category accuracy on content seen in training but drawn in a style that was not: for each style s of
     `styles` int64 [N] (indices into classifier.STYLES), a probe fit (fit_probe, fit_kwargs) on the images of the
-    other styles scores the images of style s. This is the case emoji_content meets: a source sample and its
-    adapted twin show content the source learnt, one of them in a style the probe may not know.
+    other styles scores the images of style s. It tells how much the category rests on knowing the style: the
+    shipped probe knows all three, but an adapted G's samples in a target style outside them meet this case.
     Returns {style name: {'n', 'category_acc'}}."""
     styles = torch.as_tensor(np.asarray(styles), dtype=torch.int64)
     x = torch.as_tensor(np.asarray(features), dtype=torch.float32)

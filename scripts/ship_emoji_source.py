@@ -13,7 +13,7 @@ import tempfile
 import click
 
 from fsgan.benchmarks.emoji.source import DATA_DIR, ship_emoji_source, source_report
-from fsgan.tools.cli import command
+from fsgan.tools.cli import command, overwrite_option
 
 
 @command()
@@ -25,7 +25,8 @@ from fsgan.tools.cli import command
 @click.option('--no-report', is_flag=True, help='Ship without the report (no Inception weights needed).')
 @click.option('--data-dir', type=click.Path(file_okay=False), default=DATA_DIR, show_default=True,
               help='Where the source, its record and previews/source_samples.png go.')
-def main(snapshot, num, device, report_only, no_report, data_dir):
+@overwrite_option('a source already in --data-dir (its record\'s stages carry over)')
+def main(snapshot, num, device, report_only, no_report, data_dir, overwrite):
     """Copy the snapshot into data/emoji and record its training stages and report."""
     if report_only:
         from fsgan.loading import NetworkLoadError
@@ -37,7 +38,8 @@ def main(snapshot, num, device, report_only, no_report, data_dir):
         with tempfile.TemporaryDirectory(prefix='fsgan-source-') as tmp:
             print(json.dumps(source_report(G, tmp, num, device=device), indent=2))
         return
-    record = ship_emoji_source(snapshot, data_dir=data_dir, num=num, device=device, report=not no_report)
+    record = ship_emoji_source(snapshot, data_dir=data_dir, num=num, device=device, report=not no_report,
+                               overwrite=overwrite)
     if record['report'] is not None:
         print(json.dumps(record['report'], indent=2))
     print(f'Shipped {data_dir}/source_emoji64.pkl (sha256 {record["sha256"]}, {record["kimg"]} kimg)')

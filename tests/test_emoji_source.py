@@ -89,6 +89,21 @@ def test_ship_refusals_write_nothing(run_snapshot, tmp_path):
     assert 'Traceback' not in res.output
 
 
+def test_shipping_over_a_source_needs_overwrite(run_snapshot, tmp_path):
+    first = ship_emoji_source(run_snapshot, data_dir=str(tmp_path), report=False)
+    before = {n: (tmp_path / n).read_bytes() for n in ('source_emoji64.pkl', 'source_emoji64.json')}
+    res = CliRunner().invoke(ship_cli.main, ['--snapshot', run_snapshot, '--no-report', '--data-dir', str(tmp_path)])
+    assert res.exit_code != 0 and 'source_emoji64.pkl: exists; pass --overwrite' in res.output
+    assert 'Traceback' not in res.output
+    assert all((tmp_path / n).read_bytes() == b for n, b in before.items())     # nothing written
+    res = CliRunner().invoke(ship_cli.main, ['--snapshot', run_snapshot, '--no-report', '--data-dir', str(tmp_path),
+                                             '--overwrite'])
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / 'source_emoji64.json').read_text())
+    from dnnlib.util import file_sha256
+    assert record['sha256'] == file_sha256(str(tmp_path / 'source_emoji64.pkl')) and record['kimg'] == first['kimg']
+
+
 def test_total_kimg_of_stages_is_rounded_to_the_image():
     from fsgan.benchmarks.ship import total_kimg
     assert total_kimg([{'kimg': 50.4}, {'kimg': 1.376}]) == 51.776      # a float sum gives 51.775999999999996

@@ -84,13 +84,13 @@ def source_report(G, sample_dir, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZI
 
 
 def ship_emoji_source(snapshot, data_dir=DATA_DIR, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZIP, device='cpu',
-                      cache_dir=None, report=True):
+                      cache_dir=None, report=True, overwrite=False):
     """Copy `snapshot` (G_ema and D) to data_dir/source_emoji64.pkl with its record and sample grid.
 
     report False: no source_report (None in the record; e.g. on a machine without the Inception weights); the
     written pickle shipped again from a copy of the run folder adds it. Returns the record. Raises ShipError
     (checked before anything is written) when the snapshot is not in a run folder, its training record is
-    incomplete, or the real Noto sets are missing."""
+    incomplete, the real Noto sets are missing, or data_dir already holds a source and `overwrite` is False."""
     import tempfile
     from dnnlib.fileio import atomic_write_json
     from dnnlib.util import file_sha256
@@ -104,8 +104,11 @@ def ship_emoji_source(snapshot, data_dir=DATA_DIR, num=5000, train_zip=TRAIN_ZIP
     for path in (train_zip, test_zip) if report else ():
         if not os.path.isfile(path):
             raise ShipError(f'{path}: missing; make it with scripts/make_emoji_data.py')
-    net = load_network(snapshot)
     out = os.path.join(data_dir, os.path.basename(paths.SOURCE_PICKLE))
+    if os.path.exists(out) and not overwrite:
+        raise ShipError(f'{out}: exists; pass --overwrite to replace it (the new record keeps the stages of the '
+                        f'one it replaces)')
+    net = load_network(snapshot)
     save_snapshot(out, None, net['D'], net['G_ema'], net.get('training_set_kwargs'))
     G, _sha = load_generator(out, device=device)
     figures = None

@@ -134,8 +134,11 @@ def svd_setup_seconds():
     return time.perf_counter() - start, sum(p.numel() for p in params)
 
 
-def bench_train(network, batch=16, steps=16, device='cpu', config_f=True, methods=('fsgan', 'tgan', 'freezed', 'ssgan'),
-                bf16_conv=False, log=print):
+TIMED_METHODS = ('fsgan', 'tgan', 'freezed', 'ssgan')  # bench_train's default rows
+
+
+def bench_train(network, batch=16, steps=16, device='cpu', config_f=True, methods=TIMED_METHODS, bf16_conv=False,
+                log=print):
     """Log the step time of each method on `network` (bf16_conv: also with --bf16-conv, alternating the two so
     that load changes hit both alike) and (config_f) the SVD set-up time of config-f 1024."""
     log(f'torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}')

@@ -9,7 +9,7 @@ import os
 
 import click
 
-from fsgan.bench import bench_train
+from fsgan.bench import TIMED_METHODS, bench_train
 from fsgan.methods import METHODS
 from fsgan.tools.cli import command, device_option, resolve_device
 
@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @click.option('--steps', default=16, show_default=True, help='Timed steps (a multiple of 16 covers every phase).')
 @device_option()
 @click.option('--skip-config-f', is_flag=True, help='Skip the config-f 1024 SVD set-up timing.')
-@click.option('--methods', default='fsgan,tgan,freezed,ssgan', show_default=True, help='Comma-separated methods.')
+@click.option('--methods', default=','.join(TIMED_METHODS), show_default=True, help='Comma-separated methods.')
 @click.option('--bf16-conv', is_flag=True, help='Time every method with train.py --bf16-conv too.')
 @click.option('--repeat', default=1, show_default=True, help='Time each (method, precision) this many times.')
 def main(network, batch, steps, device, skip_config_f, methods, bf16_conv, repeat):

@@ -525,7 +525,7 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
     state = start_run(opts, run_dir, images, labels, device, resume)
     log = TickLog(opts, run_dir, state.cur_nimg, progress and distributed.rank() == 0)
     total_nimg = int(opts.kimg * 1000)
-    tick_start_nimg, rollbacks = state.cur_nimg, 0
+    rollbacks = 0
     while state.cur_nimg < total_nimg:
         try:
             losses = training_step(state, opts, images, device, labels)
@@ -534,13 +534,12 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
                 raise
             rollbacks += 1
             roll_back(state, run_dir, e)
-            tick_start_nimg = log.rolled_back(state.cur_nimg)
+            log.rolled_back(state.cur_nimg)
             continue
         log.step(losses)
         done = state.cur_nimg >= total_nimg
-        if state.cur_nimg >= tick_start_nimg + int(opts.kimg_per_tick * 1000) or done:
+        if state.cur_nimg >= log.tick_start_nimg + int(opts.kimg_per_tick * 1000) or done:
             end_tick(state, opts, run_dir, log, done)
-            tick_start_nimg = state.cur_nimg
     log.close()
     return state
 
@@ -570,8 +569,22 @@ def start_run(opts, run_dir, images, labels, device, resume):
     return state
 
 
+TICK_LINE_STATS = (('G', 'Loss/G/loss'), ('D', 'Loss/D/loss'), ('r1', 'Loss/r1_penalty'), ('pl', 'Loss/pl_penalty'),
+                   ('aug', 'Progress/augment'))  # (label, stat) of the per-tick line printed without a progress bar
+
+
+def tick_line(record):
+    """One line of text for a tick record of stats.jsonl: tick, kimg, seconds per tick, img/s, main losses."""
+    words = [f'tick {record["tick"]:<5d}', f'kimg {record["kimg"]:<9.3f}', f'sec/tick {record["sec_per_tick"]:<7.1f}']
+    if record.get('img_per_sec'):
+        words.append(f'img/s {record["img_per_sec"]:<6.1f}')
+    words += [f'{label} {record["stats"][key]:.3f}' for label, key in TICK_LINE_STATS if key in record['stats']]
+    return '  '.join(words)
+
+
 class TickLog:
-    """Progress bar, stats.jsonl and TensorBoard of a run (files and bar on rank 0 only)."""
+    """Progress bar, stats.jsonl and TensorBoard of a run (files and bar on rank 0 only). Without the bar, rank 0
+    prints a tick_line per tick instead (flushed, for a run whose output goes to a log file)."""
 
     def __init__(self, opts, run_dir, cur_nimg, progress):
         self.is_main = distributed.rank() == 0
@@ -584,12 +597,13 @@ class TickLog:
             self.bar = tqdm(total=self.total_nimg, initial=cur_nimg, unit='kimg', unit_scale=0.001,
                             bar_format='{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}]{postfix}')
         self.tick_start_time = time.time()
+        self.tick_start_nimg = cur_nimg
 
     def rolled_back(self, cur_nimg):
-        """The run went back to cur_nimg images (--nan-policy rollback); returns cur_nimg."""
+        """The run went back to cur_nimg images (--nan-policy rollback): the tick starts again there."""
         if self.bar is not None:
             self.bar.n = cur_nimg
-        return cur_nimg
+        self.tick_start_nimg = cur_nimg
 
     def step(self, losses):
         if self.bar is not None:
@@ -598,10 +612,14 @@ class TickLog:
 
     def tick(self, state):
         """Collect the tick's statistics (every rank) and record them (rank 0)."""
-        record = dict(tick=state.cur_tick, kimg=state.cur_nimg / 1000, sec_per_tick=time.time() - self.tick_start_time,
+        seconds = time.time() - self.tick_start_time
+        record = dict(tick=state.cur_tick, kimg=state.cur_nimg / 1000, sec_per_tick=seconds,
                       timestamp=time.time(), stats={k: v['mean'] for k, v in training_stats.collect().items()})
         if self.is_main:
             append_line(self.stats_path, json.dumps(record))
+            if self.bar is None:
+                images = state.cur_nimg - self.tick_start_nimg
+                print(tick_line(dict(record, img_per_sec=images / seconds if seconds > 0 else None)), flush=True)
             self.tb.add_scalars(dict(record['stats'], **{'Timing/sec_per_tick': record['sec_per_tick']}),
                                 step=state.cur_nimg)
 
@@ -621,7 +639,7 @@ def end_tick(state, opts, run_dir, log, done):
     run_callbacks(state.callbacks, 'tick', state, opts, run_dir)
     if done or (opts.snap and state.cur_tick % opts.snap == 0):
         write_snapshot(state, opts, run_dir)
-    log.tick_start_time = time.time()
+    log.tick_start_time, log.tick_start_nimg = time.time(), state.cur_nimg
 
 
 MAX_ROLLBACKS = 3

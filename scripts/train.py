@@ -55,7 +55,7 @@ def stopped_error(e):
 @click.option('--resume-run', type=click.Path(file_okay=False),
               help='Continue an interrupted run folder with its recorded options (--kimg extends it).')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
-@click.option('--no-progress', is_flag=True, help='No progress bar.')
+@click.option('--no-progress', is_flag=True, help='No progress bar: a line per tick instead (kimg, sec/tick, img/s, losses).')
 def main(resume_run, dry_run, no_progress, **opts):
     """Adapt a pretrained StyleGAN2 to a few target images (or train one from scratch)."""
     from dnnlib.lock import FolderLocked

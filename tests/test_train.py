@@ -146,6 +146,24 @@ def test_two_process_gloo_training(p1_path, target_dir, tmp_path):
     ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
     assert ck['cur_nimg'] == 8 and len(ck['rng']) == 2
     assert [json.loads(line)['kimg'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()] == [0.004, 0.008]
+    tick_lines = [line for line in proc.stdout.splitlines() if line.startswith('tick ')]
+    assert [line.split()[3] for line in tick_lines] == ['0.004', '0.008']  # rank 0 only
+
+
+def test_no_progress_prints_a_line_per_tick(p1_path, target_dir, tmp_path):
+    """Without the bar (a run logging to a file), each tick prints kimg, seconds, img/s and the losses."""
+    out = tmp_path / 'runs'
+    res = _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--outdir', str(out)] + TINY)
+    assert res.exit_code == 0, res.output
+    lines = [line.split() for line in res.output.splitlines() if line.startswith('tick ')]
+    assert [w[:4] for w in lines] == [['tick', '1', 'kimg', '0.004'], ['tick', '2', 'kimg', '0.008']]
+    (run_dir,) = [out / d for d in os.listdir(out)]
+    ticks = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
+    for words, tick in zip(lines, ticks):
+        fields = dict(zip(words[::2], words[1::2]))
+        assert float(fields['img/s']) > 0
+        assert float(fields['G']) == pytest.approx(tick['stats']['Loss/G/loss'], abs=5e-4)
+        assert float(fields['D']) == pytest.approx(tick['stats']['Loss/D/loss'], abs=5e-4)
 
 
 def test_progress_bar_when_kimg_is_not_a_multiple_of_batch(tmp_path, p1_path, target_dir, one_thread):

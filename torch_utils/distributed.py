@@ -18,9 +18,25 @@ def rank():
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
+def usable_cores():
+    """CPU cores this process may run on (its affinity where the OS reports one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+
+def cpu_threads(num_procs, cores, env):
+    """Threads for each of num_procs CPU processes sharing `cores`: OMP_NUM_THREADS where `env` sets it, else the
+    cores shared out (at least 1), so that the processes do not oversubscribe the machine."""
+    if env.get('OMP_NUM_THREADS'):
+        return max(1, int(env['OMP_NUM_THREADS']))
+    return max(1, cores // num_procs)
+
+
 def init(rank_idx, num_procs, init_file, device_type):
-    """Join the process group: nccl for CUDA devices, gloo otherwise; init through a shared file."""
+    """Join the process group: nccl for CUDA devices, gloo otherwise; init through a shared file. A CPU process
+    takes its share of the cores (cpu_threads)."""
     backend = 'nccl' if device_type == 'cuda' else 'gloo'
+    if device_type != 'cuda':
+        torch.set_num_threads(cpu_threads(num_procs, usable_cores(), os.environ))
     init_method = 'file://' + os.path.abspath(init_file)
     dist.init_process_group(backend=backend, init_method=init_method, rank=rank_idx, world_size=num_procs)
     if device_type == 'cuda':

@@ -289,7 +289,8 @@ def test_compare_rows_with_cdc_and_its_ablation(p1_path, target_dir, tmp_path):
     import csv
     from fsgan.methods import METHODS
     from scripts import compare
-    rows = list(METHODS) + ['cdc@loss.cdc_patch=0']
+    quick = {'ewc': 'ewc@loss.ewc.samples=20', 'adam': 'adam@probe_kimg=0.02@probe_samples=20'}  # short set-ups
+    rows = [quick.get(m, m) for m in METHODS] + ['cdc@loss.cdc_patch=0']
     args = ['--source', p1_path, '--target-dir', target_dir, '--shots', '10', '--methods', ','.join(rows),
             '--kimg', '0.1', '--batch', '4', '--tick', '0.1', '--snap', '1', '--num', '4', '--cols', '2',
             '--strip-steps', '2', '--outdir', str(tmp_path / 'cmp'), '--cache-dir', str(tmp_path / 'cache'),

@@ -174,11 +174,18 @@ def _write_folder(folder, images):
     return ImageSet(folder)
 
 
+def _per_category(name, count):
+    """The first `count` images of each category in zip `name`, grouped by category: [[H, W, 3] uint8], in
+    category order (a prefix of a zip in name order is mostly flags)."""
+    images, categories, _ = read_emoji_zip(_zip(name))
+    return [im for c in range(len(CATEGORY_KEYS)) for im in images[categories == c][:count].permute(0, 2, 3, 1).numpy()]
+
+
 def test_emoji_content_pairs_samples_by_index(tmp_path):
-    images = list(ImageSet(_zip('near_val.zip'), limit=40))
+    images = _per_category('near_val.zip', 2)
     gen = _write_folder(tmp_path / 'gen', images)
     assert _run('emoji_content', MetricContext(gen=gen, source_gen=gen))['value'] == 1.0
-    mixed = _write_folder(tmp_path / 'mixed', images[20:] + images[:20])
+    mixed = _write_folder(tmp_path / 'mixed', images[2:] + images[:2])  # each pair: two categories
     res = _run('emoji_content', MetricContext(gen=gen, source_gen=mixed))
     assert res['value'] < 0.6 and res['options']['category_probe_sha256'] == file_sha256(DEFAULT_PATH)
     with pytest.raises(ValueError, match='by index'):
@@ -186,8 +193,8 @@ def test_emoji_content_pairs_samples_by_index(tmp_path):
 
 
 def test_category_metrics_share_the_inception_features_of_fid(tmp_path, probe):
-    data = ImageSet(_zip('near_test.zip'), limit=90)
-    gen = _write_folder(tmp_path / 'gen', list(ImageSet(_zip('far_test.zip'), limit=30)))
+    data = ImageSet(_zip('near_test.zip'), limit=30)
+    gen = _write_folder(tmp_path / 'gen', list(ImageSet(_zip('far_test.zip'), limit=10)))
     ctx = MetricContext(gen=gen, data=data, cache_dir=str(tmp_path / 'cache'))
     detector = ctx.detector()
     calls, real_features_of = [], detector.features_of
@@ -198,7 +205,7 @@ def test_category_metrics_share_the_inception_features_of_fid(tmp_path, probe):
     detector.features_of = counted
     _run('fid', ctx)
     res = _run('emoji_categories', ctx)
-    assert calls == [30, 90]                                          # once each, for FID; none for the categories
+    assert calls == [10, 30]                                          # once each, for FID; none for the categories
     gen_categories = probe.predict(ctx.features('gen'))
     flags = paths.CATEGORIES.index('Flags')
     assert res['values']['gen_flags'] == pytest.approx(float((gen_categories == flags).double().mean()))
@@ -206,13 +213,15 @@ def test_category_metrics_share_the_inception_features_of_fid(tmp_path, probe):
 
 
 def test_emoji_categories_compares_shares(tmp_path):
-    data = ImageSet(_zip('near_val.zip'))             # all categories (a prefix in name order is mostly flags)
-    res = _run('emoji_categories', MetricContext(gen=data, data=data))
+    data = _write_folder(tmp_path / 'real', _per_category('near_val.zip', 5))   # every category
+    cache_dir = str(tmp_path / 'cache')
+    res = _run('emoji_categories', MetricContext(gen=data, data=data, cache_dir=cache_dir))
     assert res['value'] == 9 and res['options']['outside'] == []
     assert sum(res['values'][k] for k in res['values'] if k.startswith('gen_')) == pytest.approx(1.0)
     images, categories, _ = read_emoji_zip(_zip('near_test.zip'))
     flags = images[categories == paths.CATEGORIES.index('Flags')][:20].permute(0, 2, 3, 1).numpy()
-    res = _run('emoji_categories', MetricContext(gen=_write_folder(tmp_path / 'flags', flags), data=data))
+    res = _run('emoji_categories', MetricContext(gen=_write_folder(tmp_path / 'flags', flags), data=data,
+                                                 cache_dir=cache_dir))
     assert res['values']['gen_flags'] >= 0.9 and 'flags' in res['options']['outside']
     absent = [k for k in CATEGORY_KEYS if res['values'][f'real_{k}'] == res['values'][f'gen_{k}'] == 0]
     assert res['value'] == len(absent) < 9          # within: only the categories absent from both sets

@@ -13,6 +13,7 @@ same for all of them. A run folder holds:
   checkpoint.pt           everything a resume needs (written atomically at the start and at each snapshot)
   events.out.tfevents.*   TensorBoard scalars (step = images seen)
 """
+import contextlib
 import copy
 import glob
 import json
@@ -298,6 +299,24 @@ class FiniteCheck:
         return losses
 
 
+@contextlib.contextmanager
+def gradients_only_for(opt, optimizers):
+    """Within the block the tensors that the other `optimizers` train do not require gradients, so a phase's
+    backward pass computes no weight gradients it would discard (Gmain backpropagates through D only for the
+    gradient with respect to the images), as stylegan2-ada-pytorch turns requires_grad on for the phase's
+    module only. Tensors `opt` trains are left alone, also where another optimizer holds them too."""
+    own = {id(p) for g in opt.param_groups for p in g['params']}
+    others = [p for o in optimizers if o is not None and o is not opt for g in o.param_groups for p in g['params']
+              if id(p) not in own and p.requires_grad]
+    for p in others:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in others:
+            p.requires_grad_(True)
+
+
 def training_step(state, opts, images, device, labels=None):
     """One batch through every due phase, then the G_ema update. Returns {loss name: value}.
 
@@ -320,7 +339,8 @@ def training_step(state, opts, images, device, labels=None):
             gen_z = torch.randn([batch, state.G.z_dim], device=device)  # fresh latents for every phase
             params = [p for g in opt.param_groups for p in g['params']]
             opt.zero_grad(set_to_none=True)
-            losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)
+            with gradients_only_for(opt, (state.opt_G, state.opt_D)):
+                losses = state.loss.accumulate_gradients(name, real, real_c, gen_z, gen_c, gain=interval)
             losses = distributed.average_gradients(params, losses)
             checks.add(name, losses, params)
             opt.step()

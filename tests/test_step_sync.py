@@ -9,8 +9,8 @@ import torch
 from dnnlib import EasyDict
 from torch_utils import distributed, training_stats
 from fsgan import training_loop
-from fsgan.training_loop import (TrainingError, phases, sample_conditions, sample_reals, setup_run,
-                                    training_step, update_ema)
+from fsgan.training_loop import (TrainingError, gradients_only_for, phases, sample_conditions, sample_reals,
+                                 setup_run, training_step, update_ema)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -78,6 +78,43 @@ def test_step_equals_the_per_phase_synced_step(p1_path, method):
     assert all(type(v) is float for v in losses_a[0].values())
     for name, t in tensors_a.items():
         assert torch.equal(t, tensors_b[name]), name
+
+
+@pytest.mark.parametrize('method', ['fsgan', 'tgan'])
+def test_a_phase_computes_no_gradients_for_the_other_network(p1_path, method):
+    """Gmain backpropagates through D for the images' gradient only (no D weight gradients), D's phases leave G's
+    tensors alone, and every trainable tensor requires gradients again after the step."""
+    opts = EasyDict(source=p1_path, method=method, method_options={}, style_mixing=0.9, gamma=10.0, pl_weight=2.0,
+                    lr=0.002, G_reg_interval=4, D_reg_interval=16, batch=4, mirror=False, ema_kimg=10.0,
+                    ema_rampup=None)
+    state = setup_run(opts, torch.device('cpu'))
+    trained = {net: [p for g in state['opt_' + net].param_groups for p in g['params']] for net in ('G', 'D')}
+    original, seen = state.loss.accumulate_gradients, {}
+
+    def recording(phase, *args, **kwargs):
+        losses = original(phase, *args, **kwargs)
+        own, other = (trained['G'], trained['D']) if phase.startswith('G') else (trained['D'], trained['G'])
+        seen[phase] = (sum(p.grad is not None for p in own), sum(p.grad is not None for p in other))
+        return losses
+    state.loss.accumulate_gradients = recording
+    images = torch.randint(0, 256, [4, 3, 32, 32], dtype=torch.uint8)
+    training_step(state, opts, images, 'cpu')
+    training_stats.collect()
+    assert list(seen) == ['Gmain', 'Greg', 'Dmain', 'Dreg']
+    assert [other for _own, other in seen.values()] == [0, 0, 0, 0]
+    assert seen['Gmain'][0] > 0 and seen['Dmain'][0] > 0
+    assert all(p.requires_grad for p in trained['G'] + trained['D'])
+
+
+def test_gradients_only_for_leaves_shared_and_frozen_tensors_and_restores_after_an_error():
+    own, other, shared = (torch.nn.Parameter(torch.ones(1)) for _ in range(3))
+    frozen = torch.nn.Parameter(torch.ones(1), requires_grad=False)
+    opt, opt_other = torch.optim.SGD([own, shared], lr=1), torch.optim.SGD([other, shared, frozen], lr=1)
+    with pytest.raises(RuntimeError, match='boom'):
+        with gradients_only_for(opt, (opt, opt_other, None)):
+            assert own.requires_grad and shared.requires_grad and not other.requires_grad
+            raise RuntimeError('boom')
+    assert other.requires_grad and own.requires_grad and shared.requires_grad and not frozen.requires_grad
 
 
 def test_nan_in_an_early_phase_is_named_after_the_step(p1_path, monkeypatch):

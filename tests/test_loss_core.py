@@ -90,6 +90,23 @@ def test_path_length_penalty_and_its_running_mean():
     assert pl_mean != pytest.approx(float(lengths.mean()), rel=1e-2)  # a decay of 1 (no averaging) would differ
 
 
+def test_path_length_gradient_flows_through_the_running_mean():
+    """As in stylegan2-ada-pytorch the running mean moves towards the batch's mean lengths with their gradient
+    (pl_decay of it), so the penalty's gradient has that path too (about 1% of it here)."""
+    G = _LinearG()
+    loss = StyleGAN2Loss(G=G, D=None, style_mixing_prob=0, pl_weight=2.0, pl_decay=0.01)
+    z, c = torch.randn([8, G.z_dim], generator=torch.Generator().manual_seed(1)), torch.zeros([8, 0])
+    torch.manual_seed(100)
+    loss.accumulate_gradients('Greg', None, None, z, c, gain=3)
+    torch.manual_seed(100)
+    noise = torch.randn([4, 1, G.res, G.res]) / math.sqrt(G.res * G.res)
+    A = G.A.detach().clone().requires_grad_(True)
+    lengths = torch.einsum('lkp,np->nlk', A, noise.flatten(1)).square().sum(2).mean(1).sqrt()
+    pl_mean = torch.zeros([]).lerp(lengths.mean(), 0.01)
+    ((lengths - pl_mean).square() * 2.0).mean().mul(3).backward()
+    assert torch.allclose(G.A.grad, A.grad, rtol=1e-5, atol=1e-8)
+
+
 def _ema_state(g=1.0, ema=0.0, cur_nimg=0):
     G, G_ema = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
     for net, value in ((G, g), (G_ema, ema)):

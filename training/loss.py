@@ -158,7 +158,7 @@ class StyleGAN2Loss:
                                        create_graph=True, only_inputs=True)[0]
         pl_lengths = pl_grads.square().sum(2).mean(1).sqrt()
         self.pl_mean = self.pl_mean.to(pl_lengths.device)
-        pl_mean = self.pl_mean.lerp(pl_lengths.mean().detach(), self.pl_decay)
+        pl_mean = self.pl_mean.lerp(pl_lengths.mean(), self.pl_decay)  # with its gradient, as stylegan2-ada
         self.pl_mean.copy_(pl_mean.detach())
         pl_penalty = (pl_lengths - pl_mean).square()
         training_stats.report('Loss/pl_penalty', pl_penalty)

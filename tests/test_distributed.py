@@ -39,6 +39,7 @@ def test_cpu_threads_share_the_cores_unless_omp_num_threads_is_set():
     assert distributed.cpu_threads(4, 2, {}) == 1        # never 0
     assert distributed.cpu_threads(2, 16, {'OMP_NUM_THREADS': '3'}) == 3
     assert distributed.cpu_threads(2, 16, {'OMP_NUM_THREADS': ''}) == 8
+    assert distributed.cpu_threads(2, 16, {'OMP_NUM_THREADS': 'four'}) == 8   # not a number: shared, no traceback
 
 
 def test_average_gradients_scalars_single_process_is_identity():

@@ -24,10 +24,11 @@ def usable_cores():
 
 
 def cpu_threads(num_procs, cores, env):
-    """Threads for each of num_procs CPU processes sharing `cores`: OMP_NUM_THREADS where `env` sets it, else the
-    cores shared out (at least 1), so that the processes do not oversubscribe the machine."""
-    if env.get('OMP_NUM_THREADS'):
-        return max(1, int(env['OMP_NUM_THREADS']))
+    """Threads for each of num_procs CPU processes sharing `cores`: OMP_NUM_THREADS where `env` sets it to a
+    number, else the cores shared out (at least 1), so that the processes do not oversubscribe the machine."""
+    value = env.get('OMP_NUM_THREADS', '').strip()
+    if value.isdigit():
+        return max(1, int(value))
     return max(1, cores // num_procs)
 
 

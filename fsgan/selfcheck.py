@@ -18,7 +18,6 @@ configuration, which is meant for a GPU.
 import datetime
 import os
 import platform
-import subprocess
 import sys
 import time
 import traceback
@@ -28,11 +27,10 @@ import torch
 
 from dnnlib import EasyDict
 from dnnlib.fileio import atomic_write_json
-from fsgan import selfcheck_sections as checks
+from fsgan import provenance, selfcheck_sections as checks
 from torch_utils.ops import native
 from fsgan.training_loop import configure_backends, set_tf32
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = {
     'ops': checks.check_ops,
     'fixtures': checks.check_fixtures,
@@ -43,26 +41,13 @@ SECTIONS = {
 FAILING = ('fail', 'error')
 
 
-def git_commit():
-    """{'commit', 'dirty'} of the checkout this file is in, or None outside git."""
-    try:
-        head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True, timeout=20)
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
-                               capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if head.returncode != 0:
-        return None
-    return dict(commit=head.stdout.strip(), dirty=bool(dirty.stdout.strip()))
-
-
 def header(device, quick):
     """Versions, device, date and commit of this run."""
     info = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                 python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
                 cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
                 platform=platform.platform(), device=device.type, threads=torch.get_num_threads(),
-                quick=quick, git=git_commit(), command=' '.join([os.path.basename(sys.executable)] + sys.argv),
+                quick=quick, git=provenance.git_commit(), command=provenance.command_line(),
                 tf32=dict(matmul=torch.backends.cuda.matmul.allow_tf32, cudnn=torch.backends.cudnn.allow_tf32),
                 cudnn_benchmark=torch.backends.cudnn.benchmark)
     if device.type == 'cuda':
@@ -70,7 +55,7 @@ def header(device, quick):
         info.update(device_name=props.name, capability=f'{props.major}.{props.minor}',
                     memory_gib=round(props.total_memory / 2 ** 30, 1), device_count=torch.cuda.device_count())
     else:
-        info.update(device_name=platform.processor() or platform.machine(), cpu_count=os.cpu_count())
+        info.update(device_name=provenance.device_name(device), cpu_count=os.cpu_count())
     return info
 
 

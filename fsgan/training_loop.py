@@ -5,6 +5,8 @@ same for all of them. A run folder holds:
   training_options.json   the resolved options, grouped per component (fsgan.options)
   target_shots.json       the chosen target files, their sha256 and conversion notes
   stats.jsonl             one JSON record per tick (losses, kimg, timing)
+  sessions.jsonl          one JSON record per start or resume: where, from which commit, at which kimg
+                          (fsgan.provenance)
   metric-{name}.jsonl     with --metrics: one JSON record per snapshot (fsgan/callbacks/snapshot_metrics.py)
   fakes{tag}.png          fixed-seed sample grid at each snapshot; tag = kimg with three decimals,
                           e.g. 000020.480 (fsgan.export.artefact_tag): unique, sorts in time order
@@ -29,7 +31,7 @@ import torch
 
 from dnnlib import EasyDict
 from dnnlib.fileio import append_line, atomic_open, atomic_write_json, ctrl_c_deferred
-from fsgan import export
+from fsgan import export, provenance
 from fsgan.callbacks import build_callbacks, callbacks_state, load_callbacks_state, run_callbacks
 from fsgan.losses import build_loss_terms, resolve_losses
 from fsgan.methods import adapt, get_method
@@ -586,6 +588,8 @@ def start_run(opts, run_dir, images, labels, device, resume):
     prepare_loss_terms(state, opts, images, device)
     if not resume:
         save_checkpoint(state, opts, run_dir)  # at once: a run stopped before its first snapshot can be resumed
+    if distributed.rank() == 0:
+        provenance.record_session(run_dir, device, state.cur_nimg / 1000, distributed.world_size())
     return state
 
 

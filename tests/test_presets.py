@@ -3,6 +3,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -76,6 +77,8 @@ def test_emoji_preset_in_parallel_matches_serial_and_resumes(tiny_emoji_source, 
     md = open(os.path.join(outdir, 'benchmark.md')).read()
     assert md.startswith('Emoji benchmark: source ') and 'protocol paper' in md and 'gamma 0.1' in md
     assert '### near, 5 shots (2 seeds)' in md and 'Content preserved' in md
+    assert '\nCommand: `' in md and '### Where the runs trained' in md
+    assert re.search(r'^- cpu .*, 1 threads: 4 runs$', md, re.M), md   # 2 seeds x 2 methods, 1 thread each
     # The same cell trained and measured in this process gives the same numbers.
     serial = str(tmp_path / 'serial')
     preset.run_preset(bench, serial, **dict(kw, seeds=(0,)))
@@ -108,6 +111,10 @@ def test_an_unfinished_run_of_a_cell_is_continued(tiny_emoji_source, tmp_path, o
     assert compare.train_method(cfg, 'fsgan', progress=False) == run_dir
     assert f'[fsgan] continuing {run_dir}' in capsys.readouterr().out
     assert run_kimg(run_dir, load_run_options(run_dir)) >= 2 * done
+    # Each session is recorded: the report can say where the run trained, and from which kimg.
+    [place] = preset.training_places({('far', 5, 0): cfg})
+    assert place['cell'] == 'far-5shot-seed0' and place['method'] == 'fsgan'
+    assert place['kimg'] == [0.0, done] and len(place['where']) == 1 and place['where'][0].startswith('cpu ')
     assert compare.train_method(cfg, 'fsgan', progress=False) == run_dir
     assert f'[fsgan] {run_dir} is finished' in capsys.readouterr().out
 

@@ -32,7 +32,7 @@ def test_each_method_leaves_all_artefacts(p1_path, target_dir, tmp_path, method)
     assert res.exit_code == 0, res.output
     (run_dir,) = [out / d for d in os.listdir(out)]
     files = set(os.listdir(run_dir))
-    for name in ('training_options.json', 'target_shots.json', 'stats.jsonl', 'checkpoint.pt',
+    for name in ('training_options.json', 'target_shots.json', 'stats.jsonl', 'sessions.jsonl', 'checkpoint.pt',
                  'fakes000000.008.png', 'network-snapshot-000000.008.pkl', 'adapter-000000.008.pt'):
         assert name in files, f'{method}: {name} missing from {sorted(files)}'
     assert not any(f.endswith('.tmp') for f in files)

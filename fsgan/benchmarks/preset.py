@@ -4,7 +4,8 @@ A Benchmark names its source, its target zips and its metrics. Each (target, sho
 comparison folder, outdir/<target>-<shots>shot-seed<seed>/ (resumable like any compare.py run); the preset then
 writes outdir/benchmark.csv and benchmark.md with mean ± std over seeds per (target, shots, method), and
 outdir/figure-<target>-<shots>shot.png, the comparison figure of the first seed (target shots, then a row per
-method, the same seeds in each row).
+method, the same seeds in each row). The report gives the command, the commit, and where each run trained (from
+the runs' sessions.jsonl, fsgan.provenance).
 
 parallel=N > 1 first trains every (cell, method) run in N worker processes (fsgan.parallel; one log each under
 outdir/logs/), then measures the cells in N processes, then collects the (cached) tables here. Every stage keeps
@@ -143,14 +144,16 @@ def aggregate(bench, results):
     return out
 
 
-def write_report(bench, outdir, rows, header):
-    """benchmark.csv (every number) and benchmark.md (a table per target and shots, then the columns' legend),
-    atomically."""
+def write_report(bench, outdir, rows, header, places=()):
+    """benchmark.csv (every number) and benchmark.md (the command and commit, a table per target and shots, the
+    columns' legend, then where the runs trained: `places` of training_places), atomically."""
+    from fsgan import provenance
     from fsgan.compare import TRAINABLE_COLUMN, write_csv
     fields = ['target', 'shots', 'method', 'seeds', 'trainable_params']
     fields += [c.key + s for c in bench.columns for s in ('_mean', '_std')]
     write_csv(os.path.join(outdir, 'benchmark.csv'), rows, fields)
-    lines = [header, '']
+    lines = [header, '', f'Command: `{provenance.command_line()}`, at commit '
+                         f'{provenance.commit_label(provenance.git_commit())}.', '']
     for target, shots in sorted({(r['target'], r['shots']) for r in rows}):
         block = [r for r in rows if r['target'] == target and r['shots'] == shots]
         body = [[r['method'], TRAINABLE_COLUMN.format(r['trainable_params'])]
@@ -159,6 +162,8 @@ def write_report(bench, outdir, rows, header):
         lines += [f'### {target}, {shots} shots ({block[0]["seeds"]} seeds)', '']
         lines += evaluate.markdown_table(['Method', 'Trainable'] + [c.title for c in bench.columns], body) + ['']
     lines.append(evaluate.legend(bench.columns))
+    if places:
+        lines += [''] + places_section(places)
     atomic_write_bytes(os.path.join(outdir, 'benchmark.md'), ('\n'.join(lines) + '\n').encode())
 
 
@@ -210,8 +215,48 @@ def run_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None
         if seed == seeds[0]:
             shutil.copyfile(result['figure'], os.path.join(outdir, f'figure-{target}-{k}shot.png'))
     rows = aggregate(bench, results)
-    write_report(bench, outdir, rows, report_header(bench, configs, split, seeds))
+    write_report(bench, outdir, rows, report_header(bench, configs, split, seeds), training_places(configs))
     return rows
+
+
+def training_places(configs):
+    """Where and from which commit each (cell, method) run trained, from its sessions.jsonl (fsgan.provenance):
+    [dict(cell, method, where, commits, kimg)], where/commits the distinct labels in session order ('not recorded'
+    for a run without records), kimg the kimg each session started at. A run not yet in the cell's state is
+    looked up as compare.train_method stores it."""
+    from fsgan import compare, provenance
+    places = []
+    for cell, cfg in configs.items():
+        state = compare.load_state(cfg)
+        for name, _ in cfg.entries:
+            entry = state['methods'].get(name)
+            run_dir = (compare.run_path(cfg, entry) if entry and 'run_dir' in entry
+                       else compare.checkpointed_run(os.path.join(cfg.outdir, 'runs', name)))
+            sessions = [] if run_dir is None else provenance.read_sessions(run_dir)
+            where = list(dict.fromkeys(provenance.where_label(r) for r in sessions)) or ['not recorded']
+            commits = list(dict.fromkeys(provenance.commit_label(r.get('git')) for r in sessions)) or ['not recorded']
+            places.append(dict(cell=cell_name(*cell), method=name, where=where, commits=commits,
+                               kimg=[r.get('kimg') for r in sessions]))
+    return places
+
+
+def places_section(places):
+    """Markdown lines: a summary of where the runs trained, then a row per run that trained in more than one
+    place (a run continued on another machine), if any."""
+    counts = {}
+    for p in places:
+        key = ' then '.join(p['where'])
+        counts[key] = counts.get(key, 0) + 1
+    lines = ['### Where the runs trained', '']
+    lines += [f'- {where}: {n} run{"s" * (n != 1)}' for where, n in sorted(counts.items())]
+    commits = sorted({c for p in places for c in p['commits']})
+    lines.append(f'- code: commit{"s" * (len(commits) != 1)} {", ".join(commits)}')
+    moved = [p for p in places if len(p['where']) > 1]
+    if moved:
+        body = [[p['cell'], p['method'], ' then '.join(p['where']),
+                 ', '.join('?' if k is None else f'{k:g}' for k in p['kimg'])] for p in moved]
+        lines += [''] + evaluate.markdown_table(['Cell', 'Method', 'Trained on', 'Sessions started at kimg'], body)
+    return lines
 
 
 def report_header(bench, configs, split, seeds):

@@ -11,10 +11,14 @@
 #    last one survives), while the correctness sections of the self-check run beside it: from scratch, or with
 #    RESUME=data/emoji/pretrain/source_emoji64.pkl on from the CPU's kept stage (the continue options of
 #    data/emoji/README.md; the G_ema half-life follows the batch).
-# 2. Ships the last snapshot without the report (no Inception weights on the device) into $OUT/ship, and copies
-#    the run's options, statistics, log and last grid into $OUT/run.
+# 2. Ships the last snapshot without the report (no Inception weights on the device), and keeps the run's
+#    options, statistics, sessions and last grid.
 # 3. Runs the self-check's speed section alone (its own time limit, SPEED_SECONDS, default 120).
-# Everything it prints goes to $OUT/*.log; the ship and the report are finished on the CPU afterwards.
+# Everything is written under STAGE (default /tmp/gpu-session); $OUT only ever holds source_emoji64.pkl (once
+# shipped) and results.tgz (every other file of STAGE: logs, self-check JSON, ship record and grid, run files),
+# rewritten every minute and at each step's end, so that a call stopped at its time limit still brings back what
+# finished, and never more than the few files a device call returns. Unpack with tar -xzf results.tgz; the ship
+# and the report are finished on the CPU afterwards.
 set -u
 : "${OUT:?set OUT to the folder for the results}"
 TRAIN_SECONDS=${TRAIN_SECONDS:-400}
@@ -30,40 +34,51 @@ else
     start=(--cfg emoji64)
 fi
 PRE=${PRE:-/tmp/emoji-pretrain}
+STAGE=${STAGE:-/tmp/gpu-session}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-mkdir -p "$OUT/run" "$PRE"
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+mkdir -p "$OUT" "$STAGE/run" "$PRE"
+
+bundle() {  # STAGE's files except pickles -> $OUT/results.tgz, replaced atomically
+    tar -C "$STAGE" --exclude='*.pkl' -czf "$OUT/results.tgz.tmp" . && mv "$OUT/results.tgz.tmp" "$OUT/results.tgz"
+}
+(while sleep 60; do bundle; done) > /dev/null 2>&1 &
+bundler=$!
+trap 'pkill -P $bundler 2>/dev/null; kill $bundler 2>/dev/null; bundle' EXIT
+
+nvidia-smi > "$STAGE/nvidia-smi.txt" 2>&1
 python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))' \
-    > "$OUT/torch.txt" 2>&1
+    > "$STAGE/torch.txt" 2>&1
 
 timeout -s INT "$TRAIN_SECONDS" python3 scripts/train.py --outdir "$PRE" \
     --target-dir data/emoji/cache/noto_train.zip "${start[@]}" --batch "$BATCH" --mirror --aug diffaug \
     --gamma 0.1 --kimg 5000 --tick "$TICK" --snap 1 --device "$DEVICE" --allow-tf32 --no-progress \
-    > "$OUT/train.log" 2>&1 &
+    > "$STAGE/train.log" 2>&1 &
 train_pid=$!
 python3 -m fsgan.selfcheck --device "$DEVICE" $SELFCHECK_FLAGS --sections ops,fixtures,methods,end_to_end \
-    --json "$OUT/selfcheck.json" > "$OUT/selfcheck.log" 2>&1
-echo "selfcheck exit $?" >> "$OUT/selfcheck.log"
+    --json "$STAGE/selfcheck.json" > "$STAGE/selfcheck.log" 2>&1
+echo "selfcheck exit $?" >> "$STAGE/selfcheck.log"
 wait "$train_pid"
-echo "train exit $? (124/130: stopped by the time limit, as planned)" >> "$OUT/train.log"
+echo "train exit $? (124/130: stopped by the time limit, as planned)" >> "$STAGE/train.log"
 
 run=$(ls -d "$PRE"/0*/ 2>/dev/null | tail -n 1)
 run=${run%/}
 snapshot=$(ls "$run"/network-snapshot-*.pkl 2>/dev/null | tail -n 1)
 if [ -n "$snapshot" ]; then
     python3 scripts/ship_emoji_source.py --snapshot "$snapshot" --no-report --device "$DEVICE" \
-        --data-dir "$OUT/ship" > "$OUT/ship.log" 2>&1
-    echo "ship exit $? ($snapshot)" >> "$OUT/ship.log"
-    cp "$run"/training_options.json "$run"/stats.jsonl "$OUT/run/"
-    cp "$run"/log.txt "$OUT/run/" 2>/dev/null
-    cp "$(ls "$run"/fakes*.png | tail -n 1)" "$OUT/run/"
-    basename "$snapshot" > "$OUT/run/snapshot_name.txt"
+        --data-dir "$STAGE/ship" > "$STAGE/ship.log" 2>&1
+    echo "ship exit $? ($snapshot)" >> "$STAGE/ship.log"
+    cp "$STAGE/ship/source_emoji64.pkl" "$OUT/source_emoji64.pkl.tmp" && mv "$OUT/source_emoji64.pkl.tmp" "$OUT/source_emoji64.pkl"
+    cp "$run"/training_options.json "$run"/stats.jsonl "$run"/sessions.jsonl "$STAGE/run/"
+    cp "$run"/log.txt "$STAGE/run/" 2>/dev/null
+    cp "$(ls "$run"/fakes*.png | tail -n 1)" "$STAGE/run/"
+    basename "$snapshot" > "$STAGE/run/snapshot_name.txt"
 else
-    echo "no snapshot in $PRE" > "$OUT/ship.log"
+    echo "no snapshot in $PRE" > "$STAGE/ship.log"
 fi
 
 timeout -s INT "$SPEED_SECONDS" python3 -m fsgan.selfcheck --device "$DEVICE" $SELFCHECK_FLAGS --sections speed \
-    --json "$OUT/selfcheck-speed.json" > "$OUT/selfcheck-speed.log" 2>&1
-echo "speed exit $?" >> "$OUT/selfcheck-speed.log"
-ls -la "$OUT" "$OUT/ship" "$OUT/run"
-tail -n 5 "$OUT/train.log" "$OUT/selfcheck.log" "$OUT/ship.log" "$OUT/selfcheck-speed.log"
+    --json "$STAGE/selfcheck-speed.json" > "$STAGE/selfcheck-speed.log" 2>&1
+echo "speed exit $?" >> "$STAGE/selfcheck-speed.log"
+bundle
+ls -laR "$STAGE" "$OUT"
+tail -n 5 "$STAGE/train.log" "$STAGE/selfcheck.log" "$STAGE/ship.log" "$STAGE/selfcheck-speed.log"

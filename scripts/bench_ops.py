@@ -13,22 +13,30 @@ Columns: best wall-clock ms of at least 5 calls, forward and forward+backward (a
 w.r.t. x), for impl='ref' and the native kernel, and the speed-up ref / native. On a machine
 shared with other jobs, --threads 1 gives the steadiest numbers.
 
-Usage: python scripts/bench_ops.py [--res 64 256] [--device cpu] [--batch 4] [--min-time 0.2] [--threads N]
+Usage: python scripts/bench_ops.py [--res 64,256] [--device cpu] [--batch 4] [--min-time 0.2] [--threads N]
 """
-import argparse
+import click
 
 from fsgan.bench import bench_ops
+from fsgan.tools.cli import command, device_option, resolve_device
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--res', type=int, nargs='+', default=[64, 256])
-    ap.add_argument('--device', default='cpu')
-    ap.add_argument('--batch', type=int, default=4)
-    ap.add_argument('--min-time', type=float, default=0.2)
-    ap.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (CPU)')
-    args = ap.parse_args()
-    bench_ops(args.res, args.device, args.batch, args.min_time, args.threads)
+@command()
+@click.option('--res', default='64,256', show_default=True, help='Comma-separated model resolutions.')
+@device_option()
+@click.option('--batch', type=click.IntRange(min=1), default=4, show_default=True)
+@click.option('--min-time', type=click.FloatRange(min=0, min_open=True), default=0.2, show_default=True,
+              help='Seconds each timing runs at least.')
+@click.option('--threads', type=click.IntRange(min=1), default=None, help='torch.set_num_threads (CPU).')
+def main(res, device, batch, min_time, threads):
+    """Time the native upfirdn2d / bias_act kernels against the PyTorch reference."""
+    try:
+        resolutions = [int(r) for r in res.split(',') if r.strip()]
+    except ValueError:
+        raise click.BadParameter(f'{res!r}: expected comma-separated integers, e.g. 64,256', param_hint='--res')
+    if not resolutions or any(r < 8 or r & (r - 1) for r in resolutions):
+        raise click.BadParameter(f'{res!r}: expected powers of two of at least 8, e.g. 64,256', param_hint='--res')
+    bench_ops(resolutions, resolve_device(device), batch, min_time, threads)
 
 
 if __name__ == '__main__':

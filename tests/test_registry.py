@@ -1,4 +1,4 @@
-"""dnnlib.registry.Registry: the one shape of the method, loss-term, augmentation and metric registries."""
+"""dnnlib.registry.Registry: the one shape of the method, loss-term, augmentation and callback registries."""
 from dataclasses import dataclass, field
 
 import pytest

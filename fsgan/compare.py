@@ -18,6 +18,7 @@ The comparison folder (--outdir) holds:
 Running the same command again continues a killed comparison: finished methods (state 'done') are
 kept, a method with a checkpointed run folder under runs/<method>/ is continued with
 run_training(resume_run=...), metrics are reused while the snapshot and metric settings are unchanged.
+plan() (compare.py --dry-run) says which rows that would train, and from which kimg, without writing anything.
 """
 import csv
 import hashlib
@@ -200,9 +201,9 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
 
 # ----------------------------------------------------------------------------- state and runs
 
-def load_state(cfg):
-    """The comparison's state (created when new, after check_sources); refuses a folder with other settings or
-    foreign files."""
+def read_state(cfg):
+    """The recorded state of the comparison in cfg.outdir, or None for a new one (no folder, or an empty one).
+    Writes nothing; refuses a folder with other settings or foreign files (CompareError)."""
     path = os.path.join(cfg.outdir, STATE_FILE)
     if os.path.isfile(path):
         with open(path) as f:
@@ -216,11 +217,64 @@ def load_state(cfg):
         return state
     if os.path.isdir(cfg.outdir) and os.listdir(cfg.outdir):
         raise CompareError(f'--outdir {cfg.outdir} is not empty and holds no {STATE_FILE}; choose a new folder')
+    return None
+
+
+def load_state(cfg):
+    """The comparison's state (created when new, after check_sources); refuses a folder with other settings or
+    foreign files."""
+    state = read_state(cfg)
+    if state is not None:
+        return state
     check_sources(cfg)  # before anything is recorded: a typo must not block the corrected command
     os.makedirs(cfg.outdir, exist_ok=True)
     state = dict(version=STATE_VERSION, settings=cfg.settings, methods={})
-    atomic_write_json(path, state)
+    atomic_write_json(os.path.join(cfg.outdir, STATE_FILE), state)
     return state
+
+
+def plan(cfg):
+    """What running the comparison `cfg` would do, without writing anything (compare.py --dry-run):
+    [dict(name, status, kimg, total, run_dir)] per row in order. status: 'given' (a --runs folder), 'done',
+    'partial' (a checkpointed run that train_method continues, at `kimg` of its own `total`) or 'pending' (to
+    train from 0 to the comparison's kimg). A new comparison's source and targets are checked first, as the real
+    run checks them (CompareError)."""
+    from fsgan.run import run_kimg
+    from fsgan.run_options import load_run_options
+    state = read_state(cfg)
+    if state is None:
+        check_sources(cfg)
+        state = dict(methods={})
+    total = cfg.settings['kimg']
+    rows = []
+    for name, run_dir in cfg.entries:
+        entry = state['methods'].get(name, {})
+        if run_dir is not None:
+            rows.append(dict(name=name, status='given', kimg=None, total=None, run_dir=run_dir))
+        elif entry.get('done') and not entry.get('external') and os.path.isdir(run_path(cfg, entry)):
+            rows.append(dict(name=name, status='done', kimg=total, total=total, run_dir=run_path(cfg, entry)))
+        else:
+            partial = checkpointed_run(os.path.join(cfg.outdir, 'runs', name))
+            if partial is None:
+                rows.append(dict(name=name, status='pending', kimg=0.0, total=total, run_dir=None))
+                continue
+            c = load_run_options(partial)
+            kimg = run_kimg(partial, c)
+            rows.append(dict(name=name, status='done' if kimg >= c.kimg else 'partial', kimg=kimg, total=c.kimg,
+                             run_dir=partial))
+    return rows
+
+
+def plan_lines(rows):
+    """Text of a plan: a line per row ('  tgan  partial  8.2/20 kimg  RUNDIR'), then the kimg left to train."""
+    width = max(len(r['name']) for r in rows)
+    lines = []
+    for r in rows:
+        progress = '' if r['kimg'] is None else f'{r["kimg"]:g}/{r["total"]:g} kimg'
+        lines.append(f'  {r["name"]:<{width}}  {r["status"]:<7}  {progress:<16} {r["run_dir"] or ""}'.rstrip())
+    left = [r['total'] - r['kimg'] for r in rows if r['status'] in ('partial', 'pending')]
+    lines.append(f'  to train: {sum(left):g} kimg in {len(left)} run{"s" * (len(left) != 1)}')
+    return lines
 
 
 def check_sources(cfg):

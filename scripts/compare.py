@@ -11,7 +11,8 @@ import os
 import click
 
 from fsgan.benchmarks import PRESET_MODULES
-from fsgan.compare import DEFAULT_METHODS, TRAIN_KEYS, CompareError, run_compare, setup_compare
+from fsgan.compare import (DEFAULT_METHODS, TRAIN_KEYS, CompareError, plan, plan_lines, run_compare,
+                          setup_compare)
 from fsgan.evaluate import EvaluateError
 from fsgan.protocol import PROTOCOLS
 from fsgan.run_setup import SetupError
@@ -26,8 +27,9 @@ def one_line_error(e):
 
 
 def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, split, device, progress, given,
-                         protocol, parallel, threads):
-    """--preset NAME: run the benchmark's grid (fsgan.benchmarks.preset) and print its report."""
+                         protocol, parallel, threads, dry_run=False):
+    """--preset NAME: run the benchmark's grid (fsgan.benchmarks.preset) and print its report (dry_run: print
+    what it would train)."""
     from fsgan.benchmarks import benchmark
     from fsgan.benchmarks import preset as presets
     from fsgan.parallel import JobError
@@ -37,13 +39,15 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
         raise click.UsageError(f'--preset {name} sets the source and data itself; drop {", ".join(given)}')
     bench = benchmark(name)
     try:
-        rows = presets.run_preset(
-            bench, outdir, methods=methods,
-            targets=None if targets is None else presets.parse_list(targets, str, '--preset-targets'),
-            shots=None if shots is None else presets.parse_list(shots, int, '--preset-shots'),
-            seeds=None if seeds is None else presets.parse_list(seeds, int, '--preset-seeds'),
-            kimg=kimg, split=split, device=device, progress=progress, protocol=protocol, parallel=parallel,
-            threads=threads)
+        grid = dict(targets=None if targets is None else presets.parse_list(targets, str, '--preset-targets'),
+                    shots=None if shots is None else presets.parse_list(shots, int, '--preset-shots'),
+                    seeds=None if seeds is None else presets.parse_list(seeds, int, '--preset-seeds'),
+                    methods=methods, kimg=kimg, split=split, protocol=protocol)
+        if dry_run:
+            click.echo('\n'.join(presets.plan_preset(bench, outdir, **grid)))
+            return
+        rows = presets.run_preset(bench, outdir, device=device, progress=progress, parallel=parallel,
+                                  threads=threads, **grid)
     except (CompareError, EvaluateError, SetupError, DataError, TrainingError, JobError, ValueError) as e:
         raise one_line_error(e) from None
     with open(os.path.join(outdir, 'benchmark.md')) as f:
@@ -100,9 +104,12 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
               help='Preset with --parallel: CPU threads per process.')
 @click.option('--split', type=click.Choice(['test', 'val']), default='test', show_default=True,
               help='Preset evaluation split: val for choosing settings, test for the report.')
+@click.option('--dry-run', is_flag=True,
+              help='Check the options and print what would be trained (per run: done, partial at kimg, or pending) '
+                   'and the kimg left, without writing anything.')
 def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol, seed, tick, snap, test_dir, num, num_test,
          faces, trunc, metrics_trunc, cols, strip_steps, cache_dir, device, no_progress, preset, preset_targets,
-         preset_shots, preset_seeds, parallel, threads, split):
+         preset_shots, preset_seeds, parallel, threads, split, dry_run):
     """Train (or take) several adaptations of one source on the same shots and compare them side by side.
 
     Writes comparison.png, metrics.csv/.md and interp_<method>.png into --outdir; metrics use --num
@@ -116,7 +123,8 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
         run_benchmark_preset(preset, outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split,
                              device, not no_progress, protocol=protocol, parallel=parallel, threads=threads,
                              given=[o for o, v in (('--source', source), ('--target-dir', target_dir),
-                                                   ('--runs', runs), ('--test-dir', test_dir)) if v])
+                                                   ('--runs', runs), ('--test-dir', test_dir)) if v],
+                             dry_run=dry_run)
         return
     try:
         cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,
@@ -124,6 +132,12 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
                             test_dir=test_dir, num=num, num_test=num_test, faces=faces, trunc=trunc,
                             metrics_trunc=metrics_trunc, cols=cols, strip_steps=strip_steps, device=device,
                             cache_dir=cache_dir)
+        if dry_run:
+            rows = plan(cfg)
+            click.echo(f'--dry-run: comparison in {outdir}, {cfg.settings["kimg"]:g} kimg per run; nothing was '
+                       f'written')
+            click.echo('\n'.join(plan_lines(rows)))
+            return
         result = run_compare(cfg, progress=not no_progress)
     except (CompareError, EvaluateError, SetupError, DataError, NetworkLoadError, TrainingError, AdapterError,
             ValueError) as e:

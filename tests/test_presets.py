@@ -108,6 +108,15 @@ def test_an_unfinished_run_of_a_cell_is_continued(tiny_emoji_source, tmp_path, o
     opts['run']['kimg'] = 2 * done                        # as if the run had been killed half-way
     with open(opts_path, 'w') as f:
         json.dump(opts, f)
+    plan = preset.plan_preset(bench, str(tmp_path), targets=('far',), shots=(5,), seeds=(0, 1), methods='fsgan',
+                              kimg=0.004)
+    assert plan[0].startswith(f'--dry-run: preset emoji in {tmp_path}: 2 cells, 2 runs (1 partial, 1 pending); '
+                              f'{2 * done - done + 0.004:g} kimg left to train'), plan
+    assert [line.split() for line in plan[1:]] == [
+        ['far-5shot-seed0', '(0.004', 'kimg', 'per', 'run):'], ['fsgan', 'partial', f'{done:g}/{2 * done:g}', 'kimg',
+                                                               run_dir],
+        ['far-5shot-seed1', '(0.004', 'kimg', 'per', 'run):'], ['fsgan', 'pending', '0/0.004', 'kimg']]
+    assert not os.path.exists(os.path.join(tmp_path, 'far-5shot-seed1'))
     assert compare.train_method(cfg, 'fsgan', progress=False) == run_dir
     assert f'[fsgan] continuing {run_dir}' in capsys.readouterr().out
     assert run_kimg(run_dir, load_run_options(run_dir)) >= 2 * done
@@ -130,3 +139,16 @@ def test_emoji_preset_bad_arguments(tmp_path, args, message, monkeypatch):
     res = CliRunner().invoke(compare_cli.main, ['--outdir', str(tmp_path / 'x')] + args)
     assert res.exit_code != 0 and message in res.output, res.output
     assert 'Traceback' not in res.output and not (tmp_path / 'x').exists()
+
+
+def test_preset_dry_run_from_the_command_line_writes_nothing(tmp_path):
+    outdir = tmp_path / 'glyphs'
+    res = CliRunner().invoke(compare_cli.main, ['--preset', 'glyphs', '--outdir', str(outdir), '--preset-shots', '10',
+                                                '--preset-seeds', '0,1', '--methods', 'fsgan,tgan', '--dry-run'])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    targets = len(benchmark('glyphs').targets)
+    assert lines[0].startswith(f'--dry-run: preset glyphs in {outdir}: {2 * targets} cells, {4 * targets} runs '
+                               f'({4 * targets} pending)'), lines[0]
+    assert sum(line.split()[1:2] == ['pending'] for line in lines) == 4 * targets
+    assert not outdir.exists()

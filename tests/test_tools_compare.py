@@ -56,6 +56,17 @@ def test_compare_trains_resumes_and_writes_outputs(p1_path, target_dir, tmp_path
     fsgan_ck = outdir / 'runs' / 'fsgan' / _runs(outdir, 'fsgan')[0] / 'checkpoint.pt'
     fsgan_mtime = fsgan_ck.stat().st_mtime_ns
 
+    # A dry run says what is left: fsgan done, tgan half-way in its run folder.
+    before = sorted(str(p) for p in outdir.rglob('*'))
+    res = CliRunner().invoke(cli.main, args + ['--dry-run'])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith(f'--dry-run: comparison in {outdir}, 0.008 kimg per run')
+    assert lines[1].split() == ['fsgan', 'done', '0.008/0.008', 'kimg', str(fsgan_ck.parent)]
+    assert lines[2].split()[:4] == ['tgan', 'partial', '0.004/0.008', 'kimg']
+    assert lines[3].split() == ['to', 'train:', '0.004', 'kimg', 'in', '1', 'run']
+    assert sorted(str(p) for p in outdir.rglob('*')) == before
+
     # 2. Running it again continues tgan in its run folder and leaves fsgan alone.
     res = CliRunner().invoke(cli.main, args)
     assert res.exit_code == 0, res.output
@@ -159,6 +170,19 @@ def test_bad_arguments_one_line_error(p1_path, target_dir, tmp_path, args, messa
     assert message in res.output and 'Traceback' not in res.output
     assert res.output.strip().splitlines()[-1].startswith('Error:')
     assert not (tmp_path / 'cmp').exists()
+
+
+def test_dry_run_of_a_new_comparison_checks_the_options_and_writes_nothing(p1_path, target_dir, tmp_path):
+    outdir = tmp_path / 'cmp'
+    res = CliRunner().invoke(cli.main, _args(p1_path, target_dir, outdir) + ['--dry-run'])
+    assert res.exit_code == 0, res.output
+    assert [line.split()[:3] for line in res.output.splitlines()[1:3]] == [['fsgan', 'pending', '0/0.008'],
+                                                                           ['tgan', 'pending', '0/0.008']]
+    assert res.output.splitlines()[-1].split() == ['to', 'train:', '0.016', 'kimg', 'in', '2', 'runs']
+    assert not outdir.exists()
+    res = CliRunner().invoke(cli.main, _args(p1_path, str(tmp_path / 'typo'), outdir) + ['--dry-run'])
+    assert res.exit_code != 0 and 'typo' in res.output and 'Traceback' not in res.output
+    assert not outdir.exists()
 
 
 def test_refuses_foreign_folder(p1_path, target_dir, tmp_path):

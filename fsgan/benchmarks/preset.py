@@ -259,6 +259,28 @@ def places_section(places):
     return lines
 
 
+def plan_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None, kimg=None, split='test',
+                source=None, protocol=None):
+    """compare.py --preset NAME --dry-run: the lines of what run_preset would train, per cell (compare.plan),
+    then the totals. Writes nothing."""
+    from fsgan.compare import plan, plan_lines
+    configs = {c: cell_config(bench, outdir, *c, methods=methods, kimg=kimg, split=split, source=source,
+                              protocol=protocol) for c in cells(bench, targets, shots, seeds)}
+    lines, counts, left = [], {}, 0.0
+    for cell, cfg in configs.items():
+        rows = plan(cfg)
+        lines += [f'{cell_name(*cell)} ({cfg.settings["kimg"]:g} kimg per run):'] + plan_lines(rows)[:-1]
+        for r in rows:
+            counts[r['status']] = counts.get(r['status'], 0) + 1
+            if r['status'] in ('partial', 'pending'):
+                left += r['total'] - r['kimg']
+    runs = sum(counts.values())
+    summary = ', '.join(f'{counts[k]} {k}' for k in ('done', 'partial', 'pending') if k in counts)
+    header = (f'--dry-run: preset {bench.name} in {outdir}: {len(configs)} cells, {runs} runs ({summary}); '
+              f'{left:g} kimg left to train; nothing was written')
+    return [header] + lines
+
+
 def report_header(bench, configs, split, seeds):
     """The report's first paragraph: source, length, protocol, regularisation, samples and seeds."""
     cfg = next(iter(configs.values()))

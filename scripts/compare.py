@@ -27,22 +27,22 @@ def one_line_error(e):
 
 
 def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, split, device, progress, given,
-                         protocol, parallel, threads, dry_run=False):
+                         protocol, parallel, threads, dry_run=False, source=None):
     """--preset NAME: run the benchmark's grid (fsgan.benchmarks.preset) and print its report (dry_run: print
-    what it would train)."""
+    what it would train). source: another source network than the preset's shipped one."""
     from fsgan.benchmarks import benchmark
     from fsgan.benchmarks import preset as presets
     from fsgan.parallel import JobError
     from training.dataset import DataError
     from fsgan.training_loop import TrainingError
     if given:
-        raise click.UsageError(f'--preset {name} sets the source and data itself; drop {", ".join(given)}')
+        raise click.UsageError(f'--preset {name} sets its data itself; drop {", ".join(given)}')
     bench = benchmark(name)
     try:
         grid = dict(targets=None if targets is None else presets.parse_list(targets, str, '--preset-targets'),
                     shots=None if shots is None else presets.parse_list(shots, int, '--preset-shots'),
                     seeds=None if seeds is None else presets.parse_list(seeds, int, '--preset-seeds'),
-                    methods=methods, kimg=kimg, split=split, protocol=protocol)
+                    methods=methods, kimg=kimg, split=split, protocol=protocol, source=source)
         if dry_run:
             click.echo('\n'.join(presets.plan_preset(bench, outdir, **grid)))
             return
@@ -93,7 +93,8 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
 @click.option('--preset', type=click.Choice(sorted(PRESET_MODULES)),
               help='Run a whole benchmark: its shipped source adapted to its targets over shots x seeds x methods '
                    '(glyphs: fsgan/benchmarks/glyphs/preset.py, emoji: fsgan/benchmarks/emoji/preset.py); --methods, '
-                   '--kimg, --protocol and --device apply, the other training options do not.')
+                   '--kimg, --protocol, --device and --source (another source network, e.g. a checkpoint of your '
+                   'own) apply, the other training options do not.')
 @click.option('--preset-targets', help='Preset targets [default: all of the preset: near,far].')
 @click.option('--preset-shots', help="Preset shot counts [default: the preset's: 5,10,25].")
 @click.option('--preset-seeds', help="Preset seeds [default: the preset's: 0,1,2].")
@@ -122,9 +123,9 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
     if preset is not None:
         run_benchmark_preset(preset, outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split,
                              device, not no_progress, protocol=protocol, parallel=parallel, threads=threads,
-                             given=[o for o, v in (('--source', source), ('--target-dir', target_dir),
-                                                   ('--runs', runs), ('--test-dir', test_dir)) if v],
-                             dry_run=dry_run)
+                             given=[o for o, v in (('--target-dir', target_dir), ('--runs', runs),
+                                                   ('--test-dir', test_dir)) if v],
+                             dry_run=dry_run, source=source)
         return
     try:
         cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,

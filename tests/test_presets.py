@@ -152,3 +152,19 @@ def test_preset_dry_run_from_the_command_line_writes_nothing(tmp_path):
                                f'({4 * targets} pending)'), lines[0]
     assert sum(line.split()[1:2] == ['pending'] for line in lines) == 4 * targets
     assert not outdir.exists()
+
+
+def test_a_preset_runs_from_another_source(tiny_emoji_source, tmp_path):
+    outdir = tmp_path / 'emoji'
+    base = ['--preset', 'emoji', '--outdir', str(outdir), '--preset-targets', 'near', '--preset-shots', '5',
+            '--preset-seeds', '0', '--methods', 'fsgan', '--dry-run']
+    res = CliRunner().invoke(compare_cli.main, base + ['--source', str(tiny_emoji_source)])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0].startswith(f'--dry-run: preset emoji in {outdir}: 1 cells, 1 runs (1 pending)')
+    cfg = preset.cell_config(EMOJI, str(outdir), 'near', 5, 0, source=str(tiny_emoji_source))
+    assert cfg.settings['source'] == str(tiny_emoji_source) and cfg.settings['train']['gamma'] == 0.1
+    res = CliRunner().invoke(compare_cli.main, base + ['--source', str(tmp_path / 'typo.pkl')])
+    assert res.exit_code != 0 and 'Traceback' not in res.output
+    assert res.output.strip().splitlines()[-1] == (f"Error: Invalid value for --source: {tmp_path / 'typo.pkl'}: "
+                                                   f"no such file; give a network pickle")
+    assert not outdir.exists()

@@ -105,9 +105,12 @@ def cells(bench, targets=None, shots=None, seeds=None):
 def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, split='test', source=None, device=None,
                 num=None, num_test=None, protocol=None):
     """compare.setup_compare(...) of one cell; split 'val' measures against the validation split (tuning).
-    methods None: bench.methods[shots], else compare's defaults."""
-    from fsgan.compare import setup_compare
+    methods None: bench.methods[shots], else compare's defaults. source: a network pickle instead of the
+    benchmark's shipped source (its regularisation read from the .json beside it, as for the shipped one)."""
+    from fsgan.compare import CompareError, setup_compare
     prefix = bench.targets[target]
+    if source is not None and not os.path.isfile(source):
+        raise CompareError(f'{source}: no such file; give a network pickle', '--source')
     source = source or bench.source
     protocol = protocol or bench.protocol
     shots_zip = os.path.join(bench.data_dir, f'{prefix}_shots{shots}.zip')
@@ -115,7 +118,7 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
     for path in (source, shots_zip, eval_zip):
         if not os.path.isfile(path):
             raise ValueError(f'{path}: missing; the {bench.name} preset needs the files shipped in '
-                             f'{recorded_path(bench.data_dir)}')
+                             f'{recorded_path(bench.data_dir)} (or give --source)')
     kimg = kimg or bench.kimg or paper_kimg(shots)
     return setup_compare(os.path.join(outdir, cell_name(target, shots, seed)), source=source, target_dir=shots_zip,
                          shots=shots, methods=methods or bench.methods.get(shots), kimg=kimg,

@@ -206,8 +206,15 @@ def read_state(cfg):
     Writes nothing; refuses a folder with other settings or foreign files (CompareError)."""
     path = os.path.join(cfg.outdir, STATE_FILE)
     if os.path.isfile(path):
-        with open(path) as f:
-            state = json.load(f)
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except (OSError, ValueError) as e:
+            raise CompareError(f'{path}: not readable ({e}); restore it, or start the comparison in a new --outdir')
+        if not (isinstance(state, dict) and isinstance(state.get('settings'), dict)
+                and isinstance(state.get('methods'), dict)):
+            raise CompareError(f'{path}: not a comparison state (no settings and methods); restore it, or start '
+                               f'the comparison in a new --outdir')
         old, new = dict(dict(protocol='ours'), **state['settings']), cfg.settings  # comparisons before protocols
         diff = [f'{k}: {old.get(k)!r} there, {new.get(k)!r} now' for k in sorted(set(old) | set(new))
                 if old.get(k) != new.get(k)]
@@ -238,20 +245,24 @@ def plan(cfg):
     [dict(name, status, kimg, total, run_dir)] per row in order. status: 'given' (a --runs folder), 'done',
     'partial' (a checkpointed run that train_method continues, at `kimg` of its own `total`) or 'pending' (to
     train from 0 to the comparison's kimg). A new comparison's source and targets are checked first, as the real
-    run checks them (CompareError)."""
+    run checks them (CompareError), unless the source is a URL or short name: a dry run fetches nothing."""
+    from fsgan.loading import is_remote_source
     from fsgan.run import run_kimg
     from fsgan.run_options import load_run_options
     state = read_state(cfg)
     if state is None:
-        check_sources(cfg)
+        if not is_remote_source(cfg.settings['source']):
+            check_sources(cfg)
         state = dict(methods={})
     total = cfg.settings['kimg']
     rows = []
     for name, run_dir in cfg.entries:
         entry = state['methods'].get(name, {})
         if run_dir is not None:
+            check_run_dir(name, run_dir)
             rows.append(dict(name=name, status='given', kimg=None, total=None, run_dir=run_dir))
-        elif entry.get('done') and not entry.get('external') and os.path.isdir(run_path(cfg, entry)):
+        elif (entry.get('done') and not entry.get('external') and 'run_dir' in entry
+              and os.path.isdir(run_path(cfg, entry))):
             rows.append(dict(name=name, status='done', kimg=total, total=total, run_dir=run_path(cfg, entry)))
         else:
             partial = checkpointed_run(os.path.join(cfg.outdir, 'runs', name))

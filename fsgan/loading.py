@@ -781,6 +781,13 @@ def build_network(state, name='<network>', device='cpu'):
     return module.eval().requires_grad_(False).to(device)
 
 
+def is_remote_source(source):
+    """True when load_network would fetch `source` (a URL or a short name of NETWORK_URLS), not read a local file."""
+    source = os.fspath(source) if isinstance(source, os.PathLike) else source
+    return isinstance(source, str) and (source in NETWORK_URLS
+                                        or re.match(r'[A-Za-z][A-Za-z0-9+.-]*://', source) is not None)
+
+
 def _resolve_source(source, cache_dir):
     """(local path, name for messages) for a path, URL or short name; downloads URLs through the cache."""
     if isinstance(source, os.PathLike):

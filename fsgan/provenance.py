@@ -22,10 +22,12 @@ SESSIONS_FILE = 'sessions.jsonl'
 def git_commit(root=ROOT):
     """{'commit', 'dirty'} of the checkout at `root` (dirty: tracked files differ from HEAD), or None outside
     git or without a git executable."""
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS='0')  # `git status` must not lock the index a user's git may need
     try:
-        head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=20)
+        head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=20,
+                              env=env)
         dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
-                               capture_output=True, text=True, timeout=20)
+                               capture_output=True, text=True, timeout=20, env=env)
     except (OSError, subprocess.SubprocessError):
         return None
     if head.returncode != 0:
@@ -65,15 +67,23 @@ def session_record(device, kimg, processes=1):
 
 
 def record_session(run_dir, device, kimg, processes=1):
-    """Append this session's record to run_dir/sessions.jsonl. Returns the record."""
+    """Append this session's record to run_dir/sessions.jsonl (on a line of its own, also after a line that a
+    killed writer left unfinished). Returns the record."""
     record = session_record(device, kimg, processes)
-    append_line(os.path.join(run_dir, SESSIONS_FILE), json.dumps(record))
+    path = os.path.join(run_dir, SESSIONS_FILE)
+    line = json.dumps(record)
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+        with open(path, 'rb') as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b'\n':
+                line = '\n' + line
+    append_line(path, line)
     return record
 
 
 def read_sessions(run_dir):
     """The records of run_dir/sessions.jsonl in order; [] for a run without one (trained before it existed).
-    A line that does not parse (a write cut short) is left out."""
+    A line that does not parse (a write cut short) is left out; fields of the wrong type read as missing."""
     path = os.path.join(run_dir, SESSIONS_FILE)
     if not os.path.isfile(path):
         return []
@@ -85,8 +95,18 @@ def read_sessions(run_dir):
             except json.JSONDecodeError:
                 continue
             if isinstance(record, dict):
-                records.append(record)
+                records.append(_checked(record))
     return records
+
+
+FIELD_TYPES = dict(date=str, host=str, device=str, device_name=str, threads=int, processes=int, kimg=(int, float),
+                   git=dict, command=str)
+
+
+def _checked(record):
+    """A sessions.jsonl record with every FIELD_TYPES field of another type (a hand edit) dropped."""
+    return {k: v for k, v in record.items()
+            if k not in FIELD_TYPES or (isinstance(v, FIELD_TYPES[k]) and not isinstance(v, bool))}
 
 
 def where_label(record):
@@ -95,6 +115,6 @@ def where_label(record):
         text = f'cuda {record.get("device_name", "?")}'
     else:
         text = f'{record.get("device", "?")} {record.get("device_name", "?")}, {record.get("threads", "?")} threads'
-    if record.get('processes', 1) > 1:
+    if record.get('processes', 1) > 1:  # read_sessions keeps only an int here
         text += f' (x{record["processes"]} processes)'
     return text

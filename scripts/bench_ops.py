@@ -13,7 +13,8 @@ Columns: best wall-clock ms of at least 5 calls, forward and forward+backward (a
 w.r.t. x), for impl='ref' and the native kernel, and the speed-up ref / native. On a machine
 shared with other jobs, --threads 1 gives the steadiest numbers.
 
-Usage: python scripts/bench_ops.py [--res 64,256] [--device cpu] [--batch 4] [--min-time 0.2] [--threads N]
+Usage: python scripts/bench_ops.py [--res 64,256] [--device cpu|cuda] [--batch 4] [--min-time 0.2] [--threads N]
+(--device: cuda when available, else cpu)
 """
 import click
 

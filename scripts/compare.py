@@ -93,8 +93,8 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
 @click.option('--preset', type=click.Choice(sorted(PRESET_MODULES)),
               help='Run a whole benchmark: its shipped source adapted to its targets over shots x seeds x methods '
                    '(glyphs: fsgan/benchmarks/glyphs/preset.py, emoji: fsgan/benchmarks/emoji/preset.py); --methods, '
-                   '--kimg, --protocol, --device and --source (another source network, e.g. a checkpoint of your '
-                   'own) apply, the other training options do not.')
+                   '--kimg, --protocol, --device and --source (another source: a network snapshot .pkl, e.g. one of '
+                   'your own runs) apply, the other training options do not.')
 @click.option('--preset-targets', help='Preset targets [default: all of the preset: near,far].')
 @click.option('--preset-shots', help="Preset shot counts [default: the preset's: 5,10,25].")
 @click.option('--preset-seeds', help="Preset seeds [default: the preset's: 0,1,2].")
@@ -117,7 +117,7 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
     (default 64) images per method so they stay cheap on a CPU. Re-run the same command to continue.
     """
     from fsgan.export import AdapterError
-    from fsgan.loading import NetworkLoadError
+    from fsgan.loading import NetworkLoadError, is_remote_source
     from training.dataset import DataError
     from fsgan.training_loop import TrainingError
     if preset is not None:
@@ -135,8 +135,10 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
                             cache_dir=cache_dir)
         if dry_run:
             rows = plan(cfg)
+            remote = ('; the source is a URL or short name, not fetched by a dry run (the comparison checks it and '
+                      'the targets when it runs)' if is_remote_source(cfg.settings['source']) else '')
             click.echo(f'--dry-run: comparison in {outdir}, {cfg.settings["kimg"]:g} kimg per run; nothing was '
-                       f'written')
+                       f'written{remote}')
             click.echo('\n'.join(plan_lines(rows)))
             return
         result = run_compare(cfg, progress=not no_progress)

@@ -14,7 +14,7 @@
 # 2. Ships the last snapshot without the report (no Inception weights on the device), and keeps the run's
 #    options, statistics, sessions and last grid.
 # 3. Runs the self-check's speed section alone (its own time limit, SPEED_SECONDS, default 120).
-# Everything is written under STAGE (default /tmp/gpu-session); $OUT only ever holds source_emoji64.pkl (once
+# Everything is written under STAGE (default: a new /tmp/gpu-session.XXXXXX); $OUT only ever holds source_emoji64.pkl (once
 # shipped) and results.tgz (every other file of STAGE: logs, self-check JSON, ship record and grid, run files),
 # rewritten every minute and at each step's end, so that a call stopped at its time limit still brings back what
 # finished, and never more than the few files a device call returns. Unpack with tar -xzf results.tgz; the ship
@@ -33,13 +33,15 @@ if [ -n "$RESUME" ]; then
 else
     start=(--cfg emoji64)
 fi
-PRE=${PRE:-/tmp/emoji-pretrain}
-STAGE=${STAGE:-/tmp/gpu-session}
+PRE=${PRE:-$(mktemp -d /tmp/emoji-pretrain.XXXXXX)}   # fresh folders: nothing of an earlier call comes back
+STAGE=${STAGE:-$(mktemp -d /tmp/gpu-session.XXXXXX)}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$OUT" "$STAGE/run" "$PRE"
 
-bundle() {  # STAGE's files except pickles -> $OUT/results.tgz, replaced atomically
-    tar -C "$STAGE" --exclude='*.pkl' -czf "$OUT/results.tgz.tmp" . && mv "$OUT/results.tgz.tmp" "$OUT/results.tgz"
+bundle() {  # STAGE's files except pickles and temp files -> $OUT/results.tgz, replaced atomically
+    # tar exits 1 when a log grows while it is read: the bundle is still good
+    tar -C "$STAGE" --warning=no-file-changed --exclude='*.pkl' --exclude='.*.tmp' -czf "$OUT/results.tgz.tmp" .
+    [ $? -le 1 ] && mv "$OUT/results.tgz.tmp" "$OUT/results.tgz"
 }
 (while sleep 60; do bundle; done) > /dev/null 2>&1 &
 bundler=$!
@@ -49,7 +51,7 @@ nvidia-smi > "$STAGE/nvidia-smi.txt" 2>&1
 python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))' \
     > "$STAGE/torch.txt" 2>&1
 
-timeout -s INT "$TRAIN_SECONDS" python3 scripts/train.py --outdir "$PRE" \
+timeout -k 60 -s INT "$TRAIN_SECONDS" python3 scripts/train.py --outdir "$PRE" \
     --target-dir data/emoji/cache/noto_train.zip "${start[@]}" --batch "$BATCH" --mirror --aug diffaug \
     --gamma 0.1 --kimg 5000 --tick "$TICK" --snap 1 --device "$DEVICE" --allow-tf32 --no-progress \
     > "$STAGE/train.log" 2>&1 &
@@ -66,8 +68,12 @@ snapshot=$(ls "$run"/network-snapshot-*.pkl 2>/dev/null | tail -n 1)
 if [ -n "$snapshot" ]; then
     python3 scripts/ship_emoji_source.py --snapshot "$snapshot" --no-report --device "$DEVICE" \
         --data-dir "$STAGE/ship" > "$STAGE/ship.log" 2>&1
-    echo "ship exit $? ($snapshot)" >> "$STAGE/ship.log"
-    cp "$STAGE/ship/source_emoji64.pkl" "$OUT/source_emoji64.pkl.tmp" && mv "$OUT/source_emoji64.pkl.tmp" "$OUT/source_emoji64.pkl"
+    shipped=$?
+    echo "ship exit $shipped ($snapshot)" >> "$STAGE/ship.log"
+    if [ "$shipped" -eq 0 ]; then
+        cp "$STAGE/ship/source_emoji64.pkl" "$OUT/source_emoji64.pkl.tmp" \
+            && mv "$OUT/source_emoji64.pkl.tmp" "$OUT/source_emoji64.pkl"
+    fi
     cp "$run"/training_options.json "$run"/stats.jsonl "$run"/sessions.jsonl "$STAGE/run/"
     cp "$run"/log.txt "$STAGE/run/" 2>/dev/null
     cp "$(ls "$run"/fakes*.png | tail -n 1)" "$STAGE/run/"
@@ -76,9 +82,8 @@ else
     echo "no snapshot in $PRE" > "$STAGE/ship.log"
 fi
 
-timeout -s INT "$SPEED_SECONDS" python3 -m fsgan.selfcheck --device "$DEVICE" $SELFCHECK_FLAGS --sections speed \
+timeout -k 30 -s INT "$SPEED_SECONDS" python3 -m fsgan.selfcheck --device "$DEVICE" $SELFCHECK_FLAGS --sections speed \
     --json "$STAGE/selfcheck-speed.json" > "$STAGE/selfcheck-speed.log" 2>&1
 echo "speed exit $?" >> "$STAGE/selfcheck-speed.log"
-bundle
 ls -laR "$STAGE" "$OUT"
 tail -n 5 "$STAGE/train.log" "$STAGE/selfcheck.log" "$STAGE/ship.log" "$STAGE/selfcheck-speed.log"

@@ -106,7 +106,8 @@ def test_preset_aggregate_mean_std():
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--preset', 'glyphs', '--source', 'x.pkl'], 'sets the source and data itself; drop --source'),
+    (['--preset', 'glyphs', '--source', 'x.pkl'], 'Invalid value for --source: x.pkl: no such file'),
+    (['--preset', 'glyphs', '--target-dir', '.'], 'sets its data itself; drop --target-dir'),
     (['--preset', 'glyphs', '--preset-targets', 'mars'], '--preset-targets: unknown mars'),
     (['--preset', 'glyphs', '--preset-shots', '5,x'], "--preset-shots '5,x': expected a comma-separated list"),
     (['--preset', 'glyphs', '--methods', 'fsgan@lr=abc'], "lr must be a finite number > 0"),

@@ -51,8 +51,19 @@ def test_emoji_preset_grid_follows_the_report_scope():
     assert ten.metric_settings['test_dir'].endswith('near_val.zip')
 
 
-def test_source_regularisation_reads_grouped_records(tiny_emoji_source):
+def test_source_regularisation_reads_grouped_records(tiny_emoji_source, tmp_path):
     assert preset.source_regularisation(tiny_emoji_source) == {'gamma': 0.1, 'pl_weight': 0.0, 'style_mixing': 0.0}
+    # A snapshot inside a scripts/train.py run folder: that run's own options.
+    run = tmp_path / '00000-scratch-emoji64'
+    run.mkdir()
+    (run / 'training_options.json').write_text(json.dumps({'loss': {'gamma': 0.2, 'pl_weight': 2.0}}))
+    snapshot = run / 'network-snapshot-000010.000.pkl'
+    snapshot.write_bytes(b'')
+    assert preset.source_regularisation(str(snapshot)) == {'gamma': 0.2, 'pl_weight': 2.0}
+    (run / 'training_options.json').write_text('[1, 2]')
+    with pytest.raises(ValueError, match='training_options.json: not a source description'):
+        preset.source_regularisation(str(snapshot))
+    assert preset.source_regularisation(str(tmp_path / 'alone.pkl')) == {}
 
 
 def cell_numbers(outdir, cell):
@@ -129,8 +140,8 @@ def test_an_unfinished_run_of_a_cell_is_continued(tiny_emoji_source, tmp_path, o
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--preset', 'emoji'], 'gone.pkl: missing; the emoji preset needs the files shipped in data/emoji'),
-    (['--preset', 'emoji', '--test-dir', '.'], 'sets the source and data itself; drop --test-dir'),
+    (['--preset', 'emoji'], 'gone.pkl: missing; the emoji preset needs the files shipped in data/emoji (or give --source)'),
+    (['--preset', 'emoji', '--test-dir', '.'], 'sets its data itself; drop --test-dir'),
     (['--preset', 'emoji', '--preset-targets', 'near,moon'], '--preset-targets: unknown moon'),
     (['--preset', 'emoji', '--parallel', '0'], "Invalid value for '--parallel'"),
 ])
@@ -166,5 +177,5 @@ def test_a_preset_runs_from_another_source(tiny_emoji_source, tmp_path):
     res = CliRunner().invoke(compare_cli.main, base + ['--source', str(tmp_path / 'typo.pkl')])
     assert res.exit_code != 0 and 'Traceback' not in res.output
     assert res.output.strip().splitlines()[-1] == (f"Error: Invalid value for --source: {tmp_path / 'typo.pkl'}: "
-                                                   f"no such file; give a network pickle")
+                                                   f"no such file; give a network snapshot .pkl")
     assert not outdir.exists()

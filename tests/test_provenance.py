@@ -8,10 +8,14 @@ from fsgan.benchmarks import preset
 def test_record_session_appends_one_readable_record_per_session(tmp_path):
     first = provenance.record_session(str(tmp_path), 'cpu', 0)
     with open(tmp_path / provenance.SESSIONS_FILE, 'a') as f:
-        f.write('{"date": "cut sh\n')                         # a write cut short
+        f.write('{"date": "cut sh')                           # a write cut short, without its newline
     provenance.record_session(str(tmp_path), 'cpu', 12.5, processes=2)
+    with open(tmp_path / provenance.SESSIONS_FILE, 'a') as f:
+        f.write('{"device": "cpu", "processes": null, "kimg": "7", "threads": true}\n')   # a hand edit
     records = provenance.read_sessions(str(tmp_path))
-    assert [r['kimg'] for r in records] == [0.0, 12.5] and records[0] == first
+    assert [r.get('kimg') for r in records] == [0.0, 12.5, None] and records[0] == first
+    assert records[2] == dict(device='cpu')
+    assert provenance.where_label(records[2]) == 'cpu ?, ? threads'
     assert records[1]['processes'] == 2 and records[0]['device'] == 'cpu' and records[0]['threads'] >= 1
     assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00', first['date'])
     assert provenance.read_sessions(str(tmp_path / 'absent')) == []

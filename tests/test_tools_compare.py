@@ -185,6 +185,31 @@ def test_dry_run_of_a_new_comparison_checks_the_options_and_writes_nothing(p1_pa
     assert not outdir.exists()
 
 
+def test_dry_run_fetches_no_remote_source_and_checks_given_runs(p1_path, target_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv('FSGAN_CACHE_DIR', str(tmp_path / 'cache'))
+    outdir = tmp_path / 'cmp'
+    args = ['--target-dir', target_dir, '--methods', 'fsgan', '--outdir', str(outdir), '--dry-run']
+    res = CliRunner().invoke(cli.main, args + ['--source', 'ffhq256'])
+    assert res.exit_code == 0, res.output
+    assert 'not fetched by a dry run' in res.output and 'fsgan  pending  0/20 kimg' in res.output
+    assert not (tmp_path / 'cache').exists() and not outdir.exists()
+    res = CliRunner().invoke(cli.main, ['--outdir', str(outdir), '--runs', f'mine={tmp_path / "nope"}', '--dry-run'])
+    assert res.exit_code != 0 and 'no such folder' in res.output and 'Traceback' not in res.output
+
+
+@pytest.mark.parametrize('content', ['{"settings": ', '[]', '{"settings": {}}'])
+def test_a_damaged_state_file_is_one_line_naming_it(p1_path, target_dir, tmp_path, content):
+    outdir = tmp_path / 'cmp'
+    outdir.mkdir()
+    (outdir / compare.STATE_FILE).write_text(content)
+    for extra in ([], ['--dry-run']):
+        res = CliRunner().invoke(cli.main, _args(p1_path, target_dir, outdir) + extra)
+        assert res.exit_code != 0 and 'Traceback' not in res.output
+        last = res.output.strip().splitlines()[-1]
+        assert last.startswith(f'Error: {outdir / compare.STATE_FILE}: not') and 'new --outdir' in last, last
+    assert (outdir / compare.STATE_FILE).read_text() == content
+
+
 def test_refuses_foreign_folder(p1_path, target_dir, tmp_path):
     (tmp_path / 'cmp').mkdir()
     (tmp_path / 'cmp' / 'notes.txt').write_text('mine')

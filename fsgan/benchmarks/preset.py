@@ -78,16 +78,24 @@ def parse_list(text, cast, option):
 
 def source_regularisation(source):
     """The regularisation the source was pretrained with, {key: value} for the REGULARISATION_KEYS its .json
-    (beside the .pkl, as the benchmarks' ship scripts write it) records under training_options; {}
-    (scripts/train.py's defaults) for a source without one. Every adaptation run of a preset and the demos uses
-    them (docs/benchmark-glyphs.md, "Choosing the settings", for why)."""
+    (beside the .pkl, as the benchmarks' ship scripts write it) records under training_options, or, for a
+    snapshot in a scripts/train.py run folder, that run's training_options.json; {} (scripts/train.py's defaults)
+    for a source with neither. Every adaptation run of a preset and the demos uses them (docs/benchmark-glyphs.md,
+    "Choosing the settings", for why)."""
     meta = os.path.splitext(source)[0] + '.json'
-    if not os.path.isfile(meta):
-        return {}
+    run_options = os.path.join(os.path.dirname(os.path.abspath(source)), 'training_options.json')
     try:
-        with open(meta) as f:
-            options = json.load(f).get('training_options', {})
-    except (OSError, ValueError, AttributeError) as e:
+        if os.path.isfile(meta):
+            with open(meta) as f:
+                options = json.load(f).get('training_options', {})
+        elif os.path.isfile(run_options):
+            meta = run_options
+            with open(meta) as f:
+                options = json.load(f)
+        else:
+            return {}
+        options = dict(options)
+    except (OSError, ValueError, AttributeError, TypeError) as e:
         raise ValueError(f'{meta}: not a source description ({e}); remove it or re-ship the source') from None
     options = flatten_options(options)  # a grouped training_options.json as well as a flat one
     return {k: float(options[k]) for k in REGULARISATION_KEYS if k in options}
@@ -110,15 +118,16 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
     from fsgan.compare import CompareError, setup_compare
     prefix = bench.targets[target]
     if source is not None and not os.path.isfile(source):
-        raise CompareError(f'{source}: no such file; give a network pickle', '--source')
+        raise CompareError(f'{source}: no such file; give a network snapshot .pkl', '--source')
     source = source or bench.source
     protocol = protocol or bench.protocol
     shots_zip = os.path.join(bench.data_dir, f'{prefix}_shots{shots}.zip')
     eval_zip = os.path.join(bench.data_dir, f'{prefix}_{split}.zip')
     for path in (source, shots_zip, eval_zip):
         if not os.path.isfile(path):
+            hint = ' (or give --source)' if path == bench.source else ''
             raise ValueError(f'{path}: missing; the {bench.name} preset needs the files shipped in '
-                             f'{recorded_path(bench.data_dir)} (or give --source)')
+                             f'{recorded_path(bench.data_dir)}{hint}')
     kimg = kimg or bench.kimg or paper_kimg(shots)
     return setup_compare(os.path.join(outdir, cell_name(target, shots, seed)), source=source, target_dir=shots_zip,
                          shots=shots, methods=methods or bench.methods.get(shots), kimg=kimg,

@@ -247,8 +247,6 @@ def plan(cfg):
     train from 0 to the comparison's kimg). A new comparison's source and targets are checked first, as the real
     run checks them (CompareError), unless the source is a URL or short name: a dry run fetches nothing."""
     from fsgan.loading import is_remote_source
-    from fsgan.run import run_kimg
-    from fsgan.run_options import load_run_options
     state = read_state(cfg)
     if state is None:
         if not is_remote_source(cfg.settings['source']):
@@ -261,19 +259,23 @@ def plan(cfg):
         if run_dir is not None:
             check_run_dir(name, run_dir)
             rows.append(dict(name=name, status='given', kimg=None, total=None, run_dir=run_dir))
-        elif (entry.get('done') and not entry.get('external') and 'run_dir' in entry
-              and os.path.isdir(run_path(cfg, entry))):
+        elif recorded_done(cfg, entry):
             rows.append(dict(name=name, status='done', kimg=total, total=total, run_dir=run_path(cfg, entry)))
         else:
-            partial = checkpointed_run(os.path.join(cfg.outdir, 'runs', name))
+            partial = partial_run(cfg, name)
             if partial is None:
                 rows.append(dict(name=name, status='pending', kimg=0.0, total=total, run_dir=None))
                 continue
-            c = load_run_options(partial)
-            kimg = run_kimg(partial, c)
+            run_dir, c, kimg = partial
             rows.append(dict(name=name, status='done' if kimg >= c.kimg else 'partial', kimg=kimg, total=c.kimg,
-                             run_dir=partial))
+                             run_dir=run_dir))
     return rows
+
+
+def kimg_left(rows):
+    """kimg still to train over the plan rows that are partial or pending, and how many those are."""
+    left = [r['total'] - r['kimg'] for r in rows if r['status'] in ('partial', 'pending')]
+    return sum(left), len(left)
 
 
 def plan_lines(rows):
@@ -283,8 +285,8 @@ def plan_lines(rows):
     for r in rows:
         progress = '' if r['kimg'] is None else f'{r["kimg"]:g}/{r["total"]:g} kimg'
         lines.append(f'  {r["name"]:<{width}}  {r["status"]:<7}  {progress:<16} {r["run_dir"] or ""}'.rstrip())
-    left = [r['total'] - r['kimg'] for r in rows if r['status'] in ('partial', 'pending')]
-    lines.append(f'  to train: {sum(left):g} kimg in {len(left)} run{"s" * (len(left) != 1)}')
+    left, runs = kimg_left(rows)
+    lines.append(f'  to train: {left:g} kimg in {runs} run{"s" * (runs != 1)}')
     return lines
 
 
@@ -328,21 +330,38 @@ def checkpointed_run(parent):
     return os.path.join(parent, runs[-1]) if runs else None
 
 
+def recorded_done(cfg, entry):
+    """True when a state entry records a run of this comparison as trained and its folder is still there."""
+    return bool(entry.get('done') and not entry.get('external') and 'run_dir' in entry
+                and os.path.isdir(run_path(cfg, entry)))
+
+
+def partial_run(cfg, name):
+    """(run folder, its options, kimg trained) of the checkpointed run of `name` under outdir/runs/<name>/, or
+    None. The options are checked (a hand-edited file fails in one line); the run is finished when kimg >= c.kimg."""
+    from fsgan.run import run_kimg
+    from fsgan.run_options import load_run_options
+    run_dir = checkpointed_run(os.path.join(cfg.outdir, 'runs', name))
+    if run_dir is None:
+        return None
+    c = load_run_options(run_dir)
+    return run_dir, c, run_kimg(run_dir, c)
+
+
 def train_method(cfg, name, progress=True):
     """Train `name` into outdir/runs/<name>/, continuing a checkpointed run there (a finished one is returned as
     it is). Returns the run folder."""
-    from fsgan.run import run_kimg, run_training
+    from fsgan.run import run_training
     from fsgan.run_setup import setup_training_config
     parent = os.path.join(cfg.outdir, 'runs', name)
-    partial = checkpointed_run(parent)
+    partial = partial_run(cfg, name)
     if partial is not None:
-        from fsgan.run_options import load_run_options
-        c = load_run_options(partial)  # checked: a hand-edited file fails in one line
-        if run_kimg(partial, c) >= c.kimg:
-            print(f'[{name}] {partial} is finished')
-            return partial
-        print(f'[{name}] continuing {partial}')
-        return run_training(c, resume_run=partial, progress=progress)
+        run_dir, c, kimg = partial
+        if kimg >= c.kimg:
+            print(f'[{name}] {run_dir} is finished')
+            return run_dir
+        print(f'[{name}] continuing {run_dir}')
+        return run_training(c, resume_run=run_dir, progress=progress)
     s = cfg.settings
     method, row_train, options = parse_method(name)
     train = dict(s.get('train', {}), **row_train)
@@ -377,7 +396,7 @@ def ensure_runs(cfg, state, progress=True):
             entry = {}                                   # was a --runs entry before, now to be trained
         if run_dir is not None:
             entry.update(run_dir=os.path.abspath(run_dir), external=True, done=True)
-        elif not (entry.get('done') and 'run_dir' in entry and os.path.isdir(run_path(cfg, entry))):
+        elif not recorded_done(cfg, entry):
             run_dir = train_method(cfg, name, progress)
             entry.update(run_dir=os.path.relpath(run_dir, cfg.outdir), external=False, done=True)
         state['methods'][name] = entry

@@ -781,11 +781,13 @@ def build_network(state, name='<network>', device='cpu'):
     return module.eval().requires_grad_(False).to(device)
 
 
+URL_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.-]*://')  # a source that starts like this is a URL
+
+
 def is_remote_source(source):
     """True when load_network would fetch `source` (a URL or a short name of NETWORK_URLS), not read a local file."""
     source = os.fspath(source) if isinstance(source, os.PathLike) else source
-    return isinstance(source, str) and (source in NETWORK_URLS
-                                        or re.match(r'[A-Za-z][A-Za-z0-9+.-]*://', source) is not None)
+    return isinstance(source, str) and (source in NETWORK_URLS or URL_SCHEME.match(source) is not None)
 
 
 def _resolve_source(source, cache_dir):
@@ -795,7 +797,7 @@ def _resolve_source(source, cache_dir):
     if not isinstance(source, str):
         raise NetworkLoadError(f'load_network: source must be a path, URL or short name, not {type(source).__name__}')
     url = NETWORK_URLS.get(source)
-    if url is None and re.match(r'[A-Za-z][A-Za-z0-9+.-]*://', source):
+    if url is None and URL_SCHEME.match(source):
         url = source
     if url is not None:
         try:

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -241,8 +242,8 @@ def training_places(configs):
     for cell, cfg in configs.items():
         state = compare.load_state(cfg)
         for name, _ in cfg.entries:
-            entry = state['methods'].get(name)
-            run_dir = (compare.run_path(cfg, entry) if entry and 'run_dir' in entry
+            entry = state['methods'].get(name, {})
+            run_dir = (compare.run_path(cfg, entry) if 'run_dir' in entry
                        else compare.checkpointed_run(os.path.join(cfg.outdir, 'runs', name)))
             sessions = [] if run_dir is None else provenance.read_sessions(run_dir)
             where = list(dict.fromkeys(provenance.where_label(r) for r in sessions)) or ['not recorded']
@@ -255,10 +256,7 @@ def training_places(configs):
 def places_section(places):
     """Markdown lines: a summary of where the runs trained, then a row per run that trained in more than one
     place (a run continued on another machine), if any."""
-    counts = {}
-    for p in places:
-        key = ' then '.join(p['where'])
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter(' then '.join(p['where']) for p in places)
     lines = ['### Where the runs trained', '']
     lines += [f'- {where}: {n} run{"s" * (n != 1)}' for where, n in sorted(counts.items())]
     commits = sorted({c for p in places for c in p['commits']})
@@ -275,18 +273,16 @@ def plan_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=Non
                 source=None, protocol=None):
     """compare.py --preset NAME --dry-run: the lines of what run_preset would train, per cell (compare.plan),
     then the totals. Writes nothing."""
-    from fsgan.compare import plan, plan_lines
+    from fsgan.compare import kimg_left, plan, plan_lines
     configs = {c: cell_config(bench, outdir, *c, methods=methods, kimg=kimg, split=split, source=source,
                               protocol=protocol) for c in cells(bench, targets, shots, seeds)}
-    lines, counts, left = [], {}, 0.0
+    lines, every = [], []
     for cell, cfg in configs.items():
         rows = plan(cfg)
         lines += [f'{cell_name(*cell)} ({cfg.settings["kimg"]:g} kimg per run):'] + plan_lines(rows)[:-1]
-        for r in rows:
-            counts[r['status']] = counts.get(r['status'], 0) + 1
-            if r['status'] in ('partial', 'pending'):
-                left += r['total'] - r['kimg']
-    runs = sum(counts.values())
+        every += rows
+    counts = Counter(r['status'] for r in every)
+    left, runs = kimg_left(every)[0], len(every)
     summary = ', '.join(f'{counts[k]} {k}' for k in ('done', 'partial', 'pending') if k in counts)
     header = (f'--dry-run: preset {bench.name} in {outdir}: {len(configs)} cells, {runs} runs ({summary}); '
               f'{left:g} kimg left to train; nothing was written')

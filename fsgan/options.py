@@ -187,7 +187,8 @@ OPTIONS = (
       'on Ampere and later GPUs, 10 mantissa bits); off by default, as in stylegan2-ada-pytorch.'),
     O('bf16_conv', 'run', 'flag', ('--bf16-conv',), 'Run the training steps\' float32 convolutions in bfloat16 '
       '(8 mantissa bits; float32 accumulation, results rounded to bfloat16 and returned as float32); about 3x faster convolutions on CPUs with AMX or '
-      'AVX512-BF16. Snapshot grids, metrics and generation stay float32. Off by default.'),
+      'AVX512-BF16; the modulated convolutions then also demodulate from the [N, C_in] x [C_in, C_out] product '
+      '(equal up to float32 rounding). Snapshot grids, metrics and generation stay float32. Off by default.'),
     O('metrics', 'run', 'text', ('--metrics',), 'Metrics (metrics registry) of every snapshot on 64 samples against '
       'the targets, appended to metric-<name>.jsonl, e.g. sharpness,memorization [default: none].',
       metavar='NAME[,NAME]', what='a list of metric names',

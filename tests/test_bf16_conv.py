@@ -2,14 +2,17 @@
 
 Inside the context every convolution path of conv2d_resample returns float32 values that bfloat16 can hold (the
 bfloat16 kernel ran), close to the float64 convolution of the bfloat16-rounded inputs; outside it nothing changes;
-gradients and double gradients flow; a training step with the option stays finite and close to the float32 step,
-and everything after the step (G_ema, grids) stays float32."""
+gradients and double gradients flow; inside it modulated_conv2d's training path demodulates from the
+[N, C_in] x [C_in, C_out] product, equal to the per-sample form in value, gradient and double gradient; a training
+step with the option stays finite and close to the float32 step, and everything after the step (G_ema, grids)
+stays float32."""
 import pytest
 import torch
 
 from dnnlib import EasyDict
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_resample, upfirdn2d
+from training import networks
 from fsgan.training_loop import setup_run, training_step
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -92,6 +95,45 @@ def test_gradients_and_double_gradients_flow_through_the_bfloat16_convolution():
     assert not torch.equal(gw16, gw32)
     for a, b in ((gx16, gx32), (gw16, gw32)):
         assert float((a - b).norm() / b.norm()) < 0.05
+
+
+def test_demodulation_from_products_equals_the_per_sample_form_to_second_order():
+    """Value, d/d(weight, styles) and the double gradient path length needs, in float64 against StyleGAN2's
+    per-sample [N, C_out, C_in, kh, kw] formula."""
+    gen = torch.Generator().manual_seed(3)
+    weight = torch.randn([6, 5, 3, 3], generator=gen, dtype=torch.float64, requires_grad=True)
+    styles = torch.randn([4, 5], generator=gen, dtype=torch.float64, requires_grad=True)
+
+    def per_sample(weight, styles):
+        w = weight.unsqueeze(0) * styles.reshape(4, 1, -1, 1, 1)
+        return (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+
+    results = []
+    for form in (per_sample, networks.demodulation_coefficients):
+        d = form(weight, styles)
+        gw, gs = torch.autograd.grad(d.sin().sum(), [weight, styles], create_graph=True)
+        (ggw,) = torch.autograd.grad(gs.square().sum(), weight)
+        results.append((d, gw, gs, ggw))
+    assert results[0][0].shape == (4, 6)
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize('fused', [False, True])
+def test_modulated_conv2d_demodulates_from_products_only_in_the_unfused_bfloat16_path(monkeypatch, fused):
+    """The cheaper form runs only inside compute_dtype(bfloat16) and unfused (training); outside, the per-sample
+    form keeps stylegan2-ada-pytorch's rounding. Both give close outputs."""
+    calls = []
+    real = networks.demodulation_coefficients
+    monkeypatch.setattr(networks, 'demodulation_coefficients', lambda *a: calls.append(1) or real(*a))
+    gen = torch.Generator().manual_seed(4)
+    x, weight, styles = (torch.randn(shape, generator=gen) for shape in ([2, 8, 6, 6], [6, 8, 3, 3], [2, 8]))
+    outputs = []
+    for dtype in (None, torch.bfloat16):
+        with conv2d_resample.compute_dtype(dtype):
+            outputs.append(networks.modulated_conv2d(x, weight, styles, padding=1, fused_modconv=fused))
+        assert len(calls) == (1 if dtype is not None and not fused else 0)
+    assert float((outputs[1] - outputs[0]).norm() / outputs[0].norm()) < 0.02
 
 
 def _opts(p1_path, bf16_conv):

@@ -46,6 +46,22 @@ def _modulated_conv2d_unfused(x, weight, styles, dcoefs, noise, up, down, paddin
     return x
 
 
+def _reduced_precision():
+    """True inside conv2d_resample.compute_dtype(torch.bfloat16) (train.py --bf16-conv). Read through getattr:
+    snapshots embed this file, and stylegan2-ada-pytorch's conv2d_resample, which runs it there, lacks the setting."""
+    return getattr(conv2d_resample, 'active_compute_dtype', lambda: None)() is not None
+
+
+def demodulation_coefficients(weight, styles):
+    """StyleGAN2's demodulation 1 / sqrt(sum_{i,k} (s_i w_oik)^2 + 1e-8) for weight [C_out, C_in, kh, kw] and
+    styles [N, C_in], as the product styles^2 [N, C_in] @ sum_k w^2 [C_in, C_out]; returns [N, C_out].
+    Equal to the per-sample form up to float32 rounding (about 1e-7 relative) without building the
+    [N, C_out, C_in, kh, kw] modulated weights: modulated_conv2d uses it in the reduced-precision mode, where
+    bfloat16's rounding (about 4e-3) dwarfs that difference, and keeps the per-sample form otherwise, which
+    matches stylegan2-ada-pytorch bit for bit."""
+    return (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+
+
 @misc.profiled_function
 def modulated_conv2d(
     x,                          # Input: [N, C_in, H, W].
@@ -75,9 +91,12 @@ def modulated_conv2d(
 
     w = None
     dcoefs = None
-    if demodulate or fused_modconv:
+    from_products = demodulate and not fused_modconv and _reduced_precision()
+    if (demodulate and not from_products) or fused_modconv:
         w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, C_out, C_in, kh, kw]
-    if demodulate:
+    if from_products:
+        dcoefs = demodulation_coefficients(weight, styles)
+    elif demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, C_out]
     if out_gain is not None:
         misc.assert_shape(out_gain, [out_channels])

@@ -8,7 +8,7 @@ its networks to float32 rounding.
 input and weight (float32 accumulation in oneDNN/cuDNN; the result, rounded to bfloat16, is returned as
 float32): about 3x
 faster convolutions on CPUs with AMX or AVX512-BF16, at bfloat16's 8 mantissa bits. Outside it (the
-default) nothing changes.
+default) nothing changes. `active_compute_dtype()` tells other layers which setting is in force.
 """
 import contextlib
 
@@ -31,6 +31,11 @@ def compute_dtype(dtype):
         yield
     finally:
         _compute_dtype = previous
+
+
+def active_compute_dtype():
+    """The dtype float32 convolutions compute in at this moment: None (their own) or torch.bfloat16."""
+    return _compute_dtype
 
 
 def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True):

@@ -30,7 +30,10 @@ case "$cmd" in
   setup) setup ;;
   test)
     setup
-    exec .venv/bin/python -m pytest -q "$@" ;;
+    # pytest-xdist workers: most tests run on one thread, so two workers use both cores of a 2-core machine.
+    # FSGAN_TEST_WORKERS overrides (0: no workers, one process; auto: one per core); at most 4 by default.
+    workers=${FSGAN_TEST_WORKERS:-$(n=$(nproc 2>/dev/null || echo 2); echo $(( n < 4 ? n : 4 )))}
+    exec .venv/bin/python -m pytest -q -n "$workers" "$@" ;;
   demo)
     setup
     exec .venv/bin/python scripts/demo.py "$@" ;;

@@ -21,8 +21,8 @@ groups and keys sorted), e.g. for `--resume p1.pkl --target-dir targets --kimg 0
       "networks":     {"cfg": null, "source": "/abs/p1.pkl", "start": "G", "track_w_avg": true},
       "optimiser":    {"batch": 4, "dlr": 0.003, "ema_kimg": 10.0, "ema_rampup": null, "lr": 0.003},
       "run":          {"allow_tf32": false, "bf16_conv": false, "device": "cpu", "grid_seed": 0, "grid_size": 16,
-                       "grid_trunc": 0.8, "kimg": 0.004, "kimg_per_tick": 0.004, "metrics": [], "nan_policy": "stop",
-                       "num_gpus": 1, "outdir": "/abs/runs", "seed": 0, "snap": 5}
+                       "checkpoint_ticks": 0, "grid_trunc": 0.8, "kimg": 0.004, "kimg_per_tick": 0.004, "metrics": [],
+                       "nan_policy": "stop", "num_gpus": 1, "outdir": "/abs/runs", "seed": 0, "snap": 5}
     }
 
 Keys keep their flat names inside the groups (a key belongs to exactly one group), so `flatten_options` turns the
@@ -161,6 +161,9 @@ OPTIONS = (
     O('seed', 'run', 'int', ('--seed',), 'Random seed.', default=0, low=0, required=True),
     O('snap', 'run', 'int', ('--snap',), 'Snapshot interval in ticks (0 = only the final snapshot).', default=5, low=0,
       required=True),
+    O('checkpoint_ticks', 'run', 'int', ('--checkpoint-ticks',), 'Also write checkpoint.pt every N ticks between '
+      'snapshots (a kill then costs at most N ticks; results do not depend on it). Default 0: only with the '
+      'snapshots. Also taken with --resume-run.', low=0),
     O('kimg_per_tick', 'run', 'float', ('--tick',), 'Tick length in kimg.', default=1.0, low=0, low_open=True,
       required=True),
     O('cfg', 'networks', 'choice', ('--cfg',), 'Configuration when training from scratch (no --resume).',

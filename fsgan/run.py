@@ -140,8 +140,9 @@ def run_kimg(run_dir, c):
     return int(read_checkpoint(run_dir, c, mmap=True)['cur_nimg']) / 1000
 
 
-def continue_run(run_dir, kimg=None, dry_run=False, progress=True):
-    """--resume-run: continue run_dir from its checkpoint; `kimg` extends the run (recorded in its options).
+def continue_run(run_dir, kimg=None, dry_run=False, progress=True, checkpoint_ticks=None):
+    """--resume-run: continue run_dir from its checkpoint; `kimg` extends the run and `checkpoint_ticks` sets
+    --checkpoint-ticks (each recorded in its options when given).
 
     Returns run_dir, or None when nothing ran: a dry run (prints the plan) or a finished run (says so).
     """
@@ -149,6 +150,8 @@ def continue_run(run_dir, kimg=None, dry_run=False, progress=True):
     from fsgan.run_options import load_run_options
     c = load_run_options(run_dir)
     c.kimg = float(c.kimg if kimg is None else kimg)
+    if checkpoint_ticks is not None:
+        c.checkpoint_ticks = int(checkpoint_ticks)
     done_kimg = run_kimg(run_dir, c)
     if kimg is not None and kimg <= done_kimg:
         raise SetupError(f'--kimg {kimg:g}: the run in {run_dir} is already at kimg {done_kimg:g}; give a larger '
@@ -161,7 +164,7 @@ def continue_run(run_dir, kimg=None, dry_run=False, progress=True):
         print(f'{run_dir} is finished (kimg {done_kimg:g} of {c.kimg:g}); give --kimg to extend it')
         return None
     with folder_lock(run_dir):
-        return _resume(c, run_dir, progress, record_options=kimg is not None)
+        return _resume(c, run_dir, progress, record_options=kimg is not None or checkpoint_ticks is not None)
 
 
 def report_last_snapshot(run_dir):

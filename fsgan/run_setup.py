@@ -126,7 +126,7 @@ def setup_training_config(target_dir, **options):
         style_mixing=float(o.style_mixing), losses=losses, protocol=o.protocol,
         ema_kimg=float(proto['ema_kimg']), ema_rampup=proto['ema_rampup'] or None, start=proto['start'],
         track_w_avg=proto['track_w_avg'], G_reg_interval=4, D_reg_interval=16, mirror=bool(o.mirror),
-        cond=bool(o.cond), seed=o.seed, snap=o.snap, kimg_per_tick=float(o.kimg_per_tick), device=device,
+        cond=bool(o.cond), seed=o.seed, snap=o.snap, checkpoint_ticks=int(o.checkpoint_ticks or 0), kimg_per_tick=float(o.kimg_per_tick), device=device,
         grid_seed=o.seed, grid_size=16, grid_trunc=float(o.grid_trunc), cfg=o.cfg if scratch else None,
         nan_policy=o.nan_policy, num_gpus=gpus, aug=aug_mode, augment_kwargs=augment_kwargs,
         allow_tf32=bool(o.allow_tf32), bf16_conv=bool(o.bf16_conv), metrics=metric_names(o.metrics),

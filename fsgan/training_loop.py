@@ -12,7 +12,8 @@ same for all of them. A run folder holds:
                           e.g. 000020.480 (fsgan.export.artefact_tag): unique, sorts in time order
   network-snapshot-{tag}.pkl   baked network pickle (stylegan2-ada-pytorch format)
   adapter-{tag}.pt        trained tensors only (+ source sha256)
-  checkpoint.pt           everything a resume needs (written atomically at the start and at each snapshot)
+  checkpoint.pt           everything a resume needs (written atomically at the start, at each snapshot and every
+                          --checkpoint-ticks ticks between them)
   events.out.tfevents.*   TensorBoard scalars (step = images seen)
 """
 import contextlib
@@ -663,6 +664,8 @@ def end_tick(state, opts, run_dir, log, done):
     run_callbacks(state.callbacks, 'tick', state, opts, run_dir)
     if done or (opts.snap and state.cur_tick % opts.snap == 0):
         write_snapshot(state, opts, run_dir)
+    elif opts.get('checkpoint_ticks') and state.cur_tick % opts.checkpoint_ticks == 0:
+        save_checkpoint(state, opts, run_dir)  # reads the state only: the run goes on exactly as without it
     log.tick_start_time, log.tick_start_nimg = time.time(), state.cur_nimg
 
 

@@ -16,7 +16,7 @@ from fsgan.run import continue_run, report_last_snapshot, run_training
 from fsgan.run_setup import setup_training_config
 from fsgan.tools.cli import check_output_dir, command
 
-RESUME_OPTIONS = ('resume_run', 'kimg', 'dry_run', 'no_progress')  # all else comes from the run's options
+RESUME_OPTIONS = ('resume_run', 'kimg', 'checkpoint_ticks', 'dry_run', 'no_progress')  # all else comes from the run's options
 
 
 def refuse_with_resume_run(ctx):
@@ -26,7 +26,7 @@ def refuse_with_resume_run(ctx):
              and ctx.get_parameter_source(p.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
     if given:
         raise SetupError(f'--resume-run continues a run with the options it recorded; drop {", ".join(given)} '
-                         f'(only --kimg, --dry-run and --no-progress apply)')
+                         f'(only --kimg, --checkpoint-ticks, --dry-run and --no-progress apply)')
 
 
 def resume_command(run_dir):
@@ -65,7 +65,8 @@ def main(resume_run, dry_run, no_progress, **opts):
     try:
         if resume_run is not None:
             refuse_with_resume_run(click.get_current_context())
-            report_last_snapshot(continue_run(resume_run, opts['kimg'], dry_run, progress=not no_progress))
+            report_last_snapshot(continue_run(resume_run, opts['kimg'], dry_run, progress=not no_progress,
+                                              checkpoint_ticks=opts['checkpoint_ticks']))
             return
         if opts['target_dir'] is None:
             raise SetupError('--target-dir is required (a folder or zip of target images)')

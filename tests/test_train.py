@@ -85,6 +85,39 @@ def test_resume_continues_exactly(p1_path, target_dir, tmp_path):
             assert torch.equal(t, ck_b[key][name]), f'{key}.{name} differs after resume'
 
 
+def test_checkpoints_between_snapshots_resume_exactly(p1_path, target_dir, tmp_path, monkeypatch):
+    """--checkpoint-ticks 1 with --snap 5: a run stopped in its third tick resumes from the second tick's
+    checkpoint (not from the start) and ends as the same run without the option; --resume-run takes the option
+    and records it."""
+    from fsgan import training_loop
+    base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4', '--tick', '0.004',
+            '--snap', '5', '--kimg', '0.012', '--no-progress']
+    assert _run(base + ['--outdir', str(tmp_path / 'a')]).exit_code == 0
+    real = training_loop.run_callbacks
+
+    def stop_in_third_tick(callbacks, event, state, *args):
+        if event == 'tick' and state.cur_tick == 3:
+            raise KeyboardInterrupt
+        return real(callbacks, event, state, *args)
+    monkeypatch.setattr(training_loop, 'run_callbacks', stop_in_third_tick)
+    res = _run(base + ['--outdir', str(tmp_path / 'b'), '--checkpoint-ticks', '1'])
+    assert res.exit_code == 130, res.output
+    monkeypatch.setattr(training_loop, 'run_callbacks', real)
+    run_a = tmp_path / 'a' / os.listdir(tmp_path / 'a')[0]
+    run_b = tmp_path / 'b' / os.listdir(tmp_path / 'b')[0]
+    assert torch.load(run_b / 'checkpoint.pt', weights_only=True)['cur_nimg'] == 8
+    assert not any(name.startswith('network-snapshot-') for name in os.listdir(run_b))
+    assert _run(['--resume-run', str(run_b), '--checkpoint-ticks', '2']).exit_code == 0
+    assert read_training_options(run_b / 'training_options.json')['checkpoint_ticks'] == 2
+    assert read_training_options(run_a / 'training_options.json')['checkpoint_ticks'] == 0
+    ck_a = torch.load(run_a / 'checkpoint.pt', weights_only=True)
+    ck_b = torch.load(run_b / 'checkpoint.pt', weights_only=True)
+    assert ck_a['cur_nimg'] == ck_b['cur_nimg'] == 12
+    for key in ('G', 'D', 'G_ema'):
+        for name, t in ck_a[key].items():
+            assert torch.equal(t, ck_b[key][name]), f'{key}.{name} differs after resume'
+
+
 def test_dry_run_prints_counts(p1_path, target_dir, tmp_path):
     res = _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '3', '--dry-run',
                 '--outdir', str(tmp_path / 'runs')])

@@ -63,6 +63,16 @@ def test_runs_are_numbered_and_never_overwritten(p1_path, target_dir, tmp_path):
     assert sorted(os.listdir(out)) == ['00000-fsgan-4shot', '00001-fsgan-4shot']
 
 
+def _assert_same_checkpoints(run_a, run_b, nimg):
+    """Both runs' checkpoints are at `nimg` images with bit-identical G, D and G_ema."""
+    ck_a = torch.load(run_a / 'checkpoint.pt', weights_only=True)
+    ck_b = torch.load(run_b / 'checkpoint.pt', weights_only=True)
+    assert ck_a['cur_nimg'] == ck_b['cur_nimg'] == nimg
+    for key in ('G', 'D', 'G_ema'):
+        for name, t in ck_a[key].items():
+            assert torch.equal(t, ck_b[key][name]), f'{key}.{name} differs after resume'
+
+
 def test_resume_continues_exactly(p1_path, target_dir, tmp_path):
     """Stopping after one tick and resuming ends with the same weights as an uninterrupted run."""
     base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4',
@@ -77,12 +87,7 @@ def test_resume_continues_exactly(p1_path, target_dir, tmp_path):
     assert _run(['--resume-run', str(run_b), '--no-progress']).exit_code == 0
     kimgs = [json.loads(line)['kimg'] for line in (run_b / 'stats.jsonl').read_text().splitlines()]
     assert kimgs == [0.004, 0.008]
-    ck_a = torch.load(run_a / 'checkpoint.pt', weights_only=True)
-    ck_b = torch.load(run_b / 'checkpoint.pt', weights_only=True)
-    assert ck_a['cur_nimg'] == ck_b['cur_nimg'] == 8
-    for key in ('G', 'D', 'G_ema'):
-        for name, t in ck_a[key].items():
-            assert torch.equal(t, ck_b[key][name]), f'{key}.{name} differs after resume'
+    _assert_same_checkpoints(run_a, run_b, nimg=8)
 
 
 def test_checkpoints_between_snapshots_resume_exactly(p1_path, target_dir, tmp_path, monkeypatch):
@@ -110,12 +115,7 @@ def test_checkpoints_between_snapshots_resume_exactly(p1_path, target_dir, tmp_p
     assert _run(['--resume-run', str(run_b), '--checkpoint-ticks', '2']).exit_code == 0
     assert read_training_options(run_b / 'training_options.json')['checkpoint_ticks'] == 2
     assert read_training_options(run_a / 'training_options.json')['checkpoint_ticks'] == 0
-    ck_a = torch.load(run_a / 'checkpoint.pt', weights_only=True)
-    ck_b = torch.load(run_b / 'checkpoint.pt', weights_only=True)
-    assert ck_a['cur_nimg'] == ck_b['cur_nimg'] == 12
-    for key in ('G', 'D', 'G_ema'):
-        for name, t in ck_a[key].items():
-            assert torch.equal(t, ck_b[key][name]), f'{key}.{name} differs after resume'
+    _assert_same_checkpoints(run_a, run_b, nimg=12)
 
 
 def test_dry_run_prints_counts(p1_path, target_dir, tmp_path):

@@ -31,8 +31,10 @@ case "$cmd" in
   test)
     setup
     # pytest-xdist workers: most tests run on one thread, so two workers use both cores of a 2-core machine.
-    # FSGAN_TEST_WORKERS overrides (0: no workers, one process; auto: one per core); at most 4 by default.
-    workers=${FSGAN_TEST_WORKERS:-$(n=$(nproc 2>/dev/null || echo 2); echo $(( n < 4 ? n : 4 )))}
+    # Default: one per core, at most 4 (one core: none). FSGAN_TEST_WORKERS overrides (0: one process, as
+    # --pdb needs). nproc without OMP_* variables, which it would otherwise report instead of the cores.
+    cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 2)
+    workers=${FSGAN_TEST_WORKERS:-$(( cores < 2 ? 0 : (cores < 4 ? cores : 4) ))}
     exec .venv/bin/python -m pytest -q -n "$workers" "$@" ;;
   demo)
     setup

@@ -162,8 +162,9 @@ OPTIONS = (
     O('snap', 'run', 'int', ('--snap',), 'Snapshot interval in ticks (0 = only the final snapshot).', default=5, low=0,
       required=True),
     O('checkpoint_ticks', 'run', 'int', ('--checkpoint-ticks',), 'Also write checkpoint.pt every N ticks between '
-      'snapshots (a kill then costs at most N ticks; results do not depend on it). Default 0: only with the '
-      'snapshots. Also taken with --resume-run.', low=0),
+      'snapshots (a kill then costs at most N ticks; results do not depend on it, except that --nan-policy '
+      'rollback goes back to the newest checkpoint). Default 0: only with the snapshots. Also taken with '
+      '--resume-run.', low=0),
     O('kimg_per_tick', 'run', 'float', ('--tick',), 'Tick length in kimg.', default=1.0, low=0, low_open=True,
       required=True),
     O('cfg', 'networks', 'choice', ('--cfg',), 'Configuration when training from scratch (no --resume).',

@@ -5,6 +5,7 @@ import os
 
 from fsgan import protocol as protocols
 from fsgan.methods import METHODS
+from fsgan.options import BY_NAME, check_value
 from fsgan.run_setup import SetupError, network_geometry, scratch_kwargs, next_run_dir, target_labels
 
 def _worker(rank, c, run_dir, images, labels, resume, progress, init_file):
@@ -44,7 +45,7 @@ def naming_run(run_dir):
 
 def _resume(c, run_dir, progress, record_options=False):
     """Continue run_dir from its checkpoint (the caller holds the folder's lock); record_options: first write `c`
-    into its training_options.json (a run extended by --kimg)."""
+    into its training_options.json (a run extended by --kimg, or given --checkpoint-ticks)."""
     import numpy as np
     from dnnlib.fileio import remove_abandoned_temps
     from fsgan.options import write_training_options
@@ -151,7 +152,7 @@ def continue_run(run_dir, kimg=None, dry_run=False, progress=True, checkpoint_ti
     c = load_run_options(run_dir)
     c.kimg = float(c.kimg if kimg is None else kimg)
     if checkpoint_ticks is not None:
-        c.checkpoint_ticks = int(checkpoint_ticks)
+        c.checkpoint_ticks = int(check_value(BY_NAME['checkpoint_ticks'], checkpoint_ticks))
     done_kimg = run_kimg(run_dir, c)
     if kimg is not None and kimg <= done_kimg:
         raise SetupError(f'--kimg {kimg:g}: the run in {run_dir} is already at kimg {done_kimg:g}; give a larger '

@@ -665,7 +665,8 @@ def end_tick(state, opts, run_dir, log, done):
     if done or (opts.snap and state.cur_tick % opts.snap == 0):
         write_snapshot(state, opts, run_dir)
     elif opts.get('checkpoint_ticks') and state.cur_tick % opts.checkpoint_ticks == 0:
-        save_checkpoint(state, opts, run_dir)  # reads the state only: the run goes on exactly as without it
+        with ctrl_c_deferred():  # as in write_snapshot: every rank finishes gathering the RNG states
+            save_checkpoint(state, opts, run_dir)  # reads the state only: the run goes on exactly as without it
     log.tick_start_time, log.tick_start_nimg = time.time(), state.cur_nimg
 
 

@@ -16,7 +16,8 @@ from fsgan.run import continue_run, report_last_snapshot, run_training
 from fsgan.run_setup import setup_training_config
 from fsgan.tools.cli import check_output_dir, command
 
-RESUME_OPTIONS = ('resume_run', 'kimg', 'checkpoint_ticks', 'dry_run', 'no_progress')  # all else comes from the run's options
+# Options --resume-run takes; all else comes from the run's options.
+RESUME_OPTIONS = ('resume_run', 'kimg', 'checkpoint_ticks', 'dry_run', 'no_progress')
 
 
 def refuse_with_resume_run(ctx):
@@ -53,7 +54,8 @@ def stopped_error(e):
 @command()
 @click_options
 @click.option('--resume-run', type=click.Path(file_okay=False),
-              help='Continue an interrupted run folder with its recorded options (--kimg extends it).')
+              help='Continue an interrupted run folder with its recorded options (--kimg extends it; '
+                   '--checkpoint-ticks sets that interval).')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar: a line per tick instead (kimg, sec/tick, img/s, losses).')
 def main(resume_run, dry_run, no_progress, **opts):

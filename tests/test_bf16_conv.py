@@ -120,20 +120,36 @@ def test_demodulation_from_products_equals_the_per_sample_form_to_second_order()
 
 
 @pytest.mark.parametrize('fused', [False, True])
-def test_modulated_conv2d_demodulates_from_products_only_in_the_unfused_bfloat16_path(monkeypatch, fused):
+@pytest.mark.parametrize('out_gain', [False, True])
+def test_modulated_conv2d_demodulates_from_products_only_in_the_unfused_bfloat16_path(monkeypatch, fused, out_gain):
     """The cheaper form runs only inside compute_dtype(bfloat16) and unfused (training); outside, the per-sample
-    form keeps stylegan2-ada-pytorch's rounding. Both give close outputs."""
+    form keeps stylegan2-ada-pytorch's rounding. Both give close outputs, with SSGAN's out_gain too."""
     calls = []
     real = networks.demodulation_coefficients
     monkeypatch.setattr(networks, 'demodulation_coefficients', lambda *a: calls.append(1) or real(*a))
     gen = torch.Generator().manual_seed(4)
     x, weight, styles = (torch.randn(shape, generator=gen) for shape in ([2, 8, 6, 6], [6, 8, 3, 3], [2, 8]))
+    gain = torch.rand([6], generator=gen) + 0.5 if out_gain else None
     outputs = []
     for dtype in (None, torch.bfloat16):
         with conv2d_resample.compute_dtype(dtype):
-            outputs.append(networks.modulated_conv2d(x, weight, styles, padding=1, fused_modconv=fused))
+            outputs.append(networks.modulated_conv2d(x, weight, styles, padding=1, fused_modconv=fused,
+                                                     out_gain=gain))
         assert len(calls) == (1 if dtype is not None and not fused else 0)
     assert float((outputs[1] - outputs[0]).norm() / outputs[0].norm()) < 0.02
+
+
+def test_without_the_setting_the_per_sample_form_stays(monkeypatch):
+    """Snapshots embed training/networks.py, and stylegan2-ada-pytorch's conv2d_resample has no
+    active_compute_dtype: there the per-sample form runs."""
+    calls = []
+    real = networks.demodulation_coefficients
+    monkeypatch.setattr(networks, 'demodulation_coefficients', lambda *a: calls.append(1) or real(*a))
+    monkeypatch.delattr(conv2d_resample, 'active_compute_dtype')
+    x, weight, styles = torch.randn([2, 8, 6, 6]), torch.randn([6, 8, 3, 3]), torch.randn([2, 8])
+    with conv2d_resample.compute_dtype(torch.bfloat16):
+        networks.modulated_conv2d(x, weight, styles, padding=1, fused_modconv=False)
+    assert calls == []
 
 
 def _opts(p1_path, bf16_conv):

@@ -115,6 +115,8 @@ def test_checkpoints_between_snapshots_resume_exactly(p1_path, target_dir, tmp_p
     assert _run(['--resume-run', str(run_b), '--checkpoint-ticks', '2']).exit_code == 0
     assert read_training_options(run_b / 'training_options.json')['checkpoint_ticks'] == 2
     assert read_training_options(run_a / 'training_options.json')['checkpoint_ticks'] == 0
+    kimgs = [json.loads(line)['kimg'] for line in (run_b / 'stats.jsonl').read_text().splitlines()]
+    assert kimgs == [0.004, 0.008, 0.012]  # the third tick's record, if any, was dropped and redone
     _assert_same_checkpoints(run_a, run_b, nimg=12)
 
 

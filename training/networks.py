@@ -102,9 +102,7 @@ def modulated_conv2d(
         misc.assert_shape(out_gain, [out_channels])
         ones = torch.ones([batch_size, out_channels], dtype=weight.dtype, device=weight.device)
         dcoefs = out_gain.unsqueeze(0) * (dcoefs if dcoefs is not None else ones)
-        demodulate = True  # From here on, dcoefs holds the per-channel output scale.
-        if w is None:
-            w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)
+        demodulate = True  # From here on, dcoefs holds the per-channel output scale (w exists when fused).
     if demodulate and fused_modconv:
         w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
 

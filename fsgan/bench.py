@@ -3,9 +3,13 @@
 Op shapes are those of StyleGAN2 generator and discriminator layers (config-f style, channel_base 16384,
 channel_max 512: C(r) = min(16384 // r, 512)); see scripts/bench_ops.py for the rows and columns.
 Step times are seconds per fsgan.training_loop.training_step on one small config (scripts/bench_train.py).
+`demodulation_forms` times a generator's forward + backward in the --bf16-conv mode with each demodulation form.
 """
+import contextlib
 import copy
+import statistics
 import time
+from unittest import mock
 
 import torch
 
@@ -132,6 +136,41 @@ def svd_setup_seconds():
     start = time.perf_counter()
     params = adapt(copy.deepcopy(G), copy.deepcopy(D), method='fsgan')
     return time.perf_counter() - start, sum(p.numel() for p in params)
+
+
+def demodulation_forms(network, batch=32, reps=6, device='cpu', log=print):
+    """{'products': s, 'per-sample': s}: median seconds of G_ema's forward + backward (train mode, as in a
+    training phase; `batch` latents) inside the --bf16-conv mode, where modulated_conv2d demodulates from the
+    styles² @ Σw² product, and with the per-sample [N, C_out, C_in, k, k] form patched in instead (the default
+    mode's form); `reps` alternating repetitions after one warm-up each, so that load changes hit both alike."""
+    from fsgan.loading import load_network
+    from torch_utils.ops import conv2d_resample
+    from training import networks
+    G = load_network(network, device=device)['G_ema'].train().requires_grad_(True)
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn([batch, G.z_dim], generator=gen).to(device)
+    c = torch.zeros([batch, G.c_dim], device=device)
+
+    def once(form):
+        per_sample = mock.patch.object(networks, '_reduced_precision', lambda: False)
+        with per_sample if form == 'per-sample' else contextlib.nullcontext(), \
+                conv2d_resample.compute_dtype(torch.bfloat16):
+            start = time.perf_counter()
+            G(z, c).square().mean().backward()
+            if torch.device(device).type == 'cuda':
+                torch.cuda.synchronize()
+            return time.perf_counter() - start
+    forms = ('products', 'per-sample')
+    for form in forms:
+        once(form)
+    times = {form: [] for form in forms}
+    for _ in range(reps):
+        for form in forms:
+            times[form].append(once(form))
+    medians = {form: statistics.median(t) for form, t in times.items()}
+    log(f'demodulation in the --bf16-conv mode, G forward + backward at batch {batch} (median of {reps}): '
+        f'products {medians["products"] * 1000:.1f} ms, per-sample {medians["per-sample"] * 1000:.1f} ms')
+    return medians
 
 
 TIMED_METHODS = ('fsgan', 'tgan', 'freezed', 'ssgan')  # bench_train's default rows

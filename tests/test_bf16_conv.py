@@ -152,6 +152,26 @@ def test_without_the_setting_the_per_sample_form_stays(monkeypatch):
     assert calls == []
 
 
+def test_the_demodulation_benchmark_times_each_form_and_restores_the_switch(p1_path, monkeypatch):
+    """scripts/bench_train.py --demod-forms: the 'products' passes demodulate from products, the 'per-sample'
+    passes do not, and the switch is the original function afterwards."""
+    from fsgan.bench import demodulation_forms
+    from fsgan.loading import load_network
+    calls = []
+    real = networks.demodulation_coefficients
+    monkeypatch.setattr(networks, 'demodulation_coefficients', lambda *a: calls.append(1) or real(*a))
+    G = load_network(p1_path)['G_ema'].train()
+    with conv2d_resample.compute_dtype(torch.bfloat16):
+        G(torch.randn([2, G.z_dim]), torch.zeros([2, G.c_dim]))
+    per_pass, calls[:] = len(calls), []
+    switch = networks._reduced_precision
+    lines = []
+    medians = demodulation_forms(p1_path, batch=2, reps=1, log=lines.append)
+    assert per_pass > 0 and len(calls) == 2 * per_pass  # warm-up + one repetition, products only
+    assert set(medians) == {'products', 'per-sample'} and all(v > 0 for v in medians.values())
+    assert networks._reduced_precision is switch and len(lines) == 1 and 'per-sample' in lines[0]
+
+
 def _opts(p1_path, bf16_conv):
     return EasyDict(source=p1_path, method='tgan', method_options={}, style_mixing=0.9, gamma=10.0, pl_weight=2.0,
                     lr=0.002, G_reg_interval=4, D_reg_interval=16, batch=4, mirror=False, ema_kimg=10.0,

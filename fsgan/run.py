@@ -152,7 +152,7 @@ def continue_run(run_dir, kimg=None, dry_run=False, progress=True, checkpoint_ti
     c = load_run_options(run_dir)
     c.kimg = float(c.kimg if kimg is None else kimg)
     if checkpoint_ticks is not None:
-        c.checkpoint_ticks = int(check_value(BY_NAME['checkpoint_ticks'], checkpoint_ticks))
+        c.checkpoint_ticks = check_value(BY_NAME['checkpoint_ticks'], checkpoint_ticks)
     done_kimg = run_kimg(run_dir, c)
     if kimg is not None and kimg <= done_kimg:
         raise SetupError(f'--kimg {kimg:g}: the run in {run_dir} is already at kimg {done_kimg:g}; give a larger '

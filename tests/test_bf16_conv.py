@@ -119,14 +119,20 @@ def test_demodulation_from_products_equals_the_per_sample_form_to_second_order()
         assert torch.allclose(a, b, rtol=1e-10, atol=0)
 
 
+@pytest.fixture
+def calls(monkeypatch):
+    """A list that gets an entry per call of networks.demodulation_coefficients (the product form)."""
+    made = []
+    real = networks.demodulation_coefficients
+    monkeypatch.setattr(networks, 'demodulation_coefficients', lambda *a: made.append(1) or real(*a))
+    return made
+
+
 @pytest.mark.parametrize('fused', [False, True])
 @pytest.mark.parametrize('out_gain', [False, True])
-def test_modulated_conv2d_demodulates_from_products_only_in_the_unfused_bfloat16_path(monkeypatch, fused, out_gain):
+def test_modulated_conv2d_demodulates_from_products_only_in_the_unfused_bfloat16_path(calls, fused, out_gain):
     """The cheaper form runs only inside compute_dtype(bfloat16) and unfused (training); outside, the per-sample
     form keeps stylegan2-ada-pytorch's rounding. Both give close outputs, with SSGAN's out_gain too."""
-    calls = []
-    real = networks.demodulation_coefficients
-    monkeypatch.setattr(networks, 'demodulation_coefficients', lambda *a: calls.append(1) or real(*a))
     gen = torch.Generator().manual_seed(4)
     x, weight, styles = (torch.randn(shape, generator=gen) for shape in ([2, 8, 6, 6], [6, 8, 3, 3], [2, 8]))
     gain = torch.rand([6], generator=gen) + 0.5 if out_gain else None
@@ -139,12 +145,9 @@ def test_modulated_conv2d_demodulates_from_products_only_in_the_unfused_bfloat16
     assert float((outputs[1] - outputs[0]).norm() / outputs[0].norm()) < 0.02
 
 
-def test_without_the_setting_the_per_sample_form_stays(monkeypatch):
+def test_without_the_setting_the_per_sample_form_stays(calls, monkeypatch):
     """Snapshots embed training/networks.py, and stylegan2-ada-pytorch's conv2d_resample has no
     active_compute_dtype: there the per-sample form runs."""
-    calls = []
-    real = networks.demodulation_coefficients
-    monkeypatch.setattr(networks, 'demodulation_coefficients', lambda *a: calls.append(1) or real(*a))
     monkeypatch.delattr(conv2d_resample, 'active_compute_dtype')
     x, weight, styles = torch.randn([2, 8, 6, 6]), torch.randn([6, 8, 3, 3]), torch.randn([2, 8])
     with conv2d_resample.compute_dtype(torch.bfloat16):
@@ -152,14 +155,11 @@ def test_without_the_setting_the_per_sample_form_stays(monkeypatch):
     assert calls == []
 
 
-def test_the_demodulation_benchmark_times_each_form_and_restores_the_switch(p1_path, monkeypatch):
+def test_the_demodulation_benchmark_times_each_form_and_restores_the_switch(p1_path, calls):
     """scripts/bench_train.py --demod-forms: the 'products' passes demodulate from products, the 'per-sample'
     passes do not, and the switch is the original function afterwards."""
     from fsgan.bench import demodulation_forms
     from fsgan.loading import load_network
-    calls = []
-    real = networks.demodulation_coefficients
-    monkeypatch.setattr(networks, 'demodulation_coefficients', lambda *a: calls.append(1) or real(*a))
     G = load_network(p1_path)['G_ema'].train()
     with conv2d_resample.compute_dtype(torch.bfloat16):
         G(torch.randn([2, G.z_dim]), torch.zeros([2, G.c_dim]))

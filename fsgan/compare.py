@@ -18,6 +18,8 @@ The comparison folder (--outdir) holds:
 Running the same command again continues a killed comparison: finished methods (state 'done') are
 kept, a method with a checkpointed run folder under runs/<method>/ is continued with
 run_training(resume_run=...), metrics are reused while the snapshot and metric settings are unchanged.
+train_only() (compare.py --train-only) trains without measuring; a row whose run folder kept only adapter files
+is measured from --source plus its newest adapter (run_generator).
 plan() (compare.py --dry-run) says which rows that would train, and from which kimg, without writing anything.
 """
 import csv
@@ -374,13 +376,36 @@ def train_method(cfg, name, progress=True):
 
 
 def check_run_dir(name, run_dir):
-    """A --runs folder must hold a network snapshot and target_shots.npy (a scripts/train.py run)."""
+    """A --runs folder must hold a network snapshot (or an adapter file: see run_generator) and target_shots.npy
+    (a scripts/train.py run)."""
     if not os.path.isdir(run_dir):
         raise CompareError(f'--runs {name}={run_dir}: no such folder')
-    for what, ok in (('network-snapshot-*.pkl', latest(run_dir, 'network-snapshot-', '.pkl')),
+    weights = latest(run_dir, 'network-snapshot-', '.pkl') or latest(run_dir, 'adapter-', '.pt')
+    for what, ok in (('network-snapshot-*.pkl (or adapter-*.pt)', weights),
                      ('target_shots.npy', os.path.isfile(os.path.join(run_dir, 'target_shots.npy')))):
         if not ok:
             raise CompareError(f'--runs {name}={run_dir}: no {what} there; give a run folder of scripts/train.py')
+
+
+def run_generator(cfg, run_dir, device):
+    """(G_ema in eval mode, the file it came from, a sha256 of its weights' files) of a run folder: its newest
+    network snapshot; or, when the folder kept no snapshot (a run trained with --train-only on a device and
+    brought back without its pickles), the comparison's --source with the run's newest adapter applied. The
+    adapter refuses another source (fsgan.export.AdapterError), so such a row is measured from the very
+    network it trained from."""
+    from fsgan.sampling import load_generator
+    network = latest(run_dir, 'network-snapshot-', '.pkl')
+    if network is not None:
+        G, sha = load_generator(network, None, device)
+        return G, network, sha
+    adapter = latest(run_dir, 'adapter-', '.pt')
+    if adapter is None or cfg.settings['source'] is None:
+        raise CompareError(f'{run_dir}: no network-snapshot-*.pkl there, nor an adapter-*.pt with a --source to '
+                           f'apply it to; give the run folder of a finished scripts/train.py run')
+    G, source_sha = load_generator(cfg.settings['source'], adapter, device)
+    with open(adapter, 'rb') as f:
+        adapter_sha = hashlib.sha256(f.read()).hexdigest()
+    return G, adapter, hashlib.sha256(f'{source_sha}+{adapter_sha}'.encode()).hexdigest()
 
 
 def run_path(cfg, entry):
@@ -539,13 +564,11 @@ def measure_method(cfg, state, name, shots, test_set, device, shared):
     """Metrics of method `name` (cached in the state file while its snapshot and the metric settings hold), on
     ms['num'] samples written to outdir/samples/<name>/ (fsgan.evaluate.write_samples: image i is seed i).
     shots: uint8 [K, C, R, R] as the run saw them. Returns (G, the method's table row)."""
-    from fsgan.sampling import load_generator
     entry = state['methods'][name]
     ms = cfg.metric_settings
     run_dir = run_path(cfg, entry)
-    network = latest(run_dir, 'network-snapshot-', '.pkl')
     shots_dir = write_shots(cfg.outdir, shots)
-    G, sha = load_generator(network, None, device)
+    G, network, sha = run_generator(cfg, run_dir, device)
     key = dict(ms, network_sha256=sha, shots_dir=os.path.relpath(shots_dir, cfg.outdir))
     if entry.get('metrics_key') != key:
         print(f'[{name}] metrics on {ms["num"]} images')
@@ -575,6 +598,24 @@ def write_strip(cfg, name, G):
     return path
 
 
+def trained_state(cfg, progress=True):
+    """Check the --runs folders, then train or continue every row not done and record it. Returns the state."""
+    for name, run_dir in cfg.entries:
+        if run_dir is not None:
+            check_run_dir(name, run_dir)
+    state = load_state(cfg)
+    ensure_runs(cfg, state, progress)
+    return state
+
+
+def train_only(cfg, progress=True):
+    """compare.py --train-only: what run_compare does first (trained_state), and nothing else: no samples, no
+    metrics (e.g. on a device without the metrics' weights). The same comparison without --train-only measures
+    it. Returns {row: run folder}."""
+    state = trained_state(cfg, progress)
+    return {name: run_path(cfg, state['methods'][name]) for name, _ in cfg.entries}
+
+
 def run_compare(cfg, progress=True):
     """Train/continue, generate, measure and draw. Returns dict(figure, csv, markdown, strips, rows)."""
     import numpy as np
@@ -584,11 +625,7 @@ def run_compare(cfg, progress=True):
     from metrics.images import ImageSet
     from torch_utils.image_grid import save_png
     device = cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    for name, run_dir in cfg.entries:
-        if run_dir is not None:
-            check_run_dir(name, run_dir)
-    state = load_state(cfg)
-    ensure_runs(cfg, state, progress)
+    state = trained_state(cfg, progress)
     ms = cfg.metric_settings
     test_set = None if ms['test_dir'] is None else ImageSet(ms['test_dir'], limit=ms['num_test'] or None)
     fig_rows, table, strips, shared = [], [], [], {}

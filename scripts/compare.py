@@ -13,6 +13,7 @@ import click
 from fsgan.benchmarks import PRESET_MODULES
 from fsgan.compare import (DEFAULT_METHODS, TRAIN_KEYS, CompareError, plan, plan_lines, run_compare,
                           setup_compare)
+from fsgan.compare import train_only as train_only_runs
 from fsgan.evaluate import EvaluateError
 from fsgan.protocol import PROTOCOLS
 from fsgan.run_setup import SetupError
@@ -27,11 +28,13 @@ def one_line_error(e):
 
 
 def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, split, device, progress, given,
-                         protocol, parallel, threads, dry_run=False, source=None):
+                         protocol, parallel, threads, dry_run=False, source=None, runs=(), train_only=False):
     """--preset NAME: run the benchmark's grid (fsgan.benchmarks.preset) and print its report (dry_run: print
-    what it would train). source: another source network than the preset's shipped one."""
+    what it would train; train_only: train, measure nothing). source: another source network than the preset's
+    shipped one; runs: run folders of a one-cell grid's cell, trained elsewhere, as extra rows."""
     from fsgan.benchmarks import benchmark
     from fsgan.benchmarks import preset as presets
+    from fsgan.export import AdapterError
     from fsgan.parallel import JobError
     from training.dataset import DataError
     from fsgan.training_loop import TrainingError
@@ -42,14 +45,19 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
         grid = dict(targets=None if targets is None else presets.parse_list(targets, str, '--preset-targets'),
                     shots=None if shots is None else presets.parse_list(shots, int, '--preset-shots'),
                     seeds=None if seeds is None else presets.parse_list(seeds, int, '--preset-seeds'),
-                    methods=methods, kimg=kimg, split=split, protocol=protocol, source=source)
+                    methods=methods, kimg=kimg, split=split, protocol=protocol, source=source, runs=runs)
         if dry_run:
             click.echo('\n'.join(presets.plan_preset(bench, outdir, **grid)))
             return
         rows = presets.run_preset(bench, outdir, device=device, progress=progress, parallel=parallel,
-                                  threads=threads, **grid)
-    except (CompareError, EvaluateError, SetupError, DataError, TrainingError, JobError, ValueError) as e:
+                                  threads=threads, train_only=train_only, **grid)
+    except (CompareError, EvaluateError, SetupError, DataError, TrainingError, JobError, AdapterError,
+            ValueError) as e:
         raise one_line_error(e) from None
+    if train_only:
+        click.echo(f'--train-only: every run is trained, nothing was measured; the same command without '
+                   f'--train-only measures the cells and writes {os.path.join(outdir, "benchmark.md")}')
+        return
     with open(os.path.join(outdir, 'benchmark.md')) as f:
         click.echo(f.read())
     click.echo(f'{len(rows)} rows: {os.path.join(outdir, "benchmark.csv")}, figures {outdir}/figure-*.png')
@@ -65,7 +73,8 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
               f'({", ".join(TRAIN_KEYS)}) or a method option [default: {",".join(DEFAULT_METHODS)}; '
               'only the --runs entries when --runs is given].')
 @click.option('--runs', multiple=True, metavar='NAME=RUNDIR',
-              help='Use an existing run folder as row NAME (repeatable).')
+              help='Use an existing run folder as row NAME (repeatable); with --preset, for a grid of one cell '
+                   '(a run of that cell trained elsewhere, e.g. on another device).')
 @click.option('--kimg', type=float, help='Training length [default: 20, 16 for <= 5 shots].')
 @click.option('--batch', type=int, help='Batch size [default: per protocol].')
 @click.option('--protocol', type=click.Choice(list(PROTOCOLS)),
@@ -93,8 +102,8 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
 @click.option('--preset', type=click.Choice(sorted(PRESET_MODULES)),
               help='Run a whole benchmark: its shipped source adapted to its targets over shots x seeds x methods '
                    '(glyphs: fsgan/benchmarks/glyphs/preset.py, emoji: fsgan/benchmarks/emoji/preset.py); --methods, '
-                   '--kimg, --protocol, --device and --source (another source: a network snapshot .pkl, e.g. one of '
-                   'your own runs) apply, the other training options do not.')
+                   '--kimg, --protocol, --device, --runs and --source (another source: a network snapshot .pkl, e.g. '
+                   'one of your own runs) apply, the other training options do not.')
 @click.option('--preset-targets', help='Preset targets [default: all of the preset: near,far].')
 @click.option('--preset-shots', help="Preset shot counts [default: the preset's: 5,10,25].")
 @click.option('--preset-seeds', help="Preset seeds [default: the preset's: 0,1,2].")
@@ -108,9 +117,13 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
 @click.option('--dry-run', is_flag=True,
               help='Check the options and print what would be trained (per run: done, partial at kimg, or pending) '
                    'and the kimg left, without writing anything.')
+@click.option('--train-only', is_flag=True,
+              help='Train (or continue) the runs and stop: no samples, no metrics, e.g. on a device without the '
+                   "metrics' weights. The same command without it measures. A run folder brought back without its "
+                   'network-snapshot-*.pkl is measured from --source plus its newest adapter-*.pt.')
 def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol, seed, tick, snap, test_dir, num, num_test,
          faces, trunc, metrics_trunc, cols, strip_steps, cache_dir, device, no_progress, preset, preset_targets,
-         preset_shots, preset_seeds, parallel, threads, split, dry_run):
+         preset_shots, preset_seeds, parallel, threads, split, dry_run, train_only):
     """Train (or take) several adaptations of one source on the same shots and compare them side by side.
 
     Writes comparison.png, metrics.csv/.md and interp_<method>.png into --outdir; metrics use --num
@@ -120,12 +133,13 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
     from fsgan.loading import NetworkLoadError, is_remote_source
     from training.dataset import DataError
     from fsgan.training_loop import TrainingError
+    if dry_run and train_only:
+        raise click.UsageError('give --dry-run or --train-only, not both')
     if preset is not None:
         run_benchmark_preset(preset, outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split,
                              device, not no_progress, protocol=protocol, parallel=parallel, threads=threads,
-                             given=[o for o, v in (('--target-dir', target_dir), ('--runs', runs),
-                                                   ('--test-dir', test_dir)) if v],
-                             dry_run=dry_run, source=source)
+                             given=[o for o, v in (('--target-dir', target_dir), ('--test-dir', test_dir)) if v],
+                             dry_run=dry_run, source=source, runs=runs, train_only=train_only)
         return
     try:
         cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,
@@ -140,6 +154,11 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
             click.echo(f'--dry-run: comparison in {outdir}, {cfg.settings["kimg"]:g} kimg per run; nothing was '
                        f'written{remote}')
             click.echo('\n'.join(plan_lines(rows)))
+            return
+        if train_only:
+            trained = train_only_runs(cfg, progress=not no_progress)
+            click.echo('--train-only: nothing was measured; the same command without --train-only measures\n'
+                       + '\n'.join(f'  {name}  {run_dir}' for name, run_dir in trained.items()))
             return
         result = run_compare(cfg, progress=not no_progress)
     except (CompareError, EvaluateError, SetupError, DataError, NetworkLoadError, TrainingError, AdapterError,

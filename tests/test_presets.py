@@ -12,6 +12,7 @@ from fsgan import compare
 from fsgan.benchmarks import PRESET_MODULES, benchmark
 from fsgan.benchmarks import preset
 from fsgan.benchmarks.emoji import preset as emoji_preset
+from fsgan.export import AdapterError
 from scripts import compare as compare_cli
 from tests.conftest import save_tiny_rgb64
 
@@ -179,3 +180,40 @@ def test_a_preset_runs_from_another_source(tiny_emoji_source, tmp_path):
     assert res.output.strip().splitlines()[-1] == (f"Error: Invalid value for --source: {tmp_path / 'typo.pkl'}: "
                                                    f"no such file; give a network snapshot .pkl")
     assert not outdir.exists()
+
+
+def test_a_cell_trained_on_another_device_is_measured_beside_this_ones(tiny_emoji_source, tmp_path, one_thread):
+    """Where a run trained must not change its numbers: a cell trained with train_only (as on a device without
+    the metrics' weights) and brought back without its pickles and checkpoint is measured, from the source plus
+    its newest adapter, as an extra row of the same cell trained here. Both trained alike, so they agree."""
+    bench = small(tiny_emoji_source)
+    kw = dict(targets=('near',), shots=(5,), seeds=(0,), kimg=0.004, progress=False)
+    away = tmp_path / 'away'
+    assert preset.run_preset(bench, str(away), methods='fsgan', train_only=True, **kw) is None
+    cell = away / 'near-5shot-seed0'
+    assert not (cell / 'metrics.csv').exists() and not (cell / 'samples').exists()
+    [run] = (cell / 'runs' / 'fsgan').iterdir()
+    brought_back = [p for p in run.iterdir() if p.suffix != '.pkl' and p.name != 'checkpoint.pt']
+    assert len(brought_back) < len(list(run.iterdir())) and any(p.name.startswith('adapter-') for p in brought_back)
+    for p in set(run.iterdir()) - set(brought_back):
+        p.unlink()
+    given = [f'fsgan-away={run}']
+    here = tmp_path / 'here'
+    plan = preset.plan_preset(bench, str(here), methods='fsgan', runs=given, targets=('near',), shots=(5,),
+                              seeds=(0,), kimg=0.004)
+    assert [line.split()[:2] for line in plan[2:]] == [['fsgan', 'pending'], ['fsgan-away', 'given']], plan
+    rows = preset.run_preset(bench, str(here), methods='fsgan', runs=given, **kw)
+    assert sorted(r['method'] for r in rows) == ['fsgan', 'fsgan-away']
+    numbers = cell_numbers(here, 'near-5shot-seed0')
+    assert numbers['fsgan-away']['network'] == str(max(run.glob('adapter-*.pt')))
+    assert numbers['fsgan']['network'].endswith('.pkl')
+    for k in ('emoji_fd_test', 'emoji_fd_shots', 'style_share', 'content', 'trainable_params'):
+        assert float(numbers['fsgan-away'][k]) == pytest.approx(float(numbers['fsgan'][k]), rel=1e-4), k
+    assert '| fsgan-away |' in (here / 'benchmark.md').read_text()
+    # A run folder belongs to one cell; and its adapter refuses any other source.
+    with pytest.raises(ValueError, match='a run folder belongs to one cell, but the grid has 2'):
+        preset.run_preset(bench, str(tmp_path / 'two'), methods='fsgan', runs=given, **dict(kw, seeds=(0, 1)))
+    other = save_tiny_rgb64(tmp_path / 'other.pkl', 1, {'training_options': {}})
+    with pytest.raises(AdapterError):
+        preset.run_preset(dataclasses.replace(bench, source=other), str(tmp_path / 'other'), methods='fsgan-away',
+                          runs=given, **kw)

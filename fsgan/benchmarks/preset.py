@@ -112,10 +112,11 @@ def cells(bench, targets=None, shots=None, seeds=None):
 
 
 def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, split='test', source=None, device=None,
-                num=None, num_test=None, protocol=None):
+                num=None, num_test=None, protocol=None, runs=()):
     """compare.setup_compare(...) of one cell; split 'val' measures against the validation split (tuning).
     methods None: bench.methods[shots], else compare's defaults. source: a network pickle instead of the
-    benchmark's shipped source (its regularisation read from the .json beside it, as for the shipped one)."""
+    benchmark's shipped source (its regularisation read from the .json beside it, as for the shipped one).
+    runs: ['NAME=RUNDIR'] run folders of this cell trained elsewhere, measured as extra rows (compare's --runs)."""
     from fsgan.compare import CompareError, setup_compare
     prefix = bench.targets[target]
     if source is not None and not os.path.isfile(source):
@@ -131,7 +132,7 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
                              f'{recorded_path(bench.data_dir)}{hint}')
     kimg = kimg or bench.kimg or paper_kimg(shots)
     return setup_compare(os.path.join(outdir, cell_name(target, shots, seed)), source=source, target_dir=shots_zip,
-                         shots=shots, methods=methods or bench.methods.get(shots), kimg=kimg,
+                         shots=shots, methods=methods or bench.methods.get(shots), runs=runs, kimg=kimg,
                          batch=bench.batch if protocol == bench.protocol else None, protocol=protocol, seed=seed,
                          tick=kimg / 2, snap=1, test_dir=eval_zip, num=num or bench.num,
                          num_test=bench.num_test if num_test is None else num_test, device=device,
@@ -185,9 +186,10 @@ def log_path(outdir, *parts):
     return os.path.join(outdir, 'logs', re.sub(r'[^A-Za-z0-9._@=+-]', '_', '-'.join(map(str, parts))) + '.log')
 
 
-def run_in_parallel(configs, outdir, parallel, threads, progress=print):
-    """Train every (cell, method) run not yet done, then measure every cell, in `parallel` worker processes of
-    `threads` CPU threads each. configs: {cell: compare config}. Raises fsgan.parallel.JobError naming failures."""
+def run_in_parallel(configs, outdir, parallel, threads, progress=print, measure=True):
+    """Train every (cell, method) run not yet done, then (measure) measure every cell, in `parallel` worker
+    processes of `threads` CPU threads each. configs: {cell: compare config}. Raises fsgan.parallel.JobError
+    naming failures."""
     from fsgan import compare
     from fsgan.parallel import Job, run_jobs
     states = {cell: compare.load_state(cfg) for cell, cfg in configs.items()}  # checks every cell before a start
@@ -198,31 +200,49 @@ def run_in_parallel(configs, outdir, parallel, threads, progress=print):
     if train:
         progress(f'[preset] training {len(train)} runs in {parallel} processes (logs in {outdir}/logs)')
         run_jobs(train, parallel=parallel, threads=threads, progress=progress)
+    if not measure:
+        return
     measure = [Job(cell_name(*cell), compare.run_compare, (cfg,), dict(progress=False),
                    log=log_path(outdir, cell_name(*cell), 'measure')) for cell, cfg in configs.items()]
     progress(f'[preset] measuring {len(measure)} cells in {parallel} processes')
     run_jobs(measure, parallel=parallel, threads=threads, progress=progress)
 
 
+def one_cell_runs(todo, runs):
+    """--runs in a preset name run folders of one cell: refuse them for a grid of several cells."""
+    if runs and len(todo) != 1:
+        raise ValueError(f'--runs: a run folder belongs to one cell, but the grid has {len(todo)}; give one '
+                         f'--preset-targets, --preset-shots and --preset-seeds each')
+
+
 def run_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None, kimg=None, split='test',
                device=None, progress=True, num=None, num_test=None, source=None, protocol=None, parallel=1,
-               threads=1):
-    """Run (or continue) every cell, then write the aggregate report. Returns its rows.
+               threads=1, runs=(), train_only=False):
+    """Run (or continue) every cell, then write the aggregate report. Returns its rows (train_only: train every
+    run not yet done, measure nothing and return None; the same call without it measures).
 
-    parallel: worker processes (1: every cell in this process, in order); threads: CPU threads per worker."""
-    from fsgan.compare import run_compare
+    parallel: worker processes (1: every cell in this process, in order); threads: CPU threads per worker.
+    runs: ['NAME=RUNDIR'] for a one-cell grid: runs of that cell trained elsewhere (e.g. on another device, to
+    compare where a run trained), measured as extra rows."""
+    from fsgan import compare
     if parallel < 1 or threads < 1:
         raise ValueError(f'--parallel and --threads must be >= 1, got {parallel} and {threads}')
     todo = cells(bench, targets, shots, seeds)
+    one_cell_runs(todo, runs)
     seeds = seeds or bench.seeds
     configs = {c: cell_config(bench, outdir, *c, methods=methods, kimg=kimg, split=split, device=device, num=num,
-                              num_test=num_test, source=source, protocol=protocol) for c in todo}
+                              num_test=num_test, source=source, protocol=protocol, runs=runs) for c in todo}
     if parallel > 1:
-        run_in_parallel(configs, outdir, parallel, threads)
+        run_in_parallel(configs, outdir, parallel, threads, measure=not train_only)
+    if train_only:
+        for i, cell in enumerate(todo):
+            print(f'[preset {bench.name}] cell {i + 1}/{len(todo)}: {cell_name(*cell)} (training only)')
+            compare.train_only(configs[cell], progress=progress)
+        return None
     results = {}
     for i, cell in enumerate(todo):
         print(f'[preset {bench.name}] cell {i + 1}/{len(todo)}: {cell_name(*cell)}')
-        result = run_compare(configs[cell], progress=progress)
+        result = compare.run_compare(configs[cell], progress=progress)
         results[cell] = result['rows']
         target, k, seed = cell
         if seed == seeds[0]:
@@ -270,21 +290,23 @@ def places_section(places):
 
 
 def plan_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None, kimg=None, split='test',
-                source=None, protocol=None):
+                source=None, protocol=None, runs=()):
     """compare.py --preset NAME --dry-run: the lines of what run_preset would train, per cell (compare.plan),
     then the totals. Writes nothing."""
     from fsgan.compare import kimg_left, plan, plan_lines
+    todo = cells(bench, targets, shots, seeds)
+    one_cell_runs(todo, runs)
     configs = {c: cell_config(bench, outdir, *c, methods=methods, kimg=kimg, split=split, source=source,
-                              protocol=protocol) for c in cells(bench, targets, shots, seeds)}
+                              protocol=protocol, runs=runs) for c in todo}
     lines, every = [], []
     for cell, cfg in configs.items():
         rows = plan(cfg)
         lines += [f'{cell_name(*cell)} ({cfg.settings["kimg"]:g} kimg per run):'] + plan_lines(rows)[:-1]
         every += rows
     counts = Counter(r['status'] for r in every)
-    left, runs = kimg_left(every)[0], len(every)
+    left, count = kimg_left(every)[0], len(every)
     summary = ', '.join(f'{counts[k]} {k}' for k in ('done', 'partial', 'pending') if k in counts)
-    header = (f'--dry-run: preset {bench.name} in {outdir}: {len(configs)} cells, {runs} runs ({summary}); '
+    header = (f'--dry-run: preset {bench.name} in {outdir}: {len(configs)} cells, {count} runs ({summary}); '
               f'{left:g} kimg left to train; nothing was written')
     return [header] + lines
 

@@ -57,8 +57,13 @@ class Column:
         return self.value or self.key
 
     def format(self, v):
-        """v formatted with fmt; '' for None."""
-        return '' if v is None else format(v, self.fmt)
+        """v formatted with fmt; '' for None. A count column (fmt 'd') shows a fractional value, such as a mean
+        over seeds, with one decimal."""
+        if v is None:
+            return ''
+        if self.fmt.endswith('d') and isinstance(v, float):
+            return format(int(v), self.fmt) if v.is_integer() else format(v, '.1f')
+        return format(v, self.fmt)
 
     def legend(self):
         """'Header: note' or '' without a note."""

@@ -11,6 +11,10 @@
 #    last one survives), while the correctness sections of the self-check run beside it: from scratch, or with
 #    RESUME=data/emoji/pretrain/source_emoji64.pkl on from the CPU's kept stage (the continue options of
 #    data/emoji/README.md; the G_ema half-life follows the batch).
+#    Beside them it trains one cell of the emoji preset, near-10shot-seed0 with FSGAN (`compare.py --train-only`,
+#    CELL_KIMG kimg, default the preset's 20), from CELL_SOURCE (default RESUME, else the CPU's kept stage), for
+#    the check that a cell's numbers do not depend on where it trained: the same cell is trained on the CPU
+#    later and both are measured there (data/emoji/README.md, "Where a cell trained"). CELL=0 skips it.
 # 2. Ships the last snapshot without the report (no Inception weights on the device), and keeps the run's
 #    options, statistics, sessions and last grid.
 # 3. Runs the self-check's speed section alone (its own time limit, SPEED_SECONDS, default 120).
@@ -28,6 +32,9 @@ TICK=${TICK:-25}
 DEVICE=${DEVICE:-cuda}
 SELFCHECK_FLAGS=${SELFCHECK_FLAGS:-}
 RESUME=${RESUME:-}
+CELL=${CELL:-1}
+CELL_SOURCE=${CELL_SOURCE:-${RESUME:-data/emoji/pretrain/source_emoji64.pkl}}
+CELL_KIMG=${CELL_KIMG:-}
 if [ -n "$RESUME" ]; then
     start=(--resume "$RESUME" --method tgan --protocol ours --start G_ema --track-w-avg true --ema-rampup 0.05)
 else
@@ -38,9 +45,10 @@ STAGE=${STAGE:-$(mktemp -d /tmp/gpu-session.XXXXXX)}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$OUT" "$STAGE/run" "$PRE"
 
-bundle() {  # STAGE's files except pickles and temp files -> $OUT/results.tgz, replaced atomically
+bundle() {  # STAGE's files except pickles, checkpoints and temp files -> $OUT/results.tgz, replaced atomically
     # tar exits 1 when a log grows while it is read: the bundle is still good
-    tar -C "$STAGE" --warning=no-file-changed --exclude='*.pkl' --exclude='.*.tmp' -czf "$OUT/results.tgz.tmp" .
+    tar -C "$STAGE" --warning=no-file-changed --exclude='*.pkl' --exclude='checkpoint.pt' --exclude='.*.tmp' \
+        -czf "$OUT/results.tgz.tmp" .
     [ $? -le 1 ] && mv "$OUT/results.tgz.tmp" "$OUT/results.tgz"
 }
 (while sleep 60; do bundle; done) > /dev/null 2>&1 &
@@ -56,11 +64,23 @@ timeout -k 60 -s INT "$TRAIN_SECONDS" python3 scripts/train.py --outdir "$PRE" \
     --gamma 0.1 --kimg 5000 --tick "$TICK" --snap 1 --device "$DEVICE" --allow-tf32 --no-progress \
     > "$STAGE/train.log" 2>&1 &
 train_pid=$!
+if [ "$CELL" != 0 ]; then
+    # The cell's pickles stay here; its adapters come back, and the CPU measures them on this very source.
+    echo "$CELL_SOURCE $(sha256sum < "$CELL_SOURCE" | cut -d' ' -f1)" > "$STAGE/cell-source.txt"
+    timeout -k 60 -s INT "$TRAIN_SECONDS" python3 scripts/compare.py --preset emoji --preset-targets near \
+        --preset-shots 10 --preset-seeds 0 --methods fsgan --source "$CELL_SOURCE" ${CELL_KIMG:+--kimg "$CELL_KIMG"} \
+        --outdir "$STAGE/cell" --device "$DEVICE" --train-only --no-progress > "$STAGE/cell.log" 2>&1 &
+    cell_pid=$!
+fi
 python3 -m fsgan.selfcheck --device "$DEVICE" $SELFCHECK_FLAGS --sections ops,fixtures,methods,end_to_end \
     --json "$STAGE/selfcheck.json" > "$STAGE/selfcheck.log" 2>&1
 echo "selfcheck exit $?" >> "$STAGE/selfcheck.log"
 wait "$train_pid"
 echo "train exit $? (124/130: stopped by the time limit, as planned)" >> "$STAGE/train.log"
+if [ "$CELL" != 0 ]; then
+    wait "$cell_pid"
+    echo "cell exit $? (0: trained; 124/130: stopped by the time limit before the end)" >> "$STAGE/cell.log"
+fi
 
 run=$(ls -d "$PRE"/0*/ 2>/dev/null | tail -n 1)
 run=${run%/}
@@ -86,4 +106,5 @@ timeout -k 30 -s INT "$SPEED_SECONDS" python3 -m fsgan.selfcheck --device "$DEVI
     --json "$STAGE/selfcheck-speed.json" > "$STAGE/selfcheck-speed.log" 2>&1
 echo "speed exit $?" >> "$STAGE/selfcheck-speed.log"
 ls -laR "$STAGE" "$OUT"
-tail -n 5 "$STAGE/train.log" "$STAGE/selfcheck.log" "$STAGE/ship.log" "$STAGE/selfcheck-speed.log"
+tail -n 5 "$STAGE/train.log" "$STAGE/selfcheck.log" "$STAGE/ship.log" "$STAGE/selfcheck-speed.log" \
+    $([ "$CELL" != 0 ] && echo "$STAGE/cell.log")

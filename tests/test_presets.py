@@ -217,3 +217,18 @@ def test_a_cell_trained_on_another_device_is_measured_beside_this_ones(tiny_emoj
     with pytest.raises(AdapterError):
         preset.run_preset(dataclasses.replace(bench, source=other), str(tmp_path / 'other'), methods='fsgan-away',
                           runs=given, **kw)
+
+
+def test_the_report_averages_every_emoji_column_over_seeds(tmp_path):
+    """The emoji report's own columns, counts included: a mean over seeds of a count shows one decimal."""
+    from metrics.registry import Column
+    count = Column('categories_within', 'Categories', 'd')
+    assert [count.format(v) for v in (7, 7.0, 6.5, None)] == ['7', '7', '6.5', '']
+    results = {('near', 10, seed): [dict({c.key: value for c in EMOJI.columns}, method='fsgan', trainable_params=9)]
+               for seed, value in ((0, 6), (1, 7))}
+    rows = preset.aggregate(EMOJI, results)
+    preset.write_report(EMOJI, str(tmp_path), rows, 'Emoji benchmark')
+    [row] = [line for line in (tmp_path / 'benchmark.md').read_text().splitlines() if line.startswith('| fsgan')]
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    within = [c.key for c in EMOJI.columns].index('categories_within')
+    assert len(cells) == 2 + len(EMOJI.columns) and cells[2 + within] == '6.5 ± 0.5', row

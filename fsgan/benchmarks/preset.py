@@ -173,7 +173,8 @@ def write_report(bench, outdir, rows, header, places=()):
         body = [[r['method'], TRAINABLE_COLUMN.format(r['trainable_params'])]
                 + [evaluate.mean_std(c, r[c.key + '_mean'], r[c.key + '_std']) for c in bench.columns]
                 for r in block]
-        lines += [f'### {target}, {shots} shots ({block[0]["seeds"]} seeds)', '']
+        seeds = block[0]['seeds']
+        lines += [f'### {target}, {shots} shots ({seeds} seed{"s" * (seeds != 1)})', '']
         lines += evaluate.markdown_table(['Method', 'Trainable'] + [c.title for c in bench.columns], body) + ['']
     lines.append(evaluate.legend(bench.columns))
     if places:

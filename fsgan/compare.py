@@ -259,7 +259,7 @@ def plan(cfg):
     for name, run_dir in cfg.entries:
         entry = state['methods'].get(name, {})
         if run_dir is not None:
-            check_run_dir(name, run_dir)
+            check_run_dir(name, run_dir, cfg.settings['source'])
             rows.append(dict(name=name, status='given', kimg=None, total=None, run_dir=run_dir))
         elif recorded_done(cfg, entry):
             rows.append(dict(name=name, status='done', kimg=total, total=total, run_dir=run_path(cfg, entry)))
@@ -375,16 +375,44 @@ def train_method(cfg, name, progress=True):
     return run_training(c, progress=progress)
 
 
-def check_run_dir(name, run_dir):
-    """A --runs folder must hold a network snapshot (or an adapter file: see run_generator) and target_shots.npy
-    (a scripts/train.py run)."""
+def run_weights(run_dir):
+    """(newest network-snapshot-*.pkl, newest adapter-*.pt) of a run folder, each a path or None."""
+    return latest(run_dir, 'network-snapshot-', '.pkl'), latest(run_dir, 'adapter-', '.pt')
+
+
+def check_run_dir(name, run_dir, source=None):
+    """A --runs folder must hold target_shots.npy and a network snapshot (a scripts/train.py run), or, when its
+    snapshots were not kept, the adapter file of a finished run made for `source`, the comparison's --source (see
+    run_generator). Raises CompareError before anything is written."""
     if not os.path.isdir(run_dir):
         raise CompareError(f'--runs {name}={run_dir}: no such folder')
-    weights = latest(run_dir, 'network-snapshot-', '.pkl') or latest(run_dir, 'adapter-', '.pt')
-    for what, ok in (('network-snapshot-*.pkl (or adapter-*.pt)', weights),
+    snapshot, adapter = run_weights(run_dir)
+    for what, ok in (('network-snapshot-*.pkl (or adapter-*.pt)', snapshot or adapter),
                      ('target_shots.npy', os.path.isfile(os.path.join(run_dir, 'target_shots.npy')))):
         if not ok:
             raise CompareError(f'--runs {name}={run_dir}: no {what} there; give a run folder of scripts/train.py')
+    if snapshot is None:
+        check_adapter_run(name, run_dir, adapter, source)
+
+
+def check_adapter_run(name, run_dir, adapter, source):
+    """A run folder measured from its newest adapter: it needs --source, the very network it trained from (checked
+    by sha256 when --source is a local file), and an adapter at the run's full length (one cut off where it
+    trained kept its checkpoint there)."""
+    from dnnlib.util import file_sha256
+    from fsgan.export import artefact_kimg, load_adapter
+    from fsgan.run_options import load_run_options
+    if source is None:
+        raise CompareError(f'--runs {name}={run_dir} kept adapter files but no network snapshot; give the network '
+                           f'its run trained from', '--source')
+    total, done = load_run_options(run_dir).kimg, artefact_kimg(os.path.basename(adapter))
+    if done is not None and done + 1e-9 < total:
+        raise CompareError(f'--runs {name}={run_dir}: its newest adapter is at {done:g} of its {total:g} kimg; '
+                           f'finish the run where it trained (scripts/train.py --resume-run) and bring it back')
+    made_for = load_adapter(adapter)['source_sha256']
+    if os.path.isfile(source) and file_sha256(source) != made_for:
+        raise CompareError(f'{source} is not the network --runs {name}={run_dir} trained from (its adapter was made '
+                           f'for sha256 {made_for[:12]}...); give that network', '--source')
 
 
 def run_generator(cfg, run_dir, device):
@@ -393,19 +421,17 @@ def run_generator(cfg, run_dir, device):
     brought back without its pickles), the comparison's --source with the run's newest adapter applied. The
     adapter refuses another source (fsgan.export.AdapterError), so such a row is measured from the very
     network it trained from."""
+    from dnnlib.util import file_sha256
     from fsgan.sampling import load_generator
-    network = latest(run_dir, 'network-snapshot-', '.pkl')
+    network, adapter = run_weights(run_dir)
     if network is not None:
         G, sha = load_generator(network, None, device)
         return G, network, sha
-    adapter = latest(run_dir, 'adapter-', '.pt')
     if adapter is None or cfg.settings['source'] is None:
         raise CompareError(f'{run_dir}: no network-snapshot-*.pkl there, nor an adapter-*.pt with a --source to '
                            f'apply it to; give the run folder of a finished scripts/train.py run')
     G, source_sha = load_generator(cfg.settings['source'], adapter, device)
-    with open(adapter, 'rb') as f:
-        adapter_sha = hashlib.sha256(f.read()).hexdigest()
-    return G, adapter, hashlib.sha256(f'{source_sha}+{adapter_sha}'.encode()).hexdigest()
+    return G, adapter, hashlib.sha256(f'{source_sha}+{file_sha256(adapter)}'.encode()).hexdigest()
 
 
 def run_path(cfg, entry):
@@ -598,11 +624,16 @@ def write_strip(cfg, name, G):
     return path
 
 
-def trained_state(cfg, progress=True):
-    """Check the --runs folders, then train or continue every row not done and record it. Returns the state."""
+def check_given_runs(cfg):
+    """check_run_dir of every --runs entry of the comparison `cfg`."""
     for name, run_dir in cfg.entries:
         if run_dir is not None:
-            check_run_dir(name, run_dir)
+            check_run_dir(name, run_dir, cfg.settings['source'])
+
+
+def trained_state(cfg, progress=True):
+    """Check the --runs folders, then train or continue every row not done and record it. Returns the state."""
+    check_given_runs(cfg)
     state = load_state(cfg)
     ensure_runs(cfg, state, progress)
     return state

@@ -61,7 +61,8 @@ class Column:
         over seeds, with one decimal."""
         if v is None:
             return ''
-        if self.fmt.endswith('d') and isinstance(v, float):
+        if self.fmt.endswith('d') and not isinstance(v, int):
+            v = float(v)
             return format(int(v), self.fmt) if v.is_integer() else format(v, '.1f')
         return format(v, self.fmt)
 

@@ -20,6 +20,10 @@ from fsgan.run_setup import SetupError
 from fsgan.tools.cli import FINITE, command
 
 
+TRAIN_ONLY_DONE = ('--train-only: the runs are trained and nothing was measured; the same command without '
+                   '--train-only, in the same place, measures them')
+
+
 def one_line_error(e):
     """A library error as click's one-line error: naming its option when it has one."""
     if getattr(e, 'option', None):
@@ -35,6 +39,7 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
     from fsgan.benchmarks import benchmark
     from fsgan.benchmarks import preset as presets
     from fsgan.export import AdapterError
+    from fsgan.loading import NetworkLoadError
     from fsgan.parallel import JobError
     from training.dataset import DataError
     from fsgan.training_loop import TrainingError
@@ -51,12 +56,13 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
             return
         rows = presets.run_preset(bench, outdir, device=device, progress=progress, parallel=parallel,
                                   threads=threads, train_only=train_only, **grid)
-    except (CompareError, EvaluateError, SetupError, DataError, TrainingError, JobError, AdapterError,
-            ValueError) as e:
+    except (CompareError, EvaluateError, SetupError, DataError, NetworkLoadError, TrainingError, JobError,
+            AdapterError, ValueError) as e:
         raise one_line_error(e) from None
+    except OSError as e:
+        raise click.ClickException(f'{e.filename or outdir}: {e.strerror or e}') from None
     if train_only:
-        click.echo(f'--train-only: every run is trained, nothing was measured; the same command without '
-                   f'--train-only measures the cells and writes {os.path.join(outdir, "benchmark.md")}')
+        click.echo(f'{TRAIN_ONLY_DONE}; it writes {os.path.join(outdir, "benchmark.md")}')
         return
     with open(os.path.join(outdir, 'benchmark.md')) as f:
         click.echo(f.read())
@@ -71,7 +77,8 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
 @click.option('--shots', type=int, default=10, show_default=True, help='Number of target images.')
 @click.option('--methods', help=f'Methods to train, comma-separated; METHOD@KEY=VALUE changes a training option '
               f'({", ".join(TRAIN_KEYS)}) or a method option [default: {",".join(DEFAULT_METHODS)}; '
-              'only the --runs entries when --runs is given].')
+              "only the --runs entries when --runs is given; with --preset, the preset's methods for each "
+              'shot count, --runs or not].')
 @click.option('--runs', multiple=True, metavar='NAME=RUNDIR',
               help='Use an existing run folder as row NAME (repeatable); with --preset, for a grid of one cell '
                    '(a run of that cell trained elsewhere, e.g. on another device).')
@@ -157,8 +164,7 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
             return
         if train_only:
             trained = train_only_runs(cfg, progress=not no_progress)
-            click.echo('--train-only: nothing was measured; the same command without --train-only measures\n'
-                       + '\n'.join(f'  {name}  {run_dir}' for name, run_dir in trained.items()))
+            click.echo(f'{TRAIN_ONLY_DONE}\n' + '\n'.join(f'  {name}  {run_dir}' for name, run_dir in trained.items()))
             return
         result = run_compare(cfg, progress=not no_progress)
     except (CompareError, EvaluateError, SetupError, DataError, NetworkLoadError, TrainingError, AdapterError,

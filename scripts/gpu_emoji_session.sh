@@ -2,7 +2,8 @@
 # One GPU call for the emoji source and the CUDA self-check (the plan in data/emoji/README.md, "Source network").
 # Run from the repository root on a GPU machine whose python3 has torch, with data/emoji/cache carried along:
 #
-#   OUT=/some/folder scripts/gpu_emoji_session.sh          # TRAIN_SECONDS (default 400), BATCH (default 256)
+#   OUT=/some/folder scripts/gpu_emoji_session.sh          # TRAIN_SECONDS (default 400), BATCH (default 256),
+#                                                           # GAMMA (R1 weight, default 0.1 as on the CPU)
 #   OUT=/tmp/x DEVICE=cpu SELFCHECK_FLAGS=--quick TRAIN_SECONDS=90 BATCH=16 TICK=0.032 \
 #     scripts/gpu_emoji_session.sh
 #                                                           # a rehearsal of the plumbing on the CPU
@@ -12,7 +13,8 @@
 #    RESUME=data/emoji/pretrain/source_emoji64.pkl on from the CPU's kept stage (the continue options of
 #    data/emoji/README.md; the G_ema half-life follows the batch).
 #    Beside them it trains one cell of the emoji preset, near-10shot-seed0 with FSGAN (`compare.py --train-only`,
-#    CELL_KIMG kimg, default the preset's 20), from CELL_SOURCE (default RESUME, else the CPU's kept stage), for
+#    CELL_KIMG kimg, default the preset's 20; within CELL_SECONDS), from CELL_SOURCE (default RESUME, else the
+#    CPU's kept stage data/emoji/pretrain/source_emoji64.pkl), for
 #    the check that a cell's numbers do not depend on where it trained: the same cell is trained on the CPU
 #    later and both are measured there (data/emoji/README.md, "Where a cell trained"). CELL=0 skips it.
 # 2. Ships the last snapshot without the report (no Inception weights on the device), and keeps the run's
@@ -28,6 +30,7 @@ set -u
 TRAIN_SECONDS=${TRAIN_SECONDS:-400}
 SPEED_SECONDS=${SPEED_SECONDS:-120}
 BATCH=${BATCH:-256}
+GAMMA=${GAMMA:-0.1}
 TICK=${TICK:-25}
 DEVICE=${DEVICE:-cuda}
 SELFCHECK_FLAGS=${SELFCHECK_FLAGS:-}
@@ -35,6 +38,7 @@ RESUME=${RESUME:-}
 CELL=${CELL:-1}
 CELL_SOURCE=${CELL_SOURCE:-${RESUME:-data/emoji/pretrain/source_emoji64.pkl}}
 CELL_KIMG=${CELL_KIMG:-}
+CELL_SECONDS=${CELL_SECONDS:-$((TRAIN_SECONDS + 60))}   # its own limit: a cell cut short is refused when measured
 if [ -n "$RESUME" ]; then
     start=(--resume "$RESUME" --method tgan --protocol ours --start G_ema --track-w-avg true --ema-rampup 0.05)
 else
@@ -61,13 +65,13 @@ python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cud
 
 timeout -k 60 -s INT "$TRAIN_SECONDS" python3 scripts/train.py --outdir "$PRE" \
     --target-dir data/emoji/cache/noto_train.zip "${start[@]}" --batch "$BATCH" --mirror --aug diffaug \
-    --gamma 0.1 --kimg 5000 --tick "$TICK" --snap 1 --device "$DEVICE" --allow-tf32 --no-progress \
+    --gamma "$GAMMA" --kimg 5000 --tick "$TICK" --snap 1 --device "$DEVICE" --allow-tf32 --no-progress \
     > "$STAGE/train.log" 2>&1 &
 train_pid=$!
 if [ "$CELL" != 0 ]; then
     # The cell's pickles stay here; its adapters come back, and the CPU measures them on this very source.
     echo "$CELL_SOURCE $(sha256sum < "$CELL_SOURCE" | cut -d' ' -f1)" > "$STAGE/cell-source.txt"
-    timeout -k 60 -s INT "$TRAIN_SECONDS" python3 scripts/compare.py --preset emoji --preset-targets near \
+    timeout -k 60 -s INT "$CELL_SECONDS" python3 scripts/compare.py --preset emoji --preset-targets near \
         --preset-shots 10 --preset-seeds 0 --methods fsgan --source "$CELL_SOURCE" ${CELL_KIMG:+--kimg "$CELL_KIMG"} \
         --outdir "$STAGE/cell" --device "$DEVICE" --train-only --no-progress > "$STAGE/cell.log" 2>&1 &
     cell_pid=$!

@@ -8,6 +8,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from dnnlib import EasyDict
+
 from fsgan import compare
 from fsgan.benchmarks import PRESET_MODULES, benchmark
 from fsgan.benchmarks import preset
@@ -201,6 +203,7 @@ def test_a_cell_trained_on_another_device_is_measured_beside_this_ones(tiny_emoj
     here = tmp_path / 'here'
     plan = preset.plan_preset(bench, str(here), methods='fsgan', runs=given, targets=('near',), shots=(5,),
                               seeds=(0,), kimg=0.004)
+    assert '1 cells, 2 runs (1 given, 1 pending)' in plan[0]
     assert [line.split()[:2] for line in plan[2:]] == [['fsgan', 'pending'], ['fsgan-away', 'given']], plan
     rows = preset.run_preset(bench, str(here), methods='fsgan', runs=given, **kw)
     assert sorted(r['method'] for r in rows) == ['fsgan', 'fsgan-away']
@@ -210,13 +213,29 @@ def test_a_cell_trained_on_another_device_is_measured_beside_this_ones(tiny_emoj
     for k in ('emoji_fd_test', 'emoji_fd_shots', 'style_share', 'content', 'trainable_params'):
         assert float(numbers['fsgan-away'][k]) == pytest.approx(float(numbers['fsgan'][k]), rel=1e-4), k
     assert '| fsgan-away |' in (here / 'benchmark.md').read_text()
-    # A run folder belongs to one cell; and its adapter refuses any other source.
+    # Refused before anything is written: a grid of several cells (a run folder belongs to one), another source
+    # than the run's (its adapter was made for one network), no source at all, a run cut off before its end.
+    other = save_tiny_rgb64(tmp_path / 'other.pkl', 1, {'training_options': {}})
     with pytest.raises(ValueError, match='a run folder belongs to one cell, but the grid has 2'):
         preset.run_preset(bench, str(tmp_path / 'two'), methods='fsgan', runs=given, **dict(kw, seeds=(0, 1)))
-    other = save_tiny_rgb64(tmp_path / 'other.pkl', 1, {'training_options': {}})
-    with pytest.raises(AdapterError):
-        preset.run_preset(dataclasses.replace(bench, source=other), str(tmp_path / 'other'), methods='fsgan-away',
+    with pytest.raises(compare.CompareError, match=f'{other} is not the network --runs fsgan-away=.* trained from'):
+        preset.run_preset(dataclasses.replace(bench, source=other), str(tmp_path / 'other'), methods='fsgan',
                           runs=given, **kw)
+    res = CliRunner().invoke(compare_cli.main, ['--outdir', str(tmp_path / 'none'), '--runs', given[0]])
+    assert res.exit_code != 0 and 'Traceback' not in res.output
+    assert res.output.strip().splitlines()[-1] == (f'Error: Invalid value for --source: --runs {given[0]} kept '
+                                                   f'adapter files but no network snapshot; give the network its '
+                                                   f'run trained from')
+    opts_path = run / 'training_options.json'
+    opts = json.loads(opts_path.read_text())
+    opts['run']['kimg'] *= 100                           # as if the device had stopped it early
+    opts_path.write_text(json.dumps(opts))
+    with pytest.raises(compare.CompareError, match='its newest adapter is at .* of its 0.4 kimg; finish the run'):
+        preset.run_preset(bench, str(tmp_path / 'cut'), methods='fsgan-away', runs=given, **kw)
+    assert not any((tmp_path / d).exists() for d in ('two', 'other', 'none', 'cut'))
+    # The adapter itself also refuses another source where no sha256 can be checked up front (e.g. a URL).
+    with pytest.raises(AdapterError):
+        compare.run_generator(EasyDict(settings=dict(source=other)), str(run), 'cpu')
 
 
 def test_the_report_averages_every_emoji_column_over_seeds(tmp_path):

@@ -203,17 +203,24 @@ def run_in_parallel(configs, outdir, parallel, threads, progress=print, measure=
         run_jobs(train, parallel=parallel, threads=threads, progress=progress)
     if not measure:
         return
-    measure = [Job(cell_name(*cell), compare.run_compare, (cfg,), dict(progress=False),
-                   log=log_path(outdir, cell_name(*cell), 'measure')) for cell, cfg in configs.items()]
-    progress(f'[preset] measuring {len(measure)} cells in {parallel} processes')
-    run_jobs(measure, parallel=parallel, threads=threads, progress=progress)
+    cells_to_measure = [Job(cell_name(*cell), compare.run_compare, (cfg,), dict(progress=False),
+                            log=log_path(outdir, cell_name(*cell), 'measure')) for cell, cfg in configs.items()]
+    progress(f'[preset] measuring {len(cells_to_measure)} cells in {parallel} processes')
+    run_jobs(cells_to_measure, parallel=parallel, threads=threads, progress=progress)
 
 
-def one_cell_runs(todo, runs):
-    """--runs in a preset name run folders of one cell: refuse them for a grid of several cells."""
+def grid_configs(bench, outdir, targets=None, shots=None, seeds=None, runs=(), **options):
+    """(cells in run order, {cell: cell_config(..., **options)}) of a grid. runs (--runs) name run folders of
+    one cell: refused (ValueError) for a grid of several cells, and checked (compare.check_run_dir) up front."""
+    from fsgan.compare import check_given_runs
+    todo = cells(bench, targets, shots, seeds)
     if runs and len(todo) != 1:
         raise ValueError(f'--runs: a run folder belongs to one cell, but the grid has {len(todo)}; give one '
                          f'--preset-targets, --preset-shots and --preset-seeds each')
+    configs = {c: cell_config(bench, outdir, *c, runs=runs, **options) for c in todo}
+    for cfg in configs.values():
+        check_given_runs(cfg)
+    return todo, configs
 
 
 def run_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None, kimg=None, split='test',
@@ -228,11 +235,9 @@ def run_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None
     from fsgan import compare
     if parallel < 1 or threads < 1:
         raise ValueError(f'--parallel and --threads must be >= 1, got {parallel} and {threads}')
-    todo = cells(bench, targets, shots, seeds)
-    one_cell_runs(todo, runs)
+    todo, configs = grid_configs(bench, outdir, targets, shots, seeds, runs, methods=methods, kimg=kimg, split=split,
+                                 device=device, num=num, num_test=num_test, source=source, protocol=protocol)
     seeds = seeds or bench.seeds
-    configs = {c: cell_config(bench, outdir, *c, methods=methods, kimg=kimg, split=split, device=device, num=num,
-                              num_test=num_test, source=source, protocol=protocol, runs=runs) for c in todo}
     if parallel > 1:
         run_in_parallel(configs, outdir, parallel, threads, measure=not train_only)
     if train_only:
@@ -295,10 +300,8 @@ def plan_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=Non
     """compare.py --preset NAME --dry-run: the lines of what run_preset would train, per cell (compare.plan),
     then the totals. Writes nothing."""
     from fsgan.compare import kimg_left, plan, plan_lines
-    todo = cells(bench, targets, shots, seeds)
-    one_cell_runs(todo, runs)
-    configs = {c: cell_config(bench, outdir, *c, methods=methods, kimg=kimg, split=split, source=source,
-                              protocol=protocol, runs=runs) for c in todo}
+    _todo, configs = grid_configs(bench, outdir, targets, shots, seeds, runs, methods=methods, kimg=kimg,
+                                  split=split, source=source, protocol=protocol)
     lines, every = [], []
     for cell, cfg in configs.items():
         rows = plan(cfg)
@@ -306,7 +309,7 @@ def plan_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=Non
         every += rows
     counts = Counter(r['status'] for r in every)
     left, count = kimg_left(every)[0], len(every)
-    summary = ', '.join(f'{counts[k]} {k}' for k in ('done', 'partial', 'pending') if k in counts)
+    summary = ', '.join(f'{counts[k]} {k}' for k in ('given', 'done', 'partial', 'pending') if k in counts)
     header = (f'--dry-run: preset {bench.name} in {outdir}: {len(configs)} cells, {count} runs ({summary}); '
               f'{left:g} kimg left to train; nothing was written')
     return [header] + lines

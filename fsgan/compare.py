@@ -152,12 +152,14 @@ def row_names(methods, run_map, source, target_dir):
 def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=None,
                   protocol='paper', seed=0, tick=1.0, snap=5, test_dir=None, num=64, num_test=256, faces=False, trunc=0.8,
                   metrics_trunc=1.0, cols=10, strip_steps=10, device=None, cache_dir=None, inception=True, expect=None,
-                  train_options=None, metrics=None):
+                  train_options=None, metrics=None, bf16_conv=False):
     """Pure setup: options -> EasyDict(entries=[(name, run_dir or None)], settings, metric_settings, ...).
 
     train_options: training options (TRAIN_KEYS) for every trained row; a row's own @KEY=VALUE wins.
     metrics: the registered metrics to measure (those that apply, see metric_names) [default: METRICS]; a metric
     that needs the source's images for the same latents (emoji_content) gets them from --source.
+    bf16_conv: trained rows run their training steps' convolutions in bfloat16 (train.py --bf16-conv; faster on
+    CPUs with AMX or AVX512-BF16); a setting, recorded only when on, so earlier comparisons continue unchanged.
     protocol: the adaptation protocol of every trained row (fsgan.protocol); batch None = the protocol's.
     settings are what the training runs depend on (a resumed comparison must match them);
     metric_settings decide whether cached metrics still hold.
@@ -180,6 +182,8 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
     settings = dict(source=absolute(source), target_dir=absolute(target_dir), shots=int(shots), kimg=float(kimg),
                     batch=None if batch is None else int(batch), protocol=protocol, seed=int(seed), tick=float(tick),
                     snap=int(snap))
+    if bf16_conv:
+        settings['bf16_conv'] = True
     if train_options:
         unknown = sorted(set(train_options) - set(TRAIN_KEYS))
         if unknown:
@@ -370,7 +374,8 @@ def train_method(cfg, name, progress=True):
     c = setup_training_config(s['target_dir'], outdir=parent, resume=s['source'], method=method,
                               method_options=options, shots=s['shots'], kimg=s['kimg'], batch=s['batch'],
                               protocol=s.get('protocol', 'ours'),
-                              seed=s['seed'], snap=s['snap'], kimg_per_tick=s['tick'], device=cfg.device, **train)
+                              seed=s['seed'], snap=s['snap'], kimg_per_tick=s['tick'], device=cfg.device,
+                              bf16_conv=s.get('bf16_conv', False), **train)
     print(f'[{name}] training')
     return run_training(c, progress=progress)
 

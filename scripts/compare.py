@@ -32,7 +32,8 @@ def one_line_error(e):
 
 
 def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, split, device, progress, given,
-                         protocol, parallel, threads, dry_run=False, source=None, runs=(), train_only=False):
+                         protocol, parallel, threads, dry_run=False, source=None, runs=(), train_only=False,
+                         bf16_conv=False):
     """--preset NAME: run the benchmark's grid (fsgan.benchmarks.preset) and print its report (dry_run: print
     what it would train; train_only: train, measure nothing). source: another source network than the preset's
     shipped one; runs: run folders of a one-cell grid's cell, trained elsewhere, as extra rows."""
@@ -50,7 +51,8 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
         grid = dict(targets=None if targets is None else presets.parse_list(targets, str, '--preset-targets'),
                     shots=None if shots is None else presets.parse_list(shots, int, '--preset-shots'),
                     seeds=None if seeds is None else presets.parse_list(seeds, int, '--preset-seeds'),
-                    methods=methods, kimg=kimg, split=split, protocol=protocol, source=source, runs=runs)
+                    methods=methods, kimg=kimg, split=split, protocol=protocol, source=source, runs=runs,
+                    bf16_conv=bf16_conv)
         if dry_run:
             click.echo('\n'.join(presets.plan_preset(bench, outdir, **grid)))
             return
@@ -109,8 +111,8 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
 @click.option('--preset', type=click.Choice(sorted(PRESET_MODULES)),
               help='Run a whole benchmark: its shipped source adapted to its targets over shots x seeds x methods '
                    '(glyphs: fsgan/benchmarks/glyphs/preset.py, emoji: fsgan/benchmarks/emoji/preset.py); --methods, '
-                   '--kimg, --protocol, --device, --runs and --source (another source: a network snapshot .pkl, e.g. '
-                   'one of your own runs) apply, the other training options do not.')
+                   '--kimg, --protocol, --device, --bf16-conv, --runs and --source (another source: a network '
+                   'snapshot .pkl, e.g. one of your own runs) apply, the other training options do not.')
 @click.option('--preset-targets', help='Preset targets [default: all of the preset: near,far].')
 @click.option('--preset-shots', help="Preset shot counts [default: the preset's: 5,10,25].")
 @click.option('--preset-seeds', help="Preset seeds [default: the preset's: 0,1,2].")
@@ -128,9 +130,12 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
               help='Train (or continue) the runs and stop: no samples, no metrics, e.g. on a device without the '
                    "metrics' weights. The same command without it measures. A run folder brought back without its "
                    'network-snapshot-*.pkl is measured from --source plus its newest adapter-*.pt.')
+@click.option('--bf16-conv', is_flag=True,
+              help="Trained rows run their training steps' convolutions in bfloat16 (scripts/train.py --bf16-conv): "
+                   'faster on CPUs with AMX or AVX512-BF16; a setting of the comparison.')
 def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol, seed, tick, snap, test_dir, num, num_test,
          faces, trunc, metrics_trunc, cols, strip_steps, cache_dir, device, no_progress, preset, preset_targets,
-         preset_shots, preset_seeds, parallel, threads, split, dry_run, train_only):
+         preset_shots, preset_seeds, parallel, threads, split, dry_run, train_only, bf16_conv):
     """Train (or take) several adaptations of one source on the same shots and compare them side by side.
 
     Writes comparison.png, metrics.csv/.md and interp_<method>.png into --outdir; metrics use --num
@@ -146,14 +151,15 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
         run_benchmark_preset(preset, outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split,
                              device, not no_progress, protocol=protocol, parallel=parallel, threads=threads,
                              given=[o for o, v in (('--target-dir', target_dir), ('--test-dir', test_dir)) if v],
-                             dry_run=dry_run, source=source, runs=runs, train_only=train_only)
+                             dry_run=dry_run, source=source, runs=runs, train_only=train_only,
+                             bf16_conv=bf16_conv)
         return
     try:
         cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,
                             kimg=kimg, batch=batch, protocol=protocol or 'paper', seed=seed, tick=tick, snap=snap,
                             test_dir=test_dir, num=num, num_test=num_test, faces=faces, trunc=trunc,
                             metrics_trunc=metrics_trunc, cols=cols, strip_steps=strip_steps, device=device,
-                            cache_dir=cache_dir)
+                            cache_dir=cache_dir, bf16_conv=bf16_conv)
         if dry_run:
             rows = plan(cfg)
             remote = ('; the source is a URL or short name, not fetched by a dry run (the comparison checks it and '

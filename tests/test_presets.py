@@ -251,3 +251,20 @@ def test_the_report_averages_every_emoji_column_over_seeds(tmp_path):
     cells = [c.strip() for c in row.strip('|').split('|')]
     within = [c.key for c in EMOJI.columns].index('categories_within')
     assert len(cells) == 2 + len(EMOJI.columns) and cells[2 + within] == '6.5 ± 0.5', row
+
+
+def test_bf16_conv_is_a_setting_of_the_comparison_and_reaches_its_runs(tiny_emoji_source, tmp_path, one_thread):
+    bench = small(tiny_emoji_source)
+    plain = preset.cell_config(bench, str(tmp_path), 'near', 5, 0, methods='fsgan', kimg=0.004)
+    assert 'bf16_conv' not in plain.settings        # comparisons made before the option continue unchanged
+    compare.load_state(plain)
+    cfg = preset.cell_config(bench, str(tmp_path), 'near', 5, 0, methods='fsgan', kimg=0.004, bf16_conv=True)
+    with pytest.raises(compare.CompareError, match=r'other settings \(bf16_conv: None there, True now\)'):
+        compare.load_state(cfg)
+    cfg = preset.cell_config(bench, str(tmp_path / 'bf16'), 'near', 5, 0, methods='fsgan', kimg=0.004,
+                             bf16_conv=True)
+    compare.load_state(cfg)
+    run_dir = compare.train_method(cfg, 'fsgan', progress=False)
+    assert json.load(open(os.path.join(run_dir, 'training_options.json')))['run']['bf16_conv'] is True
+    assert ', bfloat16 convolutions (--bf16-conv);' in preset.report_header(bench, {('near', 5, 0): cfg}, 'test', (0,))
+    assert 'bfloat16' not in preset.report_header(bench, {('near', 5, 0): plain}, 'test', (0,))

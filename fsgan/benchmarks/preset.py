@@ -112,11 +112,12 @@ def cells(bench, targets=None, shots=None, seeds=None):
 
 
 def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, split='test', source=None, device=None,
-                num=None, num_test=None, protocol=None, runs=()):
+                num=None, num_test=None, protocol=None, runs=(), bf16_conv=False):
     """compare.setup_compare(...) of one cell; split 'val' measures against the validation split (tuning).
     methods None: bench.methods[shots], else compare's defaults. source: a network pickle instead of the
     benchmark's shipped source (its regularisation read from the .json beside it, as for the shipped one).
-    runs: ['NAME=RUNDIR'] run folders of this cell trained elsewhere, measured as extra rows (compare's --runs)."""
+    runs: ['NAME=RUNDIR'] run folders of this cell trained elsewhere, measured as extra rows (compare's --runs).
+    bf16_conv: train with bfloat16 convolutions (compare's --bf16-conv)."""
     from fsgan.compare import CompareError, setup_compare
     prefix = bench.targets[target]
     if source is not None and not os.path.isfile(source):
@@ -137,7 +138,7 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
                          tick=kimg / 2, snap=1, test_dir=eval_zip, num=num or bench.num,
                          num_test=bench.num_test if num_test is None else num_test, device=device,
                          inception=bench.inception, expect=bench.expect.get(target),
-                         train_options=source_regularisation(source), metrics=bench.metrics)
+                         train_options=source_regularisation(source), metrics=bench.metrics, bf16_conv=bf16_conv)
 
 
 def aggregate(bench, results):
@@ -225,7 +226,7 @@ def grid_configs(bench, outdir, targets=None, shots=None, seeds=None, runs=(), *
 
 def run_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None, kimg=None, split='test',
                device=None, progress=True, num=None, num_test=None, source=None, protocol=None, parallel=1,
-               threads=1, runs=(), train_only=False):
+               threads=1, runs=(), train_only=False, bf16_conv=False):
     """Run (or continue) every cell, then write the aggregate report. Returns its rows (train_only: train every
     run not yet done, measure nothing and return None; the same call without it measures).
 
@@ -236,7 +237,8 @@ def run_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None
     if parallel < 1 or threads < 1:
         raise ValueError(f'--parallel and --threads must be >= 1, got {parallel} and {threads}')
     todo, configs = grid_configs(bench, outdir, targets, shots, seeds, runs, methods=methods, kimg=kimg, split=split,
-                                 device=device, num=num, num_test=num_test, source=source, protocol=protocol)
+                                 device=device, num=num, num_test=num_test, source=source, protocol=protocol,
+                                 bf16_conv=bf16_conv)
     seeds = seeds or bench.seeds
     if parallel > 1:
         run_in_parallel(configs, outdir, parallel, threads, measure=not train_only)
@@ -296,12 +298,12 @@ def places_section(places):
 
 
 def plan_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None, kimg=None, split='test',
-                source=None, protocol=None, runs=()):
+                source=None, protocol=None, runs=(), bf16_conv=False):
     """compare.py --preset NAME --dry-run: the lines of what run_preset would train, per cell (compare.plan),
     then the totals. Writes nothing."""
     from fsgan.compare import kimg_left, plan, plan_lines
     _todo, configs = grid_configs(bench, outdir, targets, shots, seeds, runs, methods=methods, kimg=kimg,
-                                  split=split, source=source, protocol=protocol)
+                                  split=split, source=source, protocol=protocol, bf16_conv=bf16_conv)
     lines, every = [], []
     for cell, cfg in configs.items():
         rows = plan(cfg)
@@ -324,6 +326,7 @@ def report_header(bench, configs, split, seeds):
     source = recorded_path(s['source'])
     batch = '' if s['batch'] is None else f', batch {s["batch"]}'
     return (f'{bench.title}: source {source}, {" or ".join(f"{k:g}" for k in kimgs)} kimg per run, protocol '
-            f'{s["protocol"]}{batch}, regularisation {reg}; '
+            f'{s["protocol"]}{batch}, regularisation {reg}'
+            f'{", bfloat16 convolutions (--bf16-conv)" if s.get("bf16_conv") else ""}; '
             f'{ms["num"]} samples per run (psi {ms["metrics_trunc"]:g}) against {ms["num_test"] or "all"} images of '
             f'the {split} split; mean ± std over seeds {",".join(map(str, seeds))}.')

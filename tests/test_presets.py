@@ -79,14 +79,25 @@ def test_emoji_preset_in_parallel_matches_serial_and_resumes(tiny_emoji_source, 
     bench = small(tiny_emoji_source)
     kw = dict(methods='fsgan,tgan', targets=('near',), shots=(5,), seeds=(0, 1), kimg=0.008, progress=False)
     outdir = str(tmp_path / 'par')
-    rows = preset.run_preset(bench, outdir, parallel=2, threads=1, **kw)
+    # Train only (as on a device without the metrics' weights): every run trains in a worker, nothing is measured.
+    assert preset.run_preset(bench, outdir, parallel=2, threads=1, train_only=True, **kw) is None
+    assert sorted(os.listdir(os.path.join(outdir, 'logs'))) == sorted(
+        f'near-5shot-seed{s}-{m}.log' for s in (0, 1) for m in ('fsgan', 'tgan'))
+    assert not os.path.exists(os.path.join(outdir, 'near-5shot-seed0', 'metrics.csv'))
+    state = json.load(open(os.path.join(outdir, 'near-5shot-seed1', compare.STATE_FILE)))
+    assert all(state['methods'][m]['done'] for m in ('fsgan', 'tgan'))
+    cell = os.path.join(outdir, 'near-5shot-seed0')
+    ck = os.path.join(cell, 'runs', 'tgan')
+    ck = os.path.join(ck, os.listdir(ck)[0], 'checkpoint.pt')
+    mtime = os.stat(ck).st_mtime_ns
+    rows = preset.run_preset(bench, outdir, parallel=2, threads=1, **kw)   # measures; trains nothing again
+    assert os.stat(ck).st_mtime_ns == mtime
     assert sorted(r['method'] for r in rows) == ['fsgan', 'tgan']
     for r in rows:
         assert r['seeds'] == 2 and r['emoji_fd_test_mean'] > 0 and 'fid_test_mean' not in r
         assert 0 <= r['style_share_mean'] <= 1 and 0 <= r['content_mean'] <= 1
     logs = sorted(os.listdir(os.path.join(outdir, 'logs')))
     assert logs == sorted(f'near-5shot-seed{s}-{m}.log' for s in (0, 1) for m in ('fsgan', 'tgan', 'measure'))
-    cell = os.path.join(outdir, 'near-5shot-seed0')
     assert len(os.listdir(os.path.join(cell, compare.SOURCE_SAMPLES))) == bench.num + 1  # + its stamp
     md = open(os.path.join(outdir, 'benchmark.md')).read()
     assert md.startswith('Emoji benchmark: source ') and 'protocol paper' in md and 'gamma 0.1' in md
@@ -101,9 +112,6 @@ def test_emoji_preset_in_parallel_matches_serial_and_resumes(tiny_emoji_source, 
     assert all(par['fsgan'][k] for k in keys)
     assert {m: [par[m][k] for k in keys] for m in par} == {m: [ser[m][k] for k in keys] for m in ser}
     # Running again trains and measures nothing.
-    ck = os.path.join(cell, 'runs', 'tgan')
-    ck = os.path.join(ck, os.listdir(ck)[0], 'checkpoint.pt')
-    mtime = os.stat(ck).st_mtime_ns
     again = preset.run_preset(bench, outdir, parallel=2, threads=1, **kw)
     assert os.stat(ck).st_mtime_ns == mtime
     assert [r['emoji_fd_test_mean'] for r in again] == [r['emoji_fd_test_mean'] for r in rows]

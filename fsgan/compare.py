@@ -406,14 +406,24 @@ def check_adapter_run(name, run_dir, adapter, source):
     trained kept its checkpoint there)."""
     from dnnlib.util import file_sha256
     from fsgan.export import artefact_kimg, load_adapter
-    from fsgan.run_options import load_run_options
+    from fsgan.loading import is_remote_source
+    from fsgan.options import read_training_options
     if source is None:
         raise CompareError(f'--runs {name}={run_dir} kept adapter files but no network snapshot; give the network '
                            f'its run trained from', '--source')
-    total, done = load_run_options(run_dir).kimg, artefact_kimg(os.path.basename(adapter))
-    if done is not None and done + 1e-9 < total:
-        raise CompareError(f'--runs {name}={run_dir}: its newest adapter is at {done:g} of its {total:g} kimg; '
-                           f'finish the run where it trained (scripts/train.py --resume-run) and bring it back')
+    if not is_remote_source(source) and not os.path.isfile(source):
+        raise CompareError(f'{source}: no such file; give the network --runs {name}={run_dir} trained from',
+                           '--source')
+    try:  # the length only: the run need not be able to continue here (it may have trained on a GPU)
+        total = float(read_training_options(os.path.join(run_dir, 'training_options.json'))['kimg'])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CompareError(f'--runs {name}={run_dir}: no readable training_options.json with its kimg ({e}); give '
+                           f'a run folder of scripts/train.py') from None
+    if re.search(r'\.\d{3}\.pt$', adapter):  # names of runs before three-decimal tags round kimg down
+        done = artefact_kimg(os.path.basename(adapter))
+        if done + 1e-9 < total:
+            raise CompareError(f'--runs {name}={run_dir}: its newest adapter is at {done:g} of its {total:g} kimg; '
+                               f'finish the run where it trained (scripts/train.py --resume-run) and bring it back')
     made_for = load_adapter(adapter)['source_sha256']
     if os.path.isfile(source) and file_sha256(source) != made_for:
         raise CompareError(f'{source} is not the network --runs {name}={run_dir} trained from (its adapter was made '

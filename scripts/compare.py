@@ -80,7 +80,7 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
 @click.option('--methods', help=f'Methods to train, comma-separated; METHOD@KEY=VALUE changes a training option '
               f'({", ".join(TRAIN_KEYS)}) or a method option [default: {",".join(DEFAULT_METHODS)}; '
               "only the --runs entries when --runs is given; with --preset, the preset's methods for each "
-              'shot count, --runs or not].')
+              "shot count (or compare's default where it sets none), --runs or not].")
 @click.option('--runs', multiple=True, metavar='NAME=RUNDIR',
               help='Use an existing run folder as row NAME (repeatable); with --preset, for a grid of one cell '
                    '(a run of that cell trained elsewhere, e.g. on another device).')

@@ -207,6 +207,10 @@ def test_a_cell_trained_on_another_device_is_measured_beside_this_ones(tiny_emoj
     assert len(brought_back) < len(list(run.iterdir())) and any(p.name.startswith('adapter-') for p in brought_back)
     for p in set(run.iterdir()) - set(brought_back):
         p.unlink()
+    opts_path = run / 'training_options.json'
+    opts = json.loads(opts_path.read_text())
+    opts['run']['device'] = 'cuda'                       # as trained on a GPU: measured here all the same
+    opts_path.write_text(json.dumps(opts))
     given = [f'fsgan-away={run}']
     here = tmp_path / 'here'
     plan = preset.plan_preset(bench, str(here), methods='fsgan', runs=given, targets=('near',), shots=(5,),
@@ -229,13 +233,14 @@ def test_a_cell_trained_on_another_device_is_measured_beside_this_ones(tiny_emoj
     with pytest.raises(compare.CompareError, match=f'{other} is not the network --runs fsgan-away=.* trained from'):
         preset.run_preset(dataclasses.replace(bench, source=other), str(tmp_path / 'other'), methods='fsgan',
                           runs=given, **kw)
-    res = CliRunner().invoke(compare_cli.main, ['--outdir', str(tmp_path / 'none'), '--runs', given[0]])
-    assert res.exit_code != 0 and 'Traceback' not in res.output
-    assert res.output.strip().splitlines()[-1] == (f'Error: Invalid value for --source: --runs {given[0]} kept '
-                                                   f'adapter files but no network snapshot; give the network its '
-                                                   f'run trained from')
-    opts_path = run / 'training_options.json'
-    opts = json.loads(opts_path.read_text())
+    for source, message in ((None, f'--runs {given[0]} kept adapter files but no network snapshot; give the '
+                                    f'network its run trained from'),
+                            (str(tmp_path / 'typo.pkl'), f'{tmp_path / "typo.pkl"}: no such file; give the network '
+                                                         f'--runs {given[0]} trained from')):
+        res = CliRunner().invoke(compare_cli.main, ['--outdir', str(tmp_path / 'none'), '--runs', given[0],
+                                                    '--train-only'] + (['--source', source] if source else []))
+        assert res.exit_code != 0 and 'Traceback' not in res.output
+        assert res.output.strip().splitlines()[-1] == f'Error: Invalid value for --source: {message}'
     opts['run']['kimg'] *= 100                           # as if the device had stopped it early
     opts_path.write_text(json.dumps(opts))
     with pytest.raises(compare.CompareError, match='its newest adapter is at .* of its 0.4 kimg; finish the run'):
@@ -248,9 +253,11 @@ def test_a_cell_trained_on_another_device_is_measured_beside_this_ones(tiny_emoj
 
 def test_the_report_averages_every_emoji_column_over_seeds(tmp_path):
     """The emoji report's own columns, counts included: a mean over seeds of a count shows one decimal."""
+    import numpy as np
     from metrics.registry import Column
     count = Column('categories_within', 'Categories', 'd')
-    assert [count.format(v) for v in (7, 7.0, 6.5, None)] == ['7', '7', '6.5', '']
+    assert [count.format(v) for v in (7, 7.0, 6.5, None, np.int64(3), np.float32(6.5))] == ['7', '7', '6.5', '',
+                                                                                          '3', '6.5']
     results = {('near', 10, seed): [dict({c.key: value for c in EMOJI.columns}, method='fsgan', trainable_params=9)]
                for seed, value in ((0, 6), (1, 7))}
     rows = preset.aggregate(EMOJI, results)

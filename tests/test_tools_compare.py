@@ -157,7 +157,7 @@ def test_fgd_for_glyph_sized_images(tmp_path, monkeypatch, capsys):
 def test_train_only_trains_measures_nothing_and_the_same_command_measures(p1_path, target_dir, tmp_path,
                                                                          one_thread):
     outdir = tmp_path / 'cmp'
-    args = [a if a != 'fsgan,tgan' else 'fsgan' for a in _args(p1_path, target_dir, outdir)]
+    args = [a if a != 'fsgan,tgan' else 'fsgan' for a in _args(p1_path, target_dir, outdir)] + ['--bf16-conv']
     res = CliRunner().invoke(cli.main, args + ['--train-only', '--dry-run'])
     assert res.exit_code != 0 and 'give --dry-run or --train-only, not both' in res.output
     assert not outdir.exists()
@@ -166,6 +166,7 @@ def test_train_only_trains_measures_nothing_and_the_same_command_measures(p1_pat
     run = outdir / 'runs' / 'fsgan' / '00000-fsgan-10shot'
     assert res.output.splitlines()[-1].split() == ['fsgan', str(run)] and '[fsgan] training' in res.output
     assert sorted(p.name for p in run.glob('adapter-*.pt')) == ['adapter-000000.004.pt', 'adapter-000000.008.pt']
+    assert read_training_options(run / 'training_options.json')['bf16_conv'] is True
     assert not (outdir / 'samples').exists() and not (outdir / 'metrics.csv').exists()
     res = CliRunner().invoke(cli.main, args)
     assert res.exit_code == 0, res.output

@@ -114,11 +114,11 @@ def cells(bench, targets=None, shots=None, seeds=None):
 def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, split='test', source=None, device=None,
                 num=None, num_test=None, protocol=None, runs=(), bf16_conv=False):
     """compare.setup_compare(...) of one cell; split 'val' measures against the validation split (tuning).
-    methods None: bench.methods[shots], else compare's defaults. source: a network pickle instead of the
+    methods None: bench.methods[shots], else compare's defaults (with runs too). source: a network pickle instead of the
     benchmark's shipped source (its regularisation read from the .json beside it, as for the shipped one).
     runs: ['NAME=RUNDIR'] run folders of this cell trained elsewhere, measured as extra rows (compare's --runs).
     bf16_conv: train with bfloat16 convolutions (compare's --bf16-conv)."""
-    from fsgan.compare import CompareError, setup_compare
+    from fsgan.compare import DEFAULT_METHODS, CompareError, setup_compare
     prefix = bench.targets[target]
     if source is not None and not os.path.isfile(source):
         raise CompareError(f'{source}: no such file; give a network snapshot .pkl', '--source')
@@ -133,7 +133,8 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
                              f'{recorded_path(bench.data_dir)}{hint}')
     kimg = kimg or bench.kimg or paper_kimg(shots)
     return setup_compare(os.path.join(outdir, cell_name(target, shots, seed)), source=source, target_dir=shots_zip,
-                         shots=shots, methods=methods or bench.methods.get(shots), runs=runs, kimg=kimg,
+                         shots=shots, methods=methods or bench.methods.get(shots) or ','.join(DEFAULT_METHODS),
+                         runs=runs, kimg=kimg,
                          batch=bench.batch if protocol == bench.protocol else None, protocol=protocol, seed=seed,
                          tick=kimg / 2, snap=1, test_dir=eval_zip, num=num or bench.num,
                          num_test=bench.num_test if num_test is None else num_test, device=device,

@@ -400,6 +400,13 @@ def check_run_dir(name, run_dir, source=None):
         check_adapter_run(name, run_dir, adapter, source)
 
 
+def check_given_runs(cfg):
+    """check_run_dir of every --runs entry of the comparison `cfg`."""
+    for name, run_dir in cfg.entries:
+        if run_dir is not None:
+            check_run_dir(name, run_dir, cfg.settings['source'])
+
+
 def check_adapter_run(name, run_dir, adapter, source):
     """A run folder measured from its newest adapter: it needs --source, the very network it trained from (checked
     by sha256 when --source is a local file), and an adapter at the run's full length (one cut off where it
@@ -637,13 +644,6 @@ def write_strip(cfg, name, G):
     path = os.path.join(cfg.outdir, f'interp_{name}.png')
     save_png(labeled_grid([list(strip)]), path)
     return path
-
-
-def check_given_runs(cfg):
-    """check_run_dir of every --runs entry of the comparison `cfg`."""
-    for name, run_dir in cfg.entries:
-        if run_dir is not None:
-            check_run_dir(name, run_dir, cfg.settings['source'])
 
 
 def trained_state(cfg, progress=True):

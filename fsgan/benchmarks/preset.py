@@ -114,8 +114,8 @@ def cells(bench, targets=None, shots=None, seeds=None):
 def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, split='test', source=None, device=None,
                 num=None, num_test=None, protocol=None, runs=(), bf16_conv=False):
     """compare.setup_compare(...) of one cell; split 'val' measures against the validation split (tuning).
-    methods None: bench.methods[shots], else compare's defaults (with runs too). source: a network pickle instead of the
-    benchmark's shipped source (its regularisation read from the .json beside it, as for the shipped one).
+    methods None: bench.methods[shots], else compare's defaults (with runs too). source: a network pickle instead
+    of the benchmark's shipped source (its regularisation read from the .json beside it, as for the shipped one).
     runs: ['NAME=RUNDIR'] run folders of this cell trained elsewhere, measured as extra rows (compare's --runs).
     bf16_conv: train with bfloat16 convolutions (compare's --bf16-conv)."""
     from fsgan.compare import DEFAULT_METHODS, CompareError, setup_compare

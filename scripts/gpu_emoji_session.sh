@@ -11,7 +11,7 @@
 # 1. Pretrains the emoji64 source for TRAIN_SECONDS (stopped with SIGINT; a snapshot every tick is kept, so the
 #    last one survives), while the correctness sections of the self-check run beside it: from scratch, or with
 #    RESUME=data/emoji/pretrain/source_emoji64.pkl on from the CPU's kept stage (the continue options of
-#    data/emoji/README.md; the G_ema half-life follows the batch).
+#    data/emoji/README.md, without the G_ema ramp-up; the G_ema half-life follows the batch).
 #    Beside them it trains one cell of the emoji preset, near-10shot-seed0 with FSGAN (`compare.py --train-only`,
 #    CELL_KIMG kimg, default the preset's 20; within CELL_SECONDS), from CELL_SOURCE (default RESUME, else the
 #    CPU's kept stage data/emoji/pretrain/source_emoji64.pkl), for
@@ -40,7 +40,8 @@ CELL_SOURCE=${CELL_SOURCE:-${RESUME:-data/emoji/pretrain/source_emoji64.pkl}}
 CELL_KIMG=${CELL_KIMG:-}
 CELL_SECONDS=${CELL_SECONDS:-$((TRAIN_SECONDS + 60))}   # its own limit: a cell cut short is refused when measured
 if [ -n "$RESUME" ]; then
-    start=(--resume "$RESUME" --method tgan --protocol ours --start G_ema --track-w-avg true --ema-rampup 0.05)
+    # No G_ema ramp-up when continuing a trained stage (as stylegan2-ada-pytorch on resume; data/emoji/README.md)
+    start=(--resume "$RESUME" --method tgan --protocol ours --start G_ema --track-w-avg true --ema-rampup 0)
 else
     start=(--cfg emoji64)
 fi

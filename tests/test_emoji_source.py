@@ -45,6 +45,11 @@ def test_ship_writes_a_loadable_source_with_its_record(run_snapshot, tmp_path, o
                                                                           len(ImageSet(REAL_TEST)))
     assert report['fid_all_noto'] > 0 and report['fid_floor_test_vs_train'] > 0
     assert report['fid_all_noto'] > report['fid_floor_test_vs_train']       # noise vs real emoji
+    # the floor moved from the held-out set's counts (test against train) to the generator's (num against all)
+    a, b = report['fid_bias_fit']['a'], report['fid_bias_fit']['b']
+    n_test, n_train = report['num_test'], report['num_train']
+    assert a > 0 and report['fid_floor_at_num'] == pytest.approx(
+        report['fid_floor_test_vs_train'] - a / n_test - b / n_train + a / 24 + b / (n_test + n_train))
     assert sum(report['style_shares'].values()) == pytest.approx(1.0)
     assert sum(report['category_shares'].values()) == pytest.approx(1.0)
     assert report['acceptance']['fid_at_most_40'] is False                   # an untrained network

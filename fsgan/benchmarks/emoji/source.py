@@ -3,7 +3,10 @@
 source_report measures a generator's samples (seeds 0..num-1, psi 1) against the real Noto images:
 Inception FID against every Noto image (the pretraining set noto_train.zip, re-made in data/emoji/cache by
 scripts/make_emoji_data.py, plus the held-out noto_test.zip), and beside it the floor, the held-out real
-images against the pretraining images computed the same way; the emoji classifier's style shares (the share
+images against the pretraining images computed the same way (`fid_floor_test_vs_train`, at their own counts,
+406 against 3,375), and that floor moved to the sample counts of the generator's FID (`fid_floor_at_num`,
+num against every Noto image) with FID's finite-sample bias fitted on splits of the pretraining images
+(metrics.frechet.fid_bias_fit; `fid_bias_fit` holds its a and b); the emoji classifier's style shares (the share
 called Noto) and the category probe's shares (on the same Inception features) against the real Noto set (each
 category within half and twice its real share).
 
@@ -59,7 +62,7 @@ def source_report(G, sample_dir, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZI
     """The figures of a source generator G (eval mode): see the module docstring. sample_dir receives its
     `num` samples. Returns a JSON-ready dict."""
     from fsgan import evaluate
-    from metrics.frechet import fid_from_features
+    from metrics.frechet import fid_bias_fit, fid_from_features
     from metrics.images import ImageSet
     from metrics.registry import MetricContext, default_cache_dir
     from .category_probe import DEFAULT_PATH as PROBE_PATH, load_category_probe
@@ -72,9 +75,13 @@ def source_report(G, sample_dir, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZI
     ctx = MetricContext(gen=gen, device=device, batch_size=batch, cache_dir=cache_dir or default_cache_dir())
     gen_f, train_f, test_f = ctx.features('gen'), _inception_features(ctx, train), _inception_features(ctx, test)
     real_f = np.concatenate([train_f, test_f])
+    floor = fid_from_features(test_f, train_f)
+    a, b = fid_bias_fit(train_f)
     report = dict(num=num, trunc=1.0, train_set=recorded_path(train_zip), test_set=recorded_path(test_zip),
                   num_train=len(train), num_test=len(test), fid_all_noto=fid_from_features(gen_f, real_f),
-                  fid_floor_test_vs_train=fid_from_features(test_f, train_f))
+                  fid_floor_test_vs_train=floor,
+                  fid_floor_at_num=floor - a / len(test) - b / len(train) + a / num + b / len(real_f),
+                  fid_bias_fit=dict(a=a, b=b))
     clf = load_emoji_classifier(DEFAULT_PATH, device=device)
     report.update(classifier_figures(clf, load_category_probe(PROBE_PATH), gen, gen_f, real_f))
     report['acceptance'] = dict(fid_at_most_40=report['fid_all_noto'] <= FID_BAR,

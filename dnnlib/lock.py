@@ -59,3 +59,18 @@ def folder_lock(folder, name=LOCK_NAME):
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)  # while still holding the lock; a waiting opener notices the removal (_open_locked)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def creating_folder_lock(folder, name=LOCK_NAME):
+    """folder_lock on `folder`, made first when missing. A folder made here and left empty at the end (a command
+    refused after taking the lock) is removed again, so the refusal leaves nothing behind."""
+    created = not os.path.isdir(folder)
+    os.makedirs(folder, exist_ok=True)
+    try:
+        with folder_lock(folder, name) as path:
+            yield path
+    finally:
+        if created:
+            with contextlib.suppress(OSError):  # not empty: it holds work, which stays
+                os.rmdir(folder)

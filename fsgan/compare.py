@@ -22,6 +22,7 @@ train_only() (compare.py --train-only) trains without measuring; a row whose run
 is measured from --source plus its newest adapter (run_generator).
 plan() (compare.py --dry-run) says which rows that would train, and from which kimg, without writing anything.
 """
+import contextlib
 import csv
 import hashlib
 import io
@@ -40,6 +41,7 @@ from fsgan import evaluate
 from metrics.registry import Column
 
 STATE_FILE = 'compare_state.json'
+LOCK_FILE = 'compare.lock'  # held while a process trains or measures the comparison (dnnlib.lock)
 STATE_VERSION = 1
 DEFAULT_METHODS = ('fsgan', 'tgan', 'freezed', 'ssgan')
 # The registered metrics (fsgan.evaluate.metric_registry) a comparison measures, those that apply (metric_names).
@@ -228,7 +230,7 @@ def read_state(cfg):
             raise CompareError(f'--outdir {cfg.outdir} holds a comparison with other settings ({"; ".join(diff)}); '
                                f'use the same settings to continue it or a new --outdir')
         return state
-    if os.path.isdir(cfg.outdir) and os.listdir(cfg.outdir):
+    if os.path.isdir(cfg.outdir) and set(os.listdir(cfg.outdir)) - {LOCK_FILE}:
         raise CompareError(f'--outdir {cfg.outdir} is not empty and holds no {STATE_FILE}; choose a new folder')
     return None
 
@@ -646,6 +648,15 @@ def write_strip(cfg, name, G):
     return path
 
 
+@contextlib.contextmanager
+def comparison_lock(cfg):
+    """Hold the comparison folder for the block: a second process working on it gets FolderLocked (dnnlib.lock)
+    instead of training the same rows again or overwriting the state file."""
+    from dnnlib.lock import creating_folder_lock
+    with creating_folder_lock(cfg.outdir, LOCK_FILE):
+        yield
+
+
 def trained_state(cfg, progress=True):
     """Check the --runs folders, then train or continue every row not done and record it. Returns the state."""
     check_given_runs(cfg)
@@ -658,12 +669,19 @@ def train_only(cfg, progress=True):
     """compare.py --train-only: what run_compare does first (trained_state), and nothing else: no samples, no
     metrics (e.g. on a device without the metrics' weights). The same comparison without --train-only measures
     it. Returns {row: run folder}."""
-    state = trained_state(cfg, progress)
+    with comparison_lock(cfg):
+        state = trained_state(cfg, progress)
     return {name: run_path(cfg, state['methods'][name]) for name, _ in cfg.entries}
 
 
 def run_compare(cfg, progress=True):
-    """Train/continue, generate, measure and draw. Returns dict(figure, csv, markdown, strips, rows)."""
+    """Train/continue, generate, measure and draw (holding the comparison's lock). Returns dict(figure, csv,
+    markdown, strips, rows)."""
+    with comparison_lock(cfg):
+        return _run_compare(cfg, progress)
+
+
+def _run_compare(cfg, progress):
     import numpy as np
     import torch
     from fsgan.sampling import generate_images

@@ -814,6 +814,13 @@ def _resolve_source(source, cache_dir):
                            f'file, an http(s):// or file:// URL, or one of: {", ".join(NETWORK_URLS)}')
 
 
+def source_sha256(source, cache_dir=None):
+    """sha256 hex digest of the bytes of network `source` (a path, URL or short name, as load_network takes)."""
+    from dnnlib.util import file_sha256
+    path, _ = _resolve_source(source, cache_dir)
+    return file_sha256(path)
+
+
 def load_network(source, device='cpu', cache_dir=None):
     """Load G, D and G_ema from a network pickle.
 

@@ -1,14 +1,17 @@
 """Run independent jobs (e.g. the cells of a benchmark preset) in N worker processes.
 
 Each job is a picklable callable plus arguments. With parallel=1 the jobs run in this process, in order, as before.
-With parallel=N > 1 they run in N 'spawn' processes (a fresh interpreter each: no state leaks between jobs, CUDA
-works), one job per process at a time, each limited to `threads` CPU threads (torch.set_num_threads plus the
-OMP/MKL variables), with its printed output going to its own log file. Jobs write their results to disk
-themselves (comparison folders are resumable), so a failed or killed job loses only its own unfinished work.
+With parallel=N > 1 each job runs in its own 'spawn' process (a fresh interpreter: no state leaks between jobs, CUDA
+works), at most N at a time, each limited to `threads` CPU threads (torch.set_num_threads plus the OMP/MKL
+variables), with its printed output going to its own log file. Jobs write their results to disk themselves
+(comparison folders are resumable), so a failed or killed job (e.g. by the out-of-memory killer: its process
+ends without a word, and is reported by its exit code) loses only its own unfinished work.
 """
 import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 import traceback
 from dataclasses import dataclass, field
 
@@ -34,17 +37,40 @@ def _limit_threads(threads):
     torch.set_num_threads(threads)
 
 
-def _run_logged(job, threads):
-    """Worker body: run one job with its output in job.log. Returns (name, None) or (name, error line)."""
+def _run_logged(job, threads, reply):
+    """Worker process body: run one job with its output in job.log; send None or its error line through `reply`."""
     _limit_threads(threads)
     os.makedirs(os.path.dirname(os.path.abspath(job.log)), exist_ok=True)
     with open(job.log, 'a', buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             job.fn(*job.args, **job.kwargs)
-            return job.name, None
+            error = None
         except Exception as e:  # reported to the parent, which names the job and its log
             traceback.print_exc(file=log)
-            return job.name, f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
+            error = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
+    reply.send(error)
+    reply.close()
+
+
+def _exit_error(exitcode):
+    """The error line of a worker that ended without replying (killed by a signal, or exited early)."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f'killed by {signal.Signals(-exitcode).name}'
+        except ValueError:
+            return f'killed by signal {-exitcode}'
+    return f'its process exited with code {exitcode} without a result'
+
+
+def _finished(process, reply):
+    """None (the job finished) or its error line, once `process` has ended."""
+    process.join()
+    if reply.poll():
+        try:
+            return reply.recv()
+        except EOFError:
+            pass
+    return _exit_error(process.exitcode)
 
 
 def run_jobs(jobs, parallel=1, threads=1, progress=print):
@@ -62,17 +88,30 @@ def run_jobs(jobs, parallel=1, threads=1, progress=print):
     missing = [job.name for job in jobs if not job.log]
     if missing:
         raise ValueError(f'parallel jobs need a log file: {", ".join(missing)}')
-    failed, done = [], []
-    logs = {job.name: job.log for job in jobs}
+    errors, logs = {}, {job.name: job.log for job in jobs}
     context = multiprocessing.get_context('spawn')
-    with context.Pool(processes=min(parallel, len(jobs)), maxtasksperchild=1) as pool:
-        pending = [pool.apply_async(_run_logged, (job, threads)) for job in jobs]
-        for result in pending:
-            name, error = result.get()
-            (failed if error else done).append((name, error))
-            say(f'[parallel] {name}: ' + (f'FAILED ({error}); log {logs[name]}' if error else 'done'))
+    queue, running = list(jobs), {}  # running: process sentinel -> (job, process, reply end)
+    try:
+        while queue or running:
+            while queue and len(running) < parallel:
+                job = queue.pop(0)
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=_run_logged, args=(job, threads, send), name=job.name)
+                process.start()
+                send.close()  # the child holds the only sending end: its death shows as EOF here
+                running[process.sentinel] = (job, process, receive)
+            for sentinel in multiprocessing.connection.wait(list(running)):
+                job, process, receive = running.pop(sentinel)
+                errors[job.name] = _finished(process, receive)
+                error = errors[job.name]
+                say(f'[parallel] {job.name}: ' + (f'FAILED ({error}); log {logs[job.name]}' if error else 'done'))
+    finally:
+        for job, process, _ in running.values():  # interrupted: stop the workers still running
+            process.terminate()
+            process.join()
+    failed = [(name, error) for name, error in errors.items() if error]
     if failed:
         raise JobError(f'{len(failed)} of {len(jobs)} jobs failed: ' +
                        '; '.join(f'{name} ({error}, log {logs[name]})' for name, error in failed))
-    return [name for name, _ in done]
+    return [job.name for job in jobs if job.name in errors]
 

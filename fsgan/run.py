@@ -8,29 +8,61 @@ from fsgan.methods import METHODS
 from fsgan.options import BY_NAME, check_value
 from fsgan.run_setup import SetupError, network_geometry, scratch_kwargs, next_run_dir, target_labels
 
-def _worker(rank, c, run_dir, images, labels, resume, progress, init_file):
-    """One process of a multi-process run."""
+def _user_errors():
+    """The exception types a run raises for a user's mistake or a stopped run (one line for the user)."""
+    from dnnlib.lock import FolderLocked
+    from fsgan.loading import NetworkLoadError
+    from fsgan.training_loop import TrainingError
+    from training.dataset import DataError
+    return SetupError, DataError, NetworkLoadError, TrainingError, FolderLocked
+
+
+def _worker(rank, c, run_dir, images, labels, resume, progress, tmp):
+    """One process of a multi-process run. A user-facing error is pickled to tmp/error-RANK.pkl for launch() to
+    raise in the parent (torch's spawn would turn it into a traceback)."""
+    import pickle
+    import sys
     from torch_utils import distributed
     from fsgan.training_loop import training_loop
-    distributed.init(rank, c.num_gpus, init_file, 'cuda' if c.device == 'cuda' else 'cpu')
+    distributed.init(rank, c.num_gpus, os.path.join(tmp, 'init'), 'cuda' if c.device == 'cuda' else 'cpu')
     try:
         training_loop(c, run_dir, images, resume=resume, progress=progress, labels=labels)
         distributed.barrier()  # no rank tears the group down while another still uses it
+    except _user_errors() as e:
+        with open(os.path.join(tmp, f'error-{rank}.pkl'), 'wb') as f:
+            pickle.dump(e, f)
+        sys.exit(1)
     finally:
         distributed.shutdown()
 
 
+def _raise_worker_error(tmp, exc):
+    """Re-raise in the parent the user-facing error a worker left in tmp (the lowest rank's), else `exc`."""
+    import pickle
+    names = sorted((n for n in os.listdir(tmp) if n.startswith('error-')), key=lambda n: int(n[6:-4]))
+    if not names:
+        raise exc
+    with open(os.path.join(tmp, names[0]), 'rb') as f:
+        raise pickle.load(f) from None
+
+
 def launch(c, run_dir, images, labels=None, resume=False, progress=True):
-    """Run the training loop in this process, or in c.num_gpus processes."""
+    """Run the training loop in this process, or in c.num_gpus processes (a worker's user-facing error, e.g.
+    TrainingError, is raised here as itself)."""
     from fsgan.training_loop import training_loop
     if c.get('num_gpus', 1) == 1:
         training_loop(c, run_dir, images, resume=resume, progress=progress, labels=labels)
         return
+    import logging
     import tempfile
     import torch.multiprocessing as mp
+    # spawn logs a warning for each worker it stops after another failed; the failure itself is reported
+    logging.getLogger('torch.multiprocessing.spawn').setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_worker, args=(c, run_dir, images, labels, resume, progress, os.path.join(tmp, 'init')),
-                 nprocs=c.num_gpus, join=True)
+        try:
+            mp.spawn(_worker, args=(c, run_dir, images, labels, resume, progress, tmp), nprocs=c.num_gpus, join=True)
+        except (mp.ProcessExitedException, mp.ProcessRaisedException) as e:
+            _raise_worker_error(tmp, e)
 
 
 @contextlib.contextmanager
@@ -107,14 +139,18 @@ def run_training(c, resume_run=None, progress=True, dry_run=False):
 
 
 def _looks_grayscale(path):
-    """True when the first image of the target folder/zip is single-channel."""
+    """True when the first image of the target folder/zip is single-channel (False when it cannot be read:
+    load_target then names it)."""
     from training.dataset import ImageSource
     import PIL.Image
     import io
     source = ImageSource(path)
     if not source.names:
         return False
-    return PIL.Image.open(io.BytesIO(source.read(source.names[0]))).mode in ('L', 'I;16', 'I', '1')
+    try:
+        return PIL.Image.open(io.BytesIO(source.read(source.names[0]))).mode in ('L', 'I;16', 'I', '1')
+    except (OSError, ValueError):
+        return False
 
 
 def print_dry_run(c, images):
@@ -148,9 +184,11 @@ def continue_run(run_dir, kimg=None, dry_run=False, progress=True, checkpoint_ti
     Returns run_dir, or None when nothing ran: a dry run (prints the plan) or a finished run (says so).
     """
     from dnnlib.lock import folder_lock
+    from fsgan.loading import source_sha256
     from fsgan.run_options import load_run_options
+    from fsgan.training_loop import check_checkpoint_source, read_checkpoint
     c = load_run_options(run_dir)
-    c.kimg = float(c.kimg if kimg is None else kimg)
+    c.kimg = float(c.kimg if kimg is None else check_value(BY_NAME['kimg'], kimg))
     if checkpoint_ticks is not None:
         c.checkpoint_ticks = check_value(BY_NAME['checkpoint_ticks'], checkpoint_ticks)
     done_kimg = run_kimg(run_dir, c)
@@ -164,6 +202,8 @@ def continue_run(run_dir, kimg=None, dry_run=False, progress=True, checkpoint_ti
     if done_kimg >= c.kimg:
         print(f'{run_dir} is finished (kimg {done_kimg:g} of {c.kimg:g}); give --kimg to extend it')
         return None
+    if c.get('source'):  # before anything is written: the run must go on from the network it trained from
+        check_checkpoint_source(read_checkpoint(run_dir, c, mmap=True), source_sha256(c.source), c.source, run_dir)
     with folder_lock(run_dir):
         return _resume(c, run_dir, progress, record_options=kimg is not None or checkpoint_ticks is not None)
 

@@ -502,9 +502,20 @@ def read_checkpoint(run_dir, opts=None, mmap=False):
     return ck
 
 
+def check_checkpoint_source(ck, sha256, source, run_dir):
+    """TrainingError unless the source network (`source`, its file's `sha256`) is the one checkpoint `ck` of
+    run_dir trained from: resuming on another would stamp the run's adapters with the wrong source."""
+    made_from = ck.get('source_sha256')
+    if made_from is not None and made_from != sha256:
+        raise TrainingError(f'{source or "the source network"} is not the network {run_dir} was trained from '
+                            f'(sha256 {str(sha256)[:12]}..., the run\'s {made_from[:12]}...); put the original back '
+                            f'to resume')
+
+
 def load_checkpoint(state, run_dir, opts=None):
     """Restore networks, optimisers, counters and RNG from run_dir/checkpoint.pt (TrainingError if it cannot)."""
     ck = read_checkpoint(run_dir, opts)
+    check_checkpoint_source(ck, state.source_sha256, (opts or {}).get('source'), run_dir)
     try:
         for key in ('G', 'D', 'G_ema'):
             state[key].load_state_dict(ck[key], strict=True)
@@ -583,9 +594,7 @@ def start_run(opts, run_dir, images, labels, device, resume):
     random.seed(rank_seed)
     if resume:
         load_checkpoint(state, run_dir, opts)
-        if distributed.rank() == 0:  # records after the checkpoint will be redone
-            for name in ['stats.jsonl'] + sorted(glob.glob('metric-*.jsonl', root_dir=run_dir)):
-                drop_stats_after(os.path.join(run_dir, name), state.cur_nimg)
+        forget_records_after(run_dir, state.cur_nimg)
     prepare_loss_terms(state, opts, images, device)
     if not resume:
         save_checkpoint(state, opts, run_dir)  # at once: a run stopped before its first snapshot can be resumed
@@ -678,6 +687,7 @@ def roll_back(state, run_dir, error):
     if not os.path.exists(os.path.join(run_dir, 'checkpoint.pt')):
         raise TrainingError(f'{error}; no snapshot to roll back to yet') from None
     load_checkpoint(state, run_dir)
+    forget_records_after(run_dir, state.cur_nimg)
     state.lr_scale *= 0.5
     for opt in (state.opt_G, state.opt_D):
         if opt is not None:
@@ -686,6 +696,14 @@ def roll_back(state, run_dir, error):
     if distributed.rank() == 0:
         print(f'[nan-policy rollback] {error}; rolled back to kimg {state.cur_nimg / 1000:.3f}, '
               f'learning rate x{state.lr_scale:g}')
+
+
+def forget_records_after(run_dir, cur_nimg):
+    """Back at a checkpoint (resume, rollback): rank 0 drops the tick and metric records written after it, which
+    will be redone."""
+    if distributed.rank() == 0:
+        for name in ['stats.jsonl'] + sorted(glob.glob('metric-*.jsonl', root_dir=run_dir)):
+            drop_stats_after(os.path.join(run_dir, name), cur_nimg)
 
 
 def drop_stats_after(stats_path, cur_nimg):

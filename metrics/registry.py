@@ -170,7 +170,8 @@ class MetricContext:
     def detector(self):
         """The InceptionDetector (loaded once)."""
         from metrics.inception import InceptionDetector
-        return self.cached('shared/detector', lambda: InceptionDetector(self.detector_source, device=self.device))
+        return self.cached(f'shared/detector/{self.detector_source}/{self.device}',
+                           lambda: InceptionDetector(self.detector_source, device=self.device))
 
     def features(self, which):
         """Inception features [N, 2048] of 'gen', 'source_gen', 'data' or 'shots'; data and shots go through the

@@ -39,6 +39,7 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
     shipped one; runs: run folders of a one-cell grid's cell, trained elsewhere, as extra rows."""
     from fsgan.benchmarks import benchmark
     from fsgan.benchmarks import preset as presets
+    from dnnlib.lock import FolderLocked
     from fsgan.export import AdapterError
     from fsgan.loading import NetworkLoadError
     from fsgan.parallel import JobError
@@ -59,7 +60,7 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
         rows = presets.run_preset(bench, outdir, device=device, progress=progress, parallel=parallel,
                                   threads=threads, train_only=train_only, **grid)
     except (CompareError, EvaluateError, SetupError, DataError, NetworkLoadError, TrainingError, JobError,
-            AdapterError, ValueError) as e:
+            AdapterError, FolderLocked, ValueError) as e:
         raise one_line_error(e) from None
     except OSError as e:
         raise click.ClickException(f'{e.filename or outdir}: {e.strerror or e}') from None
@@ -141,6 +142,7 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
     Writes comparison.png, metrics.csv/.md and interp_<method>.png into --outdir; metrics use --num
     (default 64) images per method so they stay cheap on a CPU. Re-run the same command to continue.
     """
+    from dnnlib.lock import FolderLocked
     from fsgan.export import AdapterError
     from fsgan.loading import NetworkLoadError, is_remote_source
     from training.dataset import DataError
@@ -174,7 +176,7 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
             return
         result = run_compare(cfg, progress=not no_progress)
     except (CompareError, EvaluateError, SetupError, DataError, NetworkLoadError, TrainingError, AdapterError,
-            ValueError) as e:
+            FolderLocked, ValueError) as e:
         raise one_line_error(e) from None
     except OSError as e:
         raise click.ClickException(f'{e.filename or outdir}: {e.strerror or e}') from None

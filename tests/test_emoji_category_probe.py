@@ -227,6 +227,22 @@ def test_emoji_categories_compares_shares(tmp_path):
     assert res['value'] == len(absent) < 9          # within: only the categories absent from both sets
 
 
+class BareDetector(torch.nn.Module):
+    """A bare-form detector (float [N, 3, 299, 299] in, [N, 2048] out) that is not the probe's network."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1).repeat(1, 43)[:, :2048]
+
+
+def test_category_metrics_refuse_features_of_another_detector(tmp_path):
+    detector = tmp_path / 'bare.pt'
+    torch.jit.script(BareDetector()).save(str(detector))
+    gen = _write_folder(tmp_path / 'gen', _per_category('near_val.zip', 1))
+    ctx = MetricContext(gen=gen, data=gen, detector_source=str(detector), cache_dir=str(tmp_path / 'cache'))
+    with pytest.raises(ValueError, match=r'reads the features of default_1.pt .*drop --detector'):
+        _run('emoji_categories', ctx)
+
+
 def test_category_metrics_refuse_other_resolutions(tmp_path):
     small = _write_folder(tmp_path / 'small', [np.zeros((32, 32, 3), np.uint8)] * 2)
     with pytest.raises(ValueError, match='64x64 images, got 32x32 \\(gen\\)'):

@@ -1,6 +1,7 @@
 """scripts/calc_metrics.py end to end: image folders (offline), a network fixture, and bad options."""
 
 import importlib.util
+import io
 import json
 import os
 import subprocess
@@ -190,6 +191,35 @@ def test_glyph_metrics_are_registered_metrics(cli, folders, tmp_path):
     recs = [json.loads(line) for line in (tmp_path / 'rgb.jsonl').read_text().splitlines()]
     assert len(recs) == 4 and all(r['value'] is None and 'not applicable' in r['note'] for r in recs)
     assert all(v is None for r in recs for k, v in r['values'].items())
+
+
+def test_glyph_test_set_in_rgb_is_read_as_grey_and_a_wrong_size_is_one_line(cli, folders, tmp_path):
+    """Real glyphs stored as RGB give the grey set's FGD; a test set the classifier cannot read is an error, not a
+    silent fall-back to the FGD against the shots."""
+    shots_zip, test_zip = os.path.join(GLYPHS, 'kannada_shots10.zip'), os.path.join(GLYPHS, 'kannada_val.zip')
+    rgb = tmp_path / 'rgb_test'
+    rgb.mkdir()
+    with zipfile.ZipFile(test_zip) as z:
+        for name in sorted(n for n in z.namelist() if n.endswith('.png'))[:60]:
+            with PIL.Image.open(io.BytesIO(z.read(name))) as im:
+                im.convert('RGB').save(rgb / os.path.basename(name))
+    grey = tmp_path / 'grey_test'
+    grey.mkdir()
+    for name in os.listdir(rgb):
+        with PIL.Image.open(rgb / name) as im:
+            im.convert('L').save(grey / name)
+    fgd = {}
+    for name, data in (('rgb', rgb), ('grey', grey)):
+        out = tmp_path / f'{name}.jsonl'
+        result = _run(cli, ['--gen-dir', shots_zip, '--shots-dir', shots_zip, '--data', data, '--metrics',
+                            'glyph_fgd', '--out', out])
+        assert result.exit_code == 0, result.output
+        fgd[name] = json.loads(out.read_text())['values']['fgd_test']
+    assert fgd['rgb'] is not None and fgd['rgb'] == pytest.approx(fgd['grey'], rel=1e-9)
+    result = CliRunner().invoke(cli, ['--gen-dir', shots_zip, '--shots-dir', shots_zip, '--data',
+                                      str(folders / 'unrelated'), '--metrics', 'glyph_fgd'])
+    assert result.exit_code != 0 and 'Traceback' not in result.output, result.output
+    assert '--data' in result.output and 'reads 32x32 images' in result.output, result.output
 
 
 @pytest.mark.parametrize('args, message', [

@@ -1,5 +1,6 @@
 """fsgan.parallel: jobs in worker processes, one log each, thread limits, failures named."""
 import os
+import signal
 
 import pytest
 
@@ -18,6 +19,11 @@ def fail(message):
     raise ValueError(message)
 
 
+def die_by_sigkill():
+    """Job body: end this process as the out-of-memory killer would, without a word to the parent."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def test_jobs_run_in_separate_processes_with_their_own_logs(tmp_path):
     jobs = [Job(f'cell{i}', write_pid_and_threads, (str(tmp_path / f'out{i}.txt'), f'job{i}'),
                 log=str(tmp_path / 'logs' / f'cell{i}.log')) for i in range(3)]
@@ -29,7 +35,7 @@ def test_jobs_run_in_separate_processes_with_their_own_logs(tmp_path):
     assert all(int(r[1]) != os.getpid() for r in results)              # not in this process
     assert len({r[1] for r in results}) == 3                          # a fresh process per job
     assert (tmp_path / 'logs' / 'cell1.log').read_text().strip() == 'working on out1.txt'
-    assert lines == ['[parallel] cell0: done', '[parallel] cell1: done', '[parallel] cell2: done']
+    assert sorted(lines) == ['[parallel] cell0: done', '[parallel] cell1: done', '[parallel] cell2: done']
 
 
 def test_a_failed_job_is_named_and_the_others_still_finish(tmp_path):
@@ -39,6 +45,18 @@ def test_a_failed_job_is_named_and_the_others_still_finish(tmp_path):
         run_jobs(jobs, parallel=2, progress=None)
     assert (tmp_path / 'good.txt').read_text().startswith('ok')
     assert 'Traceback' in (tmp_path / 'bad.log').read_text()
+
+
+def test_a_killed_worker_is_reported_and_the_other_jobs_still_run(tmp_path):
+    jobs = [Job('killed', die_by_sigkill, log=str(tmp_path / 'killed.log')),
+            Job('good', write_pid_and_threads, (str(tmp_path / 'good.txt'), 'ok'), log=str(tmp_path / 'good.log')),
+            Job('queued', write_pid_and_threads, (str(tmp_path / 'queued.txt'), 'ok'), log=str(tmp_path / 'q.log'))]
+    lines = []
+    with pytest.raises(JobError, match=r"1 of 3 jobs failed: killed \(killed by SIGKILL, log .*killed.log\)"):
+        run_jobs(jobs, parallel=2, progress=lines.append)
+    assert (tmp_path / 'good.txt').read_text().startswith('ok')
+    assert (tmp_path / 'queued.txt').read_text().startswith('ok')
+    assert sorted(line for line in lines if 'killed' not in line) == ['[parallel] good: done', '[parallel] queued: done']
 
 
 def test_one_worker_runs_in_this_process_in_order(tmp_path):

@@ -119,6 +119,20 @@ def test_nan_rollback_halves_lr_and_finishes(p1_path, target_dir, tmp_path, monk
     assert ck['opt_G']['param_groups'][0]['lr'] == pytest.approx(opts['lr'] * 0.5 * 4 / 5)
 
 
+def test_nan_rollback_forgets_the_records_it_redoes(p1_path, target_dir, tmp_path, monkeypatch):
+    """A rollback past a tick record (checkpoints every second tick here) redoes that tick: stats.jsonl keeps one
+    record per kimg, as a resumed run's does."""
+    _poison_after(monkeypatch, 6)                  # the second step, after tick 1's record, before its checkpoint
+    res = CliRunner().invoke(train_cli.main, ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5',
+                                              '--outdir', str(tmp_path), '--kimg', '0.012',
+                                              '--nan-policy', 'rollback'] + TINY + ['--snap', '2'])
+    assert res.exit_code == 0, res.output
+    assert 'rolled back to kimg 0.000' in res.output
+    (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
+    kimgs = [json.loads(line)['kimg'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
+    assert kimgs == [0.004, 0.008, 0.012]
+
+
 def test_tensorboard_events_written(p1_path, target_dir, tmp_path):
     res = CliRunner().invoke(train_cli.main, ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5',
                                               '--outdir', str(tmp_path), '--kimg', '0.008'] + TINY)

@@ -2,6 +2,7 @@
 from fsgan import run_setup
 import os
 
+import PIL.Image
 import pytest
 import torch
 from click.testing import CliRunner
@@ -34,6 +35,19 @@ def test_train_from_scratch(tmp_path, cfg, one_thread):
     with torch.no_grad():
         img = G(torch.randn([4, G.z_dim]), None, noise_mode='const')
     assert img.shape == (4, 1, 32, 32) and torch.isfinite(img).all()
+
+
+def test_a_broken_first_image_of_a_scratch_run_is_named(tmp_path):
+    """From scratch the first image decides the channels; if it cannot be read, the error names it."""
+    shots = tmp_path / 'shots'
+    shots.mkdir()
+    (shots / 'a_broken.png').write_bytes(b'not a png')
+    PIL.Image.new('L', (32, 32)).save(shots / 'b.png')
+    res = CliRunner().invoke(train.main, ['--target-dir', str(shots), '--cfg', 'glyph32', '--outdir',
+                                          str(tmp_path / 'runs'), '--no-progress'])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code != 0 and len(lines) == 1 and 'a_broken.png' in lines[0], res.output
+    assert not (tmp_path / 'runs').exists()
 
 
 def _tiny_nets():

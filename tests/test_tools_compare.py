@@ -240,6 +240,21 @@ def test_refuses_foreign_folder(p1_path, target_dir, tmp_path):
     assert res.exit_code != 0 and 'is not empty and holds no compare_state.json' in res.output
 
 
+def test_a_comparison_in_use_by_another_process_is_one_line(p1_path, target_dir, tmp_path, one_thread):
+    """Two compare.py on one --outdir: the second stops before it trains or writes anything."""
+    from dnnlib.lock import folder_lock
+    from fsgan.compare import LOCK_FILE
+    outdir = tmp_path / 'cmp'
+    outdir.mkdir()
+    with folder_lock(str(outdir), LOCK_FILE):                # the first process, busy
+        res = CliRunner().invoke(cli.main, _args(p1_path, target_dir, outdir))
+        assert os.listdir(outdir) == [LOCK_FILE]
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1 and 'is in use by process' in lines[0], res.output
+    res = CliRunner().invoke(cli.main, _args(p1_path, target_dir, outdir) + ['--train-only'])
+    assert res.exit_code == 0, res.output                    # once it ended: the folder's lock file is no obstacle
+
+
 def test_augmentation_rows_reach_the_training_config(p1_path, target_dir, tmp_path, monkeypatch):
     """Rows METHOD@aug=ada / METHOD@aug=diffaug (and ADA's options) train with that augmentation."""
     import fsgan.run

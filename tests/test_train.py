@@ -185,6 +185,18 @@ def test_two_process_gloo_training(p1_path, target_dir, tmp_path):
     assert [line.split()[3] for line in tick_lines] == ['0.004', '0.008']  # rank 0 only
 
 
+@pytest.mark.slow
+def test_a_training_error_in_a_worker_process_is_one_line(p1_path, target_dir, tmp_path):
+    """--gpus 2: a worker's TrainingError (here non-finite values) reaches the user as one line, not a traceback."""
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--resume', p1_path,
+                           '--target-dir', target_dir, '--shots', '5', '--outdir', str(tmp_path / 'runs'), '--gpus', '2',
+                           '--device', 'cpu', '--kimg', '0.008', '--batch', '4', '--lr', '1e30', '--no-progress'],
+                          capture_output=True, text=True, cwd=ROOT)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith('Error: non-finite value at kimg'), proc.stderr
+
+
 def test_no_progress_prints_a_line_per_tick(p1_path, target_dir, tmp_path):
     """Without the bar (a run logging to a file), each tick prints kimg, seconds, img/s and the losses."""
     out = tmp_path / 'runs'

@@ -107,6 +107,8 @@ def test_resume_run_refuses_options_it_would_ignore(run_copy):
     res = _train(['--resume-run', run_copy, '--kimg', '0.012', '--dry-run'])
     assert res.exit_code == 0 and 'would continue' in res.output and 'to 0.012' in res.output, res.output
     _one_line_error(_train(['--resume-run', run_copy, '--kimg', '0.004']), '--kimg 0.004', 'already at kimg 0.008')
+    for bad in ('inf', 'nan', '-1'):                         # refused before the run's options are touched
+        _one_line_error(_train(['--resume-run', run_copy, '--kimg', bad]), 'kimg', bad)
     assert _listing(run_copy) == before
 
 
@@ -123,6 +125,24 @@ def test_kimg_extends_a_run_exactly(p1_path, target_dir, tmp_path, finished_run)
         for name, t in a[key].items():
             assert torch.equal(t, b[key][name]), f'{key}.{name}'
     assert f'Last snapshot: {os.path.join(short, "network-snapshot-000000.008.pkl")}' in res.output
+
+
+def test_resume_run_refuses_a_changed_source_network(p1_path, target_dir, tmp_path):
+    """Resuming on another network than the run trained from would stamp its adapters with the wrong source."""
+    from fsgan.export import save_snapshot
+    from fsgan.loading import load_network
+    source = shutil.copy(p1_path, tmp_path / 'source.pkl')
+    run_dir = _new_run(source, target_dir, tmp_path / 'runs', kimg='0.004')
+    net = load_network(source)
+    with torch.no_grad():
+        net['G'].synthesis.b4.conv1.bias.add_(0.1)
+    save_snapshot(source, net['G'], net['D'], net['G_ema'])
+    before = _listing(run_dir)
+    _one_line_error(_train(['--resume-run', run_dir, '--kimg', '0.008']), str(source), 'not the network',
+                    'put the original back')
+    assert _listing(run_dir) == before
+    shutil.copy(p1_path, source)                             # the original back: the run continues
+    assert _train(['--resume-run', run_dir, '--kimg', '0.008', '--no-progress']).exit_code == 0
 
 
 def test_damaged_checkpoint_names_the_last_snapshot(run_copy, tmp_path):
@@ -194,6 +214,22 @@ def test_a_lock_dies_with_its_process(tmp_path):
     assert (tmp_path / 'run.lock').exists()                  # the file stays, the lock does not
     with folder_lock(str(tmp_path)):
         pass
+
+
+def test_a_folder_made_for_a_lock_goes_again_when_nothing_was_written(tmp_path):
+    from dnnlib.lock import creating_folder_lock
+    with pytest.raises(ValueError, match='refused'):
+        with creating_folder_lock(str(tmp_path / 'new'), 'x.lock'):
+            assert os.listdir(tmp_path / 'new') == ['x.lock']
+            raise ValueError('refused')
+    assert not (tmp_path / 'new').exists()
+    with creating_folder_lock(str(tmp_path / 'new'), 'x.lock'):
+        (tmp_path / 'new' / 'work.txt').write_text('kept')
+    assert os.listdir(tmp_path / 'new') == ['work.txt']     # work stays, the lock file goes
+    (tmp_path / 'new' / 'work.txt').unlink()
+    with creating_folder_lock(str(tmp_path / 'new'), 'x.lock'):
+        pass
+    assert (tmp_path / 'new').is_dir()                       # not made here: an existing folder is never removed
 
 
 def test_interrupt_before_the_first_snapshot_resumes_exactly(p1_path, target_dir, tmp_path, monkeypatch,

@@ -189,6 +189,9 @@ def log_path(outdir, *parts):
     return os.path.join(outdir, 'logs', re.sub(r'[^A-Za-z0-9._@=+-]', '_', '-'.join(map(str, parts))) + '.log')
 
 
+PRESET_LOCK = 'preset.lock'
+
+
 def run_in_parallel(configs, outdir, parallel, threads, progress=print, measure=True):
     """Train every (cell, method) run not yet done, then (measure) measure every cell, in `parallel` worker
     processes of `threads` CPU threads each. configs: {cell: compare config}. Raises fsgan.parallel.JobError
@@ -234,13 +237,20 @@ def run_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None
     parallel: worker processes (1: every cell in this process, in order); threads: CPU threads per worker.
     runs: ['NAME=RUNDIR'] for a one-cell grid: runs of that cell trained elsewhere (e.g. on another device, to
     compare where a run trained), measured as extra rows."""
-    from fsgan import compare
+    from dnnlib.lock import creating_folder_lock
     if parallel < 1 or threads < 1:
         raise ValueError(f'--parallel and --threads must be >= 1, got {parallel} and {threads}')
     todo, configs = grid_configs(bench, outdir, targets, shots, seeds, runs, methods=methods, kimg=kimg, split=split,
                                  device=device, num=num, num_test=num_test, source=source, protocol=protocol,
                                  bf16_conv=bf16_conv)
-    seeds = seeds or bench.seeds
+    with creating_folder_lock(outdir, PRESET_LOCK):  # a second process on the same grid gets FolderLocked
+        return _run_cells(bench, outdir, todo, configs, seeds or bench.seeds, split, progress, parallel, threads,
+                          train_only)
+
+
+def _run_cells(bench, outdir, todo, configs, seeds, split, progress, parallel, threads, train_only):
+    """run_preset's work, with the grid's folder held."""
+    from fsgan import compare
     if parallel > 1:
         run_in_parallel(configs, outdir, parallel, threads, measure=not train_only)
     if train_only:

@@ -49,8 +49,19 @@ def outputs(ctx, which):
 
 
 def category_probe(ctx):
-    """The emoji category probe, loaded once per context (CPU: it is small)."""
-    return ctx.cached('emoji/category_probe', lambda: load_category_probe(PROBE_PATH))
+    """The emoji category probe, loaded once per context (CPU: it is small). ValueError when the context's
+    Inception detector is neither the one the probe was trained on nor NVIDIA's form of the same network: on other
+    features its categories would mean nothing."""
+    def load():
+        probe = load_category_probe(PROBE_PATH)
+        det = ctx.detector()
+        if det.sha256 != probe.config.get('detector_sha256') and det.kind != 'nvidia':
+            raise ValueError(f'the emoji category probe reads the features of {probe.config.get("detector")} '
+                             f'(sha256 {str(probe.config.get("detector_sha256"))[:12]}...), not of --detector '
+                             f'{det.source} (sha256 {det.sha256[:12]}...); drop --detector for emoji_content and '
+                             f'emoji_categories')
+        return probe
+    return ctx.cached('emoji/category_probe', load)
 
 
 def check_size(image_set, which):

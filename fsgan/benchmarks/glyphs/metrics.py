@@ -138,12 +138,13 @@ def glyph_metrics(clf, gen, shots=None, test=None, expect=None, requested=None):
 
 # ----------------------------------------------------------------------------- registered metrics
 
-def read_grey(image_set):
-    """uint8 tensor [N, 1, H, W] of an ImageSet whose images are all grey and of one size; else None."""
+def read_grey(image_set, any_mode=False):
+    """uint8 tensor [N, 1, H, W] of an ImageSet whose images are all grey (any_mode: converted to grey whatever
+    their mode, e.g. real glyphs stored as RGB) and of one size; else None."""
     arrays = []
     for i in range(len(image_set)):
         with PIL.Image.open(io.BytesIO(image_set.read_bytes(i))) as im:
-            if im.mode not in GREY_MODES:
+            if im.mode not in GREY_MODES and not any_mode:
                 return None
             arrays.append(np.asarray(im.convert('L'), dtype=np.uint8))
     if len({a.shape for a in arrays}) != 1:
@@ -181,16 +182,18 @@ def _shots(ctx, clf):
 
 
 def _test_features(ctx, clf):
-    """Features [M, D] of ctx.data, or None without grey test images at the classifier's resolution."""
+    """Features [M, D] of ctx.data (read as grey), or None without --data. ValueError when its images are not
+    all of the classifier's size: a test set given must not be dropped without a word."""
     if ctx.data is None:
         return None
 
     def make():
-        test = read_grey(ctx.data)
+        test = read_grey(ctx.data, any_mode=True)
         if test is None or tuple(test.shape[2:]) != (clf.resolution, clf.resolution):
-            return None
+            raise ValueError(f'--data {ctx.data.path}: the glyph classifier reads {clf.resolution}x{clf.resolution} '
+                             f'images, all of one size; these start with {_describe(ctx.data)}')
         return clf.features(test).numpy()
-    return ctx.cached(f'shared/glyph_data/{ctx.data.path}/{len(ctx.data)}', make)
+    return ctx.cached(f'shared/glyph_data/{ctx.data.content_hash()}', make)
 
 
 def glyph_metric(name, needs, columns, help, headline, recorded=()):

@@ -16,6 +16,7 @@ import tempfile
 import time
 
 from dnnlib.fileio import atomic_write_bytes
+from training.dataset import DataError
 
 ALIASES = {'fid50k_full': 'fid', 'kid50k_full': 'kid'}  # stylegan2-ada-pytorch's names: 50k samples, all of --data
 ALIAS_NUM = 50000
@@ -179,7 +180,7 @@ def run_metrics(ctx, names, common=None, network_sha256=None):
     """Run the registered metrics `names` on MetricContext `ctx` -> records (JSON-safe dicts, see the module
     docstring); options: dict(common, **the metric's own options). A metric's note is printed once per message
     (the messages printed are kept in ctx.memo['shared/notes']). Raises MetricFailed on a metric's ValueError or
-    OSError (files, downloads), with the records made before it."""
+    OSError (files, downloads) or DataError (an image that cannot be read), with the records made before it."""
     registry = metric_registry()
     notes = ctx.memo.setdefault('shared/notes', set())
     records = []
@@ -187,8 +188,8 @@ def run_metrics(ctx, names, common=None, network_sha256=None):
         start = time.time()
         try:
             result = registry[name].fn(ctx)
-        except (ValueError, OSError) as e:  # OSError: files, and downloads (dnnlib.util.DownloadError)
-            raise MetricFailed(f'{name}: {e}', dict(records=records)) from e
+        except (ValueError, OSError, DataError) as e:  # OSError: files, downloads (dnnlib.util.DownloadError);
+            raise MetricFailed(f'{name}: {e}', dict(records=records)) from e  # DataError: an unreadable image
         record = dict(metric=name, value=result['value'], values=result['values'],
                       options=dict(common or {}, **result.get('options', {})), network_sha256=network_sha256,
                       time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),

@@ -46,8 +46,13 @@ class ImageSet:
         return self._source.read(self.names[i])
 
     def read(self, i):
-        """Image `i` as an [H, W, 3] uint8 RGB array (upright by its EXIF orientation)."""
-        return np.asarray(decode_image(self.read_bytes(i), self.names[i]).convert('RGB'), dtype=np.uint8)
+        """Image `i` as an [H, W, 3] uint8 RGB array (upright by its EXIF orientation). DataError naming the set's
+        path and the file when it cannot be decoded."""
+        try:
+            image = decode_image(self.read_bytes(i), self.names[i])
+        except DataError as e:
+            raise DataError(f'{self.path}: {e}; remove or fix it') from None
+        return np.asarray(image.convert('RGB'), dtype=np.uint8)
 
     def __iter__(self):
         for i in range(len(self)):

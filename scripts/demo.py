@@ -29,6 +29,27 @@ def demo_defaults(benchmark):
                       target=demo.DEFAULT_TARGET, test=demo.DEFAULT_TEST, num=500, num_test=1000)
 
 
+def check_before_training(outdir, test):
+    """One-line errors for an output folder that cannot be made and a test set that cannot be read, before
+    minutes of training are spent."""
+    from metrics.images import ImageSet
+    from training.dataset import DataError
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise click.BadParameter(f'{outdir} is a file; give a folder for the run folders', param_hint='--outdir')
+    existing = os.path.abspath(outdir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        raise click.BadParameter(f'{outdir}: cannot write in {existing}; give a folder you can write to',
+                                 param_hint='--outdir')
+    try:
+        test_set = ImageSet(test)
+        for i in range(len(test_set)):
+            test_set.read(i)
+    except (ValueError, DataError) as e:
+        raise click.BadParameter(str(e), param_hint='--test') from None
+
+
 def print_summary(benchmark, run_dir, paths, row):
     with open(os.path.join(run_dir, 'metrics.md')) as f:
         print('\n' + f.read())
@@ -67,8 +88,9 @@ def main(benchmark, outdir, kimg, lr, source, target, test, num, num_test):
     demo, defaults = demo_defaults(benchmark)
     given = dict(kimg=kimg, lr=lr, source=source, target=target, test=test, num=num, num_test=num_test)
     options = dict(defaults, **{k: v for k, v in given.items() if v is not None})
-    if benchmark == 'glyphs' and options['num_test'] < 2:
+    if benchmark == 'glyphs' and options['num_test'] == 1:
         raise click.BadParameter('the glyph demo needs at least 2 test images', param_hint='--num-test')
+    check_before_training(outdir, options['test'])
     try:
         run_dir, paths, row = demo.run_demo(outdir, **options)
     except (EvaluateError, NetworkLoadError, SetupError, DataError, TrainingError) as e:

@@ -14,7 +14,7 @@ from fsgan.benchmarks.emoji import paths
 from fsgan.benchmarks.emoji.cli import given_tarballs, tarball_options
 from fsgan.benchmarks.emoji.data import make_emoji_data
 from fsgan.benchmarks.emoji.npm import EmojiDataError
-from fsgan.tools.cli import command
+from fsgan.tools.cli import command, overwrite_option
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,6 +46,7 @@ def _parse_shots(ctx, param, value):
               default=paths.NOTO_TEST_FRACTION, show_default=True,
               help='Share of Noto content groups in noto_test.zip.')
 @tarball_options
+@overwrite_option('existing files that would change (identical ones are left as they are)')
 @click.option('--dry-run', is_flag=True, help='Print the packages and planned outputs; fetch and write nothing.')
 def main(dry_run, google_tgz, twitter_tgz, openmoji_tgz, **opts):
     """Build the emoji benchmark data sets."""
@@ -63,8 +64,9 @@ def main(dry_run, google_tgz, twitter_tgz, openmoji_tgz, **opts):
     except EmojiDataError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f'split images: {manifest["split_images"]}')
-    click.echo(f'wrote {len(manifest["files"])} shipped files and {paths.MANIFEST} to {opts["data_dir"]}; '
-               f'source set {os.path.join(opts["cache_dir"], paths.NOTO_TRAIN)}')
+    click.echo(f'{len(manifest["files"])} shipped files and {paths.MANIFEST} in {opts["data_dir"]} (files already '
+               f'there with the same bytes left as they were); source set '
+               f'{os.path.join(opts["cache_dir"], paths.NOTO_TRAIN)}')
 
 
 if __name__ == '__main__':

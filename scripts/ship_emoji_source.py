@@ -29,12 +29,17 @@ from fsgan.tools.cli import command, overwrite_option
 def main(snapshot, num, device, report_only, no_report, data_dir, overwrite):
     """Copy the snapshot into data/emoji and record its training stages and report."""
     if report_only:
+        if no_report:
+            raise click.UsageError('--report-only and --no-report exclude each other; give one')
+        from fsgan.benchmarks.emoji.source import check_source_generator
         from fsgan.loading import NetworkLoadError
         from fsgan.sampling import load_generator
         try:
-            G, _sha = load_generator(snapshot, device=device)
+            G_cpu, _sha = load_generator(snapshot)
         except NetworkLoadError as e:
             raise click.ClickException(f'--snapshot {str(e).splitlines()[0]}') from None
+        check_source_generator(G_cpu, device)
+        G = G_cpu.to(device)
         with tempfile.TemporaryDirectory(prefix='fsgan-source-') as tmp:
             print(json.dumps(source_report(G, tmp, num, device=device), indent=2))
         return

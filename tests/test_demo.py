@@ -64,3 +64,32 @@ def test_demo_broken_source_json_is_one_line(tmp_path):
 def test_demo_bad_source_is_one_line(tmp_path):
     res = CliRunner().invoke(demo_cli.main, ['--outdir', str(tmp_path), '--source', str(tmp_path / 'none.pkl')])
     assert res.exit_code != 0 and 'none.pkl' in res.output and 'Traceback' not in res.output
+
+
+@pytest.mark.parametrize('case', ['empty test', 'file as test', 'unreadable test image', 'outdir is a file'])
+def test_demo_checks_its_output_folder_and_test_set_before_training(tmp_path, case, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError('trained before the options were checked')
+    monkeypatch.setattr(demo, 'run_demo', no_training)
+    args, option = ['--outdir', str(tmp_path / 'out')], '--test'
+    if case == 'empty test':
+        (tmp_path / 'empty').mkdir()
+        args += ['--test', str(tmp_path / 'empty')]
+    elif case == 'file as test':
+        (tmp_path / 'notes.txt').write_text('x')
+        args += ['--test', str(tmp_path / 'notes.txt')]
+    elif case == 'unreadable test image':
+        (tmp_path / 'test').mkdir()
+        PIL.Image.new('L', (32, 32)).save(tmp_path / 'test' / 'a.png')
+        (tmp_path / 'test' / 'b.png').write_bytes(b'no image')
+        args += ['--test', str(tmp_path / 'test')]
+    else:
+        (tmp_path / 'afile').write_text('mine')
+        args, option = ['--outdir', str(tmp_path / 'afile')], '--outdir'
+    res = CliRunner().invoke(demo_cli.main, args)
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and 'Traceback' not in res.output and option in lines[-1], res.output
+    if case == 'unreadable test image':
+        assert 'b.png' in lines[-1]
+    if case == 'outdir is a file':
+        assert (tmp_path / 'afile').read_text() == 'mine'

@@ -103,9 +103,9 @@ def build_fake_tarballs(folder):
 def fake(tmp_path_factory):
     folder = tmp_path_factory.mktemp('emoji')
     tgz, packages = build_fake_tarballs(str(folder))
-    build = lambda name, seed=0: make_emoji_data(  # noqa: E731
+    build = lambda name, seed=0, overwrite=False: make_emoji_data(  # noqa: E731
         str(folder / name / 'data'), str(folder / name / 'cache'), seed=seed, tarballs=tgz, packages=packages,
-        log=lambda msg: None, **TINY)
+        overwrite=overwrite, log=lambda msg: None, **TINY)
     return {'tgz': tgz, 'packages': packages, 'build': build, 'folder': folder, 'manifest': build('a'),
             'data': str(folder / 'a' / 'data'), 'cache': str(folder / 'a' / 'cache')}
 
@@ -249,6 +249,20 @@ def test_deterministic_for_a_seed(fake):
     assert again['files'] == fake['manifest']['files'] and again['cache_files'] == fake['manifest']['cache_files']
     other = fake['build']('c', seed=1)
     assert other['files'] != fake['manifest']['files']
+
+
+def test_existing_outputs_are_replaced_only_when_asked(fake):
+    """Re-making identical files needs nothing; files that would change are refused, untouched, without
+    --overwrite."""
+    fake['build']('d')
+    data = fake['folder'] / 'd' / 'data'
+    before = {p: p.read_bytes() for p in data.rglob('*') if p.is_file()}
+    fake['build']('d')                                        # the same bytes again: fine
+    with pytest.raises(EmojiDataError, match='existing file.* would change.*pass --overwrite'):
+        fake['build']('d', seed=1)
+    assert {p: p.read_bytes() for p in data.rglob('*') if p.is_file()} == before
+    changed = fake['build']('d', seed=1, overwrite=True)
+    assert json.loads((data / paths.MANIFEST).read_text())['files'] == changed['files'] != fake['manifest']['files']
 
 
 def test_manifest_lists_every_output(fake):

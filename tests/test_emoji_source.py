@@ -94,6 +94,32 @@ def test_ship_refusals_write_nothing(run_snapshot, tmp_path):
     assert 'Traceback' not in res.output
 
 
+def test_ship_checks_the_network_and_device_and_a_failed_report_writes_nothing(run_snapshot, p1_path, tmp_path,
+                                                                               monkeypatch):
+    run = tmp_path / 'runs' / '00000-scratch-glyph32'
+    run.mkdir(parents=True)
+    (run / 'training_options.json').write_text('{}')
+    small = run / 'network-snapshot-000001.000.pkl'
+    small.write_bytes(open(p1_path, 'rb').read())               # a 32x32 network
+    for args, message in (([str(small)], 'draws 64x64 RGB images; this network draws 32x32'),
+                          ([str(small), '--report-only'], 'draws 64x64 RGB images'),
+                          ([run_snapshot, '--report-only', '--no-report'], 'exclude each other')):
+        res = CliRunner().invoke(ship_cli.main, ['--snapshot'] + args + ['--data-dir', str(tmp_path / 'out')])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code != 0 and len(lines) == 1 and message in lines[0], res.output
+    if not torch.cuda.is_available():
+        with pytest.raises(ShipError, match='--device cuda: no CUDA device here'):
+            ship_emoji_source(run_snapshot, data_dir=str(tmp_path / 'out'), device='cuda', report=False)
+    from fsgan.benchmarks.emoji import source
+
+    def failing_report(*args, **kwargs):
+        raise ValueError('the report failed')
+    monkeypatch.setattr(source, 'source_report', failing_report)
+    with pytest.raises(ValueError, match='the report failed'):
+        ship_emoji_source(run_snapshot, data_dir=str(tmp_path / 'out'), train_zip=REAL_TRAIN, test_zip=REAL_TEST)
+    assert not (tmp_path / 'out').exists()
+
+
 def test_shipping_over_a_source_needs_overwrite(run_snapshot, tmp_path):
     first = ship_emoji_source(run_snapshot, data_dir=str(tmp_path), report=False)
     before = {n: (tmp_path / n).read_bytes() for n in ('source_emoji64.pkl', 'source_emoji64.json')}

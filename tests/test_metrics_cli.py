@@ -193,6 +193,19 @@ def test_glyph_metrics_are_registered_metrics(cli, folders, tmp_path):
     assert all(v is None for r in recs for k, v in r['values'].items())
 
 
+def test_an_unreadable_image_is_one_line_naming_its_folder(cli, folders, tmp_path):
+    data = tmp_path / 'data'
+    data.mkdir()
+    for name in os.listdir(folders / 'shots'):
+        (data / name).write_bytes((folders / 'shots' / name).read_bytes())
+    (data / 'zz_fake.png').write_bytes(b'not a png')
+    result = CliRunner().invoke(cli, ['--gen-dir', str(folders / 'shots'), '--data', str(data), '--metrics', 'fid'])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and 'Traceback' not in result.output, result.output
+    assert lines[-1] == f'Error: fid: {data}: zz_fake.png: cannot be read as an image (not a format PIL recognises); ' \
+                        f'remove or fix it', result.output
+
+
 def test_glyph_test_set_in_rgb_is_read_as_grey_and_a_wrong_size_is_one_line(cli, folders, tmp_path):
     """Real glyphs stored as RGB give the grey set's FGD; a test set the classifier cannot read is an error, not a
     silent fall-back to the FGD against the shots."""

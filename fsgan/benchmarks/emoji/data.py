@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 
-from dnnlib.fileio import atomic_path, atomic_write_json
+from dnnlib.fileio import atomic_path, atomic_write_bytes, atomic_write_json
 from dnnlib.util import file_sha256
 
 from . import paths
@@ -145,23 +145,52 @@ def save_preview(path, rgb):
             grid.save(tmp, format='PNG')
 
 
-def write_splits(plan, vendors, data_dir, cache_dir, log=print):
-    """Convert and write every planned zip (noto_train into cache_dir, the rest into data_dir) with a preview.
+def write_splits(plan, vendors, data_dir, cache_dir, staging, log=print):
+    """Convert and write every planned zip with a preview into `staging` (data/ and cache/ inside it).
 
-    Returns dict zip name -> {'path', 'sha256', 'bytes', 'images'}.
+    Returns (dict zip name -> {'path' (its final place: noto_train in cache_dir, the rest in data_dir),
+    'sha256', 'bytes', 'images', 'preview' (final path or None), 'preview_sha256', 'preview_bytes'},
+    dict staged path -> final path).
     """
-    out = {}
+    out, moves = {}, {}
     for name, (domain, codes) in plan.items():
         vendor = paths.DOMAINS[domain]['vendor']
         images = vendors[vendor]
-        folder = cache_dir if name == paths.NOTO_TRAIN else data_dir
+        folder, part = (cache_dir, 'cache') if name == paths.NOTO_TRAIN else (data_dir, 'data')
         rgb = convert_images(images, codes, paths.RESOLUTION, paths.BACKGROUND)
+        staged = os.path.join(staging, part, name)
+        os.makedirs(os.path.join(staging, part, paths.PREVIEW_DIR), exist_ok=True)
+        sha256 = write_dataset_zip(staged, [images.records[c] for c in codes], rgb, vendor)
         path = os.path.join(folder, name)
-        sha256 = write_dataset_zip(path, [images.records[c] for c in codes], rgb, vendor)
-        save_preview(os.path.join(folder, paths.PREVIEW_DIR, name[:-4] + '.png'), rgb)
-        out[name] = {'path': path, 'sha256': sha256, 'bytes': os.path.getsize(path), 'images': len(codes)}
-        log(f'wrote {path}: {len(codes)} images, {out[name]["bytes"]} bytes')
-    return out
+        moves[staged] = path
+        out[name] = {'path': path, 'sha256': sha256, 'bytes': os.path.getsize(staged), 'images': len(codes),
+                     'preview': None}
+        staged_preview = os.path.join(staging, part, paths.PREVIEW_DIR, name[:-4] + '.png')
+        save_preview(staged_preview, rgb)
+        if os.path.isfile(staged_preview):
+            moves[staged_preview] = out[name]['preview'] = os.path.join(folder, paths.PREVIEW_DIR, name[:-4] + '.png')
+            out[name].update(preview_sha256=file_sha256(staged_preview), preview_bytes=os.path.getsize(staged_preview))
+        log(f'made {name}: {len(codes)} images, {out[name]["bytes"]} bytes')
+    return out, moves
+
+
+def publish(moves, overwrite=False, log=print):
+    """Copy each staged file to its final path (atomically). An existing file with other bytes is replaced only
+    with `overwrite`; otherwise EmojiDataError lists them before anything is written. Identical files stay."""
+    def same(src, dst):
+        return os.path.isfile(dst) and os.path.getsize(src) == os.path.getsize(dst) and \
+            file_sha256(src) == file_sha256(dst)
+    changed = [dst for src, dst in moves.items() if os.path.exists(dst) and not same(src, dst)]
+    if changed and not overwrite:
+        raise EmojiDataError(f'{len(changed)} existing file(s) would change, e.g. {changed[0]}; pass --overwrite to '
+                             f'replace them, or give another --data-dir/--cache-dir')
+    for src, dst in moves.items():
+        if same(src, dst):
+            continue
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with open(src, 'rb') as f:
+            atomic_write_bytes(dst, f.read())
+        log(f'wrote {dst}')
 
 
 def _group_count(records):
@@ -181,8 +210,8 @@ def manifest_counts(vendors, matched, target):
     return counts
 
 
-def write_manifest(data_dir, written, counts, settings, packages):
-    """MANIFEST.json in data_dir: sha256/bytes/images of every shipped file, pins, settings, counts."""
+def manifest_of(written, counts, settings, packages):
+    """MANIFEST.json's content: sha256/bytes/images of every shipped file, pins, settings, counts."""
     files, cache = {}, {}
     for name, info in written.items():
         entry = {k: info[k] for k in ('sha256', 'bytes', 'images')}
@@ -190,10 +219,9 @@ def write_manifest(data_dir, written, counts, settings, packages):
             cache[name] = entry
             continue
         files[name] = entry
-        preview = os.path.join(paths.PREVIEW_DIR, name[:-4] + '.png')
-        if os.path.isfile(os.path.join(data_dir, preview)):
-            files[preview] = {'sha256': file_sha256(os.path.join(data_dir, preview)),
-                              'bytes': os.path.getsize(os.path.join(data_dir, preview))}
+        if info['preview'] is not None:
+            files[os.path.join(paths.PREVIEW_DIR, name[:-4] + '.png')] = {'sha256': info['preview_sha256'],
+                                                                          'bytes': info['preview_bytes']}
     manifest = {
         'format': FORMAT, 'generator': 'scripts/make_emoji_data.py',
         'packages': {v: p._asdict() for v, p in packages.items()},
@@ -203,7 +231,6 @@ def write_manifest(data_dir, written, counts, settings, packages):
         'split_images': {name: info['images'] for name, info in written.items()},
         'files': files, 'cache_files': cache,
     }
-    atomic_write_json(os.path.join(data_dir, paths.MANIFEST), manifest)
     return manifest
 
 
@@ -217,14 +244,26 @@ def make_emoji_data(data_dir,                                # shipped zips, pre
                     val_images=paths.VAL_IMAGES,             # minimum images in <target>_val.zip
                     test_images=paths.TEST_IMAGES,           # minimum images in <target>_test.zip
                     noto_test_fraction=paths.NOTO_TEST_FRACTION,   # share of Noto groups held out
+                    overwrite=False,                         # replace existing files whose bytes would change
                     log=print):
-    """Build every emoji benchmark file; returns the manifest dict (also written to data_dir/MANIFEST.json)."""
+    """Build every emoji benchmark file; returns the manifest dict (also written to data_dir/MANIFEST.json).
+
+    Everything is made in a temporary folder first; existing outputs that would change are refused (EmojiDataError,
+    nothing written) unless `overwrite`, and identical ones are left as they are (re-making the shipped files on a
+    new machine, for the cache's noto_train.zip, needs no --overwrite)."""
+    import tempfile
     packages = packages or paths.PACKAGES
     vendors = load_vendors(tarballs, download_dir, packages, log)
     shots = tuple(sorted(shots))
     plan, matched, target = plan_splits(vendors, seed, shots, val_images, test_images, noto_test_fraction)
     log(f'matched across all three vendors: {len(matched)} images in {_group_count(matched)} groups')
-    written = write_splits(plan, vendors, data_dir, cache_dir, log)
     settings = {'seed': seed, 'shots': list(shots), 'val_images_min': val_images, 'test_images_min': test_images,
                 'noto_test_fraction': noto_test_fraction}
-    return write_manifest(data_dir, written, manifest_counts(vendors, matched, target), settings, packages)
+    with tempfile.TemporaryDirectory(prefix='fsgan-emoji-') as staging:
+        written, moves = write_splits(plan, vendors, data_dir, cache_dir, staging, log)
+        manifest = manifest_of(written, manifest_counts(vendors, matched, target), settings, packages)
+        staged_manifest = os.path.join(staging, paths.MANIFEST)
+        atomic_write_json(staged_manifest, manifest)
+        moves[staged_manifest] = os.path.join(data_dir, paths.MANIFEST)
+        publish(moves, overwrite, log)
+    return manifest

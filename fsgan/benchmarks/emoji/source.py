@@ -90,6 +90,18 @@ def source_report(G, sample_dir, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZI
     return evaluate.json_safe(report)
 
 
+def check_source_generator(G, device):
+    """ShipError unless `device` is usable here and G draws the benchmark's 64x64 RGB images."""
+    import torch
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise ShipError('--device cuda: no CUDA device here; use --device cpu')
+    if G is None:
+        raise ShipError('the snapshot holds no G_ema to ship')
+    if (G.img_channels, G.img_resolution) != (3, 64):
+        raise ShipError(f'the emoji source draws 64x64 RGB images; this network draws {G.img_resolution}x'
+                        f'{G.img_resolution} with {G.img_channels} channel(s)')
+
+
 def ship_emoji_source(snapshot, data_dir=DATA_DIR, num=5000, train_zip=TRAIN_ZIP, test_zip=TEST_ZIP, device='cpu',
                       cache_dir=None, report=True, overwrite=False):
     """Copy `snapshot` (G_ema and D) to data_dir/source_emoji64.pkl with its record and sample grid.
@@ -97,9 +109,11 @@ def ship_emoji_source(snapshot, data_dir=DATA_DIR, num=5000, train_zip=TRAIN_ZIP
     report False: no source_report (None in the record; e.g. on a machine without the Inception weights); the
     written pickle shipped again from a copy of the run folder adds it. Returns the record. Raises ShipError
     (checked before anything is written) when the snapshot is not in a run folder, its training record is
-    incomplete, the real Noto sets are missing, or data_dir already holds a source and `overwrite` is False."""
+    incomplete, the real Noto sets are missing, it is not a 64x64 RGB generator, the device is missing, or
+    data_dir already holds a source and `overwrite` is False. The pickle, the grid and the record are made in a
+    temporary folder first and written into data_dir (each atomically) at the end: a failed report leaves nothing."""
     import tempfile
-    from dnnlib.fileio import atomic_write_json
+    from dnnlib.fileio import atomic_write_bytes, atomic_write_json
     from dnnlib.util import file_sha256
     from fsgan.export import save_snapshot
     from fsgan.loading import load_network
@@ -116,18 +130,24 @@ def ship_emoji_source(snapshot, data_dir=DATA_DIR, num=5000, train_zip=TRAIN_ZIP
         raise ShipError(f'{out}: exists; pass --overwrite to replace it (the new record keeps the stages of the '
                         f'one it replaces)')
     net = load_network(snapshot)
-    save_snapshot(out, None, net['D'], net['G_ema'], net.get('training_set_kwargs'))
-    G, _sha = load_generator(out, device=device)
-    figures = None
-    if report:
-        with tempfile.TemporaryDirectory(prefix='fsgan-source-') as tmp:
-            figures = source_report(G, tmp, num, train_zip, test_zip, device, cache_dir=cache_dir)
-    grid = os.path.join(data_dir, paths.PREVIEW_DIR, GRID_NAME)
-    os.makedirs(os.path.dirname(grid), exist_ok=True)
-    save_png(tile(generate_images(G, list(range(64)), trunc=1.0, device=device), cols=8), grid)
-    record = dict(sha256=file_sha256(out), bytes=os.path.getsize(out), snapshot=stages[-1]['snapshot'],
-                  snapshot_sha256=net['sha256'], kimg=total_kimg(stages),
-                  training_options=stages[-1]['training_options'], stages=stages, report=figures,
-                  grid=os.path.join(paths.PREVIEW_DIR, GRID_NAME), grid_sha256=file_sha256(grid))
+    check_source_generator(net['G_ema'], device)
+    with tempfile.TemporaryDirectory(prefix='fsgan-ship-') as staging:
+        staged = os.path.join(staging, os.path.basename(out))
+        save_snapshot(staged, None, net['D'], net['G_ema'], net.get('training_set_kwargs'))
+        G, _sha = load_generator(staged, device=device)
+        figures = None
+        if report:
+            with tempfile.TemporaryDirectory(prefix='fsgan-source-') as tmp:
+                figures = source_report(G, tmp, num, train_zip, test_zip, device, cache_dir=cache_dir)
+        staged_grid = os.path.join(staging, GRID_NAME)
+        save_png(tile(generate_images(G, list(range(64)), trunc=1.0, device=device), cols=8), staged_grid)
+        record = dict(sha256=file_sha256(staged), bytes=os.path.getsize(staged), snapshot=stages[-1]['snapshot'],
+                      snapshot_sha256=net['sha256'], kimg=total_kimg(stages),
+                      training_options=stages[-1]['training_options'], stages=stages, report=figures,
+                      grid=os.path.join(paths.PREVIEW_DIR, GRID_NAME), grid_sha256=file_sha256(staged_grid))
+        os.makedirs(os.path.join(data_dir, paths.PREVIEW_DIR), exist_ok=True)
+        for src, dst in ((staged, out), (staged_grid, os.path.join(data_dir, paths.PREVIEW_DIR, GRID_NAME))):
+            with open(src, 'rb') as f:
+                atomic_write_bytes(dst, f.read())
     atomic_write_json(os.path.join(data_dir, os.path.basename(paths.SOURCE_RECORD)), record)
     return record

@@ -86,7 +86,7 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     gen_dir = evaluate.write_samples(G, os.path.join(run_dir, 'metric_samples'), range(num), trunc=1.0, batch=1)
     shots_dir = write_shots(run_dir, np.load(os.path.join(run_dir, 'target_shots.npy')))
     stages.update()
-    test_set = ImageSet(test, limit=num_test)
+    test_set = ImageSet(test, limit=num_test or None)  # 0: every test image
     row = method_metrics(gen_dir, shots_dir, test_set, dict(num=num, faces=False, inception=True, expect='kannada'),
                          fig_dir=run_dir, tag='demo')
     stages.update()

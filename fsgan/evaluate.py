@@ -229,10 +229,10 @@ def json_safe(v):
 
 
 def is_jsonl(path):
-    """True when every non-empty line of the file at `path` is a JSON object."""
+    """True when every non-empty line of the file at `path` is a JSON object with a 'metric' (a record of ours)."""
     try:
         with open(path, encoding='utf-8') as f:
-            return all(isinstance(json.loads(line), dict) for line in f if line.strip())
+            return all(isinstance(r, dict) and 'metric' in r for r in (json.loads(line) for line in f if line.strip()))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
 
@@ -323,8 +323,9 @@ def _source_set(ctx, source, num, trunc, folder):
 
 
 def _save(records, out, replace):
-    """Write records to `out` (see calc_metrics) -> dict(records, out, appended)."""
-    appended = bool(out) and not replace and os.path.isfile(out) and os.path.getsize(out) > 0
+    """Write records to `out` (see calc_metrics) -> dict(records, out, appended, replaced)."""
+    existed = bool(out) and os.path.isfile(out) and os.path.getsize(out) > 0
     if out and records:
         write_jsonl(out, records, replace)
-    return dict(records=records, out=out if records else None, appended=appended)
+    return dict(records=records, out=out if records else None, appended=existed and not replace,
+                replaced=existed and replace and bool(records))

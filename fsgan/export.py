@@ -91,12 +91,16 @@ def save_adapter(path, method, method_options, source_sha256, G, D, G_ema, start
 
 def load_adapter(path):
     """Read an adapter file safely (tensors and plain data only)."""
+    import warnings
     try:
-        payload = torch.load(path, map_location='cpu', weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a plain pickle before it refuses it
+            warnings.simplefilter('ignore')
+            payload = torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:
         raise AdapterError(f'{path}: no such adapter file') from None
     except Exception as e:
-        raise AdapterError(f'{path}: not a readable adapter file ({type(e).__name__}); '
+        hint = (' (it is a network pickle: give it as --network)' if str(path).endswith('.pkl') else '')
+        raise AdapterError(f'{path}: not a readable adapter file ({type(e).__name__}){hint}; '
                            f'pass an adapter-*.pt written by scripts/train.py') from None
     if not isinstance(payload, dict) or payload.get('format') != ADAPTER_FORMAT:
         raise AdapterError(f'{path}: not an fsgan adapter file')

@@ -126,16 +126,29 @@ def run_training(c, resume_run=None, progress=True, dry_run=False):
     desc = f'{c.method}-{len(images)}shot' if c.source is not None else f'scratch-{c.cfg}'
     run_dir = next_run_dir(c.outdir, desc)
     print(f'Run folder: {run_dir}')
-    with folder_lock(run_dir), naming_run(run_dir):
-        write_run_files(run_dir, c, target.record())
-        from dnnlib.fileio import atomic_open
-        with atomic_open(os.path.join(run_dir, 'target_shots.npy')) as f:
-            np.save(f, images)
-        if labels is not None:
-            with atomic_open(os.path.join(run_dir, 'target_labels.npy')) as f:
-                np.save(f, labels)
-        launch(c, run_dir, images, labels, progress=progress)
+    try:
+        with folder_lock(run_dir), naming_run(run_dir):
+            write_run_files(run_dir, c, target.record())
+            from dnnlib.fileio import atomic_open
+            with atomic_open(os.path.join(run_dir, 'target_shots.npy')) as f:
+                np.save(f, images)
+            if labels is not None:
+                with atomic_open(os.path.join(run_dir, 'target_labels.npy')) as f:
+                    np.save(f, labels)
+            launch(c, run_dir, images, labels, progress=progress)
+    except BaseException:
+        remove_unstarted_run(run_dir)
+        raise
     return run_dir
+
+
+def remove_unstarted_run(run_dir):
+    """Remove the run folder this process just made when the run stopped before its first checkpoint (e.g. a
+    method option its networks refuse): it holds nothing to resume, only the run files written here."""
+    import shutil
+    if os.path.isdir(run_dir) and not os.path.exists(os.path.join(run_dir, 'checkpoint.pt')):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f'Removed {run_dir}: the run stopped before its first checkpoint')
 
 
 def _looks_grayscale(path):

@@ -66,7 +66,8 @@ def _report(result):
     if result['records']:
         click.echo(evaluate.format_table(result['records']))
     if result['out']:
-        click.echo(f'{"Appended to" if result["appended"] else "Wrote"} {result["out"]}')
+        verb = 'Appended to' if result['appended'] else 'Replaced (--overwrite)' if result.get('replaced') else 'Wrote'
+        click.echo(f'{verb} {result["out"]}')
 
 
 @command(epilog=_metrics_epilog())

@@ -31,7 +31,33 @@ def one_line_error(e):
     return click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
-def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, split, device, progress, given,
+def interrupted():
+    """Ctrl-C: a one-line error (exit code 130) saying how to go on."""
+    error = click.ClickException('interrupted; run the same command again to continue (finished runs and '
+                                 'checkpoints are kept)')
+    error.exit_code = 130
+    return error
+
+
+NOT_FOR_PRESETS = ('target_dir', 'test_dir', 'shots', 'batch', 'seed', 'tick', 'snap', 'num', 'num_test', 'faces',
+                   'trunc', 'metrics_trunc', 'cols', 'strip_steps', 'cache_dir')  # a preset sets these itself
+PRESET_ONLY = ('preset_targets', 'preset_shots', 'preset_seeds', 'parallel', 'threads', 'split')
+
+
+def refuse_options_of_the_other_mode(ctx, preset):
+    """UsageError for options given on the command line that the chosen mode (a preset, or one comparison) would
+    ignore."""
+    from click.core import ParameterSource
+    names = NOT_FOR_PRESETS if preset is not None else PRESET_ONLY
+    given = [f'--{n.replace("_", "-")}' for n in names if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
+    if given and preset is not None:
+        raise click.UsageError(f'--preset {preset} sets {", ".join(given)} itself; drop {"it" if len(given) == 1 else "them"}')
+    if given:
+        raise click.UsageError(f'{", ".join(given)} only apply with --preset; drop {"it" if len(given) == 1 else "them"} '
+                               f'or give --preset')
+
+
+def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, split, device, progress,
                          protocol, parallel, threads, dry_run=False, source=None, runs=(), train_only=False,
                          bf16_conv=False):
     """--preset NAME: run the benchmark's grid (fsgan.benchmarks.preset) and print its report (dry_run: print
@@ -45,8 +71,6 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
     from fsgan.parallel import JobError
     from training.dataset import DataError
     from fsgan.training_loop import TrainingError
-    if given:
-        raise click.UsageError(f'--preset {name} sets its data itself; drop {", ".join(given)}')
     bench = benchmark(name)
     try:
         grid = dict(targets=None if targets is None else presets.parse_list(targets, str, '--preset-targets'),
@@ -64,6 +88,8 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
         raise one_line_error(e) from None
     except OSError as e:
         raise click.ClickException(f'{e.filename or outdir}: {e.strerror or e}') from None
+    except KeyboardInterrupt:
+        raise interrupted() from None
     if train_only:
         click.echo(f'{TRAIN_ONLY_DONE}; it writes {os.path.join(outdir, "benchmark.md")}')
         return
@@ -149,10 +175,10 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
     from fsgan.training_loop import TrainingError
     if dry_run and train_only:
         raise click.UsageError('give --dry-run or --train-only, not both')
+    refuse_options_of_the_other_mode(click.get_current_context(), preset)
     if preset is not None:
         run_benchmark_preset(preset, outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split,
                              device, not no_progress, protocol=protocol, parallel=parallel, threads=threads,
-                             given=[o for o, v in (('--target-dir', target_dir), ('--test-dir', test_dir)) if v],
                              dry_run=dry_run, source=source, runs=runs, train_only=train_only,
                              bf16_conv=bf16_conv)
         return
@@ -180,6 +206,8 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
         raise one_line_error(e) from None
     except OSError as e:
         raise click.ClickException(f'{e.filename or outdir}: {e.strerror or e}') from None
+    except KeyboardInterrupt:
+        raise interrupted() from None
     with open(result['markdown']) as f:
         click.echo(f.read())
     click.echo(f'Figure: {result["figure"]}\nTable:  {result["csv"]}, {result["markdown"]}')

@@ -9,6 +9,8 @@ scripts/generate.py makes it, and the last frame leads back into the first (the 
 With --grid ROWSxCOLS or --num-interps K the seeds are split into consecutive equal groups, one
 loop per cell in row-major order (e.g. --seeds 0-11 --grid 2x2: cell 1 loops 0,1,2, cell 2 3,4,5, ...).
 """
+import os
+
 import click
 
 from fsgan.sampling import NOISE_MODE_HELP
@@ -44,6 +46,8 @@ def main(network, adapter, seeds, frames_per_transition, out, space, trunc, grid
     """Write a smoothly looping interpolation video through the given seeds."""
     from fsgan.export import AdapterError
     from fsgan.loading import NetworkLoadError
+    import glob
+    existing = {os.path.abspath(p) for p in glob.glob(glob.escape(os.path.splitext(out)[0]) + '.*')}
     try:
         result = write_interpolation(network, seeds, out, progress=not no_progress, adapter=adapter,
                                      frames_per_transition=frames_per_transition, space=space, trunc=trunc,
@@ -56,6 +60,9 @@ def main(network, adapter, seeds, frames_per_transition, out, space, trunc, grid
         raise click.ClickException(f'--out {out}: cannot write it ({e})') from None
     h, w = result['size']
     print(f'Wrote {result["frames"]} frames of {w}x{h} to {", ".join(result["paths"])}')
+    replaced = [p for p in result['paths'] if os.path.abspath(p) in existing]
+    if replaced:
+        print(f'--overwrite: replaced {", ".join(replaced)}')
 
 
 if __name__ == '__main__':

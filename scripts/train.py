@@ -72,6 +72,11 @@ def main(resume_run, dry_run, no_progress, **opts):
             return
         if opts['target_dir'] is None:
             raise SetupError('--target-dir is required (a folder or zip of target images)')
+        from click.core import ParameterSource
+        if opts.get('resume') is not None and \
+                click.get_current_context().get_parameter_source('cfg') is ParameterSource.COMMANDLINE:
+            raise SetupError(f'--cfg {opts["cfg"]} sets the networks of a run from scratch; with --resume the source '
+                             f'sets them: drop one of the two')
         check_output_dir(opts['outdir'], '--outdir', overwrite=True)  # run folders are new folders inside it
         c = setup_training_config(**opts)
         report_last_snapshot(run_training(c, progress=not no_progress, dry_run=dry_run))

@@ -134,6 +134,14 @@ def test_unreadable_file_is_listed(odd_images, monkeypatch):
         load_target(str(odd_images), 32, 3)
 
 
+def test_cfg_with_resume_is_refused(tmp_path, target_dir, p1_path):
+    """--cfg only shapes a run from scratch; with --resume it would be ignored without a word."""
+    rc, err = _cli('train.py', '--resume', p1_path, '--target-dir', target_dir, '--outdir', str(tmp_path / 'runs'),
+                   '--cfg', 'small64', '--no-progress')
+    assert rc != 0 and len(err.strip().splitlines()) == 1 and '--cfg small64' in err and '--resume' in err, err
+    assert not (tmp_path / 'runs').exists()
+
+
 @pytest.mark.parametrize('option,value', [('--gamma', 'nan'), ('--pl-weight', 'inf'), ('--lr', 'nan'),
                                           ('--style-mixing', 'nan')])
 def test_non_finite_training_options(tmp_path, target_dir, p1_path, option, value):

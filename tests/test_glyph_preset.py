@@ -107,7 +107,11 @@ def test_preset_aggregate_mean_std():
 
 @pytest.mark.parametrize('args, message', [
     (['--preset', 'glyphs', '--source', 'x.pkl'], 'Invalid value for --source: x.pkl: no such file'),
-    (['--preset', 'glyphs', '--target-dir', '.'], 'sets its data itself; drop --target-dir'),
+    (['--preset', 'glyphs', '--target-dir', '.'], '--preset glyphs sets --target-dir itself; drop it'),
+    (['--preset', 'glyphs', '--shots', '5', '--seed', '3', '--batch', '4'],
+     '--preset glyphs sets --shots, --batch, --seed itself; drop them'),
+    (['--preset', 'glyphs', '--preset-shots', '7'], '--preset-shots: glyphs has no near split of 7 shots; choose from'),
+    (['--preset-shots', '5', '--parallel', '3'], '--preset-shots, --parallel only apply with --preset'),
     (['--preset', 'glyphs', '--preset-targets', 'mars'], '--preset-targets: unknown mars'),
     (['--preset', 'glyphs', '--preset-shots', '5,x'], "--preset-shots '5,x': expected a comma-separated list"),
     (['--preset', 'glyphs', '--methods', 'fsgan@lr=abc'], "lr must be a finite number > 0"),

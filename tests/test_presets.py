@@ -152,7 +152,7 @@ def test_an_unfinished_run_of_a_cell_is_continued(tiny_emoji_source, tmp_path, o
 
 @pytest.mark.parametrize('args, message', [
     (['--preset', 'emoji'], 'gone.pkl: missing; the emoji preset needs the files shipped in data/emoji (or give --source)'),
-    (['--preset', 'emoji', '--test-dir', '.'], 'sets its data itself; drop --test-dir'),
+    (['--preset', 'emoji', '--test-dir', '.'], '--preset emoji sets --test-dir itself; drop it'),
     (['--preset', 'emoji', '--preset-targets', 'near,moon'], '--preset-targets: unknown moon'),
     (['--preset', 'emoji', '--parallel', '0'], "Invalid value for '--parallel'"),
 ])

@@ -68,6 +68,14 @@ def test_an_existing_out_file_is_kept(p1_path, tmp_path, tool, args):
     assert earlier.read_bytes() == b'earlier' and os.listdir(tmp_path) == [name]
 
 
+def test_interpolate_overwrite_says_what_it_replaced(p1_path, tmp_path):
+    earlier = _earlier(tmp_path, 'video.mp4')
+    res = _invoke('interpolate', ['--network', p1_path, '--seeds', '0,1', '--frames-per-transition', '2',
+                                  '--out', earlier, '--overwrite'])
+    assert res.exit_code == 0 and f'--overwrite: replaced {earlier}' in res.output, res.output
+    assert earlier.read_bytes() != b'earlier'
+
+
 def test_svd_explore_overwrite_replaces_the_figure(p1_path, tmp_path):
     earlier = _earlier(tmp_path, 'fig.png')
     res = _invoke('svd_explore', ['--network', p1_path, '--layer', 'mapping.fc0', '--top', '1', '--seeds', '0',
@@ -83,13 +91,16 @@ def test_calc_metrics_appends_only_to_json_lines(tmp_path):
     for i in range(3):
         PIL.Image.fromarray(np.full((16, 16, 3), 60 * i, np.uint8)).save(gen / f'{i}.png')
     report = tmp_path / 'report.json'
-    report.write_text('{"not": "json lines"\n')
-    res = _invoke('calc_metrics', ['--gen-dir', gen, '--metrics', 'sharpness', '--out', report])
-    _one_line_error(res, '--out', 'not a JSON-lines file', '--overwrite')
-    assert report.read_text() == '{"not": "json lines"\n'
+    for text in ('{"not": "json lines"\n', '{"a": 1}\n'):   # the second: JSON lines, but no metric records
+        report.write_text(text)
+        res = _invoke('calc_metrics', ['--gen-dir', gen, '--metrics', 'sharpness', '--out', report])
+        _one_line_error(res, '--out', 'not a JSON-lines file', '--overwrite')
+        assert report.read_text() == text
     res = _invoke('calc_metrics', ['--gen-dir', gen, '--metrics', 'sharpness', '--out', report, '--overwrite'])
-    assert res.exit_code == 0 and 'Wrote' in res.output, res.output
-    assert '"metric": "sharpness"' in report.read_text() and 'not' not in report.read_text()
+    assert res.exit_code == 0 and f'Replaced (--overwrite) {report}' in res.output, res.output
+    assert '"metric": "sharpness"' in report.read_text() and '"a"' not in report.read_text()
+    res = _invoke('calc_metrics', ['--gen-dir', gen, '--metrics', 'sharpness', '--out', report])
+    assert res.exit_code == 0 and f'Appended to {report}' in res.output, res.output
 
 
 def test_output_paths_are_checked_before_any_work(p1_path, tmp_path, monkeypatch):

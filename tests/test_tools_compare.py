@@ -255,6 +255,17 @@ def test_a_comparison_in_use_by_another_process_is_one_line(p1_path, target_dir,
     assert res.exit_code == 0, res.output                    # once it ended: the folder's lock file is no obstacle
 
 
+def test_ctrl_c_says_how_to_continue(p1_path, target_dir, tmp_path, monkeypatch, one_thread):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(compare, 'train_method', interrupted)
+    res = CliRunner().invoke(cli.main, _args(p1_path, target_dir, tmp_path / 'cmp'))
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 130 and 'Aborted' not in res.output, res.output
+    assert lines[-1] == 'Error: interrupted; run the same command again to continue (finished runs and checkpoints ' \
+                        'are kept)'
+
+
 def test_augmentation_rows_reach_the_training_config(p1_path, target_dir, tmp_path, monkeypatch):
     """Rows METHOD@aug=ada / METHOD@aug=diffaug (and ADA's options) train with that augmentation."""
     import fsgan.run

@@ -216,6 +216,13 @@ def test_a_lock_dies_with_its_process(tmp_path):
         pass
 
 
+def test_a_run_refused_before_its_first_checkpoint_leaves_no_folder(p1_path, target_dir, tmp_path):
+    res = _train(['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--outdir', tmp_path / 'runs',
+                  '--method', 'freezed', '--freezed', '999'] + TINY)
+    _one_line_error(res, '--freezed 999')
+    assert os.listdir(tmp_path / 'runs') == []
+
+
 def test_a_folder_made_for_a_lock_goes_again_when_nothing_was_written(tmp_path):
     from dnnlib.lock import creating_folder_lock
     with pytest.raises(ValueError, match='refused'):

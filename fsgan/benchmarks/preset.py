@@ -108,7 +108,22 @@ def cells(bench, targets=None, shots=None, seeds=None):
     unknown = [t for t in targets if t not in bench.targets]
     if unknown:
         raise ValueError(f'--preset-targets: unknown {", ".join(unknown)}; choose from {", ".join(bench.targets)}')
-    return [(t, k, s) for t in targets for k in (shots or bench.shots) for s in (seeds or bench.seeds)]
+    shots = shots or bench.shots
+    for t in targets:
+        shipped = shipped_shot_counts(bench, t)
+        missing = [k for k in shots if k not in shipped]
+        if shipped and missing:
+            raise ValueError(f'--preset-shots: {bench.name} has no {t} split of {", ".join(map(str, missing))} shots; '
+                             f'choose from {", ".join(map(str, shipped))}')
+    return [(t, k, s) for t in targets for k in shots for s in (seeds or bench.seeds)]
+
+
+def shipped_shot_counts(bench, target):
+    """Sorted shot counts of the <prefix>_shots<K>.zip files of `target` in bench.data_dir."""
+    prefix = f'{bench.targets[target]}_shots'
+    names = os.listdir(bench.data_dir) if os.path.isdir(bench.data_dir) else []
+    return sorted(int(n[len(prefix):-4]) for n in names
+                  if n.startswith(prefix) and n.endswith('.zip') and n[len(prefix):-4].isdigit())
 
 
 def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, split='test', source=None, device=None,

@@ -326,6 +326,10 @@ def _save(records, out, replace):
     """Write records to `out` (see calc_metrics) -> dict(records, out, appended, replaced)."""
     existed = bool(out) and os.path.isfile(out) and os.path.getsize(out) > 0
     if out and records:
-        write_jsonl(out, records, replace)
+        try:
+            write_jsonl(out, records, replace)
+        except OSError as e:  # the records are still shown (MetricFailed.result)
+            raise MetricFailed(f'--out {out}: cannot write it ({e.strerror or e}); the table above holds the '
+                               f'results', dict(records=records, out=None, appended=False)) from None
     return dict(records=records, out=out if records else None, appended=existed and not replace,
                 replaced=existed and replace and bool(records))

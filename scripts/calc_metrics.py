@@ -138,6 +138,10 @@ def main(network, gen_dir, metric_names, metric_options, data, shots_dir, num, t
         if e.option:
             raise click.BadParameter(str(e), param_hint=e.option) from None
         raise click.UsageError(str(e)) from None
+    except KeyboardInterrupt:
+        error = click.ClickException('interrupted; nothing was written to --out' if out else 'interrupted')
+        error.exit_code = 130
+        raise error from None
     _report(result)
 
 

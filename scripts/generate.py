@@ -4,6 +4,8 @@ Examples:
   python scripts/generate.py --network runs/00000-fsgan-10shot/network-snapshot-000020.000.pkl --seeds 0-63 --grid
   python scripts/generate.py --network ffhq256 --adapter adapter-000020.000.pt --seeds 0,1,2 --trunc 0.8
 """
+import os
+
 import click
 
 from fsgan.sampling import NOISE_MODE_HELP, parse_seed_ranges, write_seed_images
@@ -44,6 +46,11 @@ def main(network, adapter, seeds, trunc, noise_mode, class_idx, outdir, overwrit
                                     class_idx=class_idx, device=device, batch=batch, grid=grid)
     except (NetworkLoadError, AdapterError) as e:
         raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        made = len([n for n in os.listdir(outdir) if n.startswith('seed')]) if os.path.isdir(outdir) else 0
+        error = click.ClickException(f'interrupted; {outdir} holds the {made} seed image(s) written so far')
+        error.exit_code = 130
+        raise error from None
     note = f' (--overwrite: the folder held {existing} entries before)' if existing else ''
     print(f'Wrote {written} image{"s" if written != 1 else ""} to {outdir}{note}')
 

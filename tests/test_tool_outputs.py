@@ -103,6 +103,38 @@ def test_calc_metrics_appends_only_to_json_lines(tmp_path):
     assert res.exit_code == 0 and f'Appended to {report}' in res.output, res.output
 
 
+def test_ctrl_c_in_generate_and_calc_metrics_is_one_line(p1_path, tmp_path, monkeypatch):
+    import fsgan.evaluate
+    from scripts import generate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(generate, 'write_seed_images', interrupted)
+    res = _invoke('generate', ['--network', p1_path, '--outdir', tmp_path / 'gen'])
+    assert res.exit_code == 130 and res.output.strip().splitlines()[-1].startswith('Error: interrupted; '), res.output
+    monkeypatch.setattr(fsgan.evaluate, 'calc_metrics', interrupted)
+    res = _invoke('calc_metrics', ['--network', p1_path, '--metrics', 'sharpness', '--out', tmp_path / 'm.jsonl'])
+    assert res.exit_code == 130 and res.output.strip().splitlines()[-1] == \
+        'Error: interrupted; nothing was written to --out', res.output
+
+
+def test_a_failed_write_of_out_still_shows_the_results(tmp_path, monkeypatch):
+    import fsgan.evaluate
+    import PIL.Image
+    gen = tmp_path / 'gen'
+    gen.mkdir()
+    for i in range(3):
+        PIL.Image.fromarray(np.full((16, 16, 3), 60 * i, np.uint8)).save(gen / f'{i}.png')
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(fsgan.evaluate, 'write_jsonl', disk_full)
+    res = _invoke('calc_metrics', ['--gen-dir', gen, '--metrics', 'sharpness', '--out', tmp_path / 'm.jsonl'])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and 'sharpness' in res.output and 'Traceback' not in res.output, res.output
+    assert lines[-1].startswith('Error: --out') and 'No space left on device' in lines[-1], res.output
+
+
 def test_output_paths_are_checked_before_any_work(p1_path, tmp_path, monkeypatch):
     """An unwritable --out fails at once: the network is neither loaded nor sampled."""
     import fsgan.evaluate

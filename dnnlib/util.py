@@ -107,7 +107,7 @@ def _download_once(url, dest_dir, final_name, sha256, timeout, verbose):
                         h.update(chunk)
                         received += len(chunk)
             except requests.RequestException as exc:
-                err = DownloadError(f'{url}: connection failed after {received} bytes ({type(exc).__name__}: {exc})')
+                err = DownloadError(f'{url}: connection failed after {received} bytes ({_short_reason(exc)})')
                 err.retry = True
                 raise err from exc
             if expected is not None and received != expected:
@@ -130,6 +130,17 @@ def _download_once(url, dest_dir, final_name, sha256, timeout, verbose):
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def _short_reason(exc):
+    """The innermost cause of a requests exception in a few words, e.g. 'Connection refused' or
+    'ReadTimeout' (requests wraps urllib3's errors several times, repeating the URL each time)."""
+    inner = exc
+    while inner.__cause__ is not None or (inner.args and isinstance(inner.args[0], BaseException)):
+        inner = inner.__cause__ if inner.__cause__ is not None else inner.args[0]
+    text = str(inner)
+    match = re.search(r'\[Errno -?\d+\] ([^\])\'"]+)', text)
+    return match.group(1) if match else type(inner).__name__ if len(text) > 120 or not text else text
 
 
 def open_url(url, cache_dir=None, num_attempts=3, verbose=True, return_filename=False,

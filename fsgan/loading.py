@@ -802,8 +802,8 @@ def _resolve_source(source, cache_dir):
     if url is not None:
         try:
             path = open_url(url, cache_dir=cache_dir, return_filename=True)
-        except (OSError, ValueError) as exc:
-            raise NetworkLoadError(f'{source}: {exc}') from exc
+        except (OSError, ValueError) as exc:  # the message names the URL already
+            raise NetworkLoadError(str(exc) if str(exc).startswith(url) else f'{source}: {exc}') from exc
         return path, (source if path == source else f'{path} (from {source})')
     if os.path.isfile(source):
         return source, source

@@ -98,6 +98,18 @@ def test_read_timeout_is_an_error(server, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_refused_connection_is_named_in_a_few_words(tmp_path):
+    import socket
+    with socket.socket() as s:                               # a port nothing listens on
+        s.bind(('127.0.0.1', 0))
+        url = f'http://127.0.0.1:{s.getsockname()[1]}/x.pkl'
+    with pytest.raises(DownloadError) as info:
+        open_url(url, cache_dir=tmp_path, num_attempts=1, verbose=False)
+    message = str(info.value)
+    assert f'{url}: connection failed after 0 bytes (Connection refused)' in message
+    assert message.count('127.0.0.1') == 1 and 'HTTPConnectionPool' not in message
+
+
 def test_sha256_checked(server, tmp_path):
     server.modes['/a.pkl'] = 'good'
     url = server.base + '/a.pkl'

@@ -413,14 +413,18 @@ def set_rng_state(s):
 def save_checkpoint(state, opts, run_dir):
     """Everything a resume needs, in plain tensors and data (torch.save), written atomically (rank 0)."""
     rng_states = distributed.gather_objects(rng_state())  # one per rank
+    # What each rank accumulates from its own batches (ADA's sign sums since its last adjustment, the path-length
+    # mean) differs per rank: each rank's is kept, as its RNG state is
+    augment_states = distributed.gather_objects({k: v.cpu() for k, v in state.augment.state_dict().items()})
+    pl_means = distributed.gather_objects(state.loss.pl_mean.cpu())
     if distributed.rank() != 0:
         return
     payload = dict(
         G=state.G.state_dict(), D=state.D.state_dict(), G_ema=state.G_ema.state_dict(),
         opt_G=state.opt_G.state_dict() if state.opt_G else None,
         opt_D=state.opt_D.state_dict() if state.opt_D else None,
-        pl_mean=state.loss.pl_mean.cpu(), loss_terms=[t.state_dict() for t in state.loss.terms],
-        augment={k: v.cpu() for k, v in state.augment.state_dict().items()},
+        pl_mean=pl_means[0], pl_mean_per_rank=pl_means, loss_terms=[t.state_dict() for t in state.loss.terms],
+        augment=augment_states[0], augment_per_rank=augment_states,
         callbacks=callbacks_state(state.callbacks),
         cur_nimg=state.cur_nimg, cur_tick=state.cur_tick,
         batch_idx=state.batch_idx, lr_scale=state.lr_scale, rng=rng_states,
@@ -502,6 +506,12 @@ def read_checkpoint(run_dir, opts=None, mmap=False):
     return ck
 
 
+def own_rank_entry(ck, key):
+    """This rank's ck[key + '_per_rank'] entry, or ck[key] (rank 0's) in checkpoints written before those lists."""
+    per_rank = ck.get(key + '_per_rank')
+    return per_rank[distributed.rank()] if per_rank and len(per_rank) == distributed.world_size() else ck[key]
+
+
 def check_checkpoint_source(ck, sha256, source, run_dir):
     """TrainingError unless the source network (`source`, its file's `sha256`) is the one checkpoint `ck` of
     run_dir trained from: resuming on another would stamp the run's adapters with the wrong source."""
@@ -525,11 +535,11 @@ def load_checkpoint(state, run_dir, opts=None):
     except (RuntimeError, KeyError, ValueError) as e:
         raise TrainingError(f'{os.path.join(run_dir, "checkpoint.pt")} does not fit the networks of '
                             f'training_options.json ({str(e).strip().splitlines()[0]}); restore either file') from None
-    state.loss.pl_mean = ck['pl_mean']
+    state.loss.pl_mean = own_rank_entry(ck, 'pl_mean')
     for term, term_state in zip(state.loss.terms, ck.get('loss_terms', [{}] * len(state.loss.terms))):
         term.load_state_dict(term_state)
     if 'augment' in ck:  # checkpoints written before augmentation existed have none
-        state.augment.load_state_dict(ck['augment'], strict=True)
+        state.augment.load_state_dict(own_rank_entry(ck, 'augment'), strict=True)
     load_callbacks_state(state.callbacks, ck.get('callbacks', {}))
     state.cur_nimg, state.cur_tick, state.batch_idx = ck['cur_nimg'], ck['cur_tick'], ck['batch_idx']
     state.lr_scale = ck.get('lr_scale', 1.0)

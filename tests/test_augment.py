@@ -527,3 +527,30 @@ def test_ada_with_two_processes(p1_path, target_dir, tmp_path):
     ticks = _stats(_only_run(out))
     assert [t['kimg'] for t in ticks] == [0.016, 0.032]
     assert ticks[-1]['stats']['Progress/augment'] != 0.5
+
+
+@pytest.mark.slow
+def test_ada_two_process_resume_mid_interval_is_exact(p1_path, target_dir, tmp_path):
+    """Ticks of 3 steps end between ADA's adjustments (every 4 steps): each rank's pending sign sums go into the
+    checkpoint, so a run stopped at a tick and resumed ends with the uninterrupted run's p and weights."""
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+
+    def train(out, *extra):
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), *extra, '--no-progress'],
+                              capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'))
+        assert proc.returncode == 0, proc.stderr
+        return _only_run(out)
+    common = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--gpus', '2', '--device', 'cpu',
+              '--batch', '4', '--tick', '0.012', '--snap', '1', '--aug', 'ada', '--aug-p', '0.2', '--ada-kimg',
+              '0.01']
+    whole = train(tmp_path / 'a', *common, '--outdir', str(tmp_path / 'a'), '--kimg', '0.024')
+    half = train(tmp_path / 'b', *common, '--outdir', str(tmp_path / 'b'), '--kimg', '0.012')
+    mid = torch.load(half / 'checkpoint.pt', weights_only=True)
+    assert len(mid['augment_per_rank']) == 2 and all(a['sign_num'] > 0 for a in mid['augment_per_rank'])
+    train(tmp_path / 'b', '--resume-run', str(half), '--kimg', '0.024')
+    a, b = (torch.load(r / 'checkpoint.pt', weights_only=True) for r in (whole, half))
+    assert float(a['augment']['p']) != 0.2 and torch.equal(a['augment']['p'], b['augment']['p'])
+    for name, t in a['G'].items():
+        assert torch.equal(t, b['G'][name]), name

@@ -597,12 +597,15 @@ def source_samples(cfg, num_shots, device, shared):
                                                  for n in metric_names(ms, num_shots)):
         return None
     folder = os.path.join(cfg.outdir, SOURCE_SAMPLES)
-    stamp = dict(source=cfg.settings['source'], num=ms['num'], trunc=ms['metrics_trunc'])
+    stamp = dict(source=cfg.settings['source'], source_sha256=source_digest(cfg), num=ms['num'],
+                 trunc=ms['metrics_trunc'])
     stamp_path = os.path.join(folder, 'samples.json')
     if shared.get('shared/source_samples') != stamp:
         if read_json(stamp_path) != stamp:
             from fsgan.sampling import load_generator
             print(f'[source] {ms["num"]} samples for content preservation')
+            if os.path.exists(stamp_path):
+                os.remove(stamp_path)  # first: a kill while the samples are rewritten must not leave it standing
             G, _sha = load_generator(cfg.settings['source'], None, device)
             evaluate.write_samples(G, folder, range(ms['num']), trunc=ms['metrics_trunc'], device=device, batch=1)
             atomic_write_json(stamp_path, stamp)
@@ -619,7 +622,8 @@ def measure_method(cfg, state, name, shots, test_set, device, shared):
     run_dir = run_path(cfg, entry)
     shots_dir = write_shots(cfg.outdir, shots)
     G, network, sha = run_generator(cfg, run_dir, device)
-    key = dict(ms, network_sha256=sha, shots_dir=os.path.relpath(shots_dir, cfg.outdir))
+    key = dict(ms, network_sha256=sha, shots_dir=os.path.relpath(shots_dir, cfg.outdir),
+               test_sha256=None if test_set is None else test_set.content_hash(), source_sha256=source_digest(cfg))
     if entry.get('metrics_key') != key:
         print(f'[{name}] metrics on {ms["num"]} images')
         gen_dir = evaluate.write_samples(G, os.path.join(cfg.outdir, 'samples', name), range(ms['num']),
@@ -657,10 +661,34 @@ def comparison_lock(cfg):
         yield
 
 
+def source_digest(cfg):
+    """sha256 of the comparison's source network file (None without a source), computed once per cfg."""
+    if 'source_sha256' not in cfg:
+        from fsgan.loading import source_sha256
+        cfg.source_sha256 = None if cfg.settings['source'] is None else source_sha256(cfg.settings['source'])
+    return cfg.source_sha256
+
+
+def check_same_source(cfg, state):
+    """CompareError when the source file changed since the comparison recorded it (e.g. a source shipped again at
+    the same path): new rows would train from another network than the done ones. A state from before this
+    record takes the current file's."""
+    recorded, current = state.get('source_sha256'), source_digest(cfg)
+    if recorded is not None and current is not None and recorded != current:
+        raise CompareError(f'--source {cfg.settings["source"]} changed since this comparison trained from it '
+                           f'(sha256 {recorded[:12]}... then, {current[:12]}... now); put it back, or start the '
+                           f'comparison in a new --outdir')
+    if recorded is None and current is not None:
+        state['source_sha256'] = current
+        save_state(cfg, state)
+
+
 def trained_state(cfg, progress=True):
-    """Check the --runs folders, then train or continue every row not done and record it. Returns the state."""
+    """Check the --runs folders and the source, then train or continue every row not done and record it. Returns
+    the state."""
     check_given_runs(cfg)
     state = load_state(cfg)
+    check_same_source(cfg, state)
     ensure_runs(cfg, state, progress)
     return state
 

@@ -93,3 +93,11 @@ def test_demo_checks_its_output_folder_and_test_set_before_training(tmp_path, ca
         assert 'b.png' in lines[-1]
     if case == 'outdir is a file':
         assert (tmp_path / 'afile').read_text() == 'mine'
+
+
+def test_demo_measures_the_script_of_its_target():
+    assert demo.target_script(os.path.join('data', 'glyphs', 'devanagari_shots10.zip')) == 'devanagari'
+    assert demo.target_script('data/glyphs/near_shots25.zip') == 'latin'
+    assert demo.target_script('/my/glyphs/') is None          # unknown: no script share rather than a wrong one
+    from fsgan.benchmarks.emoji.demo import test_label
+    assert test_label('data/emoji/far_test.zip') == 'far (OpenMoji)' and test_label('/x/mine') == 'mine'

@@ -100,7 +100,15 @@ def test_preset_aggregate_mean_std():
     rows = {('near', 10, s): [dict(method='fsgan', trainable_params=7, fgd_test=v, classes_covered=None)]
             for s, v in enumerate((1.0, 3.0))}
     (r,) = preset.aggregate(BENCHMARK, rows)
-    assert r['fgd_test_mean'] == 2.0 and r['fgd_test_std'] == 1.0 and r['classes_covered_mean'] is None
+    assert r['fgd_test_mean'] == 2.0 and r['fgd_test_std'] == pytest.approx(2 ** 0.5)   # sample std, ddof 1
+    assert r['classes_covered_mean'] is None and r['classes_covered_std'] is None and r['fgd_test_n'] == 2
+    rows[('near', 10, 2)] = [dict(method='fsgan', trainable_params=7, fgd_test=None, classes_covered=None)]
+    (r,) = preset.aggregate(BENCHMARK, rows)               # a seed without the metric: counted, and said so
+    assert r['seeds'] == 3 and r['fgd_test_n'] == 2 and r['fgd_test_mean'] == 2.0
+    column = next(c for c in BENCHMARK.columns if c.key == 'fgd_test')
+    assert preset.seed_cell(column, r).endswith('(2 of 3)')
+    (one,) = preset.aggregate(BENCHMARK, {('near', 10, 0): rows[('near', 10, 0)]})
+    assert one['fgd_test_std'] is None and '±' not in preset.seed_cell(column, one)
     assert [c[:2] for c in preset.cells(BENCHMARK, ('near', 'far'), (5, 10), (0,))] == [('near', 5), ('near', 10),
                                                                                      ('far', 5), ('far', 10)]
 

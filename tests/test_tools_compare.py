@@ -255,6 +255,23 @@ def test_a_comparison_in_use_by_another_process_is_one_line(p1_path, target_dir,
     assert res.exit_code == 0, res.output                    # once it ended: the folder's lock file is no obstacle
 
 
+def test_a_source_replaced_at_the_same_path_is_refused(p1_path, target_dir, tmp_path, one_thread):
+    """A source shipped again at its path (e.g. a later pretraining stage) would mix rows of two networks."""
+    import shutil
+    from fsgan.export import save_snapshot
+    from fsgan.loading import load_network
+    source = shutil.copy(p1_path, tmp_path / 'source.pkl')
+    args = _args(source, target_dir, tmp_path / 'cmp')
+    assert CliRunner().invoke(cli.main, args + ['--train-only']).exit_code == 0
+    net = load_network(source)
+    with torch.no_grad():
+        net['G'].synthesis.b4.conv1.bias.add_(0.1)
+    save_snapshot(source, net['G'], net['D'], net['G_ema'])
+    res = CliRunner().invoke(cli.main, args)
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and 'changed since this comparison trained from it' in lines[-1], res.output
+
+
 def test_ctrl_c_says_how_to_continue(p1_path, target_dir, tmp_path, monkeypatch, one_thread):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

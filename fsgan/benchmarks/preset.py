@@ -170,9 +170,18 @@ def aggregate(bench, results):
         for c in bench.columns:
             values = [r[c.key] for r in rows if r.get(c.key) is not None]
             row[c.key + '_mean'] = float(np.mean(values)) if values else None
-            row[c.key + '_std'] = float(np.std(values)) if values else None
+            # the sample standard deviation (ddof 1): none from a single value
+            row[c.key + '_std'] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+            row[c.key + '_n'] = len(values)  # seeds with a value (a metric may be missing for some)
         out.append(row)
     return out
+
+
+def seed_cell(column, row):
+    """'mean ± std' of an aggregate row's column, with '(n of seeds)' when some seeds have no value for it."""
+    text = evaluate.mean_std(column, row[column.key + '_mean'], row[column.key + '_std'])
+    n = row.get(column.key + '_n', row['seeds'])
+    return f'{text} ({n} of {row["seeds"]})' if text and n < row['seeds'] else text
 
 
 def write_report(bench, outdir, rows, header, places=()):
@@ -181,15 +190,14 @@ def write_report(bench, outdir, rows, header, places=()):
     from fsgan import provenance
     from fsgan.compare import TRAINABLE_COLUMN, write_csv
     fields = ['target', 'shots', 'method', 'seeds', 'trainable_params']
-    fields += [c.key + s for c in bench.columns for s in ('_mean', '_std')]
+    fields += [c.key + s for c in bench.columns for s in ('_mean', '_std', '_n')]
     write_csv(os.path.join(outdir, 'benchmark.csv'), rows, fields)
     lines = [header, '', f'Command: `{provenance.command_line()}`, at commit '
                          f'{provenance.commit_label(provenance.git_commit())}.', '']
     for target, shots in sorted({(r['target'], r['shots']) for r in rows}):
         block = [r for r in rows if r['target'] == target and r['shots'] == shots]
         body = [[r['method'], TRAINABLE_COLUMN.format(r['trainable_params'])]
-                + [evaluate.mean_std(c, r[c.key + '_mean'], r[c.key + '_std']) for c in bench.columns]
-                for r in block]
+                + [seed_cell(c, r) for c in bench.columns] for r in block]
         seeds = block[0]['seeds']
         lines += [f'### {target}, {shots} shots ({seeds} seed{"s" * (seeds != 1)})', '']
         lines += evaluate.markdown_table(['Method', 'Trainable'] + [c.title for c in bench.columns], body) + ['']
@@ -343,6 +351,12 @@ def plan_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=Non
     return [header] + lines
 
 
+def test_images(ms):
+    """How many images of the evaluation split the metrics use (num_test caps it; 0 = all)."""
+    from metrics.images import ImageSet
+    return len(ImageSet(ms['test_dir'], limit=ms['num_test'] or None))
+
+
 def report_header(bench, configs, split, seeds):
     """The report's first paragraph: source, length, protocol, regularisation, samples and seeds."""
     cfg = next(iter(configs.values()))
@@ -354,5 +368,6 @@ def report_header(bench, configs, split, seeds):
     return (f'{bench.title}: source {source}, {" or ".join(f"{k:g}" for k in kimgs)} kimg per run, protocol '
             f'{s["protocol"]}{batch}, regularisation {reg}'
             f'{", bfloat16 convolutions (--bf16-conv)" if s.get("bf16_conv") else ""}; '
-            f'{ms["num"]} samples per run (psi {ms["metrics_trunc"]:g}) against {ms["num_test"] or "all"} images of '
-            f'the {split} split; mean ± std over seeds {",".join(map(str, seeds))}.')
+            f'{ms["num"]} samples per run (psi {ms["metrics_trunc"]:g}) against {test_images(ms)} images of '
+            f'the {split} split; mean ± sample standard deviation over seeds {",".join(map(str, seeds))} ("(2 of 3)": '
+            f'a metric with a value for only some seeds).')

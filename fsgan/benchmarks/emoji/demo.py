@@ -89,6 +89,12 @@ def measure(run_dir, G_source, G, test, num, num_test, progress=True):
     return dict(dict.fromkeys(adapted), **source), adapted, len(test_set)   # the same keys in both rows
 
 
+def test_label(test):
+    """How the report names a test set: 'near (Twemoji)' / 'far (OpenMoji)' for the shipped ones, else its file."""
+    name = os.path.basename(os.path.normpath(test))
+    return {'near': 'near (Twemoji)', 'far': 'far (OpenMoji)'}.get(name.split('_')[0], name)
+
+
 def write_report(run_dir, source, adapted, extra):
     """metrics.json (every number of both rows) and metrics.md (one table: metric, source, adapted), atomically.
     Returns the json path."""
@@ -98,7 +104,7 @@ def write_report(run_dir, source, adapted, extra):
     body = [[c.title, evaluate.cell(c, source) or 'n/a', evaluate.cell(c, adapted) or 'n/a'] for c in columns]
     lines = evaluate.markdown_table(['Metric', 'Source (unadapted)', 'Adapted (FSGAN)'], body)
     lines += ['', f'{adapted["num_gen"]} samples per network (seeds 0..{adapted["num_gen"] - 1}, psi 1) against '
-              f'{extra["num_test"]} near (Twemoji) test images and the 10 shots. FSGAN, protocol paper, lr '
+              f'{extra["num_test"]} {test_label(extra["test_set"])} test images and the 10 shots. FSGAN, protocol paper, lr '
               f'{extra["lr"]:g}, {extra["kimg"]:g} kimg, G_ema half-life {extra["ema_kimg"]:g} kimg (the paper\'s 10 of '
               f'20 kimg, scaled to the length), batch {extra["batch"]}, seed 0.', evaluate.legend(columns)]
     atomic_write_bytes(os.path.join(run_dir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())

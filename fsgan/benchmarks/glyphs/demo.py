@@ -62,6 +62,16 @@ def adapt(outdir, source, target, kimg, lr, progress=True):
     return run_training(c, progress=progress), c, reg
 
 
+TARGET_SCRIPTS = {'kannada': 'kannada', 'devanagari': 'devanagari', 'near': 'latin'}  # shipped split prefix -> script
+
+
+def target_script(target):
+    """The script the adapted samples should be in, from the shipped target's file name (kannada_shots10.zip ->
+    'kannada'); None (no script share) for targets of other names."""
+    prefix = os.path.basename(os.path.normpath(target)).split('_')[0]
+    return TARGET_SCRIPTS.get(prefix)
+
+
 def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=True):
     """Adapt, render and measure. Returns (run_dir, paths dict, metrics row)."""
     import numpy as np
@@ -87,7 +97,8 @@ def run_demo(outdir, source, target, test, kimg, lr, num, num_test, progress=Tru
     shots_dir = write_shots(run_dir, np.load(os.path.join(run_dir, 'target_shots.npy')))
     stages.update()
     test_set = ImageSet(test, limit=num_test or None)  # 0: every test image
-    row = method_metrics(gen_dir, shots_dir, test_set, dict(num=num, faces=False, inception=True, expect='kannada'),
+    row = method_metrics(gen_dir, shots_dir, test_set, dict(num=num, faces=False, inception=True,
+                                                            expect=target_script(target)),
                          fig_dir=run_dir, tag='demo')
     stages.update()
     stages.close()

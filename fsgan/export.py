@@ -55,10 +55,12 @@ def latest_artefact(run_dir, prefix, ext):
 
 
 def baked_copy(net):
-    """A copy of `net` with every re-parameterisation baked into plain tensors (None stays None)."""
+    """A CPU copy of `net` with every re-parameterisation baked into plain tensors (None stays None): on the CPU,
+    as stylegan2-ada-pytorch pickles its networks, so that its plain unpickling reads a snapshot written during
+    GPU training on a machine without one."""
     if net is None:
         return None
-    return reparam.baked(net).eval().requires_grad_(False)
+    return reparam.baked(net).eval().requires_grad_(False).cpu()
 
 
 def save_snapshot(path, G, D, G_ema, training_set_kwargs=None):
@@ -74,8 +76,15 @@ def trained_state(net):
     return {name: p.detach().cpu().clone() for name, p in net.named_parameters() if p.requires_grad}
 
 
+def tracked_buffers(net):
+    """{name: tensor} of the buffers training updates without a gradient: the mapping's running mean of w
+    (`mapping.w_avg`, the centre truncation pulls towards), tracked by the methods that adapt the mapping."""
+    return {name: b.detach().cpu().clone() for name, b in net.named_buffers() if name.split('.')[-1] == 'w_avg'}
+
+
 def save_adapter(path, method, method_options, source_sha256, G, D, G_ema, start='G_ema'):
-    """Write the trained tensors of an adapted G/D (and G_ema's values of the same tensors) atomically.
+    """Write the trained tensors of an adapted G/D (and G_ema's values of the same tensors) atomically, with G's
+    and G_ema's tracked buffers (tracked_buffers), so that truncated samples are reproduced too.
 
     start: the source generator ('G' or 'G_ema') that G and G_ema started from.
     """
@@ -84,7 +93,8 @@ def save_adapter(path, method, method_options, source_sha256, G, D, G_ema, start
     payload = dict(format=ADAPTER_FORMAT, version=ADAPTER_VERSION, method=method,
                    method_options=dict(method_options), source_sha256=source_sha256, start=start,
                    G=G_state, D=trained_state(D) if D is not None else {},
-                   G_ema={n: ema_params[n].detach().cpu().clone() for n in G_state})
+                   G_ema={n: ema_params[n].detach().cpu().clone() for n in G_state},
+                   G_buffers=tracked_buffers(G), G_ema_buffers=tracked_buffers(G_ema))
     with atomic_open(path) as f:
         torch.save(payload, f)
 
@@ -124,6 +134,16 @@ def _load_trained(net, tensors, what, path):
             params[name].copy_(value)
 
 
+def _load_buffers(net, tensors, what, path):
+    """Copy an adapter's buffers into `net` (AdapterError naming a buffer it lacks or of another shape)."""
+    buffers = dict(net.named_buffers())
+    for name, value in tensors.items():
+        if name not in buffers or buffers[name].shape != value.shape:
+            raise AdapterError(f'{path}: {what}.{name} does not fit the network; the adapter was made for a '
+                               f'different architecture')
+        buffers[name].copy_(value)
+
+
 def starting_generator(network, start='G_ema'):
     """The generator adaptation starts from: the source's `start` ('G' or 'G_ema') when present, else the other."""
     other = dict(G='G_ema', G_ema='G')[start]
@@ -149,6 +169,8 @@ def apply_adapter(network, path):
     adapt(G_ema, None, method=payload['method'], **opts)
     _load_trained(G, payload['G'], 'G', path)
     _load_trained(G_ema, payload['G_ema'], 'G_ema', path)
+    for net, key in ((G, 'G_buffers'), (G_ema, 'G_ema_buffers')):  # absent from adapters written before them
+        _load_buffers(net, payload.get(key, {}), key, path)
     if D is not None:
         _load_trained(D, payload['D'], 'D', path)
         D.requires_grad_(False)

@@ -208,6 +208,42 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise _FormatError('pickle uses persistent ids, which network pickles never do')
 
 
+_GUARDED_ATTRS = ('__defaults__', '__kwdefaults__')
+
+
+def _guarded_state():
+    """{id: (object, its attribute dict, its defaults)} of every object a network pickle may reference: a BUILD
+    opcode aimed at one of them (not at an instance) would set attributes on it for the whole process."""
+    state = {}
+    for obj in _ALLOWED_GLOBALS.values():
+        attrs = dict(vars(obj)) if hasattr(obj, '__dict__') else None
+        state[id(obj)] = (obj, attrs, tuple(getattr(obj, a, None) for a in _GUARDED_ATTRS))
+    return state
+
+
+def _check_guarded_state(before):
+    """Undo any change a pickle made to the objects of _guarded_state and refuse it (_FormatError)."""
+    changed = []
+    for obj, attrs, defaults in before.values():
+        now = dict(vars(obj)) if attrs is not None else None
+        same_attrs = attrs is None or (now.keys() == attrs.keys() and all(now[k] is attrs[k] for k in attrs))
+        same_defaults = all(getattr(obj, a, None) is d for a, d in zip(_GUARDED_ATTRS, defaults))
+        if same_attrs and same_defaults:
+            continue
+        changed.append(getattr(obj, '__name__', type(obj).__name__))
+        for key in set(now) - set(attrs):
+            delattr(obj, key)
+        for key, value in attrs.items():
+            if now.get(key) is not value:
+                setattr(obj, key, value)
+        for a, d in zip(_GUARDED_ATTRS, defaults):
+            if hasattr(obj, a) and getattr(obj, a) is not d:
+                setattr(obj, a, d)
+    if changed:
+        raise _FormatError(f'the pickle tries to change {", ".join(sorted(changed))} rather than build objects; '
+                           f'refused (the change was undone); only load network pickles from sources you trust')
+
+
 def restricted_unpickle(data, name='<bytes>'):
     """Unpickle `data` (bytes) allowing only network-pickle globals. Errors are NetworkLoadError naming `name`."""
     if not data:
@@ -221,8 +257,11 @@ def restricted_unpickle(data, name='<bytes>'):
             hint = f'it starts with {data[:8]!r}'
         raise NetworkLoadError(f'{name}: not a network pickle ({hint}); pass a stylegan2-ada-pytorch / fsgan '
                                f'snapshot .pkl or a TensorFlow StyleGAN2 .pkl')
+    before = _guarded_state()
     try:
-        return _RestrictedUnpickler(io.BytesIO(data)).load()
+        result = _RestrictedUnpickler(io.BytesIO(data)).load()
+        _check_guarded_state(before)
+        return result
     except _FormatError as exc:
         raise NetworkLoadError(f'{name}: {exc}') from None
     except (EOFError, pickle.UnpicklingError) as exc:

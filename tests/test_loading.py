@@ -223,6 +223,23 @@ def test_hostile_storage_payload_refused(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize('target', ['dnnlib.util\nEasyDict', 'torch._utils\n_rebuild_parameter'])
+def test_a_pickle_that_changes_an_allowed_global_is_refused_and_undone(tmp_path, p1_path, target):
+    """BUILD aimed at an allowed class or function itself (not at an instance it made) would set attributes on it
+    for the whole process: here EasyDict.lr = 1000.0 (or an attribute of a checked rebuild function), ahead of a
+    genuine network pickle."""
+    from dnnlib.util import EasyDict
+    from fsgan import loading
+    good = open(p1_path, 'rb').read()
+    build = b'N}X\x02\x00\x00\x00lrG@\x8f@\x00\x00\x00\x00\x00s\x86b0'  # (None, {'lr': 1000.0}) BUILD POP
+    path = _write(tmp_path, 'tampered.pkl', good[:2] + b'c' + target.encode() + b'\n' + build + good[2:])
+    with pytest.raises(NetworkLoadError, match='tries to change .*refused'):
+        read_network_pickle(path)
+    assert EasyDict(lr=0.002).lr == 0.002 and 'lr' not in vars(EasyDict)
+    assert not hasattr(loading._rebuild_parameter, 'lr')
+    assert read_network_pickle(p1_path) is not None                 # the genuine file still loads
+
+
 def test_object_arrays_refused(tmp_path):
     path = _write(tmp_path, 'obj.pkl', pickle.dumps(np.array([1, None], dtype=object), protocol=3))
     with pytest.raises(NetworkLoadError, match='numpy dtype'):

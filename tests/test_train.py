@@ -44,15 +44,16 @@ def test_each_method_leaves_all_artefacts(p1_path, target_dir, tmp_path, method)
     ticks = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
     assert [t['kimg'] for t in ticks] == [0.004, 0.008]
 
-    # The baked snapshot and source + adapter give the same G_ema.
+    # The baked snapshot and source + adapter give the same G_ema, truncated too (the adapter carries w_avg).
     snap = load_network(str(run_dir / 'network-snapshot-000000.008.pkl'))
     adapted = apply_adapter(load_network(p1_path), str(run_dir / 'adapter-000000.008.pt'))
     z = torch.randn([2, snap['G_ema'].z_dim], generator=torch.Generator().manual_seed(0))
     c = torch.zeros([2, 0])
-    with torch.no_grad():
-        a = snap['G_ema'](z, c, noise_mode='const')
-        b = adapted['G_ema'](z, c, noise_mode='const')
-    assert (a - b).abs().max() <= 1e-5
+    for psi in (1.0, 0.5):
+        with torch.no_grad():
+            a = snap['G_ema'](z, c, truncation_psi=psi, noise_mode='const')
+            b = adapted['G_ema'](z, c, truncation_psi=psi, noise_mode='const')
+        assert (a - b).abs().max() <= 1e-5, psi
 
 
 def test_runs_are_numbered_and_never_overwritten(p1_path, target_dir, tmp_path):

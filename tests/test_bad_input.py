@@ -56,6 +56,29 @@ def test_sixteen_bit_scaled_not_clipped(tmp_path):
     assert img[0, 0] == 128 and img[-1, -1] == 255
 
 
+def test_a_dark_sixteen_bit_image_stays_dark(tmp_path):
+    """Values up to 200 of 65535 are nearly black, not the 8-bit greys 0..200."""
+    arr = np.tile(np.linspace(0, 200, 32).astype(np.uint16), (32, 1))
+    PIL.Image.fromarray(arr).save(tmp_path / 'dark.png')
+    img = load_target(str(tmp_path), 32, 1).images[0, 0]
+    assert img.max() <= 1
+
+
+def test_macos_metadata_in_a_zip_is_skipped(tmp_path):
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    PIL.Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(buf, format='PNG')
+    with zipfile.ZipFile(tmp_path / 'shots.zip', 'w') as z:
+        for i in range(2):
+            z.writestr(f'shots/img{i}.png', buf.getvalue())
+            z.writestr(f'__MACOSX/shots/._img{i}.png', b'\x00\x05\x16\x07 AppleDouble')
+        z.writestr('shots/._img0.png', b'\x00\x05\x16\x07')
+    t = load_target(str(tmp_path / 'shots.zip'), 32, 3)
+    assert t.files == ['shots/img0.png', 'shots/img1.png']
+    assert any('skipped 3 file(s)' in n and 'macOS' in n for n in t.notes), t.notes
+
+
 @pytest.mark.parametrize('make, message', [
     (lambda p: p / 'empty', 'contains no images'),
     (lambda p: p / 'missing', 'no such file or folder'),

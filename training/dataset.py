@@ -47,6 +47,11 @@ class TargetImages:
                     labels=None if self.labels is None else self.labels.tolist())
 
 
+def _macos_metadata(name):
+    """True for the files macOS adds beside images (zip's __MACOSX/ folder, AppleDouble '._*' files): not images."""
+    return name.startswith('__MACOSX/') or '/__MACOSX/' in name or name.rsplit('/', 1)[-1].startswith('._')
+
+
 class ImageSource:
     """The image files of a folder (searched recursively) or a zip archive: the one reader of image sets.
 
@@ -71,8 +76,8 @@ class ImageSource:
             raise DataError(f'{self.path}: not a folder or a zip file; give a folder or zip of images')
         self.is_zip = self._zip is not None
         self._files = set(files)
-        self.names = sorted(n for n in files if n.lower().endswith(IMAGE_EXTENSIONS))
-        self.skipped = sorted(n for n in files if not n.lower().endswith(IMAGE_EXTENSIONS) and n not in META_FILES)
+        self.names = sorted(n for n in files if n.lower().endswith(IMAGE_EXTENSIONS) and not _macos_metadata(n))
+        self.skipped = sorted(n for n in files if n not in self.names and n not in META_FILES)
 
     def read(self, name):
         """Raw bytes of file `name` (OSError when it cannot be read)."""
@@ -158,7 +163,8 @@ def _to_array(data, name, resolution, channels, notes):
     img = decode_image(data, name, changes)
     if img.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I'):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
+        # 16-bit modes span 0..65535 whatever their content; a 32-bit 'I' image holding 8-bit values keeps them
+        top = 65535.0 if img.mode.startswith('I;16') or arr.max() > 255 else 255.0
         img = PIL.Image.fromarray(np.clip(np.round(arr / top * 255), 0, 255).astype(np.uint8), 'L')
         changes.append('16-bit -> 8-bit')
     if img.mode in ('RGBA', 'LA', 'PA') or (img.mode == 'P' and 'transparency' in img.info):
@@ -210,7 +216,7 @@ def load_target(path, resolution, channels, shots=None, seed=0):
     notes = []
     if skipped:
         shown = ', '.join(skipped[:10]) + (f' and {len(skipped) - 10} more' if len(skipped) > 10 else '')
-        notes.append(f'skipped {len(skipped)} file(s) that are not images by extension: {shown}')
+        notes.append(f'skipped {len(skipped)} file(s) that are not images (by extension, or macOS metadata): {shown}')
     if shots is not None:
         if shots < 1:
             raise DataError(f'--shots must be >= 1, got {shots}')

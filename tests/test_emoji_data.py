@@ -67,6 +67,11 @@ FAKE_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="72" height="72" view
             '<rect x="0" y="0" width="36" height="72" fill="#ff0000"/></svg>')   # left half red, right transparent
 
 
+def fake_svg(k):
+    """FAKE_SVG's shape in a colour of its own for each k (emoji drawn alike are kept apart by the splits)."""
+    return FAKE_SVG.replace('#ff0000', f'#ff{(3 * k) % 256:02x}{(7 * k) % 256:02x}')
+
+
 def _write_tgz(path, members):
     with tarfile.open(path, 'w:gz') as tar:
         for name, data in sorted(members.items()):
@@ -93,7 +98,7 @@ def build_fake_tarballs(folder):
                [v['unified'] for e in entries for v in e.get('skin_variations', {}).values()]
     hexcodes = ['2764' if h == '2764-FE0F' else h for h in hexcodes]
     members = {paths.OPENMOJI_INDEX_MEMBER: json.dumps([{'hexcode': h} for h in hexcodes]).encode()}
-    members.update({f'{paths.OPENMOJI_SVG_DIR}{h}.svg': FAKE_SVG.encode() for h in hexcodes})
+    members.update({f'{paths.OPENMOJI_SVG_DIR}{h}.svg': fake_svg(k).encode() for k, h in enumerate(hexcodes)})
     tgz['openmoji'] = _write_tgz(os.path.join(folder, 'openmoji.tgz'), members)
     packages = {v: paths.PACKAGES[v]._replace(integrity=sri_digest(p)) for v, p in tgz.items()}
     return tgz, packages
@@ -233,8 +238,8 @@ def test_labels_meta_and_pixels(fake):
     assert all(s.endswith('::skin-tone-4') for s in skin)
     _, far_meta, far_images = read_zip(os.path.join(fake['data'], 'far_test.zip'))
     assert {m['vendor'] for m in far_meta.values()} == {'openmoji'}
-    for img in far_images.values():
-        assert (img[:, :31] == [255, 0, 0]).all() and (img[:, 33:] == 255).all()
+    for img in far_images.values():                         # each SVG's colour on its left half, white right
+        assert (img[:, :31] == img[0, 0]).all() and img[0, 0, 0] == 255 and (img[:, 33:] == 255).all()
 
 
 def test_training_reader_reads_a_zip(fake):
@@ -325,3 +330,29 @@ def test_shipped_zips_load_with_expected_counts():
     assert len(groups['shots100']) == 100
     shot_groups, val, test = groups['shots100'], groups['val'], groups['test']
     assert not (shot_groups & val or shot_groups & test or val & test)
+
+
+def test_content_key_joins_the_gender_forms_of_an_emoji():
+    from fsgan.benchmarks.emoji.splits import content_key
+    assert content_key('1F473-200D-2642-FE0F') == content_key('1F473-200D-2640-FE0F') == content_key('1F473')
+    assert content_key('1F468-200D-1F527') == content_key('1F9D1-200D-1F527') == 'P-1F527'   # (man) mechanic
+    assert content_key('1F468-200D-1F9B2') != content_key('1F468-200D-1F9B1')             # bald, curly hair
+    assert content_key('1F1EE-1F1E9') != content_key('1F1F2-1F1E8')                       # two flags
+
+
+def test_no_held_out_image_shares_content_with_a_shot_or_val_image():
+    """Related groups (gender forms, emoji drawn alike) never sit on two sides of shots | val | test."""
+    from fsgan.benchmarks.emoji.index import EmojiImage
+    from fsgan.benchmarks.emoji.splits import same_content_components, target_splits
+    groups = [f'1F4{i:02X}' for i in range(40)]
+    groups += [f'{p}-200D-1F527' for p in ('1F468', '1F469', '1F9D1')]           # man, woman, person mechanic
+    groups += ['1F1EE-1F1E9', '1F1F2-1F1E8']                                      # flags drawn alike
+    images = [EmojiImage(g, g, 'Objects', g, g) for g in groups]
+    same = same_content_components(groups, [{'1F1EE-1F1E9', '1F1F2-1F1E8'}])
+    assert same['1F468-200D-1F527'] == same['1F9D1-200D-1F527'] and same['1F1EE-1F1E9'] == same['1F1F2-1F1E8']
+    for seed in range(30):
+        out = target_splits(images, (3, 6), 5, 10, seed, same_content=same)
+        labels = {name: {same[c] for c in out[name]} for name in ('shots6', 'val', 'test')}
+        assert not labels['shots6'] & labels['val'] and not labels['shots6'] & labels['test']
+        assert not labels['val'] & labels['test']
+        assert len(out['test']) >= 10 and len(out['val']) >= 5

@@ -10,6 +10,7 @@ Every zip holds `<unified>.png` files (code points as upper-case hex joined by '
 ({file: {unified, category, short_name, vendor, group}}; group = the base emoji's code points).
 """
 import collections
+import hashlib
 import json
 import os
 import zipfile
@@ -23,7 +24,7 @@ from . import paths
 from .images import encode_png, grid_image, png_to_rgb, svg_to_rgb
 from .index import index_images, match_hexcodes, parse_json
 from .npm import EmojiDataError, fetch_tarball, read_members
-from .splits import holdout_split, target_splits
+from .splits import holdout_split, same_content_components, target_splits
 
 FORMAT = 'fsgan-emoji-v1'
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)        # fixed member timestamps: a zip's bytes depend on its content only
@@ -100,11 +101,26 @@ def plan_splits(vendors, seed, shots, val_images, test_images, noto_test_fractio
     noto_train, noto_test = holdout_split(list(vendors['google'].records.values()), noto_test_fraction, seed)
     plan = {paths.NOTO_TRAIN: ('noto', noto_train), paths.NOTO_TEST: ('noto', noto_test)}
     matched = matched_records(vendors)
-    target = target_splits(matched, shots, val_images, test_images, seed)
+    same = same_content_components(sorted({r.group for r in matched}), drawn_alike(vendors, matched))
+    target = target_splits(matched, shots, val_images, test_images, seed, same_content=same)
     for domain in ('near', 'far'):
         for split in paths.target_split_names(shots):
             plan[f'{domain}_{split}.zip'] = (domain, sorted(target[split]))
     return plan, matched, target
+
+
+def drawn_alike(vendors, records):
+    """Sets of groups (of `records`) that a target vendor draws pixel for pixel alike (e.g. two flags of the same
+    colours), after conversion: different emoji, but one image, so the target splits keep them apart."""
+    alike = []
+    for domain in ('near', 'far'):
+        images = vendors[paths.DOMAINS[domain]['vendor']]
+        rgb = convert_images(images, [r.unified for r in records], paths.RESOLUTION, paths.BACKGROUND)
+        by_pixels = {}
+        for r, img in zip(records, rgb):
+            by_pixels.setdefault(hashlib.sha256(img.tobytes()).hexdigest(), set()).add(r.group)
+        alike += [groups for groups in by_pixels.values() if len(groups) > 1]
+    return alike
 
 
 def convert_images(images, codes, resolution, background):

@@ -49,14 +49,14 @@ def test_shipped_probe_matches_its_record(probe):
     assert config['detector_sha256'] == file_sha256(offline_detector_path())    # trained on the FID features
     assert config['train']['command'].startswith('scripts/train_emoji_category_probe.py')
     assert set(config['train']['data']['zips']) >= set(TEST_ZIPS) and set(config['eval']) >= set(TEST_ZIPS)
-    # the accuracy recorded on the held-out content (data/emoji/README.md); the classifier's head: 87 / 81 / 80%
-    assert config['eval']['near_test.zip']['category_acc'] >= 0.83
-    assert config['eval']['far_test.zip']['category_acc'] >= 0.82
+    # the accuracy recorded on the held-out content (data/emoji/README.md: 82.0 / 80.2%); the classifier's head: 78%
+    assert config['eval']['near_test.zip']['category_acc'] >= 0.80
+    assert config['eval']['far_test.zip']['category_acc'] >= 0.79
     assert probe.predict(np.zeros((3, 2048), np.float32)).shape == (3,)
 
 
 def test_shipped_probe_names_held_out_emoji(probe):
-    # The first 60 images of far_test (content never trained on): 84% recorded on all 1,002, here with slack.
+    # The first 60 images of far_test (content never trained on): 80% recorded on all 1,000, here with slack.
     images, categories, _ = read_emoji_zip(_zip('far_test.zip'), limit=60)
     features = InceptionDetector().features(list(images.permute(0, 2, 3, 1).numpy()))
     assert float((probe.predict(features) == categories).double().mean()) >= 0.7

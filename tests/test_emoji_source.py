@@ -101,7 +101,7 @@ def test_ship_checks_the_network_and_device_and_a_failed_report_writes_nothing(r
     (run / 'training_options.json').write_text('{}')
     small = run / 'network-snapshot-000001.000.pkl'
     small.write_bytes(open(p1_path, 'rb').read())               # a 32x32 network
-    for args, message in (([str(small)], 'draws 64x64 RGB images; this network draws 32x32'),
+    for args, message in (([str(small), '--no-report'], 'draws 64x64 RGB images; this network draws 32x32'),
                           ([str(small), '--report-only'], 'draws 64x64 RGB images'),
                           ([run_snapshot, '--report-only', '--no-report'], 'exclude each other')):
         res = CliRunner().invoke(ship_cli.main, ['--snapshot'] + args + ['--data-dir', str(tmp_path / 'out')])

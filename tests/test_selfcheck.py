@@ -18,7 +18,8 @@ from tests.conftest import ROOT
 def test_quick_cpu_run_passes_every_section(tmp_path):
     out = tmp_path / 'selfcheck.json'
     proc = subprocess.run([sys.executable, '-m', 'fsgan.selfcheck', '--quick', '--device', 'cpu', '--json', str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))  # one thread, as the suite's other workers
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert set(report) == {'header', *selfcheck.SECTIONS}

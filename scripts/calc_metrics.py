@@ -14,7 +14,7 @@ import os
 import click
 
 from fsgan import evaluate
-from fsgan.tools.cli import (FINITE, check_output_dir, check_output_file, command, device_option,
+from fsgan.tools.cli import (FINITE, check_output_dir, check_output_file, command, device_option, interrupted,
                              overwrite_option, resolve_device)
 from metrics.registry import default_cache_dir
 
@@ -139,9 +139,7 @@ def main(network, gen_dir, metric_names, metric_options, data, shots_dir, num, t
             raise click.BadParameter(str(e), param_hint=e.option) from None
         raise click.UsageError(str(e)) from None
     except KeyboardInterrupt:
-        error = click.ClickException('interrupted; nothing was written to --out' if out else 'interrupted')
-        error.exit_code = 130
-        raise error from None
+        raise interrupted('nothing was written to --out' if out else '') from None
     _report(result)
 
 

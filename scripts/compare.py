@@ -17,7 +17,7 @@ from fsgan.compare import train_only as train_only_runs
 from fsgan.evaluate import EvaluateError
 from fsgan.protocol import PROTOCOLS
 from fsgan.run_setup import SetupError
-from fsgan.tools.cli import FINITE, command
+from fsgan.tools.cli import FINITE, command, interrupted
 
 
 TRAIN_ONLY_DONE = ('--train-only: the runs are trained and nothing was measured; the same command without '
@@ -31,12 +31,7 @@ def one_line_error(e):
     return click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
-def interrupted():
-    """Ctrl-C: a one-line error (exit code 130) saying how to go on."""
-    error = click.ClickException('interrupted; run the same command again to continue (finished runs and '
-                                 'checkpoints are kept)')
-    error.exit_code = 130
-    return error
+RESUME_ADVICE = 'run the same command again to continue (finished runs and checkpoints are kept)'
 
 
 NOT_FOR_PRESETS = ('target_dir', 'test_dir', 'shots', 'batch', 'seed', 'tick', 'snap', 'num', 'num_test', 'faces',
@@ -89,7 +84,7 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
     except OSError as e:
         raise click.ClickException(f'{e.filename or outdir}: {e.strerror or e}') from None
     except KeyboardInterrupt:
-        raise interrupted() from None
+        raise interrupted(RESUME_ADVICE) from None
     if train_only:
         click.echo(f'{TRAIN_ONLY_DONE}; it writes {os.path.join(outdir, "benchmark.md")}')
         return
@@ -207,7 +202,7 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
     except OSError as e:
         raise click.ClickException(f'{e.filename or outdir}: {e.strerror or e}') from None
     except KeyboardInterrupt:
-        raise interrupted() from None
+        raise interrupted(RESUME_ADVICE) from None
     with open(result['markdown']) as f:
         click.echo(f.read())
     click.echo(f'Figure: {result["figure"]}\nTable:  {result["csv"]}, {result["markdown"]}')

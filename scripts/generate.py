@@ -9,7 +9,7 @@ import os
 import click
 
 from fsgan.sampling import NOISE_MODE_HELP, parse_seed_ranges, write_seed_images
-from fsgan.tools.cli import (FINITE, check_output_dir, command, device_option, overwrite_option,
+from fsgan.tools.cli import (FINITE, check_output_dir, command, device_option, interrupted, overwrite_option,
                             resolve_device)
 
 MAX_GRID = 1024  # --grid keeps every image in memory
@@ -48,9 +48,7 @@ def main(network, adapter, seeds, trunc, noise_mode, class_idx, outdir, overwrit
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
         made = len([n for n in os.listdir(outdir) if n.startswith('seed')]) if os.path.isdir(outdir) else 0
-        error = click.ClickException(f'interrupted; {outdir} holds the {made} seed image(s) written so far')
-        error.exit_code = 130
-        raise error from None
+        raise interrupted(f'{outdir} holds the {made} seed image(s) written so far') from None
     note = f' (--overwrite: the folder held {existing} entries before)' if existing else ''
     print(f'Wrote {written} image{"s" if written != 1 else ""} to {outdir}{note}')
 

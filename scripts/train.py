@@ -14,7 +14,7 @@ import click
 from fsgan.options import SetupError, click_options
 from fsgan.run import continue_run, report_last_snapshot, run_training
 from fsgan.run_setup import setup_training_config
-from fsgan.tools.cli import check_output_dir, command
+from fsgan.tools.cli import check_output_dir, command, interrupted
 
 # Options --resume-run takes; all else comes from the run's options.
 RESUME_OPTIONS = ('resume_run', 'kimg', 'checkpoint_ticks', 'dry_run', 'no_progress')
@@ -44,9 +44,7 @@ def stopped_error(e):
     resumable = run_dir is not None and os.path.isfile(os.path.join(run_dir, 'checkpoint.pt'))
     advice = f'continue with: {resume_command(run_dir)}' if resumable else 'nothing to resume; start a new run'
     if isinstance(e, KeyboardInterrupt):
-        error = click.ClickException(f'interrupted; {advice}')
-        error.exit_code = 130
-        return error
+        return interrupted(advice)
     where = f'{e.filename}: ' if e.filename else ''
     return click.ClickException(f'{where}{e.strerror or e}; check --outdir permissions and free disk space; {advice}')
 

@@ -50,6 +50,13 @@ class Command(click.Command):
             raise click.ClickException(str(e)) from None
 
 
+def interrupted(advice):
+    """The one-line error of a tool stopped by Ctrl-C: 'interrupted; <advice>', exit code 130 (as a shell's)."""
+    error = click.ClickException(f'interrupted; {advice}' if advice else 'interrupted')
+    error.exit_code = 130
+    return error
+
+
 def command(**kwargs):
     """click.command with -h/--help and one-line usage errors."""
     settings = dict(HELP_OPTIONS, **kwargs.pop('context_settings', {}))

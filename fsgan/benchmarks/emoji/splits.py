@@ -131,7 +131,8 @@ def target_splits(images, shots, val_images, test_images, seed, same_content=Non
             if names[i] not in shot_groups and same[names[i]] not in seen]
     out = {f'shots{k}': pool[:k] for k in sorted(shots)}
     out['val'] = _take_groups(rest, members, val_images, 'validation')
-    val_groups = {im.group for im in images if im.unified in set(out['val'])}
+    val_codes = set(out['val'])
+    val_groups = {im.group for im in images if im.unified in val_codes}
     seen |= {same[g] for g in val_groups}
     rest = [g for g in rest if same[g] not in seen]
     out['test'] = _take_groups(rest, members, test_images, 'test')

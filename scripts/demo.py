@@ -1,10 +1,10 @@
 """README command one: few-shot adaptation of a shipped source on the CPU, then figures, an interpolation video and
 a metrics report.
 
---benchmark glyphs (default): the 32-px Latin glyph source adapted to 10 Kannada glyphs
-(fsgan/benchmarks/glyphs/demo.py). --benchmark emoji: the 64-px Noto emoji source adapted to 10 Twemoji shots,
-with a before/after figure and the unadapted source's metrics beside the adapted G's
-(fsgan/benchmarks/emoji/demo.py).
+--benchmark emoji (default): the 64-px Noto emoji source adapted to 10 Twemoji shots, with a before/after figure
+and the unadapted source's metrics beside the adapted G's (fsgan/benchmarks/emoji/demo.py). --benchmark glyphs
+(or --glyphs): the earlier benchmark, the 32-px Latin glyph source adapted to 10 Kannada glyphs
+(fsgan/benchmarks/glyphs/demo.py).
 """
 import json
 import os
@@ -64,8 +64,9 @@ def print_summary(benchmark, run_dir, paths, row):
 
 
 @command()
-@click.option('--benchmark', type=click.Choice(['glyphs', 'emoji']), default='glyphs', show_default=True,
-              help='Which shipped benchmark to adapt (emoji needs data/emoji/source_emoji64.pkl).')
+@click.option('--benchmark', type=click.Choice(['emoji', 'glyphs']), default='emoji', show_default=True,
+              help='Which shipped benchmark to adapt.')
+@click.option('--glyphs', 'glyphs', is_flag=True, help='The earlier glyph benchmark: the same as --benchmark glyphs.')
 @click.option('--outdir', default=os.path.join(ROOT, 'runs', 'demo'), show_default=True, help='Parent folder.')
 @click.option('--kimg', type=POSITIVE, help="Adaptation length in thousands of images [default: the demo's: "
                                             "glyphs 2, emoji 4].")
@@ -78,8 +79,14 @@ def print_summary(benchmark, run_dir, paths, row):
 @click.option('--num', type=click.IntRange(min=2), help='Samples for the metrics [default: glyphs 500, emoji 200].')
 @click.option('--num-test', type=click.IntRange(min=0), help='Test images for the metrics, 0 = all '
                                                              '[default: glyphs 1000, emoji all].')
-def main(benchmark, outdir, kimg, lr, source, target, test, num, num_test):
+def main(benchmark, glyphs, outdir, kimg, lr, source, target, test, num, num_test):
     """Adapt a shipped source with FSGAN and write samples, figures, a video and metrics."""
+    if glyphs:
+        if click.get_current_context().get_parameter_source('benchmark') is click.core.ParameterSource.COMMANDLINE \
+                and benchmark != 'glyphs':
+            raise click.BadParameter(f'--glyphs and --benchmark {benchmark} contradict each other; give one',
+                                     param_hint='--glyphs')
+        benchmark = 'glyphs'
     from fsgan.evaluate import EvaluateError
     from fsgan.loading import NetworkLoadError
     from fsgan.run_setup import SetupError

@@ -10,13 +10,13 @@
 #
 # 1. Pretrains the emoji64 source for TRAIN_SECONDS (stopped with SIGINT; a snapshot every tick is kept, so the
 #    last one survives), while the correctness sections of the self-check run beside it: from scratch, or with
-#    RESUME=data/emoji/pretrain/source_emoji64.pkl on from the CPU's kept stage (the continue options of
+#    RESUME=data/emoji/source_emoji64.pkl on from the shipped source, the CPU's last stage (the continue options of
 #    data/emoji/README.md, without the G_ema ramp-up; the G_ema half-life follows the batch).
 #    Beside them it trains one cell of the emoji preset, near-10shot-seed0 with FSGAN (`compare.py --train-only`,
-#    CELL_KIMG kimg, default the preset's 20; within CELL_SECONDS), from CELL_SOURCE (default RESUME, else the
-#    CPU's kept stage data/emoji/pretrain/source_emoji64.pkl), for
-#    the check that a cell's numbers do not depend on where it trained: the same cell is trained on the CPU
-#    later and both are measured there (data/emoji/README.md, "Where a cell trained"). CELL=0 skips it.
+#    CELL_KIMG kimg, default the preset's 20; within CELL_SECONDS), from CELL_SOURCE (default the shipped source
+#    data/emoji/source_emoji64.pkl, the one docs/benchmark-emoji.md's CPU cells trained from) with bfloat16
+#    convolutions as those cells (CELL_BF16=0: float32), for the check that a cell's numbers do not depend on
+#    where it trained: both are measured on the CPU (data/emoji/README.md, "Where a cell trained"). CELL=0 skips it.
 # 2. Ships the last snapshot without the report (no Inception weights on the device), and keeps the run's
 #    options, statistics, sessions and last grid.
 # 3. Runs the self-check's speed section alone (its own time limit, SPEED_SECONDS, default 120).
@@ -36,7 +36,8 @@ DEVICE=${DEVICE:-cuda}
 SELFCHECK_FLAGS=${SELFCHECK_FLAGS:-}
 RESUME=${RESUME:-}
 CELL=${CELL:-1}
-CELL_SOURCE=${CELL_SOURCE:-${RESUME:-data/emoji/pretrain/source_emoji64.pkl}}
+CELL_SOURCE=${CELL_SOURCE:-data/emoji/source_emoji64.pkl}
+CELL_BF16=${CELL_BF16:-1}
 CELL_KIMG=${CELL_KIMG:-}
 CELL_SECONDS=${CELL_SECONDS:-$((TRAIN_SECONDS + 60))}   # its own limit: a cell cut short is refused when measured
 if [ -n "$RESUME" ]; then
@@ -74,7 +75,8 @@ if [ "$CELL" != 0 ]; then
     echo "$CELL_SOURCE $(sha256sum < "$CELL_SOURCE" | cut -d' ' -f1)" > "$STAGE/cell-source.txt"
     timeout -k 60 -s INT "$CELL_SECONDS" python3 scripts/compare.py --preset emoji --preset-targets near \
         --preset-shots 10 --preset-seeds 0 --methods fsgan --source "$CELL_SOURCE" ${CELL_KIMG:+--kimg "$CELL_KIMG"} \
-        --outdir "$STAGE/cell" --device "$DEVICE" --train-only --no-progress > "$STAGE/cell.log" 2>&1 &
+        $([ "$CELL_BF16" != 0 ] && echo --bf16-conv) --outdir "$STAGE/cell" --device "$DEVICE" --train-only \
+        --no-progress > "$STAGE/cell.log" 2>&1 &
     cell_pid=$!
 fi
 python3 -m fsgan.selfcheck --device "$DEVICE" $SELFCHECK_FLAGS --sections ops,fixtures,methods,end_to_end \

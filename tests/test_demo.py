@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 @pytest.mark.slow
 def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
     assert os.path.isfile(demo.DEFAULT_SOURCE) and os.path.isfile(demo.DEFAULT_TEST)
-    args = ['--outdir', str(tmp_path), '--kimg', '0.2', '--num', '64', '--num-test', '100']
+    args = ['--glyphs', '--outdir', str(tmp_path), '--kimg', '0.2', '--num', '64', '--num-test', '100']
     res = CliRunner().invoke(demo_cli.main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     (run_dir,) = [tmp_path / d for d in os.listdir(tmp_path)]
@@ -56,14 +56,18 @@ def test_demo_writes_samples_video_metrics(tmp_path, one_thread):
 def test_demo_broken_source_json_is_one_line(tmp_path):
     (tmp_path / 'src.pkl').write_bytes(b'')
     (tmp_path / 'src.json').write_text('[1, 2')
-    res = CliRunner().invoke(demo_cli.main, ['--outdir', str(tmp_path / 'out'), '--source', str(tmp_path / 'src.pkl')])
+    res = CliRunner().invoke(demo_cli.main, ['--glyphs', '--outdir', str(tmp_path / 'out'),
+                                                '--source', str(tmp_path / 'src.pkl')])
     assert res.exit_code != 0 and 'src.json' in res.output and 'Traceback' not in res.output
     assert not (tmp_path / 'out').exists()
 
 
 def test_demo_bad_source_is_one_line(tmp_path):
-    res = CliRunner().invoke(demo_cli.main, ['--outdir', str(tmp_path), '--source', str(tmp_path / 'none.pkl')])
-    assert res.exit_code != 0 and 'none.pkl' in res.output and 'Traceback' not in res.output
+    for benchmark in ('glyphs', 'emoji'):
+        res = CliRunner().invoke(demo_cli.main, ['--benchmark', benchmark, '--outdir', str(tmp_path),
+                                                 '--source', str(tmp_path / 'none.pkl')])
+        assert res.exit_code != 0 and 'none.pkl' in res.output and 'Traceback' not in res.output, benchmark
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize('case', ['empty test', 'file as test', 'unreadable test image', 'outdir is a file'])
@@ -71,7 +75,7 @@ def test_demo_checks_its_output_folder_and_test_set_before_training(tmp_path, ca
     def no_training(*args, **kwargs):
         raise AssertionError('trained before the options were checked')
     monkeypatch.setattr(demo, 'run_demo', no_training)
-    args, option = ['--outdir', str(tmp_path / 'out')], '--test'
+    args, option = ['--glyphs', '--outdir', str(tmp_path / 'out')], '--test'
     if case == 'empty test':
         (tmp_path / 'empty').mkdir()
         args += ['--test', str(tmp_path / 'empty')]
@@ -85,7 +89,7 @@ def test_demo_checks_its_output_folder_and_test_set_before_training(tmp_path, ca
         args += ['--test', str(tmp_path / 'test')]
     else:
         (tmp_path / 'afile').write_text('mine')
-        args, option = ['--outdir', str(tmp_path / 'afile')], '--outdir'
+        args, option = ['--glyphs', '--outdir', str(tmp_path / 'afile')], '--outdir'
     res = CliRunner().invoke(demo_cli.main, args)
     lines = res.output.strip().splitlines()
     assert res.exit_code == 2 and 'Traceback' not in res.output and option in lines[-1], res.output
@@ -93,6 +97,27 @@ def test_demo_checks_its_output_folder_and_test_set_before_training(tmp_path, ca
         assert 'b.png' in lines[-1]
     if case == 'outdir is a file':
         assert (tmp_path / 'afile').read_text() == 'mine'
+
+
+@pytest.mark.parametrize('args, expect', [([], 'emoji'), (['--glyphs'], 'glyphs'), (['--benchmark', 'glyphs'], 'glyphs'),
+                                          (['--glyphs', '--benchmark', 'glyphs'], 'glyphs'),
+                                          (['--glyphs', '--benchmark', 'emoji'], None)])
+def test_demo_runs_emoji_by_default_and_glyphs_on_request(tmp_path, args, expect, monkeypatch):
+    from fsgan.benchmarks.emoji import demo as emoji_demo
+    ran = []
+
+    def recorder(name):
+        def run_demo(*args, **kwargs):
+            ran.append(name)
+            raise SystemExit(0)  # stop before training: only the choice of demo is under test
+        return run_demo
+    for name, module in (('glyphs', demo), ('emoji', emoji_demo)):
+        monkeypatch.setattr(module, 'run_demo', recorder(name))
+    res = CliRunner().invoke(demo_cli.main, args + ['--outdir', str(tmp_path / 'out')])
+    if expect is None:
+        assert res.exit_code == 2 and '--glyphs' in res.output.strip().splitlines()[-1] and not ran
+    else:
+        assert res.exit_code == 0 and ran == [expect], res.output
 
 
 def test_demo_measures_the_script_of_its_target():

@@ -139,3 +139,34 @@ def test_total_kimg_of_stages_is_rounded_to_the_image():
     from fsgan.benchmarks.ship import total_kimg
     assert total_kimg([{'kimg': 50.4}, {'kimg': 1.376}]) == 51.776      # a float sum gives 51.775999999999996
     assert total_kimg([{'kimg': 50.4}, {'kimg': None}]) is None
+
+
+def test_shipped_source_loads_and_matches_its_record():
+    """data/emoji/source_emoji64.pkl: the hash and size its record states, G_ema and D of the emoji64 architecture
+    the first stage trained from scratch, stages that add up to its kimg, a grid and a report of 5,000 samples."""
+    from dnnlib.util import file_sha256
+    path = os.path.join(paths.ROOT, paths.SOURCE_PICKLE)
+    with open(os.path.join(paths.ROOT, paths.SOURCE_RECORD)) as f:
+        record = json.load(f)
+    assert record['sha256'] == file_sha256(path) and record['bytes'] == os.path.getsize(path)
+    assert file_sha256(os.path.join(DATA, record['grid'])) == record['grid_sha256']
+    stages = record['stages']
+    assert abs(record['kimg'] - sum(stage['kimg'] for stage in stages)) < 1e-6
+    scratch = stages[0]['training_options']
+    assert scratch['source'] is None and scratch['cfg'] == 'emoji64', 'the first stage trains from scratch'
+    net = load_network(path)
+    G, D = net['G_ema'], net['D']
+    assert G is not None and D is not None and net.get('G') is None
+    assert (G.img_channels, G.img_resolution, D.img_resolution) == (3, 64, 64)
+    assert dict(G.init_kwargs['synthesis_kwargs']) == scratch['G_kwargs']['synthesis_kwargs']
+    with torch.no_grad():
+        img = G(torch.randn([8, G.z_dim], generator=torch.Generator().manual_seed(0)), None, truncation_psi=0.8,
+                noise_mode='const')
+        logits = D(img, None)
+    assert img.shape == (8, 3, 64, 64) and torch.isfinite(img).all() and torch.isfinite(logits).all()
+    assert img.std(0).mean() > 0.05, 'samples of different latents should differ'
+    report = record['report']
+    assert report['num'] == 5000 and report['train_set'] == 'data/emoji/cache/noto_train.zip'
+    assert 0 < report['fid_floor_at_num'] < report['fid_floor_test_vs_train'] and report['fid_all_noto'] > 0
+    assert abs(sum(report['style_shares'].values()) - 1) < 1e-6
+    assert set(report['category_shares']) == set(report['real_category_shares']) and len(report['category_shares']) == 9

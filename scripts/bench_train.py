@@ -2,9 +2,9 @@
 
   python scripts/bench_train.py                 # step times on the bundled 32x32 network, SVD set-up for config-f 1024
   python scripts/bench_train.py --steps 20 --skip-config-f
-  python scripts/bench_train.py --network data/emoji/pretrain/source_emoji64.pkl --batch 32 --methods tgan \
+  python scripts/bench_train.py --network data/emoji/source_emoji64.pkl --batch 32 --methods tgan \
       --bf16-conv --skip-config-f    # the emoji source's step, float32 and --bf16-conv alternately
-  python scripts/bench_train.py --network data/emoji/pretrain/source_emoji64.pkl --batch 32 --methods tgan \
+  python scripts/bench_train.py --network data/emoji/source_emoji64.pkl --batch 32 --methods tgan \
       --skip-config-f --steps 2 --demod-forms   # + G forward + backward with each demodulation form
 """
 import os

@@ -1,4 +1,4 @@
-"""The emoji demo (scripts/demo.py --benchmark emoji): FSGAN adapts the shipped 64-px Noto emoji source to the 10
+"""The emoji demo (scripts/demo.py, its default): FSGAN adapts the shipped 64-px Noto emoji source to the 10
 near (Twemoji) shots under the paper's protocol, with a length that fits a few CPU minutes (and the G_ema half-life
 scaled to it, ema_half_life).
 

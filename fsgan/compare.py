@@ -38,7 +38,7 @@ from fsgan.run_setup import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupErr
                              check_train_option, parse_loss_options, parse_method_options)
 from fsgan.losses import resolve_losses
 from fsgan import evaluate
-from metrics.registry import Column
+from metrics.registry import Column, weights_digest
 
 STATE_FILE = 'compare_state.json'
 LOCK_FILE = 'compare.lock'  # held while a process trains or measures the comparison (dnnlib.lock)
@@ -623,7 +623,8 @@ def measure_method(cfg, state, name, shots, test_set, device, shared):
     shots_dir = write_shots(cfg.outdir, shots)
     G, network, sha = run_generator(cfg, run_dir, device)
     key = dict(ms, network_sha256=sha, shots_dir=os.path.relpath(shots_dir, cfg.outdir),
-               test_sha256=None if test_set is None else test_set.content_hash(), source_sha256=source_digest(cfg))
+               test_sha256=None if test_set is None else test_set.content_hash(), source_sha256=source_digest(cfg),
+               metric_weights=weights_digest(metric_names(ms, len(shots)), evaluate.metric_registry()))
     if entry.get('metrics_key') != key:
         print(f'[{name}] metrics on {ms["num"]} images')
         gen_dir = evaluate.write_samples(G, os.path.join(cfg.outdir, 'samples', name), range(ms['num']),

@@ -11,7 +11,10 @@ user, e.g. why the metric does not apply; its numbers are then None). Register o
 
 `needs` names inputs that must be present: 'data', 'shots', 'data|shots' (at least one), 'lpips_weights', or
 'option:KEY' (MetricContext.options must hold KEY). `columns` are the table columns of the numbers the metric
-reports (tables and CSV files are built from them; `values` may hold more, e.g. image counts).
+reports (tables and CSV files are built from them; `values` may hold more, e.g. image counts). `weights` are the
+files of the networks its numbers come from (e.g. a benchmark's classifier), besides the Inception detector:
+whoever caches the metric's numbers keys them by those files' contents (weights_digest), so a retrained
+classifier is measured afresh instead of mixed with numbers of the old one.
 """
 
 import dataclasses
@@ -78,6 +81,7 @@ class MetricSpec:
     help: str
     needs: tuple = ()
     columns: tuple = ()
+    weights: tuple = ()     # paths of the network files the numbers depend on (see the module docstring)
 
     def row(self, result):
         """{column key: number} of a result of fn (None where `values` lacks it)."""
@@ -87,15 +91,27 @@ class MetricSpec:
 REGISTRY = {}
 
 
-def register(name, help, needs=(), columns=()):
-    """Decorator adding a metric function to REGISTRY under `name`; `columns`: its Column tuple (at least one)."""
+def register(name, help, needs=(), columns=(), weights=()):
+    """Decorator adding a metric function to REGISTRY under `name`; `columns`: its Column tuple (at least one);
+    `weights`: paths of the network files its numbers depend on."""
     if not columns or not all(isinstance(c, Column) for c in columns):
         raise ValueError(f'metric {name}: declare the columns of its numbers (Column objects)')
 
     def decorator(fn):
-        REGISTRY[name] = MetricSpec(name=name, fn=fn, help=help, needs=tuple(needs), columns=tuple(columns))
+        REGISTRY[name] = MetricSpec(name=name, fn=fn, help=help, needs=tuple(needs), columns=tuple(columns),
+                                    weights=tuple(weights))
         return fn
     return decorator
+
+
+def weights_digest(names, registry=None):
+    """{metric name: {weights file name: sha256, or None where the file is missing}} of the metrics `names` that
+    declare weights: what a cache of their numbers must match."""
+    from dnnlib.util import file_sha256
+    registry = get_registry() if registry is None else registry
+    return {name: {os.path.basename(path): file_sha256(path) if os.path.isfile(path) else None
+                   for path in registry[name].weights}
+            for name in names if registry[name].weights}
 
 
 def get_registry():

@@ -265,3 +265,19 @@ def test_calc_metrics_emoji_errors(calc_metrics, p1_path, p2_path, args, message
     result = _cli(calc_metrics, [a.format(**fill) for a in args] + ['--device', 'cpu', '--no-progress'])
     assert result.exit_code != 0 and message in result.output, result.output
     assert 'Traceback' not in result.output
+
+
+def test_emoji_metrics_declare_the_networks_their_numbers_depend_on(tmp_path):
+    """Caches of metric numbers (compare.py) key them by these files' contents (metrics.registry.weights_digest)."""
+    from dnnlib.util import file_sha256
+    from fsgan import evaluate
+    from fsgan.benchmarks.emoji.category_probe import DEFAULT_PATH as PROBE_PATH
+    from fsgan.benchmarks.emoji.classifier import DEFAULT_PATH as CLASSIFIER_PATH
+    from metrics.registry import MetricSpec, weights_digest
+    registry = evaluate.metric_registry()
+    digest = weights_digest(['fid', 'emoji_fd', 'emoji_style', 'emoji_content', 'emoji_categories'], registry)
+    clf, probe = {'emoji_classifier.pt': file_sha256(CLASSIFIER_PATH)}, {'emoji_category_probe.pt': file_sha256(PROBE_PATH)}
+    assert digest == dict(emoji_fd=clf, emoji_style=clf, emoji_content=probe, emoji_categories=probe)
+    assert set(weights_digest(['glyph_fgd'], registry)['glyph_fgd']) == {'glyph_classifier.pt'}
+    fake = {'m': MetricSpec('m', None, 'help', weights=(str(tmp_path / 'gone.pt'),))}
+    assert weights_digest(['m'], fake) == {'m': {'gone.pt': None}}

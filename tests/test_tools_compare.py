@@ -304,3 +304,30 @@ def test_augmentation_rows_reach_the_training_config(p1_path, target_dir, tmp_pa
     assert seen['ada'].augment_kwargs == dict(name='ada', preset='bgc', p=0.0, target=0.6, ada_kimg=500.0,
                                               interval=4)
     assert seen['diffaug'].augment_kwargs == dict(name='diffaug', policy='color,translation,cutout')
+
+
+def test_cached_metrics_are_measured_again_when_a_metric_network_changes(p1_path, target_dir, tmp_path,
+                                                                        monkeypatch, one_thread):
+    """A metric's numbers depend on its network (e.g. a retrained benchmark classifier): cached numbers of the old
+    network must not stand beside new ones."""
+    import dataclasses
+    from fsgan import evaluate
+    registry = evaluate.metric_registry()
+    weights = tmp_path / 'classifier.pt'
+    weights.write_bytes(b'first weights')
+    monkeypatch.setitem(registry, 'sharpness', dataclasses.replace(registry['sharpness'], weights=(str(weights),)))
+    outdir = tmp_path / 'cmp'
+    args = [a if a != 'fsgan,tgan' else 'fsgan' for a in _args(p1_path, target_dir, outdir)]
+    first = CliRunner().invoke(cli.main, args)
+    assert first.exit_code == 0 and '[fsgan] metrics on 6 images' in first.output, first.output
+    again = CliRunner().invoke(cli.main, args)
+    assert again.exit_code == 0 and 'metrics on' not in again.output, again.output      # cached
+    weights.write_bytes(b'retrained weights')
+    res = CliRunner().invoke(cli.main, args)
+    assert res.exit_code == 0 and '[fsgan] metrics on 6 images' in res.output, res.output
+    state = json.loads((outdir / compare.STATE_FILE).read_text())
+    from dnnlib.util import file_sha256
+    recorded = state['methods']['fsgan']['metrics_key']['metric_weights']
+    assert recorded['sharpness'] == {'classifier.pt': file_sha256(str(weights))}
+    from fsgan.benchmarks.glyphs.classifier import DEFAULT_PATH as glyph_classifier
+    assert recorded['glyph_fgd'] == {'glyph_classifier.pt': file_sha256(glyph_classifier)}

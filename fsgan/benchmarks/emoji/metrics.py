@@ -97,7 +97,7 @@ def target_style(ctx):
     return classifier(ctx).styles[int(torch.bincount(styles).argmax())], which
 
 
-@register('emoji_style', needs=('data|shots',),
+@register('emoji_style', needs=('data|shots',), weights=(DEFAULT_PATH,),
           columns=(Column('style_share', 'Target-style share', '.1%', 'up', value='target_share'),
                    Column('style_noto', 'Noto style', '.1%', show=False),
                    Column('style_twemoji', 'Twemoji style', '.1%', show=False),
@@ -115,7 +115,7 @@ def emoji_style_metric(ctx):
                                                          classifier_sha256=clf.config['weights_sha256']))
 
 
-@register('emoji_fd', needs=('data|shots',),
+@register('emoji_fd', needs=('data|shots',), weights=(DEFAULT_PATH,),
           columns=(Column('emoji_fd_test', 'emoji-FD test', '.1f', 'down', value='fd'),
                    Column('emoji_fd_shots', 'emoji-FD shots', '.1f', value='fd_shots')),
           help='emoji-FD: Fréchet distance of emoji-classifier features vs --data (test set) and/or --shots-dir')
@@ -130,7 +130,7 @@ def emoji_fd_metric(ctx):
     return dict(value=value, values=values, options=dict(classifier_sha256=classifier(ctx).config['weights_sha256']))
 
 
-@register('emoji_content', needs=('source_gen',),
+@register('emoji_content', needs=('source_gen',), weights=(PROBE_PATH,),
           columns=(Column('content', 'Content preserved', '.1%', 'up'),),
           help='emoji category probe (Inception features): share of samples whose category equals that of the '
                'source network\'s sample for the same latent (needs --source)')
@@ -144,7 +144,7 @@ def emoji_content_metric(ctx):
                 options=dict(ctx.memo.get('source/info', {}), **probe_options(ctx)))
 
 
-@register('emoji_categories', needs=('data|shots',),
+@register('emoji_categories', needs=('data|shots',), weights=(PROBE_PATH,),
           columns=(Column('categories_within', 'Categories within ½–2× of real', 'd', 'up', value='within'),),
           help='emoji category probe (Inception features): category shares of samples vs the real set; '
                'value = categories within half and twice their real share (of 9)')

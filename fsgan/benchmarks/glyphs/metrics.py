@@ -212,7 +212,7 @@ def glyph_metric(name, needs, columns, help, headline, recorded=()):
             options.update({k: ctx.options[k] for k in recorded})
             key = headline(values) if callable(headline) else headline
             return dict(value=values[key], values=values, options=options)
-        register(name, help=help, needs=needs, columns=columns)(metric)
+        register(name, help=help, needs=needs, columns=columns, weights=(DEFAULT_PATH,))(metric)
         return fn
     return wrap
 

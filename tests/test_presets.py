@@ -283,3 +283,17 @@ def test_bf16_conv_is_a_setting_of_the_comparison_and_reaches_its_runs(tiny_emoj
     assert json.load(open(os.path.join(run_dir, 'training_options.json')))['run']['bf16_conv'] is True
     assert ', bfloat16 convolutions (--bf16-conv);' in preset.report_header(bench, {('near', 5, 0): cfg}, 'test', (0,))
     assert 'bfloat16' not in preset.report_header(bench, {('near', 5, 0): plain}, 'test', (0,))
+
+
+@pytest.mark.parametrize('cells, parallel, threads, expect', [(1, 2, 1, 2), (2, 2, 1, 1), (3, 2, 1, 1), (1, 4, 2, 8),
+                                                              (2, 4, 1, 2), (6, 1, 3, 3)])
+def test_measuring_fewer_cells_than_processes_gives_them_the_idle_threads(monkeypatch, tmp_path, cells, parallel,
+                                                                          threads, expect):
+    import fsgan.parallel
+    calls = []
+    monkeypatch.setattr(compare, 'load_state', lambda cfg: {'methods': {}})
+    monkeypatch.setattr(fsgan.parallel, 'run_jobs', lambda jobs, parallel, threads, progress: calls.append(
+        (len(jobs), parallel, threads)))
+    configs = {('near', 10, seed): type('Cfg', (), {'entries': []})() for seed in range(cells)}
+    preset.run_in_parallel(configs, str(tmp_path), parallel, threads, progress=lambda line: None)
+    assert calls == [(cells, parallel, expect)]     # nothing to train: one call, the measuring

@@ -217,8 +217,8 @@ PRESET_LOCK = 'preset.lock'
 
 def run_in_parallel(configs, outdir, parallel, threads, progress=print, measure=True):
     """Train every (cell, method) run not yet done, then (measure) measure every cell, in `parallel` worker
-    processes of `threads` CPU threads each. configs: {cell: compare config}. Raises fsgan.parallel.JobError
-    naming failures."""
+    processes of `threads` CPU threads each (measuring fewer cells than `parallel`, each gets the idle threads).
+    configs: {cell: compare config}. Raises fsgan.parallel.JobError naming failures."""
     from fsgan import compare
     from fsgan.parallel import Job, run_jobs
     states = {cell: compare.load_state(cfg) for cell, cfg in configs.items()}  # checks every cell before a start
@@ -233,8 +233,11 @@ def run_in_parallel(configs, outdir, parallel, threads, progress=print, measure=
         return
     cells_to_measure = [Job(cell_name(*cell), compare.run_compare, (cfg,), dict(progress=False),
                             log=log_path(outdir, cell_name(*cell), 'measure')) for cell, cfg in configs.items()]
-    progress(f'[preset] measuring {len(cells_to_measure)} cells in {parallel} processes')
-    run_jobs(cells_to_measure, parallel=parallel, threads=threads, progress=progress)
+    # fewer cells than processes: each takes the threads of the idle ones (one cell of 2 x 1 threads: 2 threads)
+    measure_threads = max(threads, parallel * threads // max(len(cells_to_measure), 1))
+    progress(f'[preset] measuring {len(cells_to_measure)} cells in {min(parallel, len(cells_to_measure))} '
+             f'processes of {measure_threads} threads')
+    run_jobs(cells_to_measure, parallel=parallel, threads=measure_threads, progress=progress)
 
 
 def grid_configs(bench, outdir, targets=None, shots=None, seeds=None, runs=(), **options):

@@ -101,21 +101,30 @@ def kid(feats_gen, feats_real, num_subsets=100, max_subset_size=1000, seed=0):
     replacement (numpy RandomState(seed)) and evaluates
     MMD^2 = [sum_{i!=j} k(x_i, x_j) + sum_{i!=j} k(y_i, y_j)] / (m (m - 1)) - 2 sum_{i,j} k(x_i, y_j) / m^2.
     Returns (mean, std) over the subsets (std with ddof=0). Raises ValueError if m < 2.
+
+    When m covers both sets whole, every round draws the same rows in another order and MMD^2 does not depend on
+    the order: it is evaluated once and the std is 0 (what the rounds give, up to float rounding).
     """
     x_all = np.asarray(feats_gen, np.float64)
     y_all = np.asarray(feats_real, np.float64)
-    d = x_all.shape[1]
     m = min(len(x_all), len(y_all), max_subset_size)
     if m < 2:
         raise ValueError(f'KID needs at least 2 samples per set, got {len(x_all)} and {len(y_all)}')
+    if m == len(x_all) == len(y_all):
+        return _mmd2_cubic(x_all, y_all), 0.0
     rng = np.random.RandomState(seed)
     vals = np.empty(num_subsets)
     for s in range(num_subsets):
-        x = x_all[rng.choice(len(x_all), m, replace=False)]
-        y = y_all[rng.choice(len(y_all), m, replace=False)]
-        kxx = (x @ x.T / d + 1) ** 3
-        kyy = (y @ y.T / d + 1) ** 3
-        kxy = (x @ y.T / d + 1) ** 3
-        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-        vals[s] = within - 2 * kxy.sum() / (m * m)
+        vals[s] = _mmd2_cubic(x_all[rng.choice(len(x_all), m, replace=False)],
+                              y_all[rng.choice(len(y_all), m, replace=False)])
     return float(vals.mean()), float(vals.std())
+
+
+def _mmd2_cubic(x, y):
+    """Unbiased MMD^2 of float64 rows x [m, D] and y [m, D] under k(a, b) = (a.b / D + 1)^3 (kid's formula)."""
+    m, d = x.shape
+    kxx = (x @ x.T / d + 1) ** 3
+    kyy = (y @ y.T / d + 1) ** 3
+    kxy = (x @ y.T / d + 1) ** 3
+    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    return float(within - 2 * kxy.sum() / (m * m))

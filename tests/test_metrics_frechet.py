@@ -97,6 +97,20 @@ def test_kid_equals_loop_reference_on_full_sets():
     assert std == pytest.approx(0, abs=1e-12)  # every subset is the full set
 
 
+def test_kid_on_subsets_averages_the_loop_reference_over_the_seeded_draws():
+    rng = np.random.RandomState(6)
+    x, y = rng.randn(9, 4), rng.randn(8, 4) + 0.2
+    draws = np.random.RandomState(11)
+    expected = []
+    for _ in range(4):
+        xs, ys = x[draws.choice(9, 5, replace=False)], y[draws.choice(8, 5, replace=False)]
+        expected.append(_kid_loop(xs, ys))
+    mean, std = kid(x, y, num_subsets=4, max_subset_size=5, seed=11)
+    assert mean == pytest.approx(np.mean(expected), rel=1e-10)
+    assert std == pytest.approx(np.std(expected), rel=1e-8)
+    assert std > 0
+
+
 def test_kid_near_zero_for_one_distribution_and_positive_when_shifted():
     rng = np.random.RandomState(5)
     d = 64

@@ -44,6 +44,7 @@ STATE_FILE = 'compare_state.json'
 LOCK_FILE = 'compare.lock'  # held while a process trains or measures the comparison (dnnlib.lock)
 STATE_VERSION = 1
 DEFAULT_METHODS = ('fsgan', 'tgan', 'freezed', 'ssgan')
+CHECKPOINT_MINUTES = 10.0  # trained rows checkpoint this often (train.py --checkpoint-minutes): a kill costs little
 # The registered metrics (fsgan.evaluate.metric_registry) a comparison measures, those that apply (metric_names).
 METRICS = ('fid', 'sharpness', 'fqi', 'memorization', 'glyph_fgd', 'glyph_memorisation', 'glyph_diversity',
            'glyph_script')
@@ -154,7 +155,7 @@ def row_names(methods, run_map, source, target_dir):
 def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=None,
                   protocol='paper', seed=0, tick=1.0, snap=5, test_dir=None, num=64, num_test=256, faces=False, trunc=0.8,
                   metrics_trunc=1.0, cols=10, strip_steps=10, device=None, cache_dir=None, inception=True, expect=None,
-                  train_options=None, metrics=None, bf16_conv=False):
+                  train_options=None, metrics=None, bf16_conv=False, checkpoint_minutes=CHECKPOINT_MINUTES):
     """Pure setup: options -> EasyDict(entries=[(name, run_dir or None)], settings, metric_settings, ...).
 
     train_options: training options (TRAIN_KEYS) for every trained row; a row's own @KEY=VALUE wins.
@@ -163,6 +164,8 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
     bf16_conv: trained rows run their training steps' convolutions in bfloat16 (train.py --bf16-conv; faster on
     CPUs with AMX or AVX512-BF16); a setting, recorded only when on, so earlier comparisons continue unchanged.
     protocol: the adaptation protocol of every trained row (fsgan.protocol); batch None = the protocol's.
+    checkpoint_minutes: trained rows (new and continued) write their checkpoint this often, within ticks too
+    (train.py --checkpoint-minutes; 0 = at snapshots only); not a setting, as results do not depend on it.
     settings are what the training runs depend on (a resumed comparison must match them);
     metric_settings decide whether cached metrics still hold.
     """
@@ -174,6 +177,8 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
             raise CompareError(f'must be >= {low}, got {value}', flag)
     if (kimg is not None and kimg <= 0) or tick <= 0:
         raise CompareError('--kimg and --tick must be > 0')
+    if not checkpoint_minutes >= 0:
+        raise CompareError(f'must be >= 0, got {checkpoint_minutes}', '--checkpoint-minutes')
     if kimg is None:
         kimg = paper_kimg(shots)
 
@@ -204,7 +209,8 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
         metric_settings['metrics'] = list(metrics)
     return EasyDict(outdir=outdir, entries=[(n, run_map.get(n)) for n in names], settings=settings,
                     metric_settings=metric_settings, trunc=float(trunc), cols=int(cols),
-                    strip_steps=int(strip_steps), device=device, cache_dir=cache_dir)
+                    strip_steps=int(strip_steps), device=device, cache_dir=cache_dir,
+                    checkpoint_minutes=float(checkpoint_minutes))
 
 
 # ----------------------------------------------------------------------------- state and runs
@@ -369,6 +375,7 @@ def train_method(cfg, name, progress=True):
             print(f'[{name}] {run_dir} is finished')
             return run_dir
         print(f'[{name}] continuing {run_dir}')
+        c.checkpoint_minutes = cfg.get('checkpoint_minutes', 0.0)
         return run_training(c, resume_run=run_dir, progress=progress)
     s = cfg.settings
     method, row_train, options = parse_method(name)
@@ -377,7 +384,8 @@ def train_method(cfg, name, progress=True):
                               method_options=options, shots=s['shots'], kimg=s['kimg'], batch=s['batch'],
                               protocol=s.get('protocol', 'ours'),
                               seed=s['seed'], snap=s['snap'], kimg_per_tick=s['tick'], device=cfg.device,
-                              bf16_conv=s.get('bf16_conv', False), **train)
+                              bf16_conv=s.get('bf16_conv', False),
+                              checkpoint_minutes=cfg.get('checkpoint_minutes', 0.0), **train)
     print(f'[{name}] training')
     return run_training(c, progress=progress)
 

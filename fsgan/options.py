@@ -21,7 +21,7 @@ groups and keys sorted), e.g. for `--resume p1.pkl --target-dir targets --kimg 0
       "networks":     {"cfg": null, "source": "/abs/p1.pkl", "start": "G", "track_w_avg": true},
       "optimiser":    {"batch": 4, "dlr": 0.003, "ema_kimg": 10.0, "ema_rampup": null, "lr": 0.003},
       "run":          {"allow_tf32": false, "bf16_conv": false, "device": "cpu", "grid_seed": 0, "grid_size": 16,
-                       "checkpoint_ticks": 0, "grid_trunc": 0.8, "kimg": 0.004, "kimg_per_tick": 0.004, "metrics": [],
+                       "checkpoint_minutes": 0.0, "checkpoint_ticks": 0, "grid_trunc": 0.8, "kimg": 0.004, "kimg_per_tick": 0.004, "metrics": [],
                        "nan_policy": "stop", "num_gpus": 1, "outdir": "/abs/runs", "seed": 0, "snap": 5}
     }
 
@@ -165,6 +165,10 @@ OPTIONS = (
       'snapshots (a kill then costs at most N ticks; results do not depend on it, except that --nan-policy '
       'rollback goes back to the newest checkpoint). Default 0: only with the snapshots. Also taken with '
       '--resume-run.', low=0),
+    O('checkpoint_minutes', 'run', 'float', ('--checkpoint-minutes',), 'Also write checkpoint.pt whenever this many '
+      'minutes have passed since the last one, within ticks too (a kill then costs at most about that long; a run '
+      'resumed within a tick goes on exactly as without the stop, and that tick\'s record averages its statistics '
+      'from the resume on). Default 0: off. Also taken with --resume-run.', low=0),
     O('kimg_per_tick', 'run', 'float', ('--tick',), 'Tick length in kimg.', default=1.0, low=0, low_open=True,
       required=True),
     O('cfg', 'networks', 'choice', ('--cfg',), 'Configuration when training from scratch (no --resume).',

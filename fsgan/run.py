@@ -77,7 +77,7 @@ def naming_run(run_dir):
 
 def _resume(c, run_dir, progress, record_options=False):
     """Continue run_dir from its checkpoint (the caller holds the folder's lock); record_options: first write `c`
-    into its training_options.json (a run extended by --kimg, or given --checkpoint-ticks)."""
+    into its training_options.json (a run extended by --kimg, or given --checkpoint-ticks or -minutes)."""
     import numpy as np
     from dnnlib.fileio import remove_abandoned_temps
     from fsgan.options import write_training_options
@@ -190,9 +190,9 @@ def run_kimg(run_dir, c):
     return int(read_checkpoint(run_dir, c, mmap=True)['cur_nimg']) / 1000
 
 
-def continue_run(run_dir, kimg=None, dry_run=False, progress=True, checkpoint_ticks=None):
-    """--resume-run: continue run_dir from its checkpoint; `kimg` extends the run and `checkpoint_ticks` sets
-    --checkpoint-ticks (each recorded in its options when given).
+def continue_run(run_dir, kimg=None, dry_run=False, progress=True, checkpoint_ticks=None, checkpoint_minutes=None):
+    """--resume-run: continue run_dir from its checkpoint; `kimg` extends the run, `checkpoint_ticks` and
+    `checkpoint_minutes` set --checkpoint-ticks and --checkpoint-minutes (each recorded in its options when given).
 
     Returns run_dir, or None when nothing ran: a dry run (prints the plan) or a finished run (says so).
     """
@@ -204,6 +204,8 @@ def continue_run(run_dir, kimg=None, dry_run=False, progress=True, checkpoint_ti
     c.kimg = float(c.kimg if kimg is None else check_value(BY_NAME['kimg'], kimg))
     if checkpoint_ticks is not None:
         c.checkpoint_ticks = check_value(BY_NAME['checkpoint_ticks'], checkpoint_ticks)
+    if checkpoint_minutes is not None:
+        c.checkpoint_minutes = check_value(BY_NAME['checkpoint_minutes'], checkpoint_minutes)
     done_kimg = run_kimg(run_dir, c)
     if kimg is not None and kimg <= done_kimg:
         raise SetupError(f'--kimg {kimg:g}: the run in {run_dir} is already at kimg {done_kimg:g}; give a larger '
@@ -218,7 +220,7 @@ def continue_run(run_dir, kimg=None, dry_run=False, progress=True, checkpoint_ti
     if c.get('source'):  # before anything is written: the run must go on from the network it trained from
         check_checkpoint_source(read_checkpoint(run_dir, c, mmap=True), source_sha256(c.source), c.source, run_dir)
     with folder_lock(run_dir):
-        return _resume(c, run_dir, progress, record_options=kimg is not None or checkpoint_ticks is not None)
+        return _resume(c, run_dir, progress, record_options=(kimg, checkpoint_ticks, checkpoint_minutes) != (None,) * 3)
 
 
 def report_last_snapshot(run_dir):

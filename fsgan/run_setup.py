@@ -127,6 +127,7 @@ def setup_training_config(target_dir, **options):
         ema_kimg=float(proto['ema_kimg']), ema_rampup=proto['ema_rampup'] or None, start=proto['start'],
         track_w_avg=proto['track_w_avg'], G_reg_interval=4, D_reg_interval=16, mirror=bool(o.mirror),
         cond=bool(o.cond), seed=o.seed, snap=o.snap, checkpoint_ticks=int(o.checkpoint_ticks or 0),
+        checkpoint_minutes=float(o.checkpoint_minutes or 0),
         kimg_per_tick=float(o.kimg_per_tick), device=device,
         grid_seed=o.seed, grid_size=16, grid_trunc=float(o.grid_trunc), cfg=o.cfg if scratch else None,
         nan_policy=o.nan_policy, num_gpus=gpus, aug=aug_mode, augment_kwargs=augment_kwargs,

@@ -12,8 +12,8 @@ same for all of them. A run folder holds:
                           e.g. 000020.480 (fsgan.export.artefact_tag): unique, sorts in time order
   network-snapshot-{tag}.pkl   baked network pickle (stylegan2-ada-pytorch format)
   adapter-{tag}.pt        trained tensors only (+ source sha256)
-  checkpoint.pt           everything a resume needs (written atomically at the start, at each snapshot and every
-                          --checkpoint-ticks ticks between them)
+  checkpoint.pt           everything a resume needs (written atomically at the start, at each snapshot, every
+                          --checkpoint-ticks ticks between them and, with --checkpoint-minutes, within ticks)
   events.out.tfevents.*   TensorBoard scalars (step = images seen)
 """
 import contextlib
@@ -146,7 +146,8 @@ def training_state(opts, device, G, D, G_ema, trainable, update_w_avg, terms=())
                     opt_G=make_optimizer(G_train, opts.lr, opts.G_reg_interval) if G_train else None,
                     opt_D=make_optimizer(D_train, opts.get('dlr', opts.lr), opts.D_reg_interval) if D_train else None,
                     num_trainable=dict(G=sum(p.numel() for p in G_train), D=sum(p.numel() for p in D_train)),
-                    cur_nimg=0, cur_tick=0, batch_idx=0, lr_scale=1.0)
+                    cur_nimg=0, cur_tick=0, batch_idx=0, lr_scale=1.0, tick_start_nimg=0,
+                    checkpoint_time=time.time())
     state.callbacks = build_callbacks(opts, state)
     return state
 
@@ -417,6 +418,7 @@ def save_checkpoint(state, opts, run_dir):
     # mean) differs per rank: each rank's is kept, as its RNG state is
     augment_states = distributed.gather_objects({k: v.cpu() for k, v in state.augment.state_dict().items()})
     pl_means = distributed.gather_objects(state.loss.pl_mean.cpu())
+    state.checkpoint_time = time.time()
     if distributed.rank() != 0:
         return
     payload = dict(
@@ -426,7 +428,7 @@ def save_checkpoint(state, opts, run_dir):
         pl_mean=pl_means[0], pl_mean_per_rank=pl_means, loss_terms=[t.state_dict() for t in state.loss.terms],
         augment=augment_states[0], augment_per_rank=augment_states,
         callbacks=callbacks_state(state.callbacks),
-        cur_nimg=state.cur_nimg, cur_tick=state.cur_tick,
+        cur_nimg=state.cur_nimg, cur_tick=state.cur_tick, tick_start_nimg=state.tick_start_nimg,
         batch_idx=state.batch_idx, lr_scale=state.lr_scale, rng=rng_states,
         G_init_kwargs=json.loads(json.dumps(state.G_init_kwargs)),
         D_init_kwargs=json.loads(json.dumps(state.D_init_kwargs)),
@@ -542,6 +544,7 @@ def load_checkpoint(state, run_dir, opts=None):
         state.augment.load_state_dict(own_rank_entry(ck, 'augment'), strict=True)
     load_callbacks_state(state.callbacks, ck.get('callbacks', {}))
     state.cur_nimg, state.cur_tick, state.batch_idx = ck['cur_nimg'], ck['cur_tick'], ck['batch_idx']
+    state.tick_start_nimg = ck.get('tick_start_nimg', state.cur_nimg)  # older checkpoints: all at a tick's end
     state.lr_scale = ck.get('lr_scale', 1.0)
     states = ck['rng']
     if len(states) != distributed.world_size():
@@ -568,6 +571,7 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
         labels = torch.as_tensor(labels, dtype=torch.int64)
     state = start_run(opts, run_dir, images, labels, device, resume)
     log = TickLog(opts, run_dir, state.cur_nimg, progress and distributed.rank() == 0)
+    state.checkpoint_time = time.time()
     total_nimg = int(opts.kimg * 1000)
     rollbacks = 0
     while state.cur_nimg < total_nimg:
@@ -582,8 +586,11 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
             continue
         log.step(losses)
         done = state.cur_nimg >= total_nimg
-        if state.cur_nimg >= log.tick_start_nimg + int(opts.kimg_per_tick * 1000) or done:
+        if state.cur_nimg >= state.tick_start_nimg + int(opts.kimg_per_tick * 1000) or done:
             end_tick(state, opts, run_dir, log, done)
+        elif checkpoint_due(state, opts):
+            with ctrl_c_deferred():  # as in end_tick
+                save_checkpoint(state, opts, run_dir)  # reads the state only: the run goes on exactly as without it
     log.close()
     return state
 
@@ -626,9 +633,19 @@ def tick_line(record):
     return '  '.join(words)
 
 
+def checkpoint_due(state, opts):
+    """--checkpoint-minutes: whether that many minutes have passed since the last checkpoint. Rank 0's clock
+    decides for every rank (they must all take part in save_checkpoint)."""
+    minutes = opts.get('checkpoint_minutes') or 0
+    if not minutes:
+        return False
+    return distributed.rank0_decides(time.time() - state.checkpoint_time >= minutes * 60)
+
+
 class TickLog:
     """Progress bar, stats.jsonl and TensorBoard of a run (files and bar on rank 0 only). Without the bar, rank 0
-    prints a tick_line per tick instead (flushed, for a run whose output goes to a log file)."""
+    prints a tick_line per tick instead (flushed, for a run whose output goes to a log file). A tick's img/s counts
+    the images since the tick's timing started: its start, or the resume of a run stopped within it."""
 
     def __init__(self, opts, run_dir, cur_nimg, progress):
         self.is_main = distributed.rank() == 0
@@ -640,14 +657,13 @@ class TickLog:
             from tqdm import tqdm
             self.bar = tqdm(total=self.total_nimg, initial=cur_nimg, unit='kimg', unit_scale=0.001,
                             bar_format='{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}]{postfix}')
-        self.tick_start_time = time.time()
-        self.tick_start_nimg = cur_nimg
+        self.timed_since, self.timed_from_nimg = time.time(), cur_nimg
 
     def rolled_back(self, cur_nimg):
-        """The run went back to cur_nimg images (--nan-policy rollback): the tick starts again there."""
+        """The run went back to cur_nimg images (--nan-policy rollback): the tick's timing starts again there."""
         if self.bar is not None:
             self.bar.n = cur_nimg
-        self.tick_start_nimg = cur_nimg
+        self.timed_since, self.timed_from_nimg = time.time(), cur_nimg
 
     def step(self, losses):
         if self.bar is not None:
@@ -656,13 +672,13 @@ class TickLog:
 
     def tick(self, state):
         """Collect the tick's statistics (every rank) and record them (rank 0)."""
-        seconds = time.time() - self.tick_start_time
+        seconds = time.time() - self.timed_since
         record = dict(tick=state.cur_tick, kimg=state.cur_nimg / 1000, sec_per_tick=seconds,
                       timestamp=time.time(), stats={k: v['mean'] for k, v in training_stats.collect().items()})
         if self.is_main:
             append_line(self.stats_path, json.dumps(record))
             if self.bar is None:
-                images = state.cur_nimg - self.tick_start_nimg
+                images = state.cur_nimg - self.timed_from_nimg
                 print(tick_line(dict(record, img_per_sec=images / seconds if seconds > 0 else None)), flush=True)
             self.tb.add_scalars(dict(record['stats'], **{'Timing/sec_per_tick': record['sec_per_tick']}),
                                 step=state.cur_nimg)
@@ -686,7 +702,8 @@ def end_tick(state, opts, run_dir, log, done):
     elif opts.get('checkpoint_ticks') and state.cur_tick % opts.checkpoint_ticks == 0:
         with ctrl_c_deferred():  # as in write_snapshot: every rank finishes gathering the RNG states
             save_checkpoint(state, opts, run_dir)  # reads the state only: the run goes on exactly as without it
-    log.tick_start_time, log.tick_start_nimg = time.time(), state.cur_nimg
+    state.tick_start_nimg = state.cur_nimg
+    log.timed_since, log.timed_from_nimg = time.time(), state.cur_nimg
 
 
 MAX_ROLLBACKS = 3

@@ -11,8 +11,8 @@ import os
 import click
 
 from fsgan.benchmarks import PRESET_MODULES
-from fsgan.compare import (DEFAULT_METHODS, TRAIN_KEYS, CompareError, plan, plan_lines, run_compare,
-                          setup_compare)
+from fsgan.compare import (CHECKPOINT_MINUTES, DEFAULT_METHODS, TRAIN_KEYS, CompareError, plan, plan_lines,
+                          run_compare, setup_compare)
 from fsgan.compare import train_only as train_only_runs
 from fsgan.evaluate import EvaluateError
 from fsgan.protocol import PROTOCOLS
@@ -54,7 +54,7 @@ def refuse_options_of_the_other_mode(ctx, preset):
 
 def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, split, device, progress,
                          protocol, parallel, threads, dry_run=False, source=None, runs=(), train_only=False,
-                         bf16_conv=False):
+                         bf16_conv=False, checkpoint_minutes=None):
     """--preset NAME: run the benchmark's grid (fsgan.benchmarks.preset) and print its report (dry_run: print
     what it would train; train_only: train, measure nothing). source: another source network than the preset's
     shipped one; runs: run folders of a one-cell grid's cell, trained elsewhere, as extra rows."""
@@ -77,7 +77,8 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
             click.echo('\n'.join(presets.plan_preset(bench, outdir, **grid)))
             return
         rows = presets.run_preset(bench, outdir, device=device, progress=progress, parallel=parallel,
-                                  threads=threads, train_only=train_only, **grid)
+                                  threads=threads, train_only=train_only, checkpoint_minutes=checkpoint_minutes,
+                                  **grid)
     except (CompareError, EvaluateError, SetupError, DataError, NetworkLoadError, TrainingError, JobError,
             AdapterError, FolderLocked, ValueError) as e:
         raise one_line_error(e) from None
@@ -155,9 +156,13 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
 @click.option('--bf16-conv', is_flag=True,
               help="Trained rows run their training steps' convolutions in bfloat16 (scripts/train.py --bf16-conv): "
                    'faster on CPUs with AMX or AVX512-BF16; a setting of the comparison.')
+@click.option('--checkpoint-minutes', type=click.FloatRange(min=0), default=CHECKPOINT_MINUTES, show_default=True,
+              help='Trained rows write their checkpoint this often, within ticks too (scripts/train.py '
+                   '--checkpoint-minutes; 0: at snapshots only): a killed comparison loses at most about that much '
+                   'training per run. Results do not depend on it.')
 def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol, seed, tick, snap, test_dir, num, num_test,
          faces, trunc, metrics_trunc, cols, strip_steps, cache_dir, device, no_progress, preset, preset_targets,
-         preset_shots, preset_seeds, parallel, threads, split, dry_run, train_only, bf16_conv):
+         preset_shots, preset_seeds, parallel, threads, split, dry_run, train_only, bf16_conv, checkpoint_minutes):
     """Train (or take) several adaptations of one source on the same shots and compare them side by side.
 
     Writes comparison.png, metrics.csv/.md and interp_<method>.png into --outdir; metrics use --num
@@ -175,14 +180,14 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
         run_benchmark_preset(preset, outdir, methods, preset_targets, preset_shots, preset_seeds, kimg, split,
                              device, not no_progress, protocol=protocol, parallel=parallel, threads=threads,
                              dry_run=dry_run, source=source, runs=runs, train_only=train_only,
-                             bf16_conv=bf16_conv)
+                             bf16_conv=bf16_conv, checkpoint_minutes=checkpoint_minutes)
         return
     try:
         cfg = setup_compare(outdir, source=source, target_dir=target_dir, shots=shots, methods=methods, runs=runs,
                             kimg=kimg, batch=batch, protocol=protocol or 'paper', seed=seed, tick=tick, snap=snap,
                             test_dir=test_dir, num=num, num_test=num_test, faces=faces, trunc=trunc,
                             metrics_trunc=metrics_trunc, cols=cols, strip_steps=strip_steps, device=device,
-                            cache_dir=cache_dir, bf16_conv=bf16_conv)
+                            cache_dir=cache_dir, bf16_conv=bf16_conv, checkpoint_minutes=checkpoint_minutes)
         if dry_run:
             rows = plan(cfg)
             remote = ('; the source is a URL or short name, not fetched by a dry run (the comparison checks it and '

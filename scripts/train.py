@@ -17,7 +17,7 @@ from fsgan.run_setup import setup_training_config
 from fsgan.tools.cli import check_output_dir, command, interrupted
 
 # Options --resume-run takes; all else comes from the run's options.
-RESUME_OPTIONS = ('resume_run', 'kimg', 'checkpoint_ticks', 'dry_run', 'no_progress')
+RESUME_OPTIONS = ('resume_run', 'kimg', 'checkpoint_ticks', 'checkpoint_minutes', 'dry_run', 'no_progress')
 
 
 def refuse_with_resume_run(ctx):
@@ -27,7 +27,7 @@ def refuse_with_resume_run(ctx):
              and ctx.get_parameter_source(p.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
     if given:
         raise SetupError(f'--resume-run continues a run with the options it recorded; drop {", ".join(given)} '
-                         f'(only --kimg, --checkpoint-ticks, --dry-run and --no-progress apply)')
+                         f'(only --kimg, --checkpoint-ticks, --checkpoint-minutes, --dry-run and --no-progress apply)')
 
 
 def resume_command(run_dir):
@@ -53,7 +53,7 @@ def stopped_error(e):
 @click_options
 @click.option('--resume-run', type=click.Path(file_okay=False),
               help='Continue an interrupted run folder with its recorded options (--kimg extends it; '
-                   '--checkpoint-ticks sets that interval).')
+                   '--checkpoint-ticks and --checkpoint-minutes set those intervals).')
 @click.option('--dry-run', is_flag=True, help='Print the options and trainable counts, then exit.')
 @click.option('--no-progress', is_flag=True, help='No progress bar: a line per tick instead (kimg, sec/tick, img/s, losses).')
 def main(resume_run, dry_run, no_progress, **opts):
@@ -66,7 +66,8 @@ def main(resume_run, dry_run, no_progress, **opts):
         if resume_run is not None:
             refuse_with_resume_run(click.get_current_context())
             report_last_snapshot(continue_run(resume_run, opts['kimg'], dry_run, progress=not no_progress,
-                                              checkpoint_ticks=opts['checkpoint_ticks']))
+                                              checkpoint_ticks=opts['checkpoint_ticks'],
+                                              checkpoint_minutes=opts['checkpoint_minutes']))
             return
         if opts['target_dir'] is None:
             raise SetupError('--target-dir is required (a folder or zip of target images)')

@@ -1,4 +1,4 @@
-"""Loss averaging across processes: a NaN on one rank must reach every rank."""
+"""Loss averaging across processes: a NaN on one rank must reach every rank; rank 0's decisions reach all."""
 import math
 import os
 
@@ -15,8 +15,10 @@ def _worker(rank, init_file, result_dir):
     param = torch.nn.Parameter(torch.zeros(3))
     param.grad = torch.full([3], float(rank))
     both = distributed.average_gradients([param], {'D': 2.0 + rank})   # gradients and losses in one all_reduce
+    decided = [distributed.rank0_decides(rank == 0), distributed.rank0_decides(rank == 1)]  # rank 0's, everywhere
     with open(os.path.join(result_dir, f'{rank}.txt'), 'w') as f:
-        f.write(f"{out['G']} {out['D']} {both['D']} {param.grad.tolist()} {torch.get_num_threads()}".replace(', ', ','))
+        f.write(f"{out['G']} {out['D']} {both['D']} {param.grad.tolist()} {torch.get_num_threads()} "
+                f"{decided}".replace(', ', ','))
     distributed.shutdown()
 
 
@@ -24,12 +26,13 @@ def test_average_gradients_scalars_spreads_nan_and_means(tmp_path):
     mp.spawn(_worker, args=(str(tmp_path / 'init'), str(tmp_path)), nprocs=2, join=True)
     threads = distributed.cpu_threads(2, distributed.usable_cores(), os.environ)
     for rank in (0, 1):
-        g, d, d_both, grad, num_threads = (tmp_path / f'{rank}.txt').read_text().split()
+        g, d, d_both, grad, num_threads, decided = (tmp_path / f'{rank}.txt').read_text().split()
         assert int(num_threads) == threads  # each process took its share of the cores
         g, d = float(g), float(d)
         assert math.isnan(g)      # rank 1's NaN reached rank 0 too: both stop or roll back together
         assert d == 2.5
         assert float(d_both) == 2.5 and grad == '[0.5,0.5,0.5]'
+        assert decided == '[True,False]'  # one decision for all ranks (a checkpoint every rank must take part in)
 
 
 

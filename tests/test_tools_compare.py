@@ -176,6 +176,44 @@ def test_train_only_trains_measures_nothing_and_the_same_command_measures(p1_pat
     assert row['network'] == str(run / 'network-snapshot-000000.008.pkl')
 
 
+def test_checkpoint_minutes_reach_new_and_continued_rows_and_are_not_a_setting(p1_path, target_dir, tmp_path,
+                                                                            monkeypatch, one_thread):
+    """--checkpoint-minutes: a new row records it and checkpoints within its tick, so a kill there loses only the
+    step under way; the same comparison continues with another value (not a setting), which the continued row
+    gets."""
+    import fsgan.run
+    outdir = tmp_path / 'cmp'
+    args = [a if a not in ('fsgan,tgan', '0.004') else {'fsgan,tgan': 'fsgan', '0.004': '0.008'}[a]
+            for a in _args(p1_path, target_dir, outdir)] + ['--train-only']  # one tick of 2 steps
+    real_step = training_loop.training_step
+    steps = []
+
+    def killed_in_second_step(*a, **k):
+        if steps:
+            raise KeyboardInterrupt
+        steps.append(1)
+        return real_step(*a, **k)
+    monkeypatch.setattr(training_loop, 'training_step', killed_in_second_step)
+    res = CliRunner().invoke(cli.main, args + ['--checkpoint-minutes', '1e-9'])
+    assert res.exit_code == 130, res.output
+    monkeypatch.setattr(training_loop, 'training_step', real_step)
+    run = outdir / 'runs' / 'fsgan' / '00000-fsgan-10shot'
+    assert read_training_options(run / 'training_options.json')['checkpoint_minutes'] == 1e-9
+    assert torch.load(run / 'checkpoint.pt', weights_only=True)['cur_nimg'] == 4
+    real_training, seen = fsgan.run.run_training, []
+
+    def recording(c, *a, **k):
+        seen.append(c.checkpoint_minutes)
+        return real_training(c, *a, **k)
+    monkeypatch.setattr(fsgan.run, 'run_training', recording)
+    res = CliRunner().invoke(cli.main, args + ['--checkpoint-minutes', '7'])
+    assert res.exit_code == 0, res.output
+    assert '[fsgan] continuing' in res.output and seen == [7.0]
+    assert torch.load(run / 'checkpoint.pt', weights_only=True)['cur_nimg'] == 8
+    assert compare.setup_compare(str(outdir), source=p1_path, target_dir=target_dir).checkpoint_minutes == \
+        compare.CHECKPOINT_MINUTES
+
+
 @pytest.mark.parametrize('args, message', [
     (['--methods', 'fsgan,bogus'], 'unknown method(s) bogus'),
     (['--runs', 'noequals'], 'expected NAME=RUNDIR'),

@@ -121,6 +121,37 @@ def test_checkpoints_between_snapshots_resume_exactly(p1_path, target_dir, tmp_p
     _assert_same_checkpoints(run_a, run_b, nimg=12)
 
 
+def test_checkpoints_within_a_tick_resume_exactly(p1_path, target_dir, tmp_path, monkeypatch):
+    """--checkpoint-minutes (here: after every step): a run stopped in the third step of its first tick resumes from
+    the second step's checkpoint, keeps its tick boundaries and ends as the same run without the option."""
+    from fsgan import training_loop
+    base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4', '--tick', '0.012',
+            '--snap', '1', '--kimg', '0.024', '--no-progress']
+    assert _run(base + ['--outdir', str(tmp_path / 'a')]).exit_code == 0
+    real = training_loop.training_step
+    steps = []
+
+    def stop_in_third_step(*args, **kwargs):
+        if len(steps) == 2:
+            raise KeyboardInterrupt
+        steps.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(training_loop, 'training_step', stop_in_third_step)
+    res = _run(base + ['--outdir', str(tmp_path / 'b'), '--checkpoint-minutes', '1e-9'])
+    assert res.exit_code == 130, res.output
+    monkeypatch.setattr(training_loop, 'training_step', real)
+    run_a = tmp_path / 'a' / os.listdir(tmp_path / 'a')[0]
+    run_b = tmp_path / 'b' / os.listdir(tmp_path / 'b')[0]
+    ck = torch.load(run_b / 'checkpoint.pt', weights_only=True)
+    assert (ck['cur_nimg'], ck['tick_start_nimg'], ck['cur_tick']) == (8, 0, 0)
+    assert _run(['--resume-run', str(run_b), '--checkpoint-minutes', '30']).exit_code == 0
+    assert read_training_options(run_b / 'training_options.json')['checkpoint_minutes'] == 30
+    assert read_training_options(run_a / 'training_options.json')['checkpoint_minutes'] == 0
+    kimgs = [json.loads(line)['kimg'] for line in (run_b / 'stats.jsonl').read_text().splitlines()]
+    assert kimgs == [0.012, 0.024]  # the ticks end where the uninterrupted run's do
+    _assert_same_checkpoints(run_a, run_b, nimg=24)
+
+
 def test_dry_run_prints_counts(p1_path, target_dir, tmp_path):
     res = _run(['--resume', p1_path, '--target-dir', target_dir, '--shots', '3', '--dry-run',
                 '--outdir', str(tmp_path / 'runs')])
@@ -171,19 +202,21 @@ def test_shot_selection_is_deterministic(target_dir):
 
 @pytest.mark.slow
 def test_two_process_gloo_training(p1_path, target_dir, tmp_path):
-    """--gpus 2 on the CPU: two gloo processes, gradients averaged, parameters checked in sync."""
+    """--gpus 2 on the CPU: two gloo processes, gradients averaged, parameters checked in sync; with
+    --checkpoint-minutes both ranks take the checkpoint within the first tick together."""
     out = tmp_path / 'runs'
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--resume', p1_path,
                            '--target-dir', target_dir, '--shots', '5', '--outdir', str(out), '--gpus', '2',
-                           '--device', 'cpu', '--kimg', '0.008', '--batch', '4', '--tick', '0.004', '--snap', '1',
-                           '--no-progress'], capture_output=True, text=True, cwd=ROOT)
+                           '--device', 'cpu', '--kimg', '0.012', '--batch', '4', '--tick', '0.008', '--snap', '1',
+                           '--no-progress', '--checkpoint-minutes', '1e-9'], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = [out / d for d in os.listdir(out)]
     ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
-    assert ck['cur_nimg'] == 8 and len(ck['rng']) == 2
-    assert [json.loads(line)['kimg'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()] == [0.004, 0.008]
+    assert ck['cur_nimg'] == 12 and len(ck['rng']) == 2
+    assert [json.loads(line)['kimg'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()] == [0.008, 0.012]
     tick_lines = [line for line in proc.stdout.splitlines() if line.startswith('tick ')]
-    assert [line.split()[3] for line in tick_lines] == ['0.004', '0.008']  # rank 0 only
+    assert [line.split()[3] for line in tick_lines] == ['0.008', '0.012']  # rank 0 only
 
 
 @pytest.mark.slow

@@ -100,6 +100,15 @@ def assert_in_sync(module, what):
         raise RuntimeError(f'{what} parameters diverged between ranks ({float(lo)} vs {float(hi)})')
 
 
+def rank0_decides(flag):
+    """Rank 0's `flag` (a bool), on every rank: one decision taken by all ranks together (e.g. a clock's)."""
+    if world_size() == 1:
+        return bool(flag)
+    box = [bool(flag)]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def gather_objects(obj):
     """List of `obj` from every rank (on every rank)."""
     if world_size() == 1:

@@ -127,13 +127,14 @@ def shipped_shot_counts(bench, target):
 
 
 def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, split='test', source=None, device=None,
-                num=None, num_test=None, protocol=None, runs=(), bf16_conv=False):
+                num=None, num_test=None, protocol=None, runs=(), bf16_conv=False, checkpoint_minutes=None):
     """compare.setup_compare(...) of one cell; split 'val' measures against the validation split (tuning).
     methods None: bench.methods[shots], else compare's defaults (with runs too). source: a network pickle instead
     of the benchmark's shipped source (its regularisation read from the .json beside it, as for the shipped one).
     runs: ['NAME=RUNDIR'] run folders of this cell trained elsewhere, measured as extra rows (compare's --runs).
-    bf16_conv: train with bfloat16 convolutions (compare's --bf16-conv)."""
-    from fsgan.compare import DEFAULT_METHODS, CompareError, setup_compare
+    bf16_conv: train with bfloat16 convolutions (compare's --bf16-conv); checkpoint_minutes: compare's
+    --checkpoint-minutes (None: its default)."""
+    from fsgan.compare import CHECKPOINT_MINUTES, DEFAULT_METHODS, CompareError, setup_compare
     prefix = bench.targets[target]
     if source is not None and not os.path.isfile(source):
         raise CompareError(f'{source}: no such file; give a network snapshot .pkl', '--source')
@@ -154,7 +155,8 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
                          tick=kimg / 2, snap=1, test_dir=eval_zip, num=num or bench.num,
                          num_test=bench.num_test if num_test is None else num_test, device=device,
                          inception=bench.inception, expect=bench.expect.get(target),
-                         train_options=source_regularisation(source), metrics=bench.metrics, bf16_conv=bf16_conv)
+                         train_options=source_regularisation(source), metrics=bench.metrics, bf16_conv=bf16_conv,
+                         checkpoint_minutes=CHECKPOINT_MINUTES if checkpoint_minutes is None else checkpoint_minutes)
 
 
 def aggregate(bench, results):
@@ -256,7 +258,7 @@ def grid_configs(bench, outdir, targets=None, shots=None, seeds=None, runs=(), *
 
 def run_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None, kimg=None, split='test',
                device=None, progress=True, num=None, num_test=None, source=None, protocol=None, parallel=1,
-               threads=1, runs=(), train_only=False, bf16_conv=False):
+               threads=1, runs=(), train_only=False, bf16_conv=False, checkpoint_minutes=None):
     """Run (or continue) every cell, then write the aggregate report. Returns its rows (train_only: train every
     run not yet done, measure nothing and return None; the same call without it measures).
 
@@ -268,7 +270,7 @@ def run_preset(bench, outdir, methods=None, targets=None, shots=None, seeds=None
         raise ValueError(f'--parallel and --threads must be >= 1, got {parallel} and {threads}')
     todo, configs = grid_configs(bench, outdir, targets, shots, seeds, runs, methods=methods, kimg=kimg, split=split,
                                  device=device, num=num, num_test=num_test, source=source, protocol=protocol,
-                                 bf16_conv=bf16_conv)
+                                 bf16_conv=bf16_conv, checkpoint_minutes=checkpoint_minutes)
     with creating_folder_lock(outdir, PRESET_LOCK):  # a second process on the same grid gets FolderLocked
         return _run_cells(bench, outdir, todo, configs, seeds or bench.seeds, split, progress, parallel, threads,
                           train_only)

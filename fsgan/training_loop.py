@@ -693,6 +693,7 @@ class TickLog:
 def end_tick(state, opts, run_dir, log, done):
     """A tick's stats, its callbacks, and a snapshot (with its callbacks) when one is due."""
     state.cur_tick += 1
+    state.tick_start_nimg = state.cur_nimg  # the next tick's start, as the checkpoints below record it
     for name, value in state.augment.tick_stats().items():
         training_stats.report(name, value)
     log.tick(state)
@@ -702,7 +703,6 @@ def end_tick(state, opts, run_dir, log, done):
     elif opts.get('checkpoint_ticks') and state.cur_tick % opts.checkpoint_ticks == 0:
         with ctrl_c_deferred():  # as in write_snapshot: every rank finishes gathering the RNG states
             save_checkpoint(state, opts, run_dir)  # reads the state only: the run goes on exactly as without it
-    state.tick_start_nimg = state.cur_nimg
     log.timed_since, log.timed_from_nimg = time.time(), state.cur_nimg
 
 

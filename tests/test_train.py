@@ -74,21 +74,23 @@ def _assert_same_checkpoints(run_a, run_b, nimg):
             assert torch.equal(t, ck_b[key][name]), f'{key}.{name} differs after resume'
 
 
-def test_resume_continues_exactly(p1_path, target_dir, tmp_path):
-    """Stopping after one tick and resuming ends with the same weights as an uninterrupted run."""
+@pytest.mark.parametrize('steps_per_tick', [1, 2])
+def test_resume_continues_exactly(p1_path, target_dir, tmp_path, steps_per_tick):
+    """Stopping after one tick and resuming ends with the same weights and ticks as an uninterrupted run."""
+    tick = 0.004 * steps_per_tick
     base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4',
-            '--tick', '0.004', '--snap', '1', '--no-progress']
-    assert _run(base + ['--outdir', str(tmp_path / 'a'), '--kimg', '0.008']).exit_code == 0
-    assert _run(base + ['--outdir', str(tmp_path / 'b'), '--kimg', '0.004']).exit_code == 0
+            '--tick', f'{tick:g}', '--snap', '1', '--no-progress']
+    assert _run(base + ['--outdir', str(tmp_path / 'a'), '--kimg', f'{2 * tick:g}']).exit_code == 0
+    assert _run(base + ['--outdir', str(tmp_path / 'b'), '--kimg', f'{tick:g}']).exit_code == 0
     run_a = tmp_path / 'a' / os.listdir(tmp_path / 'a')[0]
     run_b = tmp_path / 'b' / os.listdir(tmp_path / 'b')[0]
     opts = read_training_options(run_b / 'training_options.json')
-    opts['kimg'] = 0.008  # extend the interrupted run to the full length
+    opts['kimg'] = 2 * tick  # extend the interrupted run to the full length
     write_training_options(run_b / 'training_options.json', opts)
     assert _run(['--resume-run', str(run_b), '--no-progress']).exit_code == 0
     kimgs = [json.loads(line)['kimg'] for line in (run_b / 'stats.jsonl').read_text().splitlines()]
-    assert kimgs == [0.004, 0.008]
-    _assert_same_checkpoints(run_a, run_b, nimg=8)
+    assert kimgs == [tick, 2 * tick]
+    _assert_same_checkpoints(run_a, run_b, nimg=8 * steps_per_tick)
 
 
 def test_checkpoints_between_snapshots_resume_exactly(p1_path, target_dir, tmp_path, monkeypatch):

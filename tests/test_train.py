@@ -93,6 +93,18 @@ def test_resume_continues_exactly(p1_path, target_dir, tmp_path, steps_per_tick)
     _assert_same_checkpoints(run_a, run_b, nimg=8 * steps_per_tick)
 
 
+def _uninterrupted_and_stopped(base, tmp_path, monkeypatch, name, stopping, extra):
+    """Run `base` into tmp_path/a as it is, and into tmp_path/b with `extra` options while training_loop.<name> is
+    replaced by `stopping` (which raises KeyboardInterrupt: exit 130). Returns the two run folders."""
+    from fsgan import training_loop
+    assert _run(base + ['--outdir', str(tmp_path / 'a')]).exit_code == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(training_loop, name, stopping)
+        res = _run(base + ['--outdir', str(tmp_path / 'b')] + extra)
+    assert res.exit_code == 130, res.output
+    return tuple(tmp_path / x / os.listdir(tmp_path / x)[0] for x in 'ab')
+
+
 def test_checkpoints_between_snapshots_resume_exactly(p1_path, target_dir, tmp_path, monkeypatch):
     """--checkpoint-ticks 1 with --snap 5: a run stopped in its third tick resumes from the second tick's
     checkpoint (not from the start) and ends as the same run without the option; --resume-run takes the option
@@ -100,19 +112,14 @@ def test_checkpoints_between_snapshots_resume_exactly(p1_path, target_dir, tmp_p
     from fsgan import training_loop
     base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4', '--tick', '0.004',
             '--snap', '5', '--kimg', '0.012', '--no-progress']
-    assert _run(base + ['--outdir', str(tmp_path / 'a')]).exit_code == 0
     real = training_loop.run_callbacks
 
     def stop_in_third_tick(callbacks, event, state, *args):
         if event == 'tick' and state.cur_tick == 3:
             raise KeyboardInterrupt
         return real(callbacks, event, state, *args)
-    monkeypatch.setattr(training_loop, 'run_callbacks', stop_in_third_tick)
-    res = _run(base + ['--outdir', str(tmp_path / 'b'), '--checkpoint-ticks', '1'])
-    assert res.exit_code == 130, res.output
-    monkeypatch.setattr(training_loop, 'run_callbacks', real)
-    run_a = tmp_path / 'a' / os.listdir(tmp_path / 'a')[0]
-    run_b = tmp_path / 'b' / os.listdir(tmp_path / 'b')[0]
+    run_a, run_b = _uninterrupted_and_stopped(base, tmp_path, monkeypatch, 'run_callbacks', stop_in_third_tick,
+                                              ['--checkpoint-ticks', '1'])
     assert torch.load(run_b / 'checkpoint.pt', weights_only=True)['cur_nimg'] == 8
     assert not any(name.startswith('network-snapshot-') for name in os.listdir(run_b))
     assert _run(['--resume-run', str(run_b), '--checkpoint-ticks', '2']).exit_code == 0
@@ -129,7 +136,6 @@ def test_checkpoints_within_a_tick_resume_exactly(p1_path, target_dir, tmp_path,
     from fsgan import training_loop
     base = ['--resume', p1_path, '--target-dir', target_dir, '--shots', '5', '--batch', '4', '--tick', '0.012',
             '--snap', '1', '--kimg', '0.024', '--no-progress']
-    assert _run(base + ['--outdir', str(tmp_path / 'a')]).exit_code == 0
     real = training_loop.training_step
     steps = []
 
@@ -138,12 +144,8 @@ def test_checkpoints_within_a_tick_resume_exactly(p1_path, target_dir, tmp_path,
             raise KeyboardInterrupt
         steps.append(1)
         return real(*args, **kwargs)
-    monkeypatch.setattr(training_loop, 'training_step', stop_in_third_step)
-    res = _run(base + ['--outdir', str(tmp_path / 'b'), '--checkpoint-minutes', '1e-9'])
-    assert res.exit_code == 130, res.output
-    monkeypatch.setattr(training_loop, 'training_step', real)
-    run_a = tmp_path / 'a' / os.listdir(tmp_path / 'a')[0]
-    run_b = tmp_path / 'b' / os.listdir(tmp_path / 'b')[0]
+    run_a, run_b = _uninterrupted_and_stopped(base, tmp_path, monkeypatch, 'training_step', stop_in_third_step,
+                                              ['--checkpoint-minutes', '1e-9'])
     ck = torch.load(run_b / 'checkpoint.pt', weights_only=True)
     assert (ck['cur_nimg'], ck['tick_start_nimg'], ck['cur_tick']) == (8, 0, 0)
     assert _run(['--resume-run', str(run_b), '--checkpoint-minutes', '30']).exit_code == 0

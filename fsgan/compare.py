@@ -375,7 +375,7 @@ def train_method(cfg, name, progress=True):
             print(f'[{name}] {run_dir} is finished')
             return run_dir
         print(f'[{name}] continuing {run_dir}')
-        c.checkpoint_minutes = cfg.get('checkpoint_minutes', 0.0)
+        c.checkpoint_minutes = cfg.checkpoint_minutes
         return run_training(c, resume_run=run_dir, progress=progress)
     s = cfg.settings
     method, row_train, options = parse_method(name)
@@ -385,7 +385,7 @@ def train_method(cfg, name, progress=True):
                               protocol=s.get('protocol', 'ours'),
                               seed=s['seed'], snap=s['snap'], kimg_per_tick=s['tick'], device=cfg.device,
                               bf16_conv=s.get('bf16_conv', False),
-                              checkpoint_minutes=cfg.get('checkpoint_minutes', 0.0), **train)
+                              checkpoint_minutes=cfg.checkpoint_minutes, **train)
     print(f'[{name}] training')
     return run_training(c, progress=progress)
 

@@ -571,7 +571,6 @@ def training_loop(opts, run_dir, images, resume=False, progress=True, labels=Non
         labels = torch.as_tensor(labels, dtype=torch.int64)
     state = start_run(opts, run_dir, images, labels, device, resume)
     log = TickLog(opts, run_dir, state.cur_nimg, progress and distributed.rank() == 0)
-    state.checkpoint_time = time.time()
     total_nimg = int(opts.kimg * 1000)
     rollbacks = 0
     while state.cur_nimg < total_nimg:
@@ -633,11 +632,15 @@ def tick_line(record):
     return '  '.join(words)
 
 
+CLOCK_STEPS_MULTI_RANK = 16  # with several ranks, steps between looks at the clock (each look is a collective)
+
+
 def checkpoint_due(state, opts):
     """--checkpoint-minutes: whether that many minutes have passed since the last checkpoint. Rank 0's clock
-    decides for every rank (they must all take part in save_checkpoint)."""
+    decides for every rank (they must all take part in save_checkpoint); with several ranks it is read every
+    CLOCK_STEPS_MULTI_RANK steps only, so that the decision's broadcast does not sync every step."""
     minutes = opts.get('checkpoint_minutes') or 0
-    if not minutes:
+    if not minutes or (distributed.world_size() > 1 and state.batch_idx % CLOCK_STEPS_MULTI_RANK):
         return False
     return distributed.rank0_decides(time.time() - state.checkpoint_time >= minutes * 60)
 

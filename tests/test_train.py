@@ -207,20 +207,21 @@ def test_shot_selection_is_deterministic(target_dir):
 @pytest.mark.slow
 def test_two_process_gloo_training(p1_path, target_dir, tmp_path):
     """--gpus 2 on the CPU: two gloo processes, gradients averaged, parameters checked in sync; with
-    --checkpoint-minutes both ranks take the checkpoint within the first tick together."""
+    --checkpoint-minutes both ranks look at rank 0's clock together at the 16th step, within the first tick, and
+    take the checkpoint it calls for together (a rank left out would hang the run)."""
     out = tmp_path / 'runs'
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train.py'), '--resume', p1_path,
                            '--target-dir', target_dir, '--shots', '5', '--outdir', str(out), '--gpus', '2',
-                           '--device', 'cpu', '--kimg', '0.012', '--batch', '4', '--tick', '0.008', '--snap', '1',
+                           '--device', 'cpu', '--kimg', '0.072', '--batch', '4', '--tick', '0.068', '--snap', '1',
                            '--no-progress', '--checkpoint-minutes', '1e-9'], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = [out / d for d in os.listdir(out)]
     ck = torch.load(run_dir / 'checkpoint.pt', weights_only=True)
-    assert ck['cur_nimg'] == 12 and len(ck['rng']) == 2
-    assert [json.loads(line)['kimg'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()] == [0.008, 0.012]
+    assert ck['cur_nimg'] == 72 and len(ck['rng']) == 2
+    assert [json.loads(line)['kimg'] for line in (run_dir / 'stats.jsonl').read_text().splitlines()] == [0.068, 0.072]
     tick_lines = [line for line in proc.stdout.splitlines() if line.startswith('tick ')]
-    assert [line.split()[3] for line in tick_lines] == ['0.008', '0.012']  # rank 0 only
+    assert [line.split()[3] for line in tick_lines] == ['0.068', '0.072']  # rank 0 only
 
 
 @pytest.mark.slow

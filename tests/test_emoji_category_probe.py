@@ -4,7 +4,6 @@ import os
 import shutil
 
 import numpy as np
-import PIL.Image
 import pytest
 import torch
 
@@ -15,21 +14,12 @@ from fsgan.benchmarks.emoji.category_probe import (DEFAULT_PATH, fit_probe, load
                                                    unseen_style_accuracy)
 from fsgan.benchmarks.emoji.classifier import CATEGORY_KEYS, read_emoji_zip
 from fsgan.benchmarks.emoji.classifier_train import zip_groups
-from fsgan.evaluate import metric_registry as get_registry
 from metrics.images import ImageSet
 from metrics.inception import InceptionDetector, offline_detector_path
 from metrics.registry import MetricContext
-from tests.test_emoji_classifier import _fake_vendor
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(ROOT, paths.DATA_DIR)
-TEST_ZIPS = ('noto_test.zip', 'near_test.zip', 'far_test.zip')
+from tests.test_emoji_classifier import TEST_ZIPS, _fake_vendor, _run, _write_folder, _zip
 
 pytestmark = pytest.mark.usefixtures('one_thread')
-
-
-def _zip(name):
-    return os.path.join(DATA, name)
 
 
 @pytest.fixture(scope='module')
@@ -162,17 +152,6 @@ def test_training_holds_out_test_groups_and_records_everything(tmp_path):
 
 
 # ----- metrics -----
-
-def _run(name, ctx):
-    return get_registry()[name].fn(ctx)
-
-
-def _write_folder(folder, images):
-    folder.mkdir()
-    for i, im in enumerate(images):
-        PIL.Image.fromarray(im).save(folder / f'{i:06d}.png')
-    return ImageSet(folder)
-
 
 def _per_category(name, count):
     """The first `count` images of each category in zip `name`, grouped by category: [[H, W, 3] uint8], in

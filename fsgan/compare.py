@@ -14,6 +14,9 @@ The comparison folder (--outdir) holds:
   metrics.csv, metrics.md   the table (Robb et al. Table 2.1 style)
   interp_<method>.png       interpolation strip seed 0 -> seed 1 (lerp in w) per method
   figures/                  memorisation figures of the metrics
+With --reference (held-out real images of the target, e.g. a benchmark's validation split), the table ends with
+the row REFERENCE_ROW: those images measured as if they were a method's samples (measure_reference), i.e. what
+each metric gives for target images that copy nothing.
 
 Running the same command again continues a killed comparison: finished methods (state 'done') are
 kept, a method with a checkpointed run folder under runs/<method>/ is continued with
@@ -45,6 +48,7 @@ LOCK_FILE = 'compare.lock'  # held while a process trains or measures the compar
 STATE_VERSION = 1
 DEFAULT_METHODS = ('fsgan', 'tgan', 'freezed', 'ssgan')
 CHECKPOINT_MINUTES = 10.0  # trained rows checkpoint this often (train.py --checkpoint-minutes): a kill costs little
+REFERENCE_ROW = 'real'     # the table row of the --reference images
 # The registered metrics (fsgan.evaluate.metric_registry) a comparison measures, those that apply (metric_names).
 METRICS = ('fid', 'sharpness', 'fqi', 'memorization', 'glyph_fgd', 'glyph_memorisation', 'glyph_diversity',
            'glyph_script')
@@ -152,10 +156,29 @@ def row_names(methods, run_map, source, target_dir):
     return names
 
 
+def check_bounds(values):
+    """CompareError naming the first option of {option: (value or None, lowest allowed)} below its bound."""
+    for flag, (value, low) in values.items():
+        if value is not None and not value >= low:
+            raise CompareError(f'must be >= {low}, got {value}', flag)
+
+
+def check_reference(reference, names):
+    """CompareError unless `reference` is None or an existing folder or zip, and no row `names` is its row's."""
+    if reference is None:
+        return
+    if not (os.path.isdir(reference) or os.path.isfile(reference)):
+        raise CompareError(f'{reference}: no such folder or zip; give held-out real images of the target',
+                           '--reference')
+    if REFERENCE_ROW in names:
+        raise CompareError(f'the row name {REFERENCE_ROW!r} is the --reference row; name the run otherwise', '--runs')
+
+
 def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=None,
                   protocol='paper', seed=0, tick=1.0, snap=5, test_dir=None, num=64, num_test=256, faces=False, trunc=0.8,
                   metrics_trunc=1.0, cols=10, strip_steps=10, device=None, cache_dir=None, inception=True, expect=None,
-                  train_options=None, metrics=None, bf16_conv=False, checkpoint_minutes=CHECKPOINT_MINUTES):
+                  train_options=None, metrics=None, bf16_conv=False, checkpoint_minutes=CHECKPOINT_MINUTES,
+                  reference=None):
     """Pure setup: options -> EasyDict(entries=[(name, run_dir or None)], settings, metric_settings, ...).
 
     train_options: training options (TRAIN_KEYS) for every trained row; a row's own @KEY=VALUE wins.
@@ -166,21 +189,21 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
     protocol: the adaptation protocol of every trained row (fsgan.protocol); batch None = the protocol's.
     checkpoint_minutes: trained rows (new and continued) write their checkpoint this often, within ticks too
     (train.py --checkpoint-minutes; 0 = at snapshots only); not a setting, as results do not depend on it.
+    reference: a folder or zip of held-out real target images, measured as the extra row REFERENCE_ROW
+    (measure_reference); not a setting either: it adds a row and changes no other.
     settings are what the training runs depend on (a resumed comparison must match them);
     metric_settings decide whether cached metrics still hold.
     """
     run_map = parse_runs(runs)
     names = row_names(methods, run_map, source, target_dir)
-    for flag, value, low in (('--shots', shots, 1), ('--batch', batch, 1), ('--num', num, 2), ('--cols', cols, 1),
-                             ('--strip-steps', strip_steps, 2), ('--num-test', num_test, 0), ('--snap', snap, 0)):
-        if value is not None and value < low:
-            raise CompareError(f'must be >= {low}, got {value}', flag)
+    check_bounds({'--shots': (shots, 1), '--batch': (batch, 1), '--num': (num, 2), '--cols': (cols, 1),
+                  '--strip-steps': (strip_steps, 2), '--num-test': (num_test, 0), '--snap': (snap, 0),
+                  '--checkpoint-minutes': (checkpoint_minutes, 0)})
     if (kimg is not None and kimg <= 0) or tick <= 0:
         raise CompareError('--kimg and --tick must be > 0')
-    if not checkpoint_minutes >= 0:
-        raise CompareError(f'must be >= 0, got {checkpoint_minutes}', '--checkpoint-minutes')
     if kimg is None:
         kimg = paper_kimg(shots)
+    check_reference(reference, names)
 
     def absolute(path):
         return os.path.abspath(path) if path is not None and os.path.exists(path) else path
@@ -210,7 +233,7 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
     return EasyDict(outdir=outdir, entries=[(n, run_map.get(n)) for n in names], settings=settings,
                     metric_settings=metric_settings, trunc=float(trunc), cols=int(cols),
                     strip_steps=int(strip_steps), device=device, cache_dir=cache_dir,
-                    checkpoint_minutes=float(checkpoint_minutes))
+                    checkpoint_minutes=float(checkpoint_minutes), reference=absolute(reference))
 
 
 # ----------------------------------------------------------------------------- state and runs
@@ -534,9 +557,11 @@ def metric_names(ms, num_shots):
 def method_metrics(gen_dir, shots_dir, test_set, ms, device='cpu', cache_dir=None, fig_dir='.', tag='run',
                    shared=None, source_dir=None, progress=False):
     """Table numbers of one method, {metric_columns(chosen_metrics(ms)) key: number or None}: the metrics of
-    metric_names() on the first ms['num'] (default all) images of gen_dir against the shots in shots_dir and the
-    test ImageSet (or None). source_dir: the source network's images for the same seeds (for emoji_content).
-    progress: progress bars while Inception features are computed.
+    metric_names() on the first ms['num'] (default all) images of gen_dir (a folder or zip) against the shots in
+    shots_dir and the test ImageSet (or None). source_dir: the source network's images for the same seeds (for
+    emoji_content). progress: progress bars while Inception features are computed. When gen_dir holds fewer
+    than ms['num'] images (a --reference set), the size-dependent metrics (MetricSpec.size_dependent) are left
+    out: their numbers would not compare with the methods'.
 
     shared: dict of intermediates that depend on neither the samples nor the shots (the Inception detector, the
     glyph classifier, test-set features, notes printed), kept between calls.
@@ -550,7 +575,10 @@ def method_metrics(gen_dir, shots_dir, test_set, ms, device='cpu', cache_dir=Non
                         options={'expect': ms['expect']} if ms.get('expect') else {}, memo=dict(shared),
                         progress=progress,
                         source_gen=None if source_dir is None else ImageSet(source_dir, limit=ms.get('num')))
-    names = [n for n in metric_names(ms, len(shots)) if not ctx.missing(evaluate.metric_registry()[n])]
+    registry = evaluate.metric_registry()
+    short = ms.get('num') is not None and len(ctx.gen) < ms['num']
+    names = [n for n in metric_names(ms, len(shots))
+             if not ctx.missing(registry[n]) and not (short and registry[n].size_dependent)]
     row = dict.fromkeys(metric_columns(chosen_metrics(ms)))
     row.update(evaluate.row_of(evaluate.run_metrics(ctx, names)), num_gen=len(ctx.gen))
     shared.update({k: v for k, v in ctx.memo.items() if k.startswith('shared/')})
@@ -569,9 +597,10 @@ def write_csv(path, rows, fields):
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
-def write_tables(outdir, rows, ms, trunc_note):
+def write_tables(outdir, rows, ms, trunc_note, reference=None):
     """metrics.csv (every column) and metrics.md (the columns that have values; headers, formats and legend from
-    the metrics' Columns), atomically."""
+    the metrics' Columns; with `reference`, the path of the REFERENCE_ROW's images, a sentence on that row),
+    atomically."""
     metrics = chosen_metrics(ms)
     write_csv(os.path.join(outdir, 'metrics.csv'), rows, RUN_COLUMNS + metric_columns(metrics))
     columns = [TRAINABLE_COLUMN] + evaluate.table_columns(metrics)
@@ -579,9 +608,19 @@ def write_tables(outdir, rows, ms, trunc_note):
     lines = evaluate.markdown_table([c.title for c in columns], [[evaluate.cell(c, r) for c in columns] for r in rows])
     lines += ['', f'{ms["num"]} generated images per method (seeds 0..{ms["num"] - 1}, {trunc_note}). FID and FGD '
               'are biased upward for small sets: compare values within this table only.']
+    if reference is not None:
+        lines.append(reference_note(reference))
     if evaluate.legend(columns):
         lines.append(evaluate.legend(columns))  # only the columns shown
     atomic_write_bytes(os.path.join(outdir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
+
+
+def reference_note(reference):
+    """The tables' sentence on the REFERENCE_ROW of the images at `reference`."""
+    from fsgan.benchmarks.ship import recorded_path
+    return (f'{REFERENCE_ROW}: held-out real target images ({recorded_path(reference)}) measured as if they were '
+            f'samples, i.e. what each metric gives for target images that copy nothing; size-dependent metrics '
+            f'(Fréchet distances) are left out when the set is smaller than the samples.')
 
 
 def read_json(path):
@@ -648,6 +687,49 @@ def measure_method(cfg, state, name, shots, test_set, device, shared):
     row = dict(entry['metrics'], method=name, run_dir=run_dir, network=network, trainable_G=g_count,
                trainable_D=d_count, trainable_params=None if g_count is None else g_count + d_count)
     return G, row
+
+
+def reference_key(cfg, reference, shots_dir, test_set):
+    """What the cached numbers of the --reference row depend on: the metric settings, the reference images, the
+    shots, the test set and the metrics' networks."""
+    ms = cfg.metric_settings
+    return dict(ms, reference_sha256=reference.content_hash(), shots_dir=os.path.relpath(shots_dir, cfg.outdir),
+                test_sha256=None if test_set is None else test_set.content_hash(),
+                metric_weights=weights_digest(metric_names(ms, len(os.listdir(shots_dir))),
+                                              evaluate.metric_registry()))
+
+
+def measure_reference(cfg, state, shots, test_set, device, shared):
+    """The table row REFERENCE_ROW: the metrics of cfg.reference's first ms['num'] images, held-out real target
+    images, as if they were a method's samples, against the same shots [K, C, R, R] and test set: what each
+    metric gives for images that copy nothing (cached in the state file under 'reference'). Content
+    preservation needs a latent and is left out, as are the size-dependent metrics when the set is smaller
+    than a method's samples (method_metrics). CompareError when its images are not at the networks'
+    resolution."""
+    from metrics.images import ImageSet
+    ms = cfg.metric_settings
+    try:
+        reference = ImageSet(cfg.reference, limit=ms['num'])
+    except ValueError as e:
+        raise CompareError(f'{e}; give a folder or zip of images', '--reference') from None
+    size = reference.read(0).shape[:2]
+    if size != shots.shape[2:]:
+        raise CompareError(f'{cfg.reference}: its images are {size[1]}x{size[0]}, the networks\' '
+                           f'{shots.shape[3]}x{shots.shape[2]}; give images at the networks\' resolution',
+                           '--reference')
+    shots_dir = write_shots(cfg.outdir, shots)
+    key = reference_key(cfg, reference, shots_dir, test_set)
+    entry = state.setdefault('reference', {})
+    if entry.get('metrics_key') != key:
+        print(f'[{REFERENCE_ROW}] metrics on {len(reference)} held-out real images ({cfg.reference})')
+        fig_dir = os.path.join(cfg.outdir, 'figures')
+        os.makedirs(fig_dir, exist_ok=True)
+        entry['metrics'] = method_metrics(cfg.reference, shots_dir, test_set, ms, device=device,
+                                          cache_dir=cfg.cache_dir, fig_dir=fig_dir, tag=REFERENCE_ROW, shared=shared)
+        entry['metrics_key'] = key
+        save_state(cfg, state)
+    return dict(entry['metrics'], method=REFERENCE_ROW, run_dir=None, network=None, trainable_G=None,
+                trainable_D=None, trainable_params=None)
 
 
 def write_strip(cfg, name, G):
@@ -741,10 +823,12 @@ def _run_compare(cfg, progress):
         table.append(row)
         fig_rows.append(list(generate_images(G, list(range(cfg.cols)), trunc=cfg.trunc, device=device)))
         strips.append(write_strip(cfg, name, G))
+    if cfg.get('reference') is not None:
+        table.append(measure_reference(cfg, state, first_shots, test_set, device, shared))
     figure = labeled_grid([list(first_shots.transpose(0, 2, 3, 1)[:cfg.cols])] + fig_rows,
                           row_labels=['target shots'] + [name for name, _ in cfg.entries])
     figure_path = os.path.join(cfg.outdir, 'comparison.png')
     save_png(figure, figure_path)
-    write_tables(cfg.outdir, table, ms, f'psi={ms["metrics_trunc"]:g}')
+    write_tables(cfg.outdir, table, ms, f'psi={ms["metrics_trunc"]:g}', reference=cfg.get('reference'))
     return dict(figure=figure_path, csv=os.path.join(cfg.outdir, 'metrics.csv'),
                 markdown=os.path.join(cfg.outdir, 'metrics.md'), strips=strips, rows=table)

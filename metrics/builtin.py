@@ -18,7 +18,7 @@ def _mean_std(values):
 
 
 @register('fid', help='FID vs --data (test set) and/or --shots-dir; with both also the ratio test-FID / shots-FID',
-          needs=('data|shots',),
+          needs=('data|shots',), size_dependent=True,
           columns=(Column('fid_test', 'FID test', '.2f', 'down', value='fid'), Column('fid_shots', 'FID shots')))
 def fid_metric(ctx):
     from metrics.frechet import fid_from_features

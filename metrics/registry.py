@@ -82,6 +82,7 @@ class MetricSpec:
     needs: tuple = ()
     columns: tuple = ()
     weights: tuple = ()     # paths of the network files the numbers depend on (see the module docstring)
+    size_dependent: bool = False    # its numbers move with the number of generated images (see register)
 
     def row(self, result):
         """{column key: number} of a result of fn (None where `values` lacks it)."""
@@ -91,15 +92,17 @@ class MetricSpec:
 REGISTRY = {}
 
 
-def register(name, help, needs=(), columns=(), weights=()):
+def register(name, help, needs=(), columns=(), weights=(), size_dependent=False):
     """Decorator adding a metric function to REGISTRY under `name`; `columns`: its Column tuple (at least one);
-    `weights`: paths of the network files its numbers depend on."""
+    `weights`: paths of the network files its numbers depend on; `size_dependent`: its numbers move with the
+    number of generated images beyond noise (Fréchet distances are biased upward for small sets), so only
+    sets of the same size compare."""
     if not columns or not all(isinstance(c, Column) for c in columns):
         raise ValueError(f'metric {name}: declare the columns of its numbers (Column objects)')
 
     def decorator(fn):
         REGISTRY[name] = MetricSpec(name=name, fn=fn, help=help, needs=tuple(needs), columns=tuple(columns),
-                                    weights=tuple(weights))
+                                    weights=tuple(weights), size_dependent=bool(size_dependent))
         return fn
     return decorator
 

@@ -35,7 +35,7 @@ RESUME_ADVICE = 'run the same command again to continue (finished runs and check
 
 
 NOT_FOR_PRESETS = ('target_dir', 'test_dir', 'shots', 'batch', 'seed', 'tick', 'snap', 'num', 'num_test', 'faces',
-                   'trunc', 'metrics_trunc', 'cols', 'strip_steps', 'cache_dir')  # a preset sets these itself
+                   'trunc', 'metrics_trunc', 'cols', 'strip_steps', 'cache_dir', 'reference')  # a preset sets these
 PRESET_ONLY = ('preset_targets', 'preset_shots', 'preset_seeds', 'parallel', 'threads', 'split')
 
 
@@ -119,6 +119,9 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
 @click.option('--num', type=int, default=64, show_default=True,
               help='Generated images per method for the metrics. Small by default so the metrics stay cheap on a '
                    'CPU (FID of 64 images is biased; use e.g. 5000 on a GPU for paper-like numbers).')
+@click.option('--reference', type=click.Path(exists=True), metavar='DIR|ZIP',
+              help='Held-out real target images (none of them a shot), measured as the extra row "real" as if they '
+                   'were samples: what each metric gives for images that copy nothing.')
 @click.option('--num-test', type=int, default=256, show_default=True,
               help='Test images used (first in name order; 0 = all). Small by default for the CPU.')
 @click.option('--faces', is_flag=True, help='Images are faces: add the face-quality index (FQI).')
@@ -160,7 +163,8 @@ def run_benchmark_preset(name, outdir, methods, targets, shots, seeds, kimg, spl
               help='Trained rows write their checkpoint this often, within ticks too (scripts/train.py '
                    '--checkpoint-minutes; 0: at snapshots only): a killed comparison loses at most about that much '
                    'training per run. Results do not depend on it.')
-def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol, seed, tick, snap, test_dir, num, num_test,
+def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol, seed, tick, snap, test_dir, num,
+         reference, num_test,
          faces, trunc, metrics_trunc, cols, strip_steps, cache_dir, device, no_progress, preset, preset_targets,
          preset_shots, preset_seeds, parallel, threads, split, dry_run, train_only, bf16_conv, checkpoint_minutes):
     """Train (or take) several adaptations of one source on the same shots and compare them side by side.
@@ -187,7 +191,8 @@ def main(outdir, source, target_dir, shots, methods, runs, kimg, batch, protocol
                             kimg=kimg, batch=batch, protocol=protocol or 'paper', seed=seed, tick=tick, snap=snap,
                             test_dir=test_dir, num=num, num_test=num_test, faces=faces, trunc=trunc,
                             metrics_trunc=metrics_trunc, cols=cols, strip_steps=strip_steps, device=device,
-                            cache_dir=cache_dir, bf16_conv=bf16_conv, checkpoint_minutes=checkpoint_minutes)
+                            cache_dir=cache_dir, bf16_conv=bf16_conv, checkpoint_minutes=checkpoint_minutes,
+                            reference=reference)
         if dry_run:
             rows = plan(cfg)
             remote = ('; the source is a URL or short name, not fetched by a dry run (the comparison checks it and '

@@ -49,9 +49,10 @@ def test_emoji_preset_grid_follows_the_report_scope():
     assert cfg.settings['target_dir'].endswith(os.path.join('data', 'emoji', 'far_shots5.zip'))
     assert cfg.metric_settings['test_dir'].endswith('far_test.zip') and cfg.metric_settings['num_test'] == 0
     assert cfg.metric_settings['metrics'] == list(EMOJI.metrics)
+    assert cfg.reference.endswith(os.path.join('data', 'emoji', 'far_val.zip'))   # the 'real' row
     ten = preset.cell_config(dataclasses.replace(EMOJI, source=__file__), '/tmp/x', 'near', 10, 0, split='val')
     assert ten.settings['kimg'] == 20 and len(ten.entries) == len(compare.METHODS)
-    assert ten.metric_settings['test_dir'].endswith('near_val.zip')
+    assert ten.metric_settings['test_dir'].endswith('near_val.zip') and ten.reference is None
 
 
 def test_source_regularisation_reads_grouped_records(tiny_emoji_source, tmp_path):
@@ -92,16 +93,22 @@ def test_emoji_preset_in_parallel_matches_serial_and_resumes(tiny_emoji_source, 
     mtime = os.stat(ck).st_mtime_ns
     rows = preset.run_preset(bench, outdir, parallel=2, threads=1, **kw)   # measures; trains nothing again
     assert os.stat(ck).st_mtime_ns == mtime
-    assert sorted(r['method'] for r in rows) == ['fsgan', 'tgan']
-    for r in rows:
+    assert [r['method'] for r in rows] == ['fsgan', 'tgan', 'real']
+    for r in rows[:2]:
         assert r['seeds'] == 2 and r['emoji_fd_test_mean'] > 0 and 'fid_test_mean' not in r
         assert 0 <= r['style_share_mean'] <= 1 and 0 <= r['content_mean'] <= 1
+    # The reference row: 16 images of near_val (as many as the samples, so emoji-FD too), the same in each seed;
+    # real Twemoji images are called Twemoji; no latent, so no content preservation.
+    real = rows[2]
+    assert real['seeds'] == 2 and real['emoji_fd_test_mean'] > 0 and real['emoji_fd_test_std'] == 0
+    assert real['style_share_mean'] >= 0.75 and real['content_mean'] is None
     logs = sorted(os.listdir(os.path.join(outdir, 'logs')))
     assert logs == sorted(f'near-5shot-seed{s}-{m}.log' for s in (0, 1) for m in ('fsgan', 'tgan', 'measure'))
     assert len(os.listdir(os.path.join(cell, compare.SOURCE_SAMPLES))) == bench.num + 1  # + its stamp
     md = open(os.path.join(outdir, 'benchmark.md')).read()
     assert md.startswith('Emoji benchmark: source ') and 'protocol paper' in md and 'gamma 0.1' in md
-    assert '### near, 5 shots (2 seeds)' in md and 'Content preserved' in md
+    assert '### near, 5 shots (2 seeds)' in md and 'Content preserved' in md and '\n| real |' in md
+    assert "real: the target's validation split" in md
     assert '\nCommand: `' in md and '### Where the runs trained' in md
     assert re.search(r'^- cpu .*, 1 threads: 4 runs$', md, re.M), md   # 2 seeds x 2 methods, 1 thread each
     # The same cell trained and measured in this process gives the same numbers.
@@ -218,7 +225,7 @@ def test_a_cell_trained_on_another_device_is_measured_beside_this_ones(tiny_emoj
     assert '1 cells, 2 runs (1 given, 1 pending)' in plan[0]
     assert [line.split()[:2] for line in plan[2:]] == [['fsgan', 'pending'], ['fsgan-away', 'given']], plan
     rows = preset.run_preset(bench, str(here), methods='fsgan', runs=given, **kw)
-    assert sorted(r['method'] for r in rows) == ['fsgan', 'fsgan-away']
+    assert [r['method'] for r in rows] == ['fsgan', 'fsgan-away', 'real']
     numbers = cell_numbers(here, 'near-5shot-seed0')
     assert numbers['fsgan-away']['network'] == str(max(run.glob('adapter-*.pt')))
     assert numbers['fsgan']['network'].endswith('.pkl')
@@ -266,6 +273,11 @@ def test_the_report_averages_every_emoji_column_over_seeds(tmp_path):
     cells = [c.strip() for c in row.strip('|').split('|')]
     within = [c.key for c in EMOJI.columns].index('categories_within')
     assert len(cells) == 2 + len(EMOJI.columns) and cells[2 + within] == '6.5 ± 0.7', row
+    # A row with fewer seeds than the others says so beside its name (the heading counts the most).
+    results[('near', 10, 0)].append(dict({c.key: 1 for c in EMOJI.columns}, method='tgan', trainable_params=9))
+    preset.write_report(EMOJI, str(tmp_path), preset.aggregate(EMOJI, results), 'Emoji benchmark')
+    md = (tmp_path / 'benchmark.md').read_text()
+    assert '### near, 10 shots (2 seeds)' in md and '\n| tgan (1 seed) | 9 |' in md and '\n| fsgan | 9 |' in md
 
 
 def test_bf16_conv_is_a_setting_of_the_comparison_and_reaches_its_runs(tiny_emoji_source, tmp_path, one_thread):

@@ -220,6 +220,8 @@ def test_checkpoint_minutes_reach_new_and_continued_rows_and_are_not_a_setting(p
     (['--runs', 'x=/nonexistent/run'], '--runs x=/nonexistent/run: no such folder'),
     (['--methods', 'fsgan', '--no-source'], 'needs --source and --target-dir'),
     (['--num', '1'], 'Invalid value for --num: must be >= 2, got 1'),
+    (['--reference', '/nonexistent/real'], "Invalid value for '--reference'"),
+    (['--reference', '.', '--runs', 'real=.'], "the row name 'real' is the --reference row"),
 ])
 def test_bad_arguments_one_line_error(p1_path, target_dir, tmp_path, args, message):
     base = ['--source', p1_path, '--target-dir', target_dir, '--outdir', str(tmp_path / 'cmp')]
@@ -369,3 +371,58 @@ def test_cached_metrics_are_measured_again_when_a_metric_network_changes(p1_path
     assert recorded['sharpness'] == {'classifier.pt': file_sha256(str(weights))}
     from fsgan.benchmarks.glyphs.classifier import DEFAULT_PATH as glyph_classifier
     assert recorded['glyph_fgd'] == {'glyph_classifier.pt': file_sha256(glyph_classifier)}
+
+
+def _write_images(folder, count, size=32, start=0):
+    """`count` random size x size RGB PNGs real<i>.png in `folder` (created), numbered from `start`."""
+    folder.mkdir(exist_ok=True)
+    rng = np.random.RandomState(start)
+    for i in range(start, start + count):
+        PIL.Image.fromarray(rng.randint(0, 256, (size, size, 3), np.uint8)).save(folder / f'real{i:02d}.png')
+    return folder
+
+
+def _rows(outdir):
+    with open(outdir / 'metrics.csv') as f:
+        return {r['method']: r for r in csv.DictReader(f)}
+
+
+def test_the_reference_row_measures_held_out_images_as_if_they_were_samples(p1_path, target_dir, tmp_path,
+                                                                            one_thread):
+    outdir = tmp_path / 'cmp'
+    args = [a if a != 'fsgan,tgan' else 'fsgan' for a in _args(p1_path, target_dir, outdir)]
+    args += ['--test-dir', target_dir]
+    ref = _write_images(tmp_path / 'ref', 4)
+    res = CliRunner().invoke(cli.main, args + ['--reference', str(ref)])
+    assert res.exit_code == 0, res.output
+    assert f'[real] metrics on 4 held-out real images ({ref})' in res.output
+    rows = _rows(outdir)
+    assert list(rows) == ['fsgan', 'real']
+    fsgan, real = rows['fsgan'], rows['real']
+    assert float(fsgan['fid_test']) > 0 and float(fsgan['fid_shots']) > 0
+    # 4 images against the methods' 6 samples: the Fréchet distances (size-dependent) are left out
+    assert real['fid_test'] == real['fid_shots'] == '' and real['trainable_params'] == '' and real['run_dir'] == ''
+    assert 0 <= float(real['memorised_inception']) <= 1 and float(real['sharpness_mean']) > 0
+    assert real['sharpness_mean'] != fsgan['sharpness_mean']    # noise images, not the samples
+    md = (outdir / 'metrics.md').read_text()
+    assert '\n| real |' in md and 'real: held-out real target images' in md
+
+    again = CliRunner().invoke(cli.main, args + ['--reference', str(ref)])
+    assert again.exit_code == 0 and 'metrics on' not in again.output, again.output     # cached
+
+    # The method's own samples as the reference: the row repeats the method's numbers (nothing else is measured),
+    # FID included now that the set is as large as the samples; the method is not measured again.
+    same = CliRunner().invoke(cli.main, args + ['--reference', str(outdir / 'samples' / 'fsgan')])
+    assert same.exit_code == 0, same.output
+    assert '[real] metrics on 6 held-out' in same.output and '[fsgan] metrics on' not in same.output
+    rows = _rows(outdir)
+    for key in ('fid_test', 'fid_shots', 'memorised_inception', 'memorised_pixel', 'sharpness_mean'):
+        assert rows['real'][key] == rows['fsgan'][key] != '', key
+
+    # Images at another resolution than the networks': one line naming the option, nothing lost.
+    wrong = _write_images(tmp_path / 'wrong', 2, size=48)
+    res = CliRunner().invoke(cli.main, args + ['--reference', str(wrong)])
+    assert res.exit_code != 0 and 'Traceback' not in res.output
+    assert res.output.strip().splitlines()[-1].startswith('Error: Invalid value for --reference: ')
+    assert 'its images are 48x48' in res.output
+    assert _rows(outdir)['real']['fid_test'] == rows['real']['fid_test']

@@ -5,7 +5,9 @@ comparison folder, outdir/<target>-<shots>shot-seed<seed>/ (resumable like any c
 writes outdir/benchmark.csv and benchmark.md with mean ± std over seeds per (target, shots, method), and
 outdir/figure-<target>-<shots>shot.png, the comparison figure of the first seed (target shots, then a row per
 method, the same seeds in each row). The report gives the command, the commit, and where each run trained (from
-the runs' sessions.jsonl, fsgan.provenance).
+the runs' sessions.jsonl, fsgan.provenance). Measured on the test split, every cell also measures the target's
+validation split as compare's reference row ('real': held-out real images as if they were samples), so each
+metric's value for images that copy nothing stands beside the methods'.
 
 parallel=N > 1 first trains every (cell, method) run in N worker processes (fsgan.parallel; one log each under
 outdir/logs/), then measures the cells in N processes, then collects the (cached) tables here. Every stage keeps
@@ -133,7 +135,8 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
     of the benchmark's shipped source (its regularisation read from the .json beside it, as for the shipped one).
     runs: ['NAME=RUNDIR'] run folders of this cell trained elsewhere, measured as extra rows (compare's --runs).
     bf16_conv: train with bfloat16 convolutions (compare's --bf16-conv); checkpoint_minutes: compare's
-    --checkpoint-minutes (None: its default)."""
+    --checkpoint-minutes (None: its default). On the test split the target's validation split is compare's
+    --reference (the 'real' row)."""
     from fsgan.compare import CHECKPOINT_MINUTES, DEFAULT_METHODS, CompareError, setup_compare
     prefix = bench.targets[target]
     if source is not None and not os.path.isfile(source):
@@ -142,6 +145,7 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
     protocol = protocol or bench.protocol
     shots_zip = os.path.join(bench.data_dir, f'{prefix}_shots{shots}.zip')
     eval_zip = os.path.join(bench.data_dir, f'{prefix}_{split}.zip')
+    val_zip = os.path.join(bench.data_dir, f'{prefix}_val.zip')
     for path in (source, shots_zip, eval_zip):
         if not os.path.isfile(path):
             hint = ' (or give --source)' if path == bench.source else ''
@@ -156,7 +160,8 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
                          num_test=bench.num_test if num_test is None else num_test, device=device,
                          inception=bench.inception, expect=bench.expect.get(target),
                          train_options=source_regularisation(source), metrics=bench.metrics, bf16_conv=bf16_conv,
-                         checkpoint_minutes=CHECKPOINT_MINUTES if checkpoint_minutes is None else checkpoint_minutes)
+                         checkpoint_minutes=CHECKPOINT_MINUTES if checkpoint_minutes is None else checkpoint_minutes,
+                         reference=val_zip if split == 'test' and os.path.isfile(val_zip) else None)
 
 
 def aggregate(bench, results):
@@ -186,11 +191,17 @@ def seed_cell(column, row):
     return f'{text} ({n} of {row["seeds"]})' if text and n < row['seeds'] else text
 
 
+def method_label(row, seeds):
+    """An aggregate row's name, with '(n seeds)' when it has fewer seeds than the table's heading says."""
+    n = row['seeds']
+    return row['method'] if n == seeds else f'{row["method"]} ({n} seed{"s" * (n != 1)})'
+
+
 def write_report(bench, outdir, rows, header, places=()):
     """benchmark.csv (every number) and benchmark.md (the command and commit, a table per target and shots, the
     columns' legend, then where the runs trained: `places` of training_places), atomically."""
     from fsgan import provenance
-    from fsgan.compare import TRAINABLE_COLUMN, write_csv
+    from fsgan.compare import REFERENCE_ROW, TRAINABLE_COLUMN, write_csv
     fields = ['target', 'shots', 'method', 'seeds', 'trainable_params']
     fields += [c.key + s for c in bench.columns for s in ('_mean', '_std', '_n')]
     write_csv(os.path.join(outdir, 'benchmark.csv'), rows, fields)
@@ -198,11 +209,16 @@ def write_report(bench, outdir, rows, header, places=()):
                          f'{provenance.commit_label(provenance.git_commit())}.', '']
     for target, shots in sorted({(r['target'], r['shots']) for r in rows}):
         block = [r for r in rows if r['target'] == target and r['shots'] == shots]
-        body = [[r['method'], TRAINABLE_COLUMN.format(r['trainable_params'])]
+        seeds = max(r['seeds'] for r in block)
+        body = [[method_label(r, seeds), TRAINABLE_COLUMN.format(r['trainable_params'])]
                 + [seed_cell(c, r) for c in bench.columns] for r in block]
-        seeds = block[0]['seeds']
         lines += [f'### {target}, {shots} shots ({seeds} seed{"s" * (seeds != 1)})', '']
         lines += evaluate.markdown_table(['Method', 'Trainable'] + [c.title for c in bench.columns], body) + ['']
+    if any(r['method'] == REFERENCE_ROW for r in rows):
+        lines.append(f'{REFERENCE_ROW}: the target\'s validation split (held-out real images, none of them a shot) '
+                     f'measured as if it were a method\'s samples: what each metric gives for target images that '
+                     f'copy nothing. Fréchet distances are left out when it holds fewer images than the samples '
+                     f'(they depend on the set size); content preservation needs a latent.')
     lines.append(evaluate.legend(bench.columns))
     if places:
         lines += [''] + places_section(places)

@@ -115,7 +115,7 @@ def emoji_style_metric(ctx):
                                                          classifier_sha256=clf.config['weights_sha256']))
 
 
-@register('emoji_fd', needs=('data|shots',), weights=(DEFAULT_PATH,),
+@register('emoji_fd', needs=('data|shots',), weights=(DEFAULT_PATH,), size_dependent=True,
           columns=(Column('emoji_fd_test', 'emoji-FD test', '.1f', 'down', value='fd'),
                    Column('emoji_fd_shots', 'emoji-FD shots', '.1f', value='fd_shots')),
           help='emoji-FD: Fréchet distance of emoji-classifier features vs --data (test set) and/or --shots-dir')

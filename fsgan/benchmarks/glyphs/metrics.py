@@ -196,8 +196,9 @@ def _test_features(ctx, clf):
     return ctx.cached(f'shared/glyph_data/{ctx.data.content_hash()}', make)
 
 
-def glyph_metric(name, needs, columns, help, headline, recorded=()):
-    """Register fn(ctx, samples) -> {value key: number} (samples: _samples(ctx)) as the glyph metric `name`.
+def glyph_metric(name, needs, columns, help, headline, recorded=(), size_dependent=False):
+    """Register fn(ctx, samples) -> {value key: number} (samples: _samples(ctx)) as the glyph metric `name`
+    (size_dependent: as metrics.registry.register's).
 
     The metric notes itself as not applicable (every column None) to images the glyph classifier does not read,
     adds num_gen, takes its value from `headline` (a key, or a function of the values giving one) and records
@@ -212,7 +213,8 @@ def glyph_metric(name, needs, columns, help, headline, recorded=()):
             options.update({k: ctx.options[k] for k in recorded})
             key = headline(values) if callable(headline) else headline
             return dict(value=values[key], values=values, options=options)
-        register(name, help=help, needs=needs, columns=columns, weights=(DEFAULT_PATH,))(metric)
+        register(name, help=help, needs=needs, columns=columns, weights=(DEFAULT_PATH,),
+                 size_dependent=size_dependent)(metric)
         return fn
     return wrap
 
@@ -220,7 +222,8 @@ def glyph_metric(name, needs, columns, help, headline, recorded=()):
 @glyph_metric('glyph_fgd', ('data|shots',), FGD_COLUMNS,
               'glyph benchmark: Fréchet glyph distance (FID formula on glyph-classifier features) vs --data and '
               '--shots-dir (2 shots or more)',
-              headline=lambda values: 'fgd_test' if values['fgd_test'] is not None else 'fgd_shots')
+              headline=lambda values: 'fgd_test' if values['fgd_test'] is not None else 'fgd_shots',
+              size_dependent=True)
 def glyph_fgd_values(ctx, samples):
     clf = samples['clf']
     return fgd_numbers(samples['feats'], _shots(ctx, clf)[1], _test_features(ctx, clf))

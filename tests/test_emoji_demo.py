@@ -45,13 +45,26 @@ def test_emoji_demo_writes_figures_video_and_both_metric_rows(tiny_source, tmp_p
         assert 0 <= row['memorised_inception'] <= 1
     assert source['content'] is None and 0 <= adapted['content'] <= 1   # content: adapted vs source, same seeds
     assert source['emoji_fd_test'] != adapted['emoji_fd_test']           # the run changed the generator
+    # the real column: 48 near_val images (as many as the samples, so FID too), called Twemoji, no latent
+    real = report['real']
+    assert real['num_gen'] == 48 and real['fid_test'] > 0 and real['content'] is None
+    assert real['style_share'] >= 0.75 > adapted['style_share'] and real['reference'].endswith('near_val.zip')
     md = (run_dir / 'metrics.md').read_text()
-    assert '| Metric | Source (unadapted) | Adapted (FSGAN) |' in md and '| Content preserved ↑ | n/a |' in md
+    assert '| Metric | Source (unadapted) | Adapted (FSGAN) | Real (held-out val) |' in md
+    assert '| Content preserved ↑ | n/a |' in md and 'the first 48 images of near_val.zip' in md
     opts = read_training_options(run_dir / 'training_options.json')
     assert opts['gamma'] == 0.5 and opts['pl_weight'] == 0.0 and opts['protocol'] == 'paper'
     # the paper's G_ema half-life (10 of 20 kimg) scaled to the run's length, recorded with the run and the report
     assert opts['ema_kimg'] == pytest.approx(0.032) and report['ema_kimg'] == opts['ema_kimg']
     assert opts['ema_rampup'] is None and 'G_ema half-life 0.032 kimg' in md
+
+
+def test_the_real_column_comes_from_the_validation_split_beside_the_test_split(tmp_path):
+    assert demo.reference_split(demo.DEFAULT_TEST).endswith(os.path.join('data', 'emoji', 'near_val.zip'))
+    assert demo.reference_split(demo.DEFAULT_TEST.replace('near_test', 'far_test')).endswith('far_val.zip')
+    (tmp_path / 'mine_test.zip').write_bytes(b'')
+    assert demo.reference_split(str(tmp_path / 'mine_test.zip')) is None      # no validation split beside it
+    assert demo.reference_split(str(tmp_path)) is None
 
 
 def test_emoji_demo_without_the_shipped_source_is_one_line(tmp_path, monkeypatch):

@@ -10,7 +10,9 @@ Everything lands in a new numbered run folder under --outdir:
   interpolation.mp4    looping interpolation in w
   metrics.json/.md     the same metrics for the unadapted source and the adapted G, side by side: FID/KID and
                        emoji-FD against the near test set, target-style share, content preservation (same category
-                       for the same latent as the source), diversity, memorisation (--num samples, psi 1)
+                       for the same latent as the source), diversity, memorisation (--num samples, psi 1); beside
+                       them the same metrics of the target's held-out validation images (reference_split): what
+                       real images that copy nothing score
 """
 import os
 
@@ -29,6 +31,7 @@ DEFAULT_LR = 0.003      # the paper's
 DEFAULT_NUM = 200       # samples per network for the metrics
 DEFAULT_NUM_TEST = 0    # test images for the metrics: all (a prefix in name order is code-point order, not a sample)
 BEFORE_AFTER_SEEDS = tuple(range(16))
+REAL_COLUMN = 'Real (held-out val)'
 # The report's metrics; its table shows their Columns in this order.
 METRICS = ('fid', 'kid', 'emoji_fd', 'emoji_style', 'emoji_content', 'intra_inception', 'memorization',
            'nearest_real')
@@ -68,9 +71,20 @@ def before_after(G_source, G, shots, path):
     save_png(labeled_grid(rows, row_labels=['target shots', 'source', 'adapted']), path)
 
 
+def reference_split(test):
+    """The validation split beside a shipped test split (<prefix>_test.zip -> <prefix>_val.zip), or None."""
+    folder, name = os.path.split(os.path.abspath(test))
+    if not name.endswith('_test.zip'):
+        return None
+    val = os.path.join(folder, name[:-len('_test.zip')] + '_val.zip')
+    return val if os.path.isfile(val) else None
+
+
 def measure(run_dir, G_source, G, test, num, num_test, progress=True):
-    """(source row, adapted row): the METRICS of both networks' first `num` seeds (psi 1) against the run's shots
-    and the test set; content preservation pairs the adapted G's samples with the source's."""
+    """(source row, adapted row, real row or None, test images used): the METRICS of both networks' first `num`
+    seeds (psi 1) against the run's shots and the test set; content preservation pairs the adapted G's samples
+    with the source's. The real row: the first `num` images of the test split's validation split
+    (reference_split) measured the same way (compare's reference row; no content preservation: no latent)."""
     import numpy as np
     from fsgan.compare import method_metrics, write_shots
     from metrics.images import ImageSet
@@ -81,12 +95,17 @@ def measure(run_dir, G_source, G, test, num, num_test, progress=True):
                                          progress=progress)
             for name, net in (('source', G_source), ('adapted', G))}
     shared = {}
-    source = method_metrics(dirs['source'], shots_dir, test_set, dict(ms, metrics=[m for m in METRICS
-                                                                                   if m != 'emoji_content']),
-                            fig_dir=run_dir, tag='source', shared=shared, progress=progress)
+    no_latent = dict(ms, metrics=[m for m in METRICS if m != 'emoji_content'])
+    source = method_metrics(dirs['source'], shots_dir, test_set, no_latent, fig_dir=run_dir, tag='source',
+                            shared=shared, progress=progress)
     adapted = method_metrics(dirs['adapted'], shots_dir, test_set, ms, fig_dir=run_dir, tag='adapted',
                              shared=shared, source_dir=dirs['source'], progress=progress)
-    return dict(dict.fromkeys(adapted), **source), adapted, len(test_set)   # the same keys in both rows
+    val = reference_split(test)
+    real = None if val is None else method_metrics(val, shots_dir, test_set, no_latent, fig_dir=run_dir, tag='real',
+                                                   shared=shared, progress=progress)
+    same_keys = dict.fromkeys(adapted)   # every row has the same keys
+    return (dict(same_keys, **source), adapted, None if real is None else dict(same_keys, **real, reference=val),
+            len(test_set))
 
 
 def test_label(test):
@@ -95,18 +114,25 @@ def test_label(test):
     return {'near': 'near (Twemoji)', 'far': 'far (OpenMoji)'}.get(name.split('_')[0], name)
 
 
-def write_report(run_dir, source, adapted, extra):
-    """metrics.json (every number of both rows) and metrics.md (one table: metric, source, adapted), atomically.
-    Returns the json path."""
+def write_report(run_dir, source, adapted, extra, real=None):
+    """metrics.json (every number of the rows) and metrics.md (one table: metric, source, adapted, and the real
+    validation images when `real` is given), atomically. Returns the json path."""
     from dnnlib.fileio import atomic_write_bytes, atomic_write_json
-    atomic_write_json(os.path.join(run_dir, 'metrics.json'), dict(extra, source=source, adapted=adapted))
+    atomic_write_json(os.path.join(run_dir, 'metrics.json'), dict(extra, source=source, adapted=adapted, real=real))
     columns = evaluate.table_columns(METRICS)
-    body = [[c.title, evaluate.cell(c, source) or 'n/a', evaluate.cell(c, adapted) or 'n/a'] for c in columns]
-    lines = evaluate.markdown_table(['Metric', 'Source (unadapted)', 'Adapted (FSGAN)'], body)
+    rows = [source, adapted] + ([real] if real is not None else [])
+    body = [[c.title] + [evaluate.cell(c, row) or 'n/a' for row in rows] for c in columns]
+    lines = evaluate.markdown_table(['Metric', 'Source (unadapted)', 'Adapted (FSGAN)']
+                                    + ([REAL_COLUMN] if real is not None else []), body)
     lines += ['', f'{adapted["num_gen"]} samples per network (seeds 0..{adapted["num_gen"] - 1}, psi 1) against '
               f'{extra["num_test"]} {test_label(extra["test_set"])} test images and the 10 shots. FSGAN, protocol paper, lr '
               f'{extra["lr"]:g}, {extra["kimg"]:g} kimg, G_ema half-life {extra["ema_kimg"]:g} kimg (the paper\'s 10 of '
-              f'20 kimg, scaled to the length), batch {extra["batch"]}, seed 0.', evaluate.legend(columns)]
+              f'20 kimg, scaled to the length), batch {extra["batch"]}, seed 0.']
+    if real is not None:
+        lines.append(f'{REAL_COLUMN}: the first {real["num_gen"]} images of {os.path.basename(real["reference"])} '
+                     f'(real target images, none of them a shot or a test image) measured as if they were samples: '
+                     f'what images that copy nothing score.')
+    lines.append(evaluate.legend(columns))
     atomic_write_bytes(os.path.join(run_dir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
     return os.path.join(run_dir, 'metrics.json')
 
@@ -138,10 +164,10 @@ def run_demo(outdir, source=DEFAULT_SOURCE, target=DEFAULT_TARGET, test=DEFAULT_
     interpolation_video(G, [[1, 5, 9, 13]], out['video'], frames_per_transition=16, space='w', trunc=0.8, fps=24,
                         factor=4)
     stages.update()
-    source_row, adapted_row, n_test = measure(run_dir, G_source, G, test, num, num_test, progress)
+    source_row, adapted_row, real_row, n_test = measure(run_dir, G_source, G, test, num, num_test, progress)
     stages.update(2)
     stages.close()
     extra = dict(network=network, network_sha256=sha, source=source, source_sha256=source_sha, test_set=test,
                  num_test=n_test, lr=c.lr, kimg=c.kimg, ema_kimg=c.ema_kimg, batch=c.batch, protocol=c.protocol)
-    out['metrics'] = write_report(run_dir, source_row, adapted_row, extra)
+    out['metrics'] = write_report(run_dir, source_row, adapted_row, extra, real_row)
     return run_dir, out, adapted_row

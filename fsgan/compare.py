@@ -41,7 +41,7 @@ from fsgan.run_setup import (TRAIN_OPTION_BOUNDS, TRAIN_OPTION_CHOICES, SetupErr
                              check_train_option, parse_loss_options, parse_method_options)
 from fsgan.losses import resolve_losses
 from fsgan import evaluate
-from metrics.registry import Column, weights_digest
+from metrics.registry import Column, cache_key
 
 STATE_FILE = 'compare_state.json'
 LOCK_FILE = 'compare.lock'  # held while a process trains or measures the comparison (dnnlib.lock)
@@ -671,7 +671,7 @@ def measure_method(cfg, state, name, shots, test_set, device, shared):
     G, network, sha = run_generator(cfg, run_dir, device)
     key = dict(ms, network_sha256=sha, shots_dir=os.path.relpath(shots_dir, cfg.outdir),
                test_sha256=None if test_set is None else test_set.content_hash(), source_sha256=source_digest(cfg),
-               metric_weights=weights_digest(metric_names(ms, len(shots)), evaluate.metric_registry()))
+               **cache_key(metric_names(ms, len(shots)), evaluate.metric_registry()))
     if entry.get('metrics_key') != key:
         print(f'[{name}] metrics on {ms["num"]} images')
         gen_dir = evaluate.write_samples(G, os.path.join(cfg.outdir, 'samples', name), range(ms['num']),
@@ -695,8 +695,7 @@ def reference_key(cfg, reference, shots_dir, test_set):
     ms = cfg.metric_settings
     return dict(ms, reference_sha256=reference.content_hash(), shots_dir=os.path.relpath(shots_dir, cfg.outdir),
                 test_sha256=None if test_set is None else test_set.content_hash(),
-                metric_weights=weights_digest(metric_names(ms, len(os.listdir(shots_dir))),
-                                              evaluate.metric_registry()))
+                **cache_key(metric_names(ms, len(os.listdir(shots_dir))), evaluate.metric_registry()))
 
 
 def measure_reference(cfg, state, shots, test_set, device, shared):

@@ -83,6 +83,7 @@ class MetricSpec:
     columns: tuple = ()
     weights: tuple = ()     # paths of the network files the numbers depend on (see the module docstring)
     size_dependent: bool = False    # its numbers move with the number of generated images (see register)
+    version: int = 1                # raised whenever its numbers change for the same inputs (see register)
 
     def row(self, result):
         """{column key: number} of a result of fn (None where `values` lacks it)."""
@@ -92,17 +93,19 @@ class MetricSpec:
 REGISTRY = {}
 
 
-def register(name, help, needs=(), columns=(), weights=(), size_dependent=False):
+def register(name, help, needs=(), columns=(), weights=(), size_dependent=False, version=1):
     """Decorator adding a metric function to REGISTRY under `name`; `columns`: its Column tuple (at least one);
     `weights`: paths of the network files its numbers depend on; `size_dependent`: its numbers move with the
     number of generated images beyond noise (Fréchet distances are biased upward for small sets), so only
-    sets of the same size compare."""
+    sets of the same size compare; `version`: raise it whenever the metric's numbers change for the same inputs
+    (a new column, a fix): whoever caches its numbers keys them by it (cache_key), so they are measured afresh."""
     if not columns or not all(isinstance(c, Column) for c in columns):
         raise ValueError(f'metric {name}: declare the columns of its numbers (Column objects)')
 
     def decorator(fn):
         REGISTRY[name] = MetricSpec(name=name, fn=fn, help=help, needs=tuple(needs), columns=tuple(columns),
-                                    weights=tuple(weights), size_dependent=bool(size_dependent))
+                                    weights=tuple(weights), size_dependent=bool(size_dependent),
+                                    version=int(version))
         return fn
     return decorator
 
@@ -115,6 +118,18 @@ def weights_digest(names, registry=None):
     return {name: {os.path.basename(path): file_sha256(path) if os.path.isfile(path) else None
                    for path in registry[name].weights}
             for name in names if registry[name].weights}
+
+
+def cache_key(names, registry=None):
+    """What cached numbers of the metrics `names` must match besides their inputs and settings: metric_weights
+    (weights_digest) and, for metrics past their first version, metric_versions {name: version}. A metric at
+    version 1 adds nothing, so numbers cached before versions existed stay valid while their metric is unchanged."""
+    registry = get_registry() if registry is None else registry
+    key = dict(metric_weights=weights_digest(names, registry))
+    versions = {name: registry[name].version for name in names if registry[name].version != 1}
+    if versions:
+        key['metric_versions'] = versions
+    return key
 
 
 def get_registry():

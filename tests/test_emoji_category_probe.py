@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from dnnlib import EasyDict
 from dnnlib.util import file_sha256
 from fsgan.benchmarks.emoji import paths
 from fsgan.benchmarks.emoji.category_probe import (DEFAULT_PATH, fit_probe, load_category_probe,
@@ -14,6 +15,7 @@ from fsgan.benchmarks.emoji.category_probe import (DEFAULT_PATH, fit_probe, load
                                                    unseen_style_accuracy)
 from fsgan.benchmarks.emoji.classifier import CATEGORY_KEYS, read_emoji_zip
 from fsgan.benchmarks.emoji.classifier_train import zip_groups
+from fsgan.evaluate import metric_registry as get_registry
 from metrics.images import ImageSet
 from metrics.inception import InceptionDetector, offline_detector_path
 from metrics.registry import MetricContext
@@ -169,6 +171,22 @@ def test_emoji_content_pairs_samples_by_index(tmp_path):
     assert res['value'] < 0.6 and res['options']['category_probe_sha256'] == file_sha256(DEFAULT_PATH)
     with pytest.raises(ValueError, match='by index'):
         _run('emoji_content', MetricContext(gen=gen, source_gen=ImageSet(tmp_path / 'mixed', limit=10)))
+
+
+def test_emoji_content_reports_the_share_unrelated_pairs_would_match(monkeypatch):
+    """chance = sum_k p_gen(k) p_source(k): here gen shares (1/2, 1/2), source shares (1/4, 3/4) -> 1/2, while
+    the pairs by index match 3 times in 4."""
+    from fsgan.benchmarks.emoji import metrics as emoji_metrics
+    predicted = {'gen': torch.tensor([0, 0, 1, 1]), 'source_gen': torch.tensor([0, 1, 1, 1])}
+    monkeypatch.setattr(emoji_metrics, 'categories', lambda ctx, which: predicted[which])
+    monkeypatch.setattr(emoji_metrics, 'probe_options', lambda ctx: {})
+    ctx = EasyDict(gen=[None] * 4, source_gen=[None] * 4, memo={})
+    res = emoji_metrics.emoji_content_metric(ctx)
+    assert res['value'] == res['values']['content'] == 0.75
+    assert res['values']['chance'] == pytest.approx(0.5)
+    registry = get_registry()
+    assert registry['emoji_content'].version == 2           # chance added: numbers cached before are measured again
+    assert registry['emoji_content'].row(res) == dict(content=0.75, content_chance=pytest.approx(0.5))
 
 
 def test_category_metrics_share_the_inception_features_of_fid(tmp_path, probe):

@@ -371,6 +371,15 @@ def test_cached_metrics_are_measured_again_when_a_metric_network_changes(p1_path
     assert recorded['sharpness'] == {'classifier.pt': file_sha256(str(weights))}
     from fsgan.benchmarks.glyphs.classifier import DEFAULT_PATH as glyph_classifier
     assert recorded['glyph_fgd'] == {'glyph_classifier.pt': file_sha256(glyph_classifier)}
+    assert 'metric_versions' not in state['methods']['fsgan']['metrics_key']    # every metric at its first version
+    # A metric whose numbers changed (a new column, a fix) raises its version: its cached numbers are measured again.
+    monkeypatch.setitem(registry, 'sharpness', dataclasses.replace(registry['sharpness'], version=2))
+    res = CliRunner().invoke(cli.main, args)
+    assert res.exit_code == 0 and '[fsgan] metrics on 6 images' in res.output, res.output
+    state = json.loads((outdir / compare.STATE_FILE).read_text())
+    assert state['methods']['fsgan']['metrics_key']['metric_versions'] == {'sharpness': 2}
+    again = CliRunner().invoke(cli.main, args)
+    assert again.exit_code == 0 and 'metrics on' not in again.output, again.output
 
 
 def _write_images(folder, count, size=32, start=0):

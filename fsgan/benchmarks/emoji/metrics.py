@@ -13,7 +13,9 @@ MetricContext. Categories come from the probe on the Inception features of Metri
   metrics.frechet) between generated images and the test set (`fd`, the value when given) and the
   shots (`fd_shots`).
 * emoji_content: content preservation. For the same latents (seeds, truncation) the adapted and the
-  source generator each draw one image; `value` is the share of pairs with the same predicted category.
+  source generator each draw one image; `value` is the share of pairs with the same predicted category, and
+  `chance` the share that unrelated pairs with the same category shares would match, sum_k p_gen(k) p_source(k)
+  (version 2): content is kept only as far as `value` exceeds it.
 * emoji_categories: share of each of the 9 categories (values gen_<key> and real_<key>, keys
   classifier.CATEGORY_KEYS) among generated and real images (the test set, else the shots), both as the
   probe predicts them; `value` is the number of categories whose generated share lies within half
@@ -130,8 +132,12 @@ def emoji_fd_metric(ctx):
     return dict(value=value, values=values, options=dict(classifier_sha256=classifier(ctx).config['weights_sha256']))
 
 
-@register('emoji_content', needs=('source_gen',), weights=(PROBE_PATH,),
-          columns=(Column('content', 'Content preserved', '.1%', 'up'),),
+@register('emoji_content', needs=('source_gen',), weights=(PROBE_PATH,), version=2,
+          columns=(Column('content', 'Content preserved', '.1%', 'up'),
+                   Column('content_chance', 'Content by chance', '.1%', value='chance',
+                          note='the share of same-category pairs expected if the adapted samples were unrelated to '
+                               "the source's (the product of both category distributions, summed); content "
+                               'preservation means something only above it.')),
           help='emoji category probe (Inception features): share of samples whose category equals that of the '
                'source network\'s sample for the same latent (needs --source)')
 def emoji_content_metric(ctx):
@@ -140,7 +146,9 @@ def emoji_content_metric(ctx):
                          f'{len(ctx.source_gen)} source images')
     gen, src = categories(ctx, 'gen'), categories(ctx, 'source_gen')
     value = float((gen == src).double().mean())
-    return dict(value=value, values=dict(content=value, num_gen=len(gen)),
+    k = len(CATEGORY_KEYS)
+    chance = float(np.dot(shares(gen, k), shares(src, k)))
+    return dict(value=value, values=dict(content=value, chance=chance, num_gen=len(gen)),
                 options=dict(ctx.memo.get('source/info', {}), **probe_options(ctx)))
 
 

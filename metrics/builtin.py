@@ -38,7 +38,7 @@ def fid_metric(ctx):
 
 
 @register('kid', help='KID vs --data: unbiased MMD^2, cubic kernel, mean over subsets (x1e3 not applied)',
-          needs=('data',),
+          needs=('data',), version=2,
           columns=(Column('kid', 'KID', '.5f', 'down', std='kid_std'), Column('kid_std', 'KID std', '.5f')))
 def kid_metric(ctx):
     from metrics.frechet import kid
@@ -46,6 +46,8 @@ def kid_metric(ctx):
     gen, real = ctx.features('gen'), ctx.features('data')
     mean, std = kid(gen, real, num_subsets=ctx.kid_subsets, max_subset_size=ctx.kid_subset_size, seed=ctx.seed)
     m = min(len(gen), len(real), ctx.kid_subset_size)
+    if m == len(gen) == len(real):
+        std = None      # (version 2) one evaluation over both sets whole: no spread to report, not a spread of 0
     values = dict(kid=mean, kid_std=std, num_gen=len(gen), num_data=len(real))
     options = dict(ctx.detector_options(), num_subsets=ctx.kid_subsets, subset_size=m)
     return dict(value=mean, values=values, options=options)

@@ -146,3 +146,32 @@ def test_fid_bias_fit_removes_most_of_the_small_sample_bias():
 def test_fid_bias_fit_refuses_splits_without_two_rows_a_side():
     with pytest.raises(ValueError, match='fewer than 2'):
         fid_bias_fit(np.zeros((20, 4)), fractions=(0.05,))
+
+
+class _FeatureContext:
+    """What the registered kid metric reads of a MetricContext: features of 'gen' and 'data', the subset settings."""
+    kid_subsets, kid_subset_size, seed = 6, 1000, 0
+
+    def __init__(self, gen, data):
+        self._features = dict(gen=gen, data=data)
+
+    def features(self, which):
+        return self._features[which]
+
+    def detector_options(self):
+        return {}
+
+
+def test_the_kid_metric_reports_no_spread_for_one_evaluation_over_whole_sets():
+    from fsgan import evaluate
+    from metrics.registry import get_registry
+    spec = get_registry()['kid']
+    rng = np.random.RandomState(7)
+    x, y = rng.randn(12, 6), rng.randn(12, 6) + 0.4
+    res = spec.fn(_FeatureContext(x, y))
+    assert res['values']['kid'] == pytest.approx(_kid_loop(x, y), rel=1e-10) and res['values']['kid_std'] is None
+    assert spec.version == 2                         # the std was 0.0 before: cached numbers are measured again
+    kid_column = spec.columns[0]
+    assert evaluate.cell(kid_column, spec.row(res)) == format(res['value'], '.5f')   # no '± 0.00000'
+    bigger = spec.fn(_FeatureContext(x, rng.randn(20, 6)))   # rounds of 12 of 20 test rows: a real spread
+    assert bigger['values']['kid_std'] > 0 and '±' in evaluate.cell(kid_column, spec.row(bigger))

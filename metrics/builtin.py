@@ -9,7 +9,8 @@ from metrics.registry import Column, register
 # Shared by the metrics that report pixel-space memorisation (here and in benchmark metric modules).
 MEMORISED_PIXEL = Column('memorised_pixel', 'Memorised (pixel)', '.1%', 'down', value='fraction_pixel',
                          note='share of samples closer in pixels to a training shot than any two shots are to '
-                              'each other.')
+                              'each other (real images that copy nothing score above 0 too: read it against held-out '
+                              'real images, compare.py --reference).')
 
 
 def _mean_std(values):
@@ -106,7 +107,8 @@ def nearest_real_metric(ctx):
 @register('memorization', needs=('shots',),
           columns=(Column('memorised_inception', 'Memorised (Inception)', '.1%', 'down', value='fraction_inception',
                           note='share of samples closer (Inception features) to a training shot than any two '
-                               'shots are to each other.'),
+                               'shots are to each other (real images that copy nothing score above 0 too: read it '
+                               'against held-out real images, compare.py --reference).'),
                    MEMORISED_PIXEL),
           help='fraction of samples nearer a shot than any two shots are (Inception and 64x64 pixel space); '
                'saves a PNG of the closest pairs')
@@ -158,7 +160,10 @@ def intra_lpips_metric(ctx):
 
 
 @register('intra_inception', needs=('shots',),
-          columns=(Column('intra_inception', 'Intra-cluster Inception distance', '.2f', 'up'),),
+          columns=(Column('intra_inception', 'Intra-cluster Inception distance', '.2f', 'up',
+                          note='mean pairwise Inception distance among the samples nearest each shot (at most 50 '
+                               'per shot), averaged over the shots with two or more; higher is more diverse, but not '
+                               "better past the real target images' own value (compare.py --reference)."),),
           help='offline diversity: CDC-style intra-cluster mean pairwise L2 distance of Inception features')
 def intra_inception_metric(ctx):
     from metrics.diversity import intra_cluster_from_features

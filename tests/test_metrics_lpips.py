@@ -140,6 +140,18 @@ def test_intra_cluster_features_against_brute_force():
     assert sum(out['cluster_sizes']) == 40
 
 
+def test_intra_cluster_features_skip_clusters_of_fewer_than_two():
+    # Shots at 0, 10 and 100 on a line: two samples near 0 (distance 2 apart), one near 10, none near 100.
+    shots = np.array([[0.0], [10.0], [100.0]])
+    gen = np.array([[-1.0], [1.0], [9.0]])
+    out = intra_cluster_from_features(gen, shots)
+    assert out['cluster_sizes'] == [2, 1, 0] and out['per_cluster'] == [2.0, None, None]
+    assert out['value'] == 2.0 and out['clusters_used'] == 1
+    # No cluster with two members: no value (NaN), not 0
+    lone = intra_cluster_from_features(np.array([[1.0], [9.0]]), shots)
+    assert np.isnan(lone['value']) and lone['clusters_used'] == 0
+
+
 def test_intra_lpips_on_image_folders(tmp_path):
     rng = np.random.RandomState(7)
     shots_dir, gen_dir = tmp_path / 'shots', tmp_path / 'gen'

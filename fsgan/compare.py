@@ -6,7 +6,8 @@ Examples:
   python scripts/compare.py --outdir cmp2 --runs fsgan=runs/00003-fsgan-10shot --runs tgan=runs/00004-tgan-10shot
 
 The comparison folder (--outdir) holds:
-  compare_state.json        settings, and per method its run folder, a 'done' mark and cached metrics
+  compare_state.json        settings, and per method its run folder, a 'done' mark and cached metrics (and under
+                            'reference' the cached metrics of the --reference row)
   runs/<method>/NNNNN-...   the training runs (scripts/train.py run folders)
   shots/<hash>/shotNN.png   the target shots as the networks saw them (converted, at network resolution)
   samples/<method>/NNNNNN.png     the --num generated images the metrics use (image i is seed i)
@@ -163,15 +164,27 @@ def check_bounds(values):
             raise CompareError(f'must be >= {low}, got {value}', flag)
 
 
-def check_reference(reference, names):
-    """CompareError unless `reference` is None or an existing folder or zip, and no row `names` is its row's."""
+def check_reference(reference, names, num):
+    """Before anything trains: CompareError unless `reference` is None or a folder or zip whose first `num` images
+    all decode and share one size, and no row `names` is its row's. (Their size against the networks' is checked
+    when the row is measured, measure_reference.)"""
+    from metrics.images import ImageSet
+    from training.dataset import DataError
     if reference is None:
         return
-    if not (os.path.isdir(reference) or os.path.isfile(reference)):
-        raise CompareError(f'{reference}: no such folder or zip; give held-out real images of the target',
-                           '--reference')
     if REFERENCE_ROW in names:
         raise CompareError(f'the row name {REFERENCE_ROW!r} is the --reference row; name the run otherwise', '--runs')
+    try:
+        images = ImageSet(reference, limit=num)
+        sizes = {}
+        for i in range(len(images)):
+            sizes.setdefault(images.read(i).shape[:2], images.names[i])
+    except (ValueError, DataError) as e:
+        raise CompareError(f'{e}; give a folder or zip of held-out real images of the target', '--reference') from None
+    if len(sizes) > 1:
+        (a, first), (b, other) = list(sizes.items())[:2]
+        raise CompareError(f'{reference}: images of different sizes ({first} is {a[1]}x{a[0]}, {other} is '
+                           f'{b[1]}x{b[0]}); give images of one size, the networks\' resolution', '--reference')
 
 
 def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, runs=(), kimg=None, batch=None,
@@ -203,7 +216,7 @@ def setup_compare(outdir, source=None, target_dir=None, shots=10, methods=None, 
         raise CompareError('--kimg and --tick must be > 0')
     if kimg is None:
         kimg = paper_kimg(shots)
-    check_reference(reference, names)
+    check_reference(reference, names, num)
 
     def absolute(path):
         return os.path.abspath(path) if path is not None and os.path.exists(path) else path
@@ -689,13 +702,13 @@ def measure_method(cfg, state, name, shots, test_set, device, shared):
     return G, row
 
 
-def reference_key(cfg, reference, shots_dir, test_set):
+def reference_key(cfg, reference, shots_dir, num_shots, test_set):
     """What the cached numbers of the --reference row depend on: the metric settings, the reference images, the
-    shots, the test set and the metrics' networks."""
+    shots (in shots_dir, num_shots of them), the test set and the metrics' networks and versions."""
     ms = cfg.metric_settings
     return dict(ms, reference_sha256=reference.content_hash(), shots_dir=os.path.relpath(shots_dir, cfg.outdir),
                 test_sha256=None if test_set is None else test_set.content_hash(),
-                **cache_key(metric_names(ms, len(os.listdir(shots_dir))), evaluate.metric_registry()))
+                **cache_key(metric_names(ms, num_shots), evaluate.metric_registry()))
 
 
 def measure_reference(cfg, state, shots, test_set, device, shared):
@@ -707,17 +720,14 @@ def measure_reference(cfg, state, shots, test_set, device, shared):
     resolution."""
     from metrics.images import ImageSet
     ms = cfg.metric_settings
-    try:
-        reference = ImageSet(cfg.reference, limit=ms['num'])
-    except ValueError as e:
-        raise CompareError(f'{e}; give a folder or zip of images', '--reference') from None
+    reference = ImageSet(cfg.reference, limit=ms['num'])     # readable and of one size: check_reference
     size = reference.read(0).shape[:2]
     if size != shots.shape[2:]:
         raise CompareError(f'{cfg.reference}: its images are {size[1]}x{size[0]}, the networks\' '
                            f'{shots.shape[3]}x{shots.shape[2]}; give images at the networks\' resolution',
                            '--reference')
     shots_dir = write_shots(cfg.outdir, shots)
-    key = reference_key(cfg, reference, shots_dir, test_set)
+    key = reference_key(cfg, reference, shots_dir, len(shots), test_set)
     entry = state.setdefault('reference', {})
     if entry.get('metrics_key') != key:
         print(f'[{REFERENCE_ROW}] metrics on {len(reference)} held-out real images ({cfg.reference})')

@@ -75,11 +75,12 @@ def test_preset_runs_aggregates_and_resumes(tiny_source, tmp_path, one_thread):
     by = {r['method']: r for r in rows}
     for r in rows:
         assert r['seeds'] == 2 and r['target'] == 'far' and r['shots'] == 5
-        assert r['fgd_test_mean'] > 0 and r['fgd_test_std'] >= 0 and 0 <= r['memorised_glyph_mean'] <= 1
+        assert r['fgd_test_mean'] > 0 and 0 <= r['memorised_glyph_mean'] <= 1
+        assert r['method'] == 'real' or r['fgd_test_std'] >= 0
         assert r['diversity_glyph_mean'] > 0 and (r['method'] == 'real' or r['trainable_params'] > 0)
     # the reference row: 24 Kannada validation images as samples, the same in both seeds; the classifier reads them
     # as Kannada (the far target's script)
-    assert by['real']['fgd_test_std'] == 0 and by['real']['script_share_mean'] >= 0.9
+    assert by['real']['fgd_test_std'] is None and by['real']['script_share_mean'] >= 0.9   # no spread: same images
     assert by['fsgan']['trainable_params'] < by['tgan@lr=0.01']['trainable_params']
     lr = [f for f in os.listdir(os.path.join(outdir, 'far-5shot-seed1', 'runs', 'tgan@lr=0.01'))]
     opts = os.path.join(outdir, 'far-5shot-seed1', 'runs', 'tgan@lr=0.01', lr[0], 'training_options.json')

@@ -401,6 +401,13 @@ def test_the_reference_row_measures_held_out_images_as_if_they_were_samples(p1_p
     outdir = tmp_path / 'cmp'
     args = [a if a != 'fsgan,tgan' else 'fsgan' for a in _args(p1_path, target_dir, outdir)]
     args += ['--test-dir', target_dir]
+    # Images of two sizes: one line naming the option and a file of each size, before anything trains.
+    mixed = _write_images(_write_images(tmp_path / 'mixed', 1), 1, size=48, start=1)
+    res = CliRunner().invoke(cli.main, args + ['--reference', str(mixed)])
+    assert res.exit_code != 0 and 'Traceback' not in res.output and not outdir.exists()
+    assert res.output.strip().splitlines()[-1] == (f'Error: Invalid value for --reference: {mixed}: images of '
+                                                   f'different sizes (real00.png is 32x32, real01.png is 48x48); '
+                                                   f"give images of one size, the networks' resolution")
     ref = _write_images(tmp_path / 'ref', 4)
     res = CliRunner().invoke(cli.main, args + ['--reference', str(ref)])
     assert res.exit_code == 0, res.output
@@ -418,6 +425,10 @@ def test_the_reference_row_measures_held_out_images_as_if_they_were_samples(p1_p
 
     again = CliRunner().invoke(cli.main, args + ['--reference', str(ref)])
     assert again.exit_code == 0 and 'metrics on' not in again.output, again.output     # cached
+    _write_images(ref, 1, start=4)                  # another image at the same path: measured again
+    again = CliRunner().invoke(cli.main, args + ['--reference', str(ref)])
+    assert again.exit_code == 0 and '[real] metrics on 5 held-out' in again.output, again.output
+    assert '[fsgan] metrics on' not in again.output
 
     # The method's own samples as the reference: the row repeats the method's numbers (nothing else is measured),
     # FID included now that the set is as large as the samples; the method is not measured again.

@@ -165,7 +165,10 @@ def cell_config(bench, outdir, target, shots, seed, methods=None, kimg=None, spl
 
 
 def aggregate(bench, results):
-    """results {(target, shots, seed): rows of compare.run_compare} -> rows of mean/std per (target, shots, method)."""
+    """results {(target, shots, seed): rows of compare.run_compare} -> rows of mean/std per (target, shots, method).
+    The reference row (compare.REFERENCE_ROW) measures the same images against the same shots in every seed: its
+    std is None (no spread), not 0."""
+    from fsgan.compare import REFERENCE_ROW
     groups = {}
     for (target, shots, seed), rows in results.items():
         for r in rows:
@@ -178,7 +181,8 @@ def aggregate(bench, results):
             values = [r[c.key] for r in rows if r.get(c.key) is not None]
             row[c.key + '_mean'] = float(np.mean(values)) if values else None
             # the sample standard deviation (ddof 1): none from a single value
-            row[c.key + '_std'] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+            row[c.key + '_std'] = (float(np.std(values, ddof=1)) if len(values) > 1 and method != REFERENCE_ROW
+                                   else None)
             row[c.key + '_n'] = len(values)  # seeds with a value (a metric may be missing for some)
         out.append(row)
     return out
@@ -215,10 +219,11 @@ def write_report(bench, outdir, rows, header, places=()):
         lines += [f'### {target}, {shots} shots ({seeds} seed{"s" * (seeds != 1)})', '']
         lines += evaluate.markdown_table(['Method', 'Trainable'] + [c.title for c in bench.columns], body) + ['']
     if any(r['method'] == REFERENCE_ROW for r in rows):
+        latent = '; content preservation needs a latent' if 'emoji_content' in bench.table else ''
         lines.append(f'{REFERENCE_ROW}: the target\'s validation split (held-out real images, none of them a shot) '
                      f'measured as if it were a method\'s samples: what each metric gives for target images that '
-                     f'copy nothing. Fréchet distances are left out when it holds fewer images than the samples '
-                     f'(they depend on the set size); content preservation needs a latent.')
+                     f'copy nothing; the same in every seed. Fréchet distances are left out when it holds fewer '
+                     f'images than the samples (they depend on the set size){latent}.')
     lines.append(evaluate.legend(bench.columns))
     if places:
         lines += [''] + places_section(places)

@@ -104,8 +104,9 @@ def measure(run_dir, G_source, G, test, num, num_test, progress=True):
     real = None if val is None else method_metrics(val, shots_dir, test_set, no_latent, fig_dir=run_dir, tag='real',
                                                    shared=shared, progress=progress)
     same_keys = dict.fromkeys(adapted)   # every row has the same keys
-    return (dict(same_keys, **source), adapted, None if real is None else dict(same_keys, **real, reference=val),
-            len(test_set))
+    from fsgan.benchmarks.ship import recorded_path
+    real = None if real is None else dict(same_keys, **real, reference=recorded_path(val))
+    return dict(same_keys, **source), adapted, real, len(test_set)
 
 
 def test_label(test):
@@ -129,9 +130,11 @@ def write_report(run_dir, source, adapted, extra, real=None):
               f'{extra["lr"]:g}, {extra["kimg"]:g} kimg, G_ema half-life {extra["ema_kimg"]:g} kimg (the paper\'s 10 of '
               f'20 kimg, scaled to the length), batch {extra["batch"]}, seed 0.']
     if real is not None:
+        short = (' Fréchet distances are left out: they depend on the set size, and it has fewer images than the '
+                 'samples.' if real['num_gen'] < adapted['num_gen'] else '')
         lines.append(f'{REAL_COLUMN}: the first {real["num_gen"]} images of {os.path.basename(real["reference"])} '
                      f'(real target images, none of them a shot or a test image) measured as if they were samples: '
-                     f'what images that copy nothing score.')
+                     f'what images that copy nothing score.{short}')
     lines.append(evaluate.legend(columns))
     atomic_write_bytes(os.path.join(run_dir, 'metrics.md'), ('\n'.join(lines) + '\n').encode())
     return os.path.join(run_dir, 'metrics.json')

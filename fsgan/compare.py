@@ -682,9 +682,7 @@ def measure_method(cfg, state, name, shots, test_set, device, shared):
     run_dir = run_path(cfg, entry)
     shots_dir = write_shots(cfg.outdir, shots)
     G, network, sha = run_generator(cfg, run_dir, device)
-    key = dict(ms, network_sha256=sha, shots_dir=os.path.relpath(shots_dir, cfg.outdir),
-               test_sha256=None if test_set is None else test_set.content_hash(), source_sha256=source_digest(cfg),
-               **cache_key(metric_names(ms, len(shots)), evaluate.metric_registry()))
+    key = metrics_key(cfg, shots_dir, len(shots), test_set, network_sha256=sha, source_sha256=source_digest(cfg))
     if entry.get('metrics_key') != key:
         print(f'[{name}] metrics on {ms["num"]} images')
         gen_dir = evaluate.write_samples(G, os.path.join(cfg.outdir, 'samples', name), range(ms['num']),
@@ -702,11 +700,12 @@ def measure_method(cfg, state, name, shots, test_set, device, shared):
     return G, row
 
 
-def reference_key(cfg, reference, shots_dir, num_shots, test_set):
-    """What the cached numbers of the --reference row depend on: the metric settings, the reference images, the
-    shots (in shots_dir, num_shots of them), the test set and the metrics' networks and versions."""
+def metrics_key(cfg, shots_dir, num_shots, test_set, **images):
+    """What a row's cached numbers depend on: `images` (what identifies the images measured, e.g. the network's
+    sha256), the metric settings, the shots (in shots_dir, num_shots of them), the test set and the metrics'
+    networks and versions (metrics.registry.cache_key)."""
     ms = cfg.metric_settings
-    return dict(ms, reference_sha256=reference.content_hash(), shots_dir=os.path.relpath(shots_dir, cfg.outdir),
+    return dict(ms, **images, shots_dir=os.path.relpath(shots_dir, cfg.outdir),
                 test_sha256=None if test_set is None else test_set.content_hash(),
                 **cache_key(metric_names(ms, num_shots), evaluate.metric_registry()))
 
@@ -727,7 +726,7 @@ def measure_reference(cfg, state, shots, test_set, device, shared):
                            f'{shots.shape[3]}x{shots.shape[2]}; give images at the networks\' resolution',
                            '--reference')
     shots_dir = write_shots(cfg.outdir, shots)
-    key = reference_key(cfg, reference, shots_dir, len(shots), test_set)
+    key = metrics_key(cfg, shots_dir, len(shots), test_set, reference_sha256=reference.content_hash())
     entry = state.setdefault('reference', {})
     if entry.get('metrics_key') != key:
         print(f'[{REFERENCE_ROW}] metrics on {len(reference)} held-out real images ({cfg.reference})')

@@ -86,6 +86,7 @@ def measure(run_dir, G_source, G, test, num, num_test, progress=True):
     with the source's. The real row: the first `num` images of the test split's validation split
     (reference_split) measured the same way (compare's reference row; no content preservation: no latent)."""
     import numpy as np
+    from fsgan.benchmarks.ship import recorded_path
     from fsgan.compare import method_metrics, write_shots
     from metrics.images import ImageSet
     ms = dict(num=num, faces=False, inception=True, metrics=METRICS)
@@ -104,7 +105,6 @@ def measure(run_dir, G_source, G, test, num, num_test, progress=True):
     real = None if val is None else method_metrics(val, shots_dir, test_set, no_latent, fig_dir=run_dir, tag='real',
                                                    shared=shared, progress=progress)
     same_keys = dict.fromkeys(adapted)   # every row has the same keys
-    from fsgan.benchmarks.ship import recorded_path
     real = None if real is None else dict(same_keys, **real, reference=recorded_path(val))
     return dict(same_keys, **source), adapted, real, len(test_set)
 
